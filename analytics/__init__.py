@@ -1,0 +1,1 @@
+"""Pure analytics over the store's read results; `now` is always a parameter."""

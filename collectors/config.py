@@ -1,0 +1,291 @@
+"""Load and validate the key configuration (TOML); resolve secrets without ever exposing them."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+DEFAULT_BASE_URL = "https://api.removebgvideo.com"
+
+ENVIRONMENT_ALIASES = {
+    "prod": "prod",
+    "production": "prod",
+    "prd": "prod",
+    "staging": "staging",
+    "stg": "staging",
+    "stage": "staging",
+    "dev": "dev",
+    "development": "dev",
+    "local": "dev",
+    "sandbox": "dev",
+}
+
+_KEY_FIELDS = {
+    "name",
+    "environment",
+    "owner",
+    "owner_status",
+    "secret",
+    "secret_env",
+    "created_at",
+    "rotated_at",
+    "note",
+}
+_API_FIELDS = {"base_url", "admin_token_env", "admin_token"}
+_SECTIONS = {"api", "keys", "collector", "rules", "alerts", "reconciliation", "review", "dashboard"}
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file, the place and the fix."""
+
+
+@dataclass(frozen=True)
+class KeyConfig:
+    name: str
+    environment: str
+    owner: str | None
+    owner_status: str | None
+    created_at: datetime | None
+    rotated_at: datetime | None
+    secret: str = field(repr=False)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.secret)
+
+    @property
+    def masked(self) -> str:
+        return mask_secret(self.secret)
+
+
+@dataclass(frozen=True)
+class CollectorSettings:
+    concurrency: int = 32
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 20.0
+    max_attempts: int = 5
+    backoff_scale: float = 1.0
+    summary_backfill_days: int = 90
+    summary_refresh_days: int = 3
+    events_limit: int = 100
+    jobs_page_size: int = 100
+    raw_retention_days: int = 14
+    events_retention_days: int = 400
+    intervals_s: dict[str, float] = field(
+        default_factory=lambda: {
+            "events": 60.0,
+            "jobs": 300.0,
+            "summary": 900.0,
+            "pricing": 86400.0,
+            "admin": 3600.0,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None
+    base_url: str
+    keys: tuple[KeyConfig, ...]
+    admin_token: str | None = field(default=None, repr=False)
+    collector: CollectorSettings = field(default_factory=CollectorSettings)
+    sections: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def fingerprint(secret: str) -> str:
+    """Stable, non-reversible identity of a secret (matches the vendor inventory's key_fingerprint)."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()[:16]
+
+
+def mask_secret(secret: str) -> str:
+    prefix = secret.split("_", 1)[0] + "_" if "_" in secret[:8] else ""
+    return f"{prefix}…{secret[-4:]}" if len(secret) >= 8 else "…"
+
+
+def normalize_environment(value: str) -> str | None:
+    return ENVIRONMENT_ALIASES.get(value.strip().lower())
+
+
+def environment_from_name(name: str) -> str | None:
+    """The environment a key's name claims (`api-gateway-prod`, `prod-main`), or None."""
+    for token in reversed(re.split(r"[-_.\s]+", name.lower())):
+        if token in ENVIRONMENT_ALIASES:
+            return ENVIRONMENT_ALIASES[token]
+    return None
+
+
+def _parse_time(value: Any, where: str) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError(f"{where}: '{value}' is not a date or ISO timestamp") from None
+    else:
+        raise ConfigError(f"{where}: expected a date or ISO timestamp, got {type(value).__name__}")
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def _streamlit_secrets(config_dir: Path) -> dict[str, Any]:
+    for candidate in (config_dir / ".streamlit" / "secrets.toml", Path(".streamlit") / "secrets.toml"):
+        if candidate.is_file():
+            try:
+                return tomllib.loads(candidate.read_text(encoding="utf-8"))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"{candidate}: not valid TOML ({exc})") from None
+    return {}
+
+
+def _resolve_secret(raw: dict[str, Any], where: str, secrets_toml: dict[str, Any]) -> str:
+    if "secret" in raw and "secret_env" in raw:
+        raise ConfigError(f"{where}: give either 'secret' or 'secret_env', not both")
+    if "secret" in raw:
+        secret = raw["secret"]
+    elif "secret_env" in raw:
+        var = raw["secret_env"]
+        secret = os.environ.get(str(var))
+        if not secret:
+            raise ConfigError(f"{where}: environment variable {var} (secret_env) is not set")
+    else:
+        secret = (secrets_toml.get("keys") or {}).get(raw["name"])
+        if not secret:
+            raise ConfigError(
+                f"{where}: no secret; set 'secret', 'secret_env', or [keys] {raw['name']} "
+                "in .streamlit/secrets.toml"
+            )
+    if not isinstance(secret, str) or len(secret.strip()) < 8:
+        raise ConfigError(f"{where}: the secret is not a usable API key")
+    return secret.strip()
+
+
+def _collector_settings(raw: dict[str, Any], where: str) -> CollectorSettings:
+    defaults = CollectorSettings()
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name == "intervals":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}.intervals: expected a table of seconds per endpoint")
+            merged = dict(defaults.intervals_s)
+            for endpoint, seconds in value.items():
+                if endpoint not in merged:
+                    raise ConfigError(
+                        f"{where}.intervals: unknown endpoint '{endpoint}' (known: {', '.join(merged)})"
+                    )
+                if not isinstance(seconds, int | float) or seconds <= 0:
+                    raise ConfigError(f"{where}.intervals.{endpoint}: expected seconds > 0")
+                merged[endpoint] = float(seconds)
+            values["intervals_s"] = merged
+            continue
+        if not hasattr(defaults, name) or name == "intervals_s":
+            raise ConfigError(f"{where}: unknown setting '{name}'")
+        expected = type(getattr(defaults, name))
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(f"{where}.{name}: expected a positive number")
+        values[name] = expected(value)
+    return CollectorSettings(**{**defaults.__dict__, **values})
+
+
+def load_config(path: str | Path, base_url_override: str | None = None) -> Config:
+    """Read and validate a key config; every problem raises ConfigError with one clear line."""
+    config_path = Path(path)
+    if not config_path.is_file():
+        raise ConfigError(f"config file {config_path} does not exist")
+    try:
+        data = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{config_path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config_path}: not valid TOML ({exc})") from None
+    return config_from_dict(data, config_path, base_url_override)
+
+
+def config_from_dict(
+    data: dict[str, Any], config_path: Path | None = None, base_url_override: str | None = None
+) -> Config:
+    label = str(config_path) if config_path else "config"
+    unknown = set(data) - _SECTIONS
+    if unknown:
+        raise ConfigError(f"{label}: unknown section(s) {', '.join(sorted(unknown))}")
+    api = data.get("api", {})
+    if not isinstance(api, dict):
+        raise ConfigError(f"{label}: [api] must be a table")
+    unknown_api = set(api) - _API_FIELDS
+    if unknown_api:
+        raise ConfigError(f"{label} [api]: unknown field(s) {', '.join(sorted(unknown_api))}")
+    base_url = (base_url_override or api.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+    if not re.match(r"^https?://[^\s/]+", base_url):
+        raise ConfigError(f"{label} [api]: base_url '{base_url}' is not an http(s) URL")
+    admin_token = api.get("admin_token")
+    if not admin_token and api.get("admin_token_env"):
+        admin_token = os.environ.get(str(api["admin_token_env"])) or None
+
+    raw_keys = data.get("keys", [])
+    if not isinstance(raw_keys, list) or not raw_keys:
+        raise ConfigError(f"{label}: no [[keys]] entries; add at least one key")
+    secrets_toml = _streamlit_secrets(config_path.parent if config_path else Path("."))
+    keys: list[KeyConfig] = []
+    seen: dict[str, str] = {}
+    for index, raw in enumerate(raw_keys, start=1):
+        where = f"{label} [[keys]] #{index}"
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: expected a table")
+        unknown_fields = set(raw) - _KEY_FIELDS
+        if unknown_fields:
+            raise ConfigError(
+                f"{where}: unknown field(s) {', '.join(sorted(unknown_fields))} "
+                f"(known: {', '.join(sorted(_KEY_FIELDS))})"
+            )
+        name = raw.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{where}: 'name' is required")
+        name = name.strip()
+        where = f"{label} key '{name}'"
+        if name in seen:
+            raise ConfigError(f"{where}: the name is configured twice")
+        env_raw = raw.get("environment")
+        if env_raw is not None:
+            environment = normalize_environment(str(env_raw))
+            if environment is None:
+                raise ConfigError(f"{where}: environment '{env_raw}' is not prod, staging or dev")
+        else:
+            environment = environment_from_name(name)
+            if environment is None:
+                raise ConfigError(f"{where}: no 'environment' and the name does not say one")
+        secret = _resolve_secret(raw, where, secrets_toml)
+        key = KeyConfig(
+            name=name,
+            environment=environment,
+            owner=(str(raw["owner"]).strip() or None) if raw.get("owner") else None,
+            owner_status=str(raw["owner_status"]).strip().lower() if raw.get("owner_status") else None,
+            created_at=_parse_time(raw.get("created_at"), f"{where} created_at"),
+            rotated_at=_parse_time(raw.get("rotated_at"), f"{where} rotated_at"),
+            secret=secret,
+        )
+        if key.fingerprint in seen.values():
+            raise ConfigError(f"{where}: the same secret is configured under another name")
+        seen[name] = key.fingerprint
+        keys.append(key)
+    collector_raw = data.get("collector", {})
+    if not isinstance(collector_raw, dict):
+        raise ConfigError(f"{label}: [collector] must be a table")
+    return Config(
+        path=config_path,
+        base_url=base_url,
+        keys=tuple(keys),
+        admin_token=admin_token,
+        collector=_collector_settings(collector_raw, f"{label} [collector]"),
+        sections={k: v for k, v in data.items() if k not in ("api", "keys")},
+    )

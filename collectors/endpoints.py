@@ -1,0 +1,236 @@
+"""The endpoints we collect, described as data, and how each turns responses into a store write.
+
+Every fetch returns an Outcome whose `apply` runs inside one write transaction together with
+the endpoint's new cursor, so rows and the high-water mark always advance together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import duckdb
+
+from collectors import contract
+from collectors.config import Config, KeyConfig
+from collectors.http_client import ApiClient, ApiError, ApiResponse
+from store import writes
+from store.collector_state import CollectorState
+
+
+@dataclass
+class Landing:
+    endpoint: str
+    request_id: str | None
+    http_status: int | None
+    body: str | None
+
+
+@dataclass
+class Outcome:
+    """What one endpoint fetch for one key (or globally) produced; written in one transaction."""
+
+    endpoint: str
+    key: KeyConfig | None
+    status: str = "ok"
+    attempts: int = 0
+    requests: int = 0
+    error_code: str | None = None
+    message: str | None = None
+    request_id: str | None = None
+    landings: list[Landing] = field(default_factory=list)
+    rejects: list[tuple[str, Any, str | None]] = field(default_factory=list)
+    apply: Callable[[duckdb.DuckDBPyConnection, datetime], int] | None = None
+
+    @property
+    def key_name(self) -> str:
+        return self.key.name if self.key else "*"
+
+
+@dataclass(frozen=True)
+class FetchContext:
+    client: ApiClient
+    config: Config
+    state: CollectorState
+    now: Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    path: str
+    per_key: bool
+    fetch: Callable[[FetchContext, Outcome], Awaitable[None]]
+    enabled: Callable[[Config], bool] = lambda config: True
+
+
+class _Request:
+    """Issue one GET for an outcome: count it, land its body, keep its request id."""
+
+    def __init__(self, ctx: FetchContext, outcome: Outcome) -> None:
+        self.ctx, self.outcome = ctx, outcome
+
+    async def get(self, path: str, params: dict[str, Any] | None = None, *, endpoint: str | None = None,
+                  headers: dict[str, str] | None = None) -> ApiResponse:
+        key = self.outcome.key
+        all_headers = dict(headers or {})
+        if key is not None:
+            all_headers["X-Api-Key"] = key.secret
+        label = f"[{self.outcome.key_name} {self.outcome.endpoint}]"
+        try:
+            response = await self.ctx.client.get_json(path, params=params, headers=all_headers, label=label)
+        except ApiError as exc:
+            self.outcome.attempts += exc.attempts
+            self.outcome.requests += 1
+            if exc.text is not None:
+                self.outcome.landings.append(Landing(endpoint or self.outcome.endpoint, exc.request_id,
+                                                     exc.status, exc.text))
+            raise
+        self.outcome.attempts += response.attempts
+        self.outcome.requests += 1
+        self.outcome.request_id = response.request_id
+        self.outcome.landings.append(Landing(endpoint or self.outcome.endpoint, response.request_id,
+                                             response.status, response.text))
+        return response
+
+    def reject(self, rejects: list[contract.Reject], request_id: str | None) -> None:
+        self.outcome.rejects.extend((reason, record, request_id) for reason, record in rejects)
+
+
+async def fetch_pricing(ctx: FetchContext, outcome: Outcome) -> None:
+    req = _Request(ctx, outcome)
+    response = await req.get("/api/pricing")
+    rates, rejects = contract.parse_pricing(response.body)
+    req.reject(rejects, response.request_id)
+    outcome.apply = lambda con, now: writes.upsert_pricing(con, rates, now)
+
+
+async def fetch_admin(ctx: FetchContext, outcome: Outcome) -> None:
+    req = _Request(ctx, outcome)
+    response = await req.get("/v1/admin/keys", headers={"X-Admin-Token": ctx.config.admin_token or ""})
+    rows, rejects = contract.parse_inventory(response.body)
+    req.reject(rejects, response.request_id)
+    outcome.apply = lambda con, now: writes.replace_inventory(con, rows, now)
+
+
+async def fetch_summary(ctx: FetchContext, outcome: Outcome) -> None:
+    """Backfill the full window for a key new to the store, then refresh only the last few days."""
+    key, settings = outcome.key, ctx.config.collector
+    assert key is not None
+    today = ctx.now().date()
+    cursor = ctx.state.cursor(key.name, "summary")
+    if cursor and cursor.get("last_day"):
+        since = (today - date.fromisoformat(cursor["last_day"])).days
+        days = min(settings.summary_backfill_days, max(1, since + settings.summary_refresh_days))
+    else:
+        days = settings.summary_backfill_days
+    req = _Request(ctx, outcome)
+    response = await req.get("/v1/usage/summary", {"days": days})
+    rows, rejects = contract.parse_summary(response.body)
+    req.reject(rejects, response.request_id)
+    # The response covered every day up to today, so the next cycle only refreshes from here.
+    new_cursor = {"last_day": today.isoformat()}
+
+    def apply(con: duckdb.DuckDBPyConnection, now: datetime) -> int:
+        changed = writes.upsert_daily_usage(con, key.name, rows, now)
+        return changed + writes.set_cursor(con, key.name, "summary", new_cursor, now)
+
+    outcome.apply = apply
+
+
+async def fetch_events(ctx: FetchContext, outcome: Outcome) -> None:
+    """Poll the newest events; if the 100-event window no longer reaches our high-water mark, record a gap."""
+    key, limit = outcome.key, ctx.config.collector.events_limit
+    assert key is not None
+    req = _Request(ctx, outcome)
+    response = await req.get("/v1/usage/events", {"limit": limit})
+    events, rejects = contract.parse_events(response.body)
+    req.reject(rejects, response.request_id)
+    raw_count = len(events) + len(rejects)
+    cursor = ctx.state.cursor(key.name, "events") or {}
+    newest_seen = datetime.fromisoformat(cursor["newest_at"]) if cursor.get("newest_at") else None
+    gap: tuple[datetime, datetime] | None = None
+    if events and newest_seen is not None and raw_count >= limit:
+        oldest = min(e.occurred_at for e in events)
+        if oldest > newest_seen:
+            gap = (newest_seen, oldest)
+    new_cursor = dict(cursor)
+    if events:
+        newest = max(e.occurred_at for e in events)
+        if newest_seen is None or newest >= newest_seen:
+            new_cursor["newest_at"] = newest.isoformat()
+        new_cursor.setdefault("covered_since", min(e.occurred_at for e in events).isoformat())
+    elif not cursor:
+        new_cursor["covered_since"] = ctx.now().isoformat(timespec="seconds")
+
+    def apply(con: duckdb.DuckDBPyConnection, now: datetime) -> int:
+        changed = writes.insert_events(con, key.name, events, now)
+        if gap:
+            changed += writes.add_coverage_gap(con, key.name, "events", gap[0], gap[1], now)
+        return changed + writes.set_cursor(con, key.name, "events", new_cursor, now)
+
+    outcome.apply = apply
+
+
+async def fetch_jobs(ctx: FetchContext, outcome: Outcome) -> None:
+    """Page newest-first until a page holds only known terminal jobs, then re-poll unsettled ones."""
+    key, page_size = outcome.key, ctx.config.collector.jobs_page_size
+    assert key is not None
+    known = ctx.state.jobs_of(key.name)
+    cursor = ctx.state.cursor(key.name, "jobs") or {}
+    backfilled = bool(cursor.get("complete"))
+    req = _Request(ctx, outcome)
+    seen: dict[str, contract.Job] = {}
+    offset, total = 0, None
+    while True:
+        response = await req.get("/v1/jobs", {"limit": page_size, "offset": offset})
+        page, rejects = contract.parse_jobs_page(response.body)
+        req.reject(rejects, response.request_id)
+        for job in page.jobs:
+            seen[job.job_id] = job
+        total = page.total if page.total is not None else total
+        all_known_terminal = bool(page.jobs) and all(
+            job.terminal and known.get(job.job_id) in contract.TERMINAL_JOB_STATUSES for job in page.jobs
+        )
+        if page.item_count < page_size or (total is not None and offset + page_size >= total):
+            break
+        if backfilled and all_known_terminal:
+            break
+        offset += page_size
+    unsettled = [job_id for job_id, status in known.items()
+                 if status not in contract.TERMINAL_JOB_STATUSES and job_id not in seen]
+    for job_id in unsettled:
+        try:
+            response = await req.get(f"/v1/jobs/{job_id}", endpoint="job_detail")
+        except ApiError as exc:
+            if exc.status == 404:
+                outcome.rejects.append((f"job {job_id} no longer listed (404)", {"id": job_id}, exc.request_id))
+                continue
+            raise
+        jobs, rejects = contract.parse_job_detail(response.body)
+        req.reject(rejects, response.request_id)
+        for job in jobs:
+            seen[job.job_id] = job
+    new_cursor = {"complete": True, "total": total}
+    rows = list(seen.values())
+
+    def apply(con: duckdb.DuckDBPyConnection, now: datetime) -> int:
+        changed = writes.upsert_jobs(con, key.name, rows, now)
+        return changed + writes.set_cursor(con, key.name, "jobs", new_cursor, now)
+
+    outcome.apply = apply
+
+
+ENDPOINTS: dict[str, Endpoint] = {
+    endpoint.name: endpoint
+    for endpoint in (
+        Endpoint("pricing", "/api/pricing", per_key=False, fetch=fetch_pricing),
+        Endpoint("admin", "/v1/admin/keys", per_key=False, fetch=fetch_admin,
+                 enabled=lambda config: bool(config.admin_token)),
+        Endpoint("summary", "/v1/usage/summary", per_key=True, fetch=fetch_summary),
+        Endpoint("events", "/v1/usage/events", per_key=True, fetch=fetch_events),
+        Endpoint("jobs", "/v1/jobs", per_key=True, fetch=fetch_jobs),
+    )
+}

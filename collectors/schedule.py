@@ -1,0 +1,101 @@
+"""`collectors serve`: APScheduler runs each endpoint on its own interval until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from collectors.config import Config
+from collectors.endpoints import ENDPOINTS
+from collectors.sync import collect, prune_store
+from store import StoreError
+
+log = logging.getLogger("collectors.schedule")
+
+SHUTDOWN_GRACE_S = 30.0
+
+
+def build_scheduler(config: Config, db_path: str | Path, *, run_first: bool = False,
+                    extra_jobs: dict[str, tuple[Callable[[], Coroutine[Any, Any, None]], dict[str, Any]]]
+                    | None = None) -> AsyncIOScheduler:
+    """One job per endpoint (one instance at a time, missed runs coalesced) plus housekeeping."""
+    scheduler = AsyncIOScheduler(
+        timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60}
+    )
+    running: set[asyncio.Task[Any]] = set()
+    scheduler.running_tasks = running  # type: ignore[attr-defined]
+
+    def job_for(endpoint: str) -> Callable[[], Coroutine[Any, Any, None]]:
+        async def run() -> None:
+            task = asyncio.current_task()
+            if task:
+                running.add(task)
+            try:
+                summary = await collect(config, db_path, endpoints=[endpoint], mode="serve")
+                print(f"[{endpoint}] {summary.line()}", flush=True)
+            except StoreError as exc:
+                print(f"[{endpoint}] database error: {exc}", file=sys.stderr, flush=True)
+            except Exception:  # a scheduled job must never kill the service
+                log.exception("collection of %s failed", endpoint)
+            finally:
+                if task:
+                    running.discard(task)
+
+        return run
+
+    start = datetime.now(UTC)
+    for endpoint, seconds in config.collector.intervals_s.items():
+        if endpoint not in ENDPOINTS or not ENDPOINTS[endpoint].enabled(config):
+            continue
+        scheduler.add_job(job_for(endpoint), "interval", seconds=seconds, id=endpoint, name=endpoint,
+                          next_run_time=start if run_first or endpoint in ("pricing", "admin") else None)
+
+    async def housekeeping() -> None:
+        try:
+            removed = await asyncio.to_thread(prune_store, config, db_path)
+            if removed:
+                print(f"[retention] removed {removed} rows past retention", flush=True)
+        except StoreError as exc:
+            print(f"[retention] database error: {exc}", file=sys.stderr, flush=True)
+
+    scheduler.add_job(housekeeping, "interval", hours=6, id="retention", name="retention")
+    for job_id, (func, trigger) in (extra_jobs or {}).items():
+        scheduler.add_job(func, id=job_id, name=job_id, **trigger)
+    return scheduler
+
+
+async def _serve(config: Config, db_path: str | Path, run_first: bool) -> None:
+    if run_first:
+        summary = await collect(config, db_path, mode="serve")
+        print(summary.line(), flush=True)
+    scheduler = build_scheduler(config, db_path)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    scheduler.start()
+    intervals = ", ".join(f"{k} {int(v)}s" for k, v in config.collector.intervals_s.items())
+    print(f"collecting {len(config.keys)} keys into {db_path} on a schedule ({intervals}); "
+          "Ctrl+C or SIGTERM stops", flush=True)
+    await stop.wait()
+    print("stopping: waiting for running collections to finish", flush=True)
+    scheduler.shutdown(wait=False)
+    running = list(scheduler.running_tasks)  # type: ignore[attr-defined]
+    if running:
+        _, pending = await asyncio.wait(running, timeout=SHUTDOWN_GRACE_S)
+        for task in pending:
+            task.cancel()
+    print("collector stopped", flush=True)
+
+
+def serve(config: Config, db_path: str | Path, run_first: bool = False) -> int:
+    asyncio.run(_serve(config, db_path, run_first))
+    return 0

@@ -1,0 +1,19 @@
+"""Dashboard entry point: page config, shared sidebar, and navigation over the pages (no data access)."""
+
+import streamlit as st
+
+from ui.settings import load_settings
+
+st.set_page_config(page_title="RBV key monitor", page_icon=":material/key:", layout="wide")
+
+settings = load_settings()
+st.session_state["settings"] = settings
+
+pages = [
+    st.Page("pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),
+    st.Page("pages/collection.py", title="Collection health", icon=":material/sync:"),
+]
+navigation = st.navigation(pages)
+with st.sidebar:
+    st.caption(f"Database: `{settings.db_path}`" + (" · demo" if settings.demo else ""))
+navigation.run()

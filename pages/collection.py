@@ -1,0 +1,46 @@
+"""Collection health: recent runs, failed keys and endpoints, coverage gaps and quarantined records."""
+
+import streamlit as st
+
+from store import reads
+from ui.data import guard_store, read
+from ui.filters import sidebar_filters, utc_now
+from ui.freshness import freshness_banner
+
+settings = st.session_state["settings"]
+filters = sidebar_filters()
+now = utc_now()
+
+st.title("Collection health")
+if not guard_store(settings.db_path):
+    st.stop()
+freshness_banner(settings.db_path, now, filters.tz, settings.demo)
+
+st.subheader("Recent runs")
+runs = read(reads.recent_runs, settings.db_path)
+if runs.empty:
+    st.info("No collector runs recorded yet.")
+else:
+    st.dataframe(runs, hide_index=True, width="stretch")
+
+st.subheader("Failed keys and endpoints")
+failed = read(reads.failed_run_items, settings.db_path)
+if failed.empty:
+    st.success("No failures recorded.")
+else:
+    st.dataframe(failed, hide_index=True, width="stretch")
+
+st.subheader("Coverage gaps (events window overflowed between polls)")
+gaps = read(reads.coverage_gaps, settings.db_path)
+if gaps.empty:
+    st.success("No coverage gaps: every event since collection began was seen.")
+else:
+    st.dataframe(gaps, hide_index=True, width="stretch")
+
+st.subheader("Quarantined records")
+quarantined = read(reads.quarantined_records, settings.db_path)
+if quarantined.empty:
+    st.success("Nothing quarantined: every record matched the expected shape.")
+else:
+    st.caption("Records that did not fit the API contract; kept with their reason instead of being dropped.")
+    st.dataframe(quarantined, hide_index=True, width="stretch")

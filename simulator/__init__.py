@@ -1,0 +1,1 @@
+"""Stand-in RemoveBGVideo API: a seeded, deterministic world served over loopback HTTP."""

@@ -1,0 +1,906 @@
+"""The seeded world: per-key hourly traffic, events and jobs generated lazily per UTC day, plus truth."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+
+from .catalog import (
+    FORMATS,
+    MODEL_RATES,
+    MODELS,
+    Catalog,
+    InjectedJob,
+    KeySpec,
+    build_catalog,
+)
+from .clock import Clock, iso, iso_ms, to_ms
+
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+
+# event kinds and endpoints
+SUBMIT, POLL, OTHER = 0, 1, 2
+ENDPOINTS = (
+    ("POST", "/v1/jobs"),
+    ("GET", "/v1/jobs/{id}"),
+    ("GET", "/v1/jobs"),
+    ("POST", "/v1/uploads"),
+    ("GET", "/v1/usage/summary"),
+    ("GET", "/v1/usage/events"),
+    ("GET", "/v1/account"),
+)
+_OTHER_EP = np.array([2, 3, 4, 5, 6])
+_OTHER_EP_P = np.array([0.3, 0.3, 0.12, 0.08, 0.2])
+_SUB_CODES = np.array([200, 400, 402, 429, 500, 503])
+_SUB_P = np.array([0.925, 0.02, 0.01, 0.025, 0.012, 0.008])
+_POLL_CODES = np.array([200, 404, 429, 500])
+_POLL_P = np.array([0.97, 0.005, 0.02, 0.005])
+_OTHER_CODES = np.array([200, 400, 404, 429, 500, 502])
+_OTHER_P = np.array([0.955, 0.01, 0.005, 0.02, 0.007, 0.003])
+_FMT_P = np.array([0.55, 0.2, 0.12, 0.05, 0.08])
+_RATES = np.array(MODEL_RATES)
+_OUTPUT_EXT = {"mp4": "mp4", "webm": "webm", "mov": "mov", "gif": "gif", "png_sequence": "zip"}
+ERRORS = (
+    "decode_failed: unsupported codec",
+    "processing_timeout: video exceeded processing time limit",
+    "input_unreachable: could not download source url",
+    "no_subject_detected: no foreground subject found",
+    "internal_error: worker crashed, please retry",
+)
+# job billing codes
+CHARGED, REFUNDED, NOT_CHARGED = 0, 1, 2
+_BILLING = ("charged", "refunded", "not_charged")
+SETTLE_MARGIN_MS = 15 * 60 * 1000  # every job settles within 10 minutes of creation
+JOB_STATUSES = ("pending", "processing", "completed", "failed")
+
+
+def _pick(rng: np.random.Generator, values: np.ndarray, probs: np.ndarray, size: int) -> np.ndarray:
+    """Like rng.choice(values, p=probs, size=size), several times faster for small draws."""
+    cum = np.cumsum(probs)
+    return values[np.minimum(np.searchsorted(cum, rng.random(size) * cum[-1], "right"), len(values) - 1)]
+
+
+_MODEL_IDX = np.arange(4)
+_FMT_IDX = np.arange(5)
+
+
+def _hex(*parts: object, size: int = 12) -> str:
+    return hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=size).hexdigest()
+
+
+@dataclass
+class DayData:
+    """Everything one key did during one UTC day (all 24 hours, independent of `now`)."""
+
+    day: int  # epoch day
+    # events, sorted by time
+    ev_t: np.ndarray  # int64 ms
+    ev_kind: np.ndarray
+    ev_ep: np.ndarray
+    ev_status: np.ndarray
+    ev_job: np.ndarray  # index into jobs (sorted order) or -1
+    ev_model: np.ndarray  # -1 when not a submit
+    ev_orphan: np.ndarray  # index into orphan_ids or -1
+    ev_orphan_credit: np.ndarray
+    orphan_ids: list[str]
+    # jobs, sorted by (created, id)
+    j_id: list[str]
+    j_t: np.ndarray
+    j_model: np.ndarray
+    j_fmt: np.ndarray
+    j_dur: np.ndarray
+    j_fail: np.ndarray
+    j_pending_ms: np.ndarray
+    j_settle_ms: np.ndarray
+    j_fail_progress: np.ndarray
+    j_err: np.ndarray
+    j_billing: np.ndarray
+    j_charged: np.ndarray
+    j_no_output: np.ndarray
+    j_injected: np.ndarray  # index into catalog.injected_jobs or -1
+    _index: dict[str, int] | None = None
+
+    def job_index(self) -> dict[str, int]:
+        if self._index is None:
+            self._index = {job_id: i for i, job_id in enumerate(self.j_id)}
+        return self._index
+
+    def status_codes(self, now_ms: int) -> np.ndarray:
+        """Per job status as of now: 0 pending, 1 processing, 2 completed, 3 failed."""
+        age = now_ms - self.j_t
+        final = np.where(self.j_fail, 3, 2)
+        return np.where(age < self.j_pending_ms, 0, np.where(age < self.j_settle_ms, 1, final))
+
+    def event_credits(self, now_ms: int) -> np.ndarray:
+        credits = self.ev_orphan_credit.copy()
+        mask = (self.ev_kind == SUBMIT) & (self.ev_job >= 0)
+        jobs = self.ev_job[mask]
+        settled = self.j_t[jobs] + self.j_settle_ms[jobs] <= now_ms
+        credits[mask] = np.where(settled, self.j_charged[jobs], 0.0)
+        return credits
+
+
+@dataclass
+class DayAgg:
+    calls: int
+    jobs: int
+    failed: int
+    completed: int
+    credits: float
+
+
+@dataclass
+class Extras:
+    """Calls added at runtime by /_sim/burst, kept sorted by time."""
+
+    t: np.ndarray
+    ep: np.ndarray
+    status: np.ndarray
+    ids: list[str]
+
+
+class World:
+    """A deterministic function of (seed, n_keys, days, anchor) and the clock.
+
+    `now` may be a datetime (frozen clock at that instant), a Clock, or None (wall clock;
+    the anchor is the wall time at construction floored to the hour).
+    """
+
+    def __init__(
+        self,
+        seed: int = 7,
+        n_keys: int = 30,
+        days: int = 90,
+        now: datetime | Clock | None = None,
+        cache_days: int = 20_000,
+    ) -> None:
+        if isinstance(now, Clock):
+            self.clock = now
+        elif isinstance(now, datetime):
+            self.clock = Clock(now)
+        else:
+            self.clock = Clock(None)
+        current = self.clock.now()
+        self.anchor = current if self.clock.frozen else current.replace(minute=0, second=0, microsecond=0)
+        self.seed = int(seed)
+        self.n_keys = int(n_keys)
+        self.days = int(days)
+        start_day = self.anchor.date() - timedelta(days=self.days - 1)
+        self.world_start = datetime(start_day.year, start_day.month, start_day.day, tzinfo=UTC)
+        self.catalog: Catalog = build_catalog(self.seed, self.n_keys, self.anchor, self.world_start)
+        self._keys = {k.name: k for k in self.catalog.keys}
+        self._by_secret = {k.secret: k for k in self.catalog.keys}
+        self._anchor_hour = to_ms(self.anchor.replace(minute=0, second=0, microsecond=0)) // HOUR_MS
+        self._incidents: dict[int, list] = {}
+        for inc in self.catalog.incidents:
+            self._incidents.setdefault(inc.uid, []).append(inc)
+        self._injected: dict[tuple[int, int], list[InjectedJob]] = {}
+        for job in self.catalog.injected_jobs:
+            self._injected.setdefault((job.uid, job.created_ms // DAY_MS), []).append(job)
+        self._orphans: dict[tuple[int, int], list] = {}
+        for orphan in self.catalog.orphans:
+            self._orphans.setdefault((orphan.uid, orphan.created_ms // DAY_MS), []).append(orphan)
+        self._lock = threading.RLock()
+        self._cache: OrderedDict[tuple[int, int], DayData] = OrderedDict()
+        self._cache_days = cache_days
+        self._agg: dict[tuple[int, int], DayAgg] = {}
+        self._extras: dict[int, Extras] = {}
+        self._bursts: list[dict] = []
+        self._billing_truth: list[dict] | None = None
+        self.ledger_truth: list[dict] | None = None
+
+    # ------------------------------------------------------------------ keys
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def keys(self) -> list[KeySpec]:
+        return list(self.catalog.keys)
+
+    def key(self, name: str) -> KeySpec:
+        return self._keys[name]
+
+    def key_by_secret(self, secret: str) -> KeySpec | None:
+        return self._by_secret.get(secret)
+
+    # -------------------------------------------------------------- generation
+
+    def _hour_params(self, spec: KeySpec, hours: np.ndarray):
+        local = hours + spec.tz_offset
+        hod = (local % 24).astype(float)
+        dow = ((local // 24) + 3) % 7  # epoch day 0 was a Thursday; Monday = 0
+        if spec.shape == "night":
+            dist = np.minimum(np.abs(hod - 2.0), 24 - np.abs(hod - 2.0))
+            shape = 0.08 + 0.92 * np.exp(-0.5 * (dist / 1.6) ** 2)
+        else:
+            shape = 0.12 + 0.88 * np.exp(-0.5 * ((hod - 13.5) / 3.5) ** 2)
+        week = np.where(dow >= 5, spec.weekend, 1.0)
+        growth = np.exp(spec.growth * (hours - self._anchor_hour) / 720.0)
+        base = spec.base_rate * shape * week * growth
+        active = hours >= to_ms(spec.active_from) // HOUR_MS
+        if spec.active_until is not None:
+            active &= hours < to_ms(spec.active_until) // HOUR_MS
+        base = np.where(active, base, 0.0)
+        share = spec.submit_share
+        job_calls = min(0.6, share * 3.3)
+        lam_sub = base * share
+        lam_other = base * (1.0 - job_calls)
+        fail_p = np.full(len(hours), spec.fail_prob)
+        pro_burst = np.zeros(len(hours), dtype=bool)
+        for inc in self._incidents.get(spec.uid, ()):
+            h0, h1 = to_ms(inc.start) // HOUR_MS, to_ms(inc.end) // HOUR_MS
+            inside = (hours >= h0) & (hours < h1)
+            if not inside.any():
+                continue
+            if inc.direction == "drop":
+                lam_sub = np.where(inside, 0.0, lam_sub)
+                lam_other = np.where(inside, 0.0, lam_other)
+            elif inc.metric == "calls":
+                factor = (inc.multiplier - job_calls) / (1.0 - job_calls)
+                lam_other = np.where(inside, lam_other * factor, lam_other)
+            elif inc.metric == "failed_jobs":
+                fail_p = np.where(inside, inc.multiplier, fail_p)
+                lam_sub = np.where(inside, lam_sub * 3.0, lam_sub)
+            elif inc.metric == "credits":
+                lam_sub = np.where(inside, lam_sub * 2.0, lam_sub)
+                pro_burst |= inside
+        return lam_sub, lam_other, fail_p, pro_burst
+
+    def _job_id(self, spec: KeySpec, day: int, tag: object) -> str:
+        head = _hex(self.seed, spec.uid, day, tag, "job", size=10)
+        mask = int(_hex(self.seed, spec.uid, head, size=2), 16)
+        return f"job_{head}{(day ^ mask) & 0xFFFF:04x}"
+
+    def _job_day(self, spec: KeySpec, job_id: str) -> int | None:
+        if not job_id.startswith("job_") or len(job_id) != 28:
+            return None
+        head, tail = job_id[4:24], job_id[24:]
+        try:
+            code = int(tail, 16)
+        except ValueError:
+            return None
+        mask = int(_hex(self.seed, spec.uid, head, size=2), 16)
+        return code ^ mask
+
+    def _generate(self, spec: KeySpec, day: int) -> DayData:
+        rng = np.random.default_rng([self.seed, spec.uid, day, 3])
+        hours = np.arange(day * 24, day * 24 + 24, dtype=np.int64)
+        lam_sub, lam_other, fail_p, pro_burst = self._hour_params(spec, hours)
+        n_sub = rng.poisson(lam_sub)
+        n_oth = rng.poisson(lam_other)
+        # job submissions
+        s_hour = np.repeat(np.arange(24), n_sub)
+        n_s = len(s_hour)
+        s_t = hours[s_hour] * HOUR_MS + (rng.random(n_s) * 3_240_000).astype(np.int64)
+        s_status = _pick(rng, _SUB_CODES, _SUB_P, n_s)
+        s_model = _pick(rng, _MODEL_IDX, np.array(spec.model_probs), n_s)
+        burst = pro_burst[s_hour]
+        s_model = np.where(burst & (rng.random(n_s) < 0.9), 2, s_model)
+        ok = s_status == 200
+        j_t = s_t[ok]
+        j_model = s_model[ok]
+        j_hour = s_hour[ok]
+        n_j = len(j_t)
+        dur = np.exp(rng.normal(np.log(40.0), 0.9, n_j))
+        long = np.exp(rng.normal(np.log(330.0), 0.35, n_j))
+        dur = np.where(burst[ok], np.clip(long, 60, 600), np.clip(dur, 5, 600))
+        dur = np.round(dur, 1)
+        j_fail = rng.random(n_j) < fail_p[j_hour]
+        j_fmt = _pick(rng, _FMT_IDX, _FMT_P, n_j)
+        j_pending = rng.integers(3_000, 20_000, n_j).astype(np.int64)
+        j_settle = (np.clip(30 + dur * 0.8 + rng.uniform(0, 60, n_j), 45, 590) * 1000).astype(np.int64)
+        j_fail_progress = rng.integers(0, 95, n_j)
+        j_err = rng.integers(0, len(ERRORS), n_j)
+        j_billing = np.where(j_fail, np.where(rng.random(n_j) < 0.5, REFUNDED, NOT_CHARGED), CHARGED)
+        j_charged = np.where(j_fail, 0.0, np.round(dur / 60.0 * _RATES[j_model], 2))
+        j_no_output = np.zeros(n_j, dtype=bool)
+        j_injected = np.full(n_j, -1)
+        n_polls = 1 + rng.poisson(1.5, n_j)
+        tags: list[object] = list(range(n_j))
+        # polls
+        p_job = np.repeat(np.arange(n_j), n_polls)
+        gaps = rng.uniform(3_000, 30_000, len(p_job))
+        cum = np.cumsum(gaps)
+        starts = np.concatenate([[0], np.cumsum(n_polls)[:-1]]).astype(np.int64)
+        base = cum[starts] - gaps[starts] if n_j else np.zeros(0)
+        offsets = np.minimum(cum - np.repeat(base, n_polls), 350_000).astype(np.int64)
+        p_t = j_t[p_job] + offsets
+        p_status = _pick(rng, _POLL_CODES, _POLL_P, len(p_job))
+        # other calls
+        o_hour = np.repeat(np.arange(24), n_oth)
+        o_t = hours[o_hour] * HOUR_MS + (rng.random(len(o_hour)) * HOUR_MS).astype(np.int64)
+        o_ep = _pick(rng, _OTHER_EP, _OTHER_EP_P, len(o_hour))
+        o_status = _pick(rng, _OTHER_CODES, _OTHER_P, len(o_hour))
+
+        # submit events of the successful jobs reference job index; failed submits reference none
+        s_job = np.full(n_s, -1)
+        s_job[ok] = np.arange(n_j)
+        ev = {
+            "t": [s_t, p_t, o_t],
+            "kind": [np.full(n_s, SUBMIT), np.full(len(p_t), POLL), np.full(len(o_t), OTHER)],
+            "ep": [np.zeros(n_s, dtype=np.int64), np.ones(len(p_t), dtype=np.int64), o_ep],
+            "status": [s_status, p_status, o_status],
+            "job": [s_job, p_job, np.full(len(o_t), -1)],
+            "model": [s_model, np.full(len(p_t), -1), np.full(len(o_t), -1)],
+            "orphan": [np.full(n_s + len(p_t) + len(o_t), -1)],
+            "credit": [np.zeros(n_s + len(p_t) + len(o_t))],
+        }
+        job_cols = {
+            "t": [j_t], "model": [j_model], "fmt": [j_fmt], "dur": [dur], "fail": [j_fail],
+            "pending": [j_pending], "settle": [j_settle], "fprog": [j_fail_progress],
+            "err": [j_err], "billing": [j_billing], "charged": [j_charged],
+            "noout": [j_no_output], "inj": [j_injected],
+        }  # fmt: skip
+
+        # injected billing mistakes
+        n_total = n_j
+        for inj in self._injected.get((spec.uid, day), ()):
+            idx = n_total
+            n_total += 1
+            tags.append(f"inj{inj.k}")
+            values = {
+                "t": inj.created_ms, "model": inj.model, "fmt": inj.fmt, "dur": inj.duration,
+                "fail": inj.failed, "pending": 5_000, "settle": 120_000, "fprog": 40, "err": 1,
+                "billing": CHARGED, "charged": inj.charged, "noout": inj.missing_output,
+                "inj": self.catalog.injected_jobs.index(inj),
+            }  # fmt: skip
+            for col, value in values.items():
+                job_cols[col].append(np.array([value]))
+            times = [inj.created_ms, inj.created_ms + 8_000, inj.created_ms + 30_000, inj.created_ms + 140_000]
+            kinds = [SUBMIT, POLL, POLL, POLL]
+            if inj.duplicate_after_ms is not None:
+                times.append(inj.created_ms + inj.duplicate_after_ms)
+                kinds.append(SUBMIT)
+            count = len(times)
+            ev["t"].append(np.array(times, dtype=np.int64))
+            ev["kind"].append(np.array(kinds))
+            ev["ep"].append(np.array([0 if k == SUBMIT else 1 for k in kinds]))
+            ev["status"].append(np.full(count, 200))
+            ev["job"].append(np.full(count, idx))
+            ev["model"].append(np.array([inj.model if k == SUBMIT else -1 for k in kinds]))
+            ev["orphan"].append(np.full(count, -1))
+            ev["credit"].append(np.zeros(count))
+        orphan_ids: list[str] = []
+        for orphan in self._orphans.get((spec.uid, day), ()):
+            orphan_ids.append(self._job_id(spec, day, f"orphan{orphan.k}"))
+            ev["t"].append(np.array([orphan.created_ms], dtype=np.int64))
+            ev["kind"].append(np.array([SUBMIT]))
+            ev["ep"].append(np.array([0]))
+            ev["status"].append(np.array([200]))
+            ev["job"].append(np.array([-1]))
+            ev["model"].append(np.array([orphan.model]))
+            ev["orphan"].append(np.array([len(orphan_ids) - 1]))
+            ev["credit"].append(np.array([orphan.credits]))
+
+        cols = {name: np.concatenate(parts) for name, parts in job_cols.items()}
+        ids = [self._job_id(spec, day, tag) for tag in tags]
+        order = np.lexsort((np.array(ids, dtype=object) if ids else np.zeros(0), cols["t"]))
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        evc = {name: np.concatenate(parts) for name, parts in ev.items()}
+        ev_job = np.where(evc["job"] >= 0, rank[np.maximum(evc["job"], 0)] if len(rank) else -1, -1)
+        ev_order = np.argsort(evc["t"], kind="stable")
+        return DayData(
+            day=day,
+            ev_t=evc["t"][ev_order].astype(np.int64),
+            ev_kind=evc["kind"][ev_order].astype(np.int8),
+            ev_ep=evc["ep"][ev_order].astype(np.int8),
+            ev_status=evc["status"][ev_order].astype(np.int16),
+            ev_job=ev_job[ev_order].astype(np.int64),
+            ev_model=evc["model"][ev_order].astype(np.int8),
+            ev_orphan=evc["orphan"][ev_order].astype(np.int64),
+            ev_orphan_credit=evc["credit"][ev_order].astype(float),
+            orphan_ids=orphan_ids,
+            j_id=[ids[i] for i in order],
+            j_t=cols["t"][order].astype(np.int64),
+            j_model=cols["model"][order].astype(np.int8),
+            j_fmt=cols["fmt"][order].astype(np.int8),
+            j_dur=cols["dur"][order].astype(float),
+            j_fail=cols["fail"][order].astype(bool),
+            j_pending_ms=cols["pending"][order].astype(np.int64),
+            j_settle_ms=cols["settle"][order].astype(np.int64),
+            j_fail_progress=cols["fprog"][order].astype(np.int64),
+            j_err=cols["err"][order].astype(np.int64),
+            j_billing=cols["billing"][order].astype(np.int8),
+            j_charged=cols["charged"][order].astype(float),
+            j_no_output=cols["noout"][order].astype(bool),
+            j_injected=cols["inj"][order].astype(np.int64),
+        )
+
+    def day_data(self, spec: KeySpec, day: int) -> DayData:
+        key = (spec.uid, day)
+        with self._lock:
+            data = self._cache.get(key)
+            if data is not None:
+                self._cache.move_to_end(key)
+                return data
+        data = self._generate(spec, day)
+        with self._lock:
+            self._cache[key] = data
+            while len(self._cache) > self._cache_days:
+                self._cache.popitem(last=False)
+        return data
+
+    # ------------------------------------------------------------ day ranges
+
+    def _first_day(self, spec: KeySpec) -> int:
+        return to_ms(spec.active_from) // DAY_MS
+
+    def _summary_first_day(self, spec: KeySpec) -> int:
+        return max(to_ms(spec.created_at) // DAY_MS, to_ms(self.world_start) // DAY_MS)
+
+    def _days_with_traffic(self, spec: KeySpec, now_ms: int) -> range:
+        """Epoch days that may hold this key's calls, newest first."""
+        last = now_ms // DAY_MS
+        if spec.active_until is not None:
+            last = min(last, (to_ms(spec.active_until) - 1) // DAY_MS)
+        first = self._first_day(spec)
+        if spec.never_used:
+            # injected items only (none on never-used keys by design)
+            return range(last, last)
+        return range(last, first - 1, -1)
+
+    def _extras_for(self, spec: KeySpec) -> Extras | None:
+        return self._extras.get(spec.uid)
+
+    def _day_agg(self, spec: KeySpec, day: int, now_ms: int) -> DayAgg:
+        """Aggregates of the generated traffic of one day as of now (burst extras excluded)."""
+        final = (day + 1) * DAY_MS + SETTLE_MARGIN_MS <= now_ms
+        key = (spec.uid, day)
+        if final:
+            agg = self._agg.get(key)
+            if agg is not None:
+                return agg
+        if spec.never_used or day < self._first_day(spec) or day * DAY_MS > now_ms:
+            agg = DayAgg(0, 0, 0, 0, 0.0)
+        else:
+            data = self.day_data(spec, day)
+            ev_seen = data.ev_t <= now_ms
+            jobs_seen = data.j_t <= now_ms
+            status = data.status_codes(now_ms)
+            credits = float(np.round(data.event_credits(now_ms)[ev_seen].sum(), 2))
+            agg = DayAgg(
+                calls=int(ev_seen.sum()),
+                jobs=int(jobs_seen.sum()),
+                failed=int((jobs_seen & (status == 3)).sum()),
+                completed=int((jobs_seen & (status == 2)).sum()),
+                credits=credits,
+            )
+        if final:
+            self._agg[key] = agg
+        return agg
+
+    def _extra_calls(self, spec: KeySpec, start_ms: int, end_ms: int) -> int:
+        """Burst calls with start <= t < end."""
+        extras = self._extras_for(spec)
+        if extras is None:
+            return 0
+        return int(np.searchsorted(extras.t, end_ms, "left") - np.searchsorted(extras.t, start_ms, "left"))
+
+    # ------------------------------------------------------------ API views
+
+    def _resolve_now(self, now: datetime | None) -> datetime:
+        return self.clock.now() if now is None else now.astimezone(UTC)
+
+    def daily_usage(self, key_name: str, now: datetime | None = None, reported: bool = True) -> list[dict]:
+        """Per-day usage since the key's creation (or the world start), oldest first.
+
+        reported=True gives what /v1/usage/summary returns (including injected
+        summary_mismatch days); reported=False gives the sum of the day's charge events.
+        """
+        spec = self._keys[key_name]
+        now_dt = self._resolve_now(now)
+        now_ms = to_ms(now_dt)
+        first = self._summary_first_day(spec)
+        return [self._usage_row(spec, day, now_ms, reported) for day in range(first, now_ms // DAY_MS + 1)]
+
+    def _usage_row(self, spec: KeySpec, day: int, now_ms: int, reported: bool) -> dict:
+        agg = self._day_agg(spec, day, now_ms)
+        day_iso = date.fromordinal(date(1970, 1, 1).toordinal() + day).isoformat()
+        calls = agg.calls + self._extra_calls(spec, day * DAY_MS, min((day + 1) * DAY_MS, now_ms + 1))
+        credits = agg.credits
+        if reported:
+            delta = self.catalog.summary_mismatch.get((spec.name, day_iso))
+            if delta is not None and (day + 1) * DAY_MS <= now_ms:
+                credits = round(max(0.0, credits + delta), 2)
+        return {"date": day_iso, "calls": calls, "jobs": agg.jobs, "credits": credits, "failed": agg.failed}
+
+    def summary(self, key_name: str, days: int = 7, now: datetime | None = None) -> dict:
+        """The body of GET /v1/usage/summary?days=N for this key."""
+        spec = self._keys[key_name]
+        now_ms = to_ms(self._resolve_now(now))
+        today = now_ms // DAY_MS
+        first = max(today - days + 1, self._summary_first_day(spec))
+        daily = [self._usage_row(spec, day, now_ms, True) for day in range(first, today + 1)]
+        totals = {
+            "calls": sum(r["calls"] for r in daily),
+            "jobs": sum(r["jobs"] for r in daily),
+            "credits": round(sum(r["credits"] for r in daily), 2),
+            "failed": sum(r["failed"] for r in daily),
+        }
+        return {"days": days, "totals": totals, "daily": daily}
+
+    def _event_dict(self, spec: KeySpec, data: DayData, i: int, credits: float) -> dict:
+        seq = int(i)
+        ep = int(data.ev_ep[i])
+        method, path = ENDPOINTS[ep]
+        job = int(data.ev_job[i])
+        job_id: str | None = None
+        if job >= 0:
+            job_id = data.j_id[job]
+        elif data.ev_orphan[i] >= 0:
+            job_id = data.orphan_ids[int(data.ev_orphan[i])]
+        if ep == 1 and job_id is not None:
+            path = f"/v1/jobs/{job_id}"
+        model = int(data.ev_model[i])
+        return {
+            "id": "evt_" + _hex(self.seed, spec.uid, data.day, seq, "evt"),
+            "created_at": iso_ms(int(data.ev_t[i])),
+            "endpoint": path,
+            "method": method,
+            "status_code": int(data.ev_status[i]),
+            "request_id": "req_" + _hex(self.seed, spec.uid, data.day, seq, "req"),
+            "job_id": job_id,
+            "model": MODELS[model] if model >= 0 else None,
+            "credits": float(credits),
+        }
+
+    def _extra_dict(self, extras: Extras, i: int) -> dict:
+        method, path = ENDPOINTS[int(extras.ep[i])]
+        return {
+            "id": "evt_" + extras.ids[i],
+            "created_at": iso_ms(int(extras.t[i])),
+            "endpoint": path,
+            "method": method,
+            "status_code": int(extras.status[i]),
+            "request_id": "req_" + _hex(extras.ids[i], "req"),
+            "job_id": None,
+            "model": None,
+            "credits": 0.0,
+        }
+
+    def recent_events(self, key_name: str, limit: int = 20, now: datetime | None = None) -> list[dict]:
+        """The body items of GET /v1/usage/events?limit=N: newest first, at most `limit`."""
+        spec = self._keys[key_name]
+        now_ms = to_ms(self._resolve_now(now))
+        return self._events(spec, None, now_ms, limit)
+
+    def events(self, key_name: str, since: datetime | None = None, until: datetime | None = None) -> list[dict]:
+        """All events with since <= created_at <= until (default: world start .. now), newest first."""
+        spec = self._keys[key_name]
+        until_ms = to_ms(self._resolve_now(until))
+        since_ms = to_ms(since) if since is not None else None
+        return self._events(spec, since_ms, until_ms, None)
+
+    def _events(self, spec: KeySpec, since_ms: int | None, until_ms: int, limit: int | None) -> list[dict]:
+        found: list[tuple[int, int, dict]] = []  # (t, tiebreak, event)
+        for day in self._days_with_traffic(spec, until_ms):
+            if since_ms is not None and (day + 1) * DAY_MS <= since_ms:
+                break
+            data = self.day_data(spec, day)
+            hi = int(np.searchsorted(data.ev_t, until_ms, "right"))
+            lo = 0 if since_ms is None else int(np.searchsorted(data.ev_t, since_ms, "left"))
+            if limit is not None:
+                lo = max(lo, hi - (limit - len(found)))
+            if hi > lo:
+                credits = data.event_credits(until_ms)
+                for i in range(hi - 1, lo - 1, -1):
+                    found.append((int(data.ev_t[i]), 0, self._event_dict(spec, data, i, credits[i])))
+            if limit is not None and len(found) >= limit:
+                break
+        extras = self._extras_for(spec)
+        if extras is not None:
+            hi = int(np.searchsorted(extras.t, until_ms, "right"))
+            lo = 0 if since_ms is None else int(np.searchsorted(extras.t, since_ms, "left"))
+            if limit is not None:
+                lo = max(lo, hi - limit)
+            for i in range(hi - 1, lo - 1, -1):
+                found.append((int(extras.t[i]), 1, self._extra_dict(extras, i)))
+            found.sort(key=lambda item: (item[0], item[1]), reverse=True)
+        items = [event for _, _, event in found]
+        return items[:limit] if limit is not None else items
+
+    def _job_at(self, data: DayData, i: int, status: int, now_ms: int) -> dict:
+        job_id = data.j_id[i]
+        fmt = FORMATS[int(data.j_fmt[i])]
+        settled = status >= 2
+        if status == 0:
+            progress = 0
+        elif status == 1:
+            span = max(1, int(data.j_settle_ms[i] - data.j_pending_ms[i]))
+            done = now_ms - int(data.j_t[i]) - int(data.j_pending_ms[i])
+            progress = int(min(99, max(1, 100 * done // span)))
+        elif status == 2:
+            progress = 100
+        else:
+            progress = int(data.j_fail_progress[i])
+        output = None
+        if status == 2 and not data.j_no_output[i]:
+            output = f"https://cdn.removebgvideo.com/out/{job_id}.{_OUTPUT_EXT[fmt]}"
+        return {
+            "id": job_id,
+            "status": JOB_STATUSES[status],
+            "progress": progress,
+            "output_url": output,
+            "error": ERRORS[int(data.j_err[i])] if status == 3 else None,
+            "created_at": iso_ms(int(data.j_t[i])),
+            "duration_seconds": float(data.j_dur[i]),
+            "billing_status": _BILLING[int(data.j_billing[i])] if settled else "pending",
+            "model": MODELS[int(data.j_model[i])],
+            "output_format": fmt,
+            "credits": float(data.j_charged[i]) if settled else 0.0,
+        }
+
+    def _jobs_of_day(self, data: DayData, now_ms: int, status: str | None) -> list[int]:
+        codes = data.status_codes(now_ms)
+        mask = data.j_t <= now_ms
+        if status is not None:
+            mask &= codes == JOB_STATUSES.index(status)
+        return [int(i) for i in np.flatnonzero(mask)[::-1]]
+
+    def _job_count(self, spec: KeySpec, day: int, now_ms: int, status: str | None) -> int:
+        agg = self._day_agg(spec, day, now_ms)
+        if status is None:
+            return agg.jobs
+        if (day + 1) * DAY_MS + SETTLE_MARGIN_MS <= now_ms:
+            return {"completed": agg.completed, "failed": agg.failed}.get(status, 0)
+        return len(self._jobs_of_day(self.day_data(spec, day), now_ms, status))
+
+    def jobs_page(
+        self,
+        key_name: str,
+        limit: int = 20,
+        offset: int = 0,
+        status: str | None = None,
+        now: datetime | None = None,
+    ) -> dict:
+        """The body of GET /v1/jobs: newest first by (created_at, id), with the total."""
+        spec = self._keys[key_name]
+        now_ms = to_ms(self._resolve_now(now))
+        days = list(self._days_with_traffic(spec, now_ms))
+        counts = [self._job_count(spec, day, now_ms, status) for day in days]
+        items: list[dict] = []
+        skip = offset
+        for day, count in zip(days, counts, strict=True):
+            if len(items) >= limit:
+                break
+            if skip >= count:
+                skip -= count
+                continue
+            data = self.day_data(spec, day)
+            chosen = self._jobs_of_day(data, now_ms, status)[skip : skip + limit - len(items)]
+            skip = 0
+            codes = data.status_codes(now_ms)
+            items.extend(self._job_at(data, i, int(codes[i]), now_ms) for i in chosen)
+        return {"items": items, "total": int(sum(counts)), "limit": limit, "offset": offset}
+
+    def jobs(self, key_name: str, now: datetime | None = None) -> list[dict]:
+        """Truth: every job of the key created up to now, with its state as of now, newest first."""
+        spec = self._keys[key_name]
+        now_ms = to_ms(self._resolve_now(now))
+        out: list[dict] = []
+        for day in self._days_with_traffic(spec, now_ms):
+            data = self.day_data(spec, day)
+            codes = data.status_codes(now_ms)
+            out.extend(self._job_at(data, i, int(codes[i]), now_ms) for i in self._jobs_of_day(data, now_ms, None))
+        return out
+
+    def job(self, key_name: str, job_id: str, now: datetime | None = None) -> dict | None:
+        """One job of this key as of now, or None (unknown, another key's, or created after now)."""
+        spec = self._keys[key_name]
+        now_ms = to_ms(self._resolve_now(now))
+        day = self._job_day(spec, job_id)
+        if day is None or day > now_ms // DAY_MS or day < self._first_day(spec):
+            return None
+        data = self.day_data(spec, day)
+        i = data.job_index().get(job_id)
+        if i is None or data.j_t[i] > now_ms:
+            return None
+        return self._job_at(data, i, int(data.status_codes(now_ms)[i]), now_ms)
+
+    def last_used(self, key_name: str, now: datetime | None = None) -> datetime | None:
+        """Time of the key's newest call at or before now, or None if it never made one."""
+        spec = self._keys[key_name]
+        now_ms = to_ms(self._resolve_now(now))
+        best: int | None = None
+        extras = self._extras_for(spec)
+        if extras is not None:
+            hi = int(np.searchsorted(extras.t, now_ms, "right"))
+            if hi:
+                best = int(extras.t[hi - 1])
+        for day in self._days_with_traffic(spec, now_ms):
+            if best is not None and (day + 1) * DAY_MS <= best:
+                break
+            data = self.day_data(spec, day)
+            hi = int(np.searchsorted(data.ev_t, now_ms, "right"))
+            if hi:
+                best = max(best or 0, int(data.ev_t[hi - 1]))
+                break
+        return None if best is None else datetime.fromtimestamp(best / 1000, UTC)
+
+    def admin_keys(self, now: datetime | None = None) -> list[dict]:
+        """The body items of GET /v1/admin/keys (the upstream inventory, managed or not)."""
+        now_dt = self._resolve_now(now)
+        out = []
+        for spec in sorted(self.catalog.keys, key=lambda k: (k.created_at, k.name)):
+            if spec.created_at > now_dt:
+                continue
+            last = self.last_used(spec.name, now_dt)
+            out.append(
+                {
+                    "client_id": spec.client_id,
+                    "name": spec.name,
+                    "key_fingerprint": spec.fingerprint,
+                    "note": spec.note,
+                    "enabled": spec.enabled,
+                    "created_at": iso(spec.created_at),
+                    "last_used_at": iso(last) if last else None,
+                }
+            )
+        return out
+
+    # --------------------------------------------------------------- runtime
+
+    def burst(self, key_name: str, calls: int, now: datetime | None = None) -> dict:
+        """Add `calls` extra calls spread over (last call, now]; returns what was added."""
+        spec = self._keys[key_name]
+        now_dt = self._resolve_now(now)
+        now_ms = to_ms(now_dt)
+        last = self.last_used(key_name, now_dt)
+        start_ms = to_ms(last) if last is not None else now_ms - HOUR_MS
+        with self._lock:
+            n = len(self._bursts)
+            rng = np.random.default_rng([self.seed, spec.uid, 900, n])
+            t = np.sort(start_ms + 1 + (rng.random(calls) * max(1, now_ms - start_ms)).astype(np.int64))
+            t = np.minimum(t, now_ms)
+            ep = rng.choice(np.array([1, 2, 4, 6]), p=np.array([0.4, 0.3, 0.15, 0.15]), size=calls)
+            status = np.where(rng.random(calls) < 0.97, 200, 429)
+            ids = [_hex(self.seed, spec.uid, "burst", n, i) for i in range(calls)]
+            old = self._extras.get(spec.uid)
+            if old is not None:
+                all_t = np.concatenate([old.t, t])
+                order = np.argsort(all_t, kind="stable")
+                merged = Extras(
+                    all_t[order],
+                    np.concatenate([old.ep, ep])[order],
+                    np.concatenate([old.status, status])[order],
+                    [(old.ids + ids)[i] for i in order],
+                )
+            else:
+                merged = Extras(t, ep, status, ids)
+            self._extras[spec.uid] = merged
+            record = {"key_name": key_name, "calls": calls, "from": iso_ms(start_ms), "to": iso_ms(now_ms)}
+            self._bursts.append(record)
+        return record
+
+    # ----------------------------------------------------------------- truth
+
+    def incidents(self) -> list[dict]:
+        """Labelled anomalies: {key_name, metric, direction, start, end} (hour-aligned UTC ISO)."""
+        return [inc.as_dict() for inc in self.catalog.incidents]
+
+    def billing_issues(self) -> list[dict]:
+        """Injected billing mistakes: {category, key_name, job_id, day, expected_credits, charged_credits, event_id}."""
+        if self._billing_truth is not None:
+            return [dict(item) for item in self._billing_truth]
+        out: list[dict] = []
+        for inj in self.catalog.injected_jobs:
+            spec = self._keys[inj.key_name]
+            day = inj.created_ms // DAY_MS
+            data = self.day_data(spec, day)
+            k = self.catalog.injected_jobs.index(inj)
+            i = int(np.flatnonzero(data.j_injected == k)[0])
+            job_id = data.j_id[i]
+            day_iso = iso_ms(inj.created_ms)[:10]
+            charge_events = np.flatnonzero((data.ev_job == i) & (data.ev_kind == SUBMIT))
+            for category in inj.categories:
+                item = {
+                    "category": category,
+                    "key_name": inj.key_name,
+                    "job_id": job_id,
+                    "day": day_iso,
+                    "expected_credits": round(inj.expected, 2),
+                    "charged_credits": inj.charged,
+                    "event_id": None,
+                }
+                if category == "failed_but_charged":
+                    item["expected_credits"] = 0.0
+                elif category == "missing_output":
+                    item["charged_credits"] = inj.charged
+                elif category == "duplicate_charge":
+                    item["expected_credits"] = inj.charged
+                    item["charged_credits"] = round(inj.charged * len(charge_events), 2)
+                    item["event_id"] = "evt_" + _hex(self.seed, spec.uid, day, int(charge_events[-1]), "evt")
+                out.append(item)
+        for orphan in self.catalog.orphans:
+            spec = self._keys[orphan.key_name]
+            day = orphan.created_ms // DAY_MS
+            data = self.day_data(spec, day)
+            i = int(np.flatnonzero((data.ev_orphan >= 0) & (data.ev_t == orphan.created_ms))[0])
+            out.append(
+                {
+                    "category": "orphan_charge",
+                    "key_name": orphan.key_name,
+                    "job_id": data.orphan_ids[int(data.ev_orphan[i])],
+                    "day": iso_ms(orphan.created_ms)[:10],
+                    "expected_credits": 0.0,
+                    "charged_credits": orphan.credits,
+                    "event_id": "evt_" + _hex(self.seed, spec.uid, day, i, "evt"),
+                }
+            )
+        for (key_name, day_iso), delta in sorted(self.catalog.summary_mismatch.items()):
+            spec = self._keys[key_name]
+            day = date.fromisoformat(day_iso).toordinal() - date(1970, 1, 1).toordinal()
+            true = self._day_agg(spec, day, (day + 2) * DAY_MS).credits
+            out.append(
+                {
+                    "category": "summary_mismatch",
+                    "key_name": key_name,
+                    "job_id": None,
+                    "day": day_iso,
+                    "expected_credits": true,
+                    "charged_credits": round(max(0.0, true + delta), 2),
+                    "event_id": None,
+                }
+            )
+        self._billing_truth = out
+        return [dict(item) for item in out]
+
+    def governance_truth(self, now: datetime | None = None) -> set[tuple[str, str]]:
+        """The (key_name, finding) pairs the world was designed to have.
+
+        Designed around the anchor with margins of at least 5 days, so it holds for any
+        `now` within a few days after the anchor.
+        """
+        return {(spec.name, finding) for spec in self.catalog.keys for finding in spec.findings}
+
+    def ledger_issues(self, now: datetime | None = None, days: int = 30) -> list[dict]:
+        """Issues injected into the team ledger built for (now, days); see simulator.ledger."""
+        from .ledger import build_ledger
+
+        return build_ledger(self, self._resolve_now(now), days)[1]
+
+    def truth(self, now: datetime | None = None) -> dict:
+        """A JSON-able summary of the ground truth (no secrets)."""
+        now_dt = self._resolve_now(now)
+        keys = []
+        for spec in self.catalog.keys:
+            last = self.last_used(spec.name, now_dt)
+            keys.append(
+                {
+                    "name": spec.name,
+                    "environment": spec.environment,
+                    "owner": spec.owner,
+                    "owner_status": spec.owner_status,
+                    "fingerprint": spec.fingerprint,
+                    "created_at": iso(spec.created_at),
+                    "rotated_at": iso(spec.rotated_at) if spec.rotated_at else None,
+                    "enabled": spec.enabled,
+                    "managed": spec.managed,
+                    "findings": sorted(spec.findings),
+                    "last_used_at": iso(last) if last else None,
+                }
+            )
+        out = {
+            "seed": self.seed,
+            "n_keys": self.n_keys,
+            "days": self.days,
+            "anchor": iso(self.anchor),
+            "world_start": iso(self.world_start),
+            "now": iso(now_dt),
+            "clock_frozen": self.clock.frozen,
+            "keys": keys,
+            "incidents": self.incidents(),
+            "billing_issues": self.billing_issues(),
+            "governance": sorted([list(pair) for pair in self.governance_truth(now_dt)]),
+            "bursts": list(self._bursts),
+        }
+        if self.ledger_truth is not None:
+            out["ledger_issues"] = self.ledger_truth
+        return out

@@ -1,0 +1,45 @@
+"""What the collectors need to know before fetching: cursors and the jobs already held per key."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from store.connection import StoreNotReady, read_connection
+
+
+@dataclass
+class CollectorState:
+    cursors: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    job_status: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def cursor(self, key_name: str, endpoint: str) -> dict[str, Any] | None:
+        return self.cursors.get((key_name, endpoint))
+
+    def jobs_of(self, key_name: str) -> dict[str, str]:
+        return self.job_status.get(key_name, {})
+
+
+def load_collector_state(db_path: str | Path, key_names: list[str] | None = None) -> CollectorState:
+    """Cursors and known job statuses (for the given keys, or all); empty for a new database."""
+    state = CollectorState()
+    try:
+        with read_connection(db_path) as con:
+            for key_name, endpoint, cursor in con.execute(
+                "SELECT key_name, endpoint, cursor FROM sync_state"
+            ).fetchall():
+                if key_names is None or key_name in key_names:
+                    state.cursors[(key_name, endpoint)] = json.loads(cursor) if cursor else {}
+            params: list[Any] = []
+            where = ""
+            if key_names is not None:
+                where, params = "WHERE list_contains(?, key_name)", [key_names]
+            for key_name, job_id, status in con.execute(
+                f"SELECT key_name, job_id, status FROM job_state {where}", params
+            ).fetchall():
+                state.job_status.setdefault(key_name, {})[job_id] = status
+    except StoreNotReady:
+        pass
+    return state

@@ -1,0 +1,91 @@
+"""Short-lived DuckDB connections with lock-contention retry, so one writer and many readers coexist."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from store.migrations import apply_migrations, is_migrated
+
+# DuckDB locks the whole file per process; a collector write or a dashboard read holds it
+# for milliseconds, so waiting a little is always better than failing.
+LOCK_RETRY_SECONDS = 30.0
+_migrated_paths: set[str] = set()
+# DuckDB shares one database instance per process; serializing our own writers avoids
+# transaction conflicts between scheduler jobs running side by side.
+_write_lock = threading.RLock()
+
+
+class StoreError(Exception):
+    """A store problem worth one clear line to the user (never a traceback)."""
+
+
+class StoreNotReady(StoreError):
+    """The database file does not exist yet or has never been collected into."""
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    text = str(exc)
+    return "lock" in text.lower() and ("Could not set lock" in text or "Conflicting lock" in text)
+
+
+def _open(path: str, read_only: bool, deadline_s: float) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + deadline_s
+    delay = 0.02
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only)
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc) or time.monotonic() >= deadline:
+                if _is_lock_error(exc):
+                    raise StoreError(f"database {path} stayed locked for {deadline_s:.0f}s") from exc
+                raise StoreError(f"cannot open database {path}: {exc}") from exc
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open database {path}: {exc}") from exc
+        time.sleep(delay * (1 + random.random()))
+        delay = min(delay * 2, 0.5)
+
+
+@contextlib.contextmanager
+def write_transaction(
+    db_path: str | Path, deadline_s: float = LOCK_RETRY_SECONDS
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the database read-write (migrating it once per process), run one transaction, close."""
+    path = str(db_path)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with _write_lock:
+        con = _open(path, read_only=False, deadline_s=deadline_s)
+        try:
+            if path not in _migrated_paths:
+                apply_migrations(con)
+                _migrated_paths.add(path)
+            con.execute("BEGIN TRANSACTION").fetchall()
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK").fetchall()
+                raise
+            con.execute("COMMIT").fetchall()
+        finally:
+            con.close()
+
+
+@contextlib.contextmanager
+def read_connection(db_path: str | Path, deadline_s: float = LOCK_RETRY_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the database read-only for one short read; fails clearly if it was never collected into."""
+    path = str(db_path)
+    if not Path(path).exists():
+        raise StoreNotReady(f"no database at {path} yet: run the collector first")
+    con = _open(path, read_only=True, deadline_s=deadline_s)
+    try:
+        if not is_migrated(con):
+            raise StoreNotReady(f"database {path} has no collected data yet")
+        yield con
+    finally:
+        con.close()

@@ -1,0 +1,215 @@
+"""Read queries for credit reconciliation: jobs with their charge events, orphans, daily charges, coverage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from store.connection import read_connection
+
+# A charge event is the call that submitted a job and carries the credits charged for it.
+_CHARGE = "SELECT event_id, key_name, occurred_at, job_id, model, credits, request_id FROM usage_events " \
+          "WHERE credits > 0 AND job_id IS NOT NULL"
+
+# Events are only known from the first poll on, and not inside recorded gaps. The events cursor
+# remembers where the first poll's window began; the oldest stored event is the fallback.
+_COVERAGE = """
+    SELECT r.key_name,
+           coalesce(TRY_CAST(json_extract_string(s.cursor, '$.covered_since') AS TIMESTAMP), e.first_event_at)
+               AS covered_since,
+           e.first_event_at, e.last_event_at
+    FROM key_registry r
+    LEFT JOIN sync_state s ON s.key_name = r.key_name AND s.endpoint = 'events'
+    LEFT JOIN (SELECT key_name, min(occurred_at) AS first_event_at, max(occurred_at) AS last_event_at
+               FROM usage_events GROUP BY key_name) e ON e.key_name = r.key_name
+"""
+
+
+def _filters(since: datetime | None, until: datetime | None, column: str,
+             envs: list[str] | None) -> tuple[str, list[Any]]:
+    where, params = "", []
+    if since is not None:
+        where += f" AND {column} >= ?"
+        params.append(since)
+    if until is not None:
+        where += f" AND {column} <= ?"
+        params.append(until)
+    if envs:
+        where += " AND list_contains(?, k.environment)"
+        params.append(list(envs))
+    return where, params
+
+
+def _df(db_path: str | Path, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+    with read_connection(db_path) as con:
+        return con.execute(sql, params or []).df()
+
+
+def jobs_with_charges(db_path: str | Path, since: datetime | None = None, until: datetime | None = None,
+                      envs: list[str] | None = None) -> pd.DataFrame:
+    """Jobs created in [since, until] with their charge-event count and sum, and whether events covered them."""
+    where, params = _filters(since, until, "j.created_at", envs)
+    return _df(db_path, f"""
+        WITH charge AS ({_CHARGE}),
+        per_job AS (
+            SELECT job_id, count(*) AS charge_events, sum(credits) AS charge_credits,
+                   arg_min(credits, occurred_at) AS first_charge_credits,
+                   max(occurred_at) AS last_charge_at
+            FROM charge GROUP BY job_id
+        ),
+        coverage AS ({_COVERAGE}),
+        gapped AS (
+            SELECT DISTINCT j.job_id FROM jobs j
+            JOIN coverage_gaps g ON g.key_name = j.key_name AND j.created_at BETWEEN g.gap_start AND g.gap_end
+        )
+        SELECT j.job_id, j.key_name, k.environment, j.created_at, j.status, j.model, j.output_format,
+               j.duration_seconds, j.credits_charged, j.billing_status, j.output_url, j.error,
+               coalesce(p.charge_events, 0) AS charge_events, p.charge_credits, p.first_charge_credits,
+               p.last_charge_at,
+               coalesce(c.covered_since IS NOT NULL AND j.created_at >= c.covered_since
+                        AND gapped.job_id IS NULL, FALSE) AS events_covered
+        FROM jobs j
+        LEFT JOIN keys k ON k.key_name = j.key_name
+        LEFT JOIN per_job p ON p.job_id = j.job_id
+        LEFT JOIN coverage c ON c.key_name = j.key_name
+        LEFT JOIN gapped ON gapped.job_id = j.job_id
+        WHERE TRUE{where}
+        ORDER BY j.created_at, j.job_id
+    """, params)
+
+
+def orphan_charge_events(db_path: str | Path, since: datetime | None = None, until: datetime | None = None,
+                         envs: list[str] | None = None) -> pd.DataFrame:
+    """Charge events whose job id the jobs list never returned (for any key)."""
+    where, params = _filters(since, until, "e.occurred_at", envs)
+    return _df(db_path, f"""
+        SELECT e.event_id, e.key_name, k.environment, e.occurred_at, e.job_id, e.model, e.credits, e.request_id
+        FROM ({_CHARGE}) e
+        LEFT JOIN keys k ON k.key_name = e.key_name
+        WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.job_id = e.job_id){where}
+        ORDER BY e.occurred_at, e.event_id
+    """, params)
+
+
+def daily_charges(db_path: str | Path, start: date | None = None, end: date | None = None,
+                  envs: list[str] | None = None) -> pd.DataFrame:
+    """Per key and summary day: the summary's credits and when it was fetched, and the charges we can explain.
+
+    Charges of a day = credits of the jobs created that day + extra charge events of duplicated jobs
+    (on the day of their last charge) + charge events for jobs never listed.
+    """
+    where, params = "", []
+    if start is not None:
+        where += " AND u.day >= ?"
+        params.append(start)
+    if end is not None:
+        where += " AND u.day <= ?"
+        params.append(end)
+    if envs:
+        where += " AND list_contains(?, k.environment)"
+        params.append(list(envs))
+    return _df(db_path, f"""
+        WITH charge AS ({_CHARGE}),
+        per_job AS (
+            SELECT job_id, count(*) AS n, sum(credits) AS credits, max(occurred_at) AS last_at
+            FROM charge GROUP BY job_id
+        ),
+        job_part AS (
+            SELECT key_name, CAST(created_at AS DATE) AS day, sum(coalesce(credits_charged, 0)) AS credits
+            FROM jobs GROUP BY ALL
+        ),
+        extra_part AS (
+            SELECT j.key_name, CAST(p.last_at AS DATE) AS day,
+                   sum(greatest(p.credits - coalesce(j.credits_charged, 0), 0)) AS credits
+            FROM per_job p JOIN jobs j ON j.job_id = p.job_id
+            WHERE p.n > 1 GROUP BY ALL
+        ),
+        orphan_part AS (
+            SELECT e.key_name, CAST(e.occurred_at AS DATE) AS day, sum(e.credits) AS credits
+            FROM charge e WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.job_id = e.job_id) GROUP BY ALL
+        )
+        SELECT u.key_name, k.environment, u.day, u.credits AS summary_credits, d.fetched_at,
+               coalesce(jp.credits, 0) + coalesce(xp.credits, 0) + coalesce(op.credits, 0) AS charges
+        FROM key_daily_usage u
+        JOIN keys k ON k.key_name = u.key_name
+        JOIN usage_daily d ON d.key_name = u.key_name AND d.day = u.day
+        LEFT JOIN job_part jp ON jp.key_name = u.key_name AND jp.day = u.day
+        LEFT JOIN extra_part xp ON xp.key_name = u.key_name AND xp.day = u.day
+        LEFT JOIN orphan_part op ON op.key_name = u.key_name AND op.day = u.day
+        WHERE TRUE{where}
+        ORDER BY u.day, u.key_name
+    """, params)
+
+
+def pricing_rates(db_path: str | Path) -> dict[str, float]:
+    """Credits per minute by (lower-case) model, as last fetched from /api/pricing."""
+    frame = _df(db_path, "SELECT lower(model) AS model, credits_per_minute FROM pricing ORDER BY model")
+    return {str(m): float(r) for m, r in zip(frame["model"], frame["credits_per_minute"], strict=True)}
+
+
+def pricing(db_path: str | Path) -> pd.DataFrame:
+    return _df(db_path, "SELECT model, credits_per_minute, fetched_at FROM pricing ORDER BY model")
+
+
+def jobs_listed_at(db_path: str | Path) -> dict[str, datetime]:
+    """Per key, when the latest successful jobs listing started: jobs created before it were listable."""
+    frame = _df(db_path, """
+        SELECT i.key_name, max(r.started_at) AS listed_at
+        FROM collector_run_items i JOIN collector_runs r ON r.run_id = i.run_id
+        WHERE i.endpoint = 'jobs' AND i.status = 'ok'
+        GROUP BY i.key_name
+    """)
+    return {str(k): pd.Timestamp(t).to_pydatetime() for k, t in zip(frame["key_name"], frame["listed_at"],
+                                                                     strict=True) if pd.notna(t)}
+
+
+def event_coverage(db_path: str | Path, envs: list[str] | None = None) -> pd.DataFrame:
+    """Per configured key: events known since, first/last stored event, and how many gaps were recorded."""
+    where, params = _filters(None, None, "", envs)
+    return _df(db_path, f"""
+        WITH coverage AS ({_COVERAGE})
+        SELECT k.key_name, k.environment, c.covered_since, c.first_event_at, c.last_event_at,
+               coalesce(g.gaps, 0) AS gaps, g.gap_minutes
+        FROM keys k
+        LEFT JOIN coverage c ON c.key_name = k.key_name
+        LEFT JOIN (SELECT key_name, count(*) AS gaps,
+                          sum(date_diff('second', gap_start, gap_end)) / 60.0 AS gap_minutes
+                   FROM coverage_gaps WHERE endpoint = 'events' GROUP BY key_name) g ON g.key_name = k.key_name
+        WHERE TRUE{where}
+        ORDER BY k.key_name
+    """, params)
+
+
+@dataclass(frozen=True)
+class JobDetail:
+    job: dict[str, Any] | None
+    history: pd.DataFrame
+    events: pd.DataFrame
+
+
+def job_detail(db_path: str | Path, job_id: str) -> JobDetail:
+    """One job as listed, its observed status transitions, and every event that mentions it."""
+    with read_connection(db_path) as con:
+        job = con.execute("""
+            SELECT j.*, k.environment FROM jobs j LEFT JOIN keys k ON k.key_name = j.key_name WHERE j.job_id = ?
+        """, [job_id]).df()
+        history = con.execute(
+            "SELECT status, observed_at FROM job_status_history WHERE job_id = ? ORDER BY observed_at", [job_id]
+        ).df()
+        events = con.execute("""
+            SELECT event_id, key_name, occurred_at, method, endpoint, status_code, request_id, model, credits
+            FROM usage_events WHERE job_id = ? ORDER BY occurred_at, event_id
+        """, [job_id]).df()
+    record = job.to_dict("records")[0] if not job.empty else None
+    return JobDetail(job=record, history=history, events=events)
+
+
+def collected_span(db_path: str | Path) -> tuple[datetime | None, datetime | None]:
+    """The oldest and newest job creation times held, for a sensible default period."""
+    with read_connection(db_path) as con:
+        row = con.execute("SELECT min(created_at), max(created_at) FROM jobs").fetchone()
+    return (row[0], row[1]) if row else (None, None)

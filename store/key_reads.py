@@ -1,0 +1,222 @@
+"""Read queries behind the Keys, Key detail and Traffic pages and the keys CLI (aggregation stays in DuckDB)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from store.connection import read_connection
+
+# 429 is its own class: the vendor asks for backoff on it, so it must not hide among the other 4xx.
+_STATUS_CLASS = """CASE
+    WHEN status_code = 429 THEN '429'
+    WHEN status_code BETWEEN 200 AND 299 THEN '2xx'
+    WHEN status_code BETWEEN 300 AND 399 THEN '3xx'
+    WHEN status_code BETWEEN 400 AND 499 THEN '4xx'
+    WHEN status_code >= 500 THEN '5xx'
+    ELSE 'unknown' END"""
+BREAKDOWNS = {"endpoint": "coalesce(method || ' ', '') || coalesce(endpoint, '?')", "status_class": _STATUS_CLASS,
+              "model": "coalesce(model, '—')"}
+
+_INVENTORY_SQL = """
+    SELECT k.key_name, k.environment, k.owner, k.owner_status, k.fingerprint, k.masked_key,
+           k.created_at, k.rotated_at, l.last_used_at, j.last_job_at, u.last_call_day, u.first_call_day,
+           a.created_at AS admin_created_at, a.enabled AS admin_enabled, a.last_used_at AS admin_last_used_at
+    FROM keys k
+    LEFT JOIN key_last_used l USING (key_name)
+    LEFT JOIN (SELECT key_name, max(created_at) AS last_job_at FROM jobs GROUP BY key_name) j USING (key_name)
+    LEFT JOIN (
+        SELECT key_name, max(day) FILTER (WHERE calls > 0) AS last_call_day,
+               min(day) FILTER (WHERE calls > 0) AS first_call_day
+        FROM key_daily_usage GROUP BY key_name
+    ) u USING (key_name)
+    LEFT JOIN admin_keys a ON a.key_fingerprint = k.fingerprint
+    ORDER BY k.key_name
+"""
+
+
+def _df(db_path: str | Path, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+    with read_connection(db_path) as con:
+        return con.execute(sql, params or []).df()
+
+
+def _key_filter(keys: list[str] | None, envs: list[str] | None, alias: str) -> tuple[str, list[Any]]:
+    where, params = "", []
+    if keys:
+        where += f" AND list_contains(?, {alias}.key_name)"
+        params.append(list(keys))
+    if envs:
+        where += " AND list_contains(?, k.environment)"
+        params.append(list(envs))
+    return where, params
+
+
+def key_names(db_path: str | Path) -> list[str]:
+    return _df(db_path, "SELECT key_name FROM keys ORDER BY key_name")["key_name"].tolist()
+
+
+def key_inventory(db_path: str | Path) -> pd.DataFrame:
+    """Every configured key with identity and all last-use evidence (events/inventory, jobs, daily usage)."""
+    return _df(db_path, _INVENTORY_SQL)
+
+
+def _hourly_sql(where: str) -> str:
+    return f"""
+        WITH ev AS (
+            SELECT e.key_name, date_trunc('hour', e.occurred_at) AS hour, count(*) AS calls
+            FROM usage_events e JOIN keys k USING (key_name)
+            WHERE e.occurred_at >= ? AND e.occurred_at < ?{where.replace("{a}", "e")}
+            GROUP BY ALL
+        ), jb AS (
+            SELECT j.key_name, date_trunc('hour', j.created_at) AS hour, count(*) AS jobs,
+                   count(*) FILTER (WHERE j.status = 'failed') AS failed,
+                   coalesce(sum(j.credits_charged), 0) AS credits
+            FROM jobs j JOIN keys k USING (key_name)
+            WHERE j.created_at >= ? AND j.created_at < ?{where.replace("{a}", "j")}
+            GROUP BY ALL
+        )
+        SELECT key_name, k.environment, hour, coalesce(ev.calls, 0) AS calls, coalesce(jb.jobs, 0) AS jobs,
+               coalesce(jb.failed, 0) AS failed, coalesce(jb.credits, 0) AS credits
+        FROM ev FULL OUTER JOIN jb USING (key_name, hour) JOIN keys k USING (key_name)
+        ORDER BY hour, key_name
+    """
+
+
+def hourly_activity(
+    db_path: str | Path, start: datetime, end: datetime, keys: list[str] | None = None, envs: list[str] | None = None
+) -> pd.DataFrame:
+    """Per key and UTC hour in [start, end): calls seen in events, and jobs created / failed / credits charged."""
+    with read_connection(db_path) as con:
+        return _hourly(con, start, end, keys, envs)
+
+
+def _hourly(
+    con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, keys: list[str] | None, envs: list[str] | None
+) -> pd.DataFrame:
+    where, params = _key_filter(keys, envs, "{a}")
+    return con.execute(_hourly_sql(where), [start, end, *params, start, end, *params]).df()
+
+
+def daily_activity(
+    db_path: str | Path, start: date, end: date, keys: list[str] | None = None, envs: list[str] | None = None
+) -> pd.DataFrame:
+    """Per key and UTC day in [start, end] (inclusive) from the usage summary: calls, jobs, failed, credits."""
+    where, params = _key_filter(keys, envs, "u")
+    return _df(db_path, f"""
+        SELECT u.key_name, k.environment, u.day, u.calls, u.jobs, u.failed, u.credits
+        FROM key_daily_usage u JOIN keys k USING (key_name)
+        WHERE u.day BETWEEN ? AND ?{where}
+        ORDER BY u.day, u.key_name
+    """, [start, end, *params])
+
+
+def event_coverage(db_path: str | Path, since: datetime) -> pd.DataFrame:
+    with read_connection(db_path) as con:
+        return _coverage(con, since)
+
+
+def _coverage(con: duckdb.DuckDBPyConnection, since: datetime) -> pd.DataFrame:
+    return con.execute("""
+        SELECT k.key_name, e.first_event_at, e.last_event_at, coalesce(e.events, 0) AS events,
+               coalesce(g.gaps, 0) AS gaps
+        FROM keys k
+        LEFT JOIN (SELECT key_name, min(occurred_at) AS first_event_at, max(occurred_at) AS last_event_at,
+                          count(*) AS events
+                   FROM usage_events GROUP BY key_name) e USING (key_name)
+        LEFT JOIN (SELECT key_name, count(*) AS gaps FROM coverage_gaps WHERE gap_end >= ? GROUP BY key_name) g
+               USING (key_name)
+        ORDER BY k.key_name
+    """, [since]).df()
+
+
+def admin_inventory(db_path: str | Path) -> pd.DataFrame:
+    """The vendor's key inventory with the configured key each entry matches (by fingerprint), if any."""
+    with read_connection(db_path) as con:
+        return _admin(con)
+
+
+def _admin(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return con.execute("""
+        SELECT a.key_fingerprint, a.client_id, a.name, a.note, a.enabled, a.created_at, a.last_used_at,
+               a.fetched_at, k.key_name AS configured_as
+        FROM admin_keys a LEFT JOIN keys k ON k.fingerprint = a.key_fingerprint
+        ORDER BY a.name
+    """).df()
+
+
+def governance_facts(db_path: str | Path, now: datetime, daily_days: int, hourly_days: int) -> dict[str, pd.DataFrame]:
+    """Everything the key rules read, in one short connection (fields of analytics.keys.KeyFacts)."""
+    hour_end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    hour_start = hour_end - timedelta(days=hourly_days, hours=1)
+    with read_connection(db_path) as con:
+        keys = con.execute(_INVENTORY_SQL).df()
+        daily = con.execute(
+            "SELECT key_name, day, calls FROM key_daily_usage WHERE day BETWEEN ? AND ? ORDER BY key_name, day",
+            [now.date() - timedelta(days=daily_days), now.date()],
+        ).df()
+        hourly = _hourly(con, hour_start, hour_end, None, None)[["key_name", "hour", "calls", "jobs"]]
+        coverage = _coverage(con, hour_start)[["key_name", "first_event_at", "gaps"]]
+        admin = _admin(con)
+    return {"keys": keys, "daily": daily, "hourly": hourly, "event_coverage": coverage, "admin": admin}
+
+
+def key_activity(db_path: str | Path, today: date, spark_days: int = 30) -> pd.DataFrame:
+    """Per key: calls over the last 7 and 30 days and the daily calls of the last `spark_days` days (a list)."""
+    start = today - timedelta(days=spark_days - 1)
+    return _df(db_path, """
+        WITH spine AS (
+            SELECT k.key_name, d.day::DATE AS day
+            FROM keys k, range(?::DATE, ?::DATE + INTERVAL 1 DAY, INTERVAL 1 DAY) d(day)
+        ), filled AS (
+            SELECT s.key_name, s.day, coalesce(u.calls, 0) AS calls
+            FROM spine s LEFT JOIN key_daily_usage u USING (key_name, day)
+        )
+        SELECT key_name,
+               sum(calls) FILTER (WHERE day > ?::DATE - 7) AS calls_7d,
+               sum(calls) FILTER (WHERE day > ?::DATE - 30) AS calls_30d,
+               list(calls ORDER BY day) AS daily_calls
+        FROM filled GROUP BY key_name ORDER BY key_name
+    """, [start, today, today, today])
+
+
+def events_breakdowns(db_path: str | Path, key_name: str, start: datetime, end: datetime) -> dict[str, pd.DataFrame]:
+    """The key's seen events in [start, end) counted by endpoint, status class (2xx/4xx/429/5xx) and model."""
+    out = {}
+    with read_connection(db_path) as con:
+        for name, expression in BREAKDOWNS.items():
+            out[name] = con.execute(f"""
+                SELECT {expression} AS {name}, count(*) AS calls, coalesce(sum(credits), 0) AS credits
+                FROM usage_events
+                WHERE key_name = ? AND occurred_at >= ? AND occurred_at < ?
+                GROUP BY ALL ORDER BY calls DESC
+            """, [key_name, start, end]).df()
+    return out
+
+
+def key_jobs(db_path: str | Path, key_name: str, search: str | None = None, limit: int = 500) -> pd.DataFrame:
+    """The key's newest jobs with their request ids; `search` matches part of a job_id or a request_id."""
+    term = (search or "").strip().lower() or None
+    return _df(db_path, """
+        WITH req AS (
+            SELECT job_id, string_agg(DISTINCT request_id, ', ' ORDER BY request_id) AS request_ids
+            FROM usage_events WHERE key_name = ? AND job_id IS NOT NULL AND request_id IS NOT NULL
+            GROUP BY job_id
+        )
+        SELECT j.job_id, j.created_at, j.status, j.model, j.output_format, j.duration_seconds,
+               j.credits_charged, j.billing_status, j.output_url, j.error, req.request_ids
+        FROM jobs j LEFT JOIN req USING (job_id)
+        WHERE j.key_name = ?
+          AND (?::VARCHAR IS NULL OR contains(lower(j.job_id), ?)
+               OR contains(lower(coalesce(req.request_ids, '')), ?))
+        ORDER BY j.created_at DESC LIMIT ?
+    """, [key_name, key_name, term, term, term, limit])
+
+
+def job_history(db_path: str | Path, job_id: str) -> pd.DataFrame:
+    """A job's observed status transitions, oldest first."""
+    return _df(db_path, "SELECT job_id, status, observed_at FROM job_status_history WHERE job_id = ? "
+                        "ORDER BY observed_at, status", [job_id])

@@ -1,0 +1,194 @@
+"""Read queries for pages and CLIs: aggregation happens in DuckDB, results come back as DataFrames."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from store.connection import read_connection
+from store.results import first_row
+
+
+def _df(db_path: str | Path, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+    with read_connection(db_path) as con:
+        return con.execute(sql, params or []).df()
+
+
+def _env_filter(environments: list[str] | None, column: str = "k.environment") -> tuple[str, list[Any]]:
+    if not environments:
+        return "", []
+    return f" AND list_contains(?, {column})", [list(environments)]
+
+
+@dataclass(frozen=True)
+class Freshness:
+    last_success_at: datetime | None
+    last_run_at: datetime | None
+    last_run_status: str | None
+    failed_items_last_run: int
+    coverage_gaps: int
+    quarantined: int
+    keys: int
+
+
+def freshness(db_path: str | Path) -> Freshness:
+    """How far to trust what is shown: last good collection, failures, gaps and quarantine."""
+    with read_connection(db_path) as con:
+        last_ok = first_row(
+            con.execute("SELECT max(finished_at) FROM collector_runs WHERE status IN ('ok', 'partial')")
+        )
+        last = first_row(
+            con.execute("SELECT run_id, started_at, status FROM collector_runs ORDER BY run_id DESC LIMIT 1")
+        )
+        failed = 0
+        if last:
+            row = first_row(
+                con.execute("SELECT count(*) FROM collector_run_items WHERE run_id = ? AND status <> 'ok'", [last[0]])
+            )
+            failed = int(row[0]) if row else 0
+        gaps = first_row(con.execute("SELECT count(*) FROM coverage_gaps"))
+        quarantined = first_row(con.execute("SELECT count(*) FROM quarantine"))
+        keys = first_row(con.execute("SELECT count(*) FROM keys"))
+    return Freshness(
+        last_success_at=last_ok[0] if last_ok else None,
+        last_run_at=last[1] if last else None,
+        last_run_status=last[2] if last else None,
+        failed_items_last_run=failed,
+        coverage_gaps=int(gaps[0]) if gaps else 0,
+        quarantined=int(quarantined[0]) if quarantined else 0,
+        keys=int(keys[0]) if keys else 0,
+    )
+
+
+def environments(db_path: str | Path) -> list[str]:
+    frame = _df(db_path, "SELECT DISTINCT environment FROM keys ORDER BY environment")
+    return frame["environment"].tolist()
+
+
+def usage_totals(db_path: str | Path, start: date, end: date, envs: list[str] | None = None) -> dict[str, float]:
+    """Calls, jobs, failed and credits summed over [start, end] days (inclusive)."""
+    where, params = _env_filter(envs)
+    with read_connection(db_path) as con:
+        row = first_row(
+            con.execute(
+                f"""
+            SELECT coalesce(sum(u.calls), 0), coalesce(sum(u.jobs), 0), coalesce(sum(u.failed), 0),
+                   coalesce(sum(u.credits), 0)
+            FROM key_daily_usage u JOIN keys k USING (key_name)
+            WHERE u.day BETWEEN ? AND ?{where}
+        """,
+                [start, end, *params],
+            )
+        )
+    calls, jobs, failed, credits = row if row else (0, 0, 0, 0.0)
+    return {"calls": int(calls), "jobs": int(jobs), "failed": int(failed), "credits": float(credits)}
+
+
+def daily_usage(
+    db_path: str | Path, start: date, end: date, envs: list[str] | None = None, keys: list[str] | None = None
+) -> pd.DataFrame:
+    """One row per key and day in range: key_name, environment, day, calls, jobs, failed, credits."""
+    where, params = _env_filter(envs)
+    if keys:
+        where += " AND list_contains(?, u.key_name)"
+        params.append(list(keys))
+    return _df(
+        db_path,
+        f"""
+        SELECT u.key_name, k.environment, u.day, u.calls, u.jobs, u.failed, u.credits
+        FROM key_daily_usage u JOIN keys k USING (key_name)
+        WHERE u.day BETWEEN ? AND ?{where}
+        ORDER BY u.day, u.key_name
+    """,
+        [start, end, *params],
+    )
+
+
+def key_overview(db_path: str | Path, start: date, end: date, envs: list[str] | None = None) -> pd.DataFrame:
+    """Every configured key with its identity, last use and activity in range."""
+    where, params = _env_filter(envs)
+    return _df(
+        db_path,
+        f"""
+        SELECT k.key_name, k.environment, k.owner, k.masked_key, k.created_at, k.rotated_at,
+               l.last_used_at,
+               coalesce(r.calls, 0) AS calls, coalesce(r.jobs, 0) AS jobs,
+               coalesce(r.failed, 0) AS failed, coalesce(r.credits, 0) AS credits
+        FROM keys k
+        LEFT JOIN key_last_used l USING (key_name)
+        LEFT JOIN (
+            SELECT key_name, sum(calls) AS calls, sum(jobs) AS jobs, sum(failed) AS failed,
+                   sum(credits) AS credits
+            FROM key_daily_usage WHERE day BETWEEN ? AND ? GROUP BY key_name
+        ) r USING (key_name)
+        WHERE TRUE{where}
+        ORDER BY calls DESC, k.key_name
+    """,
+        [start, end, *params],
+    )
+
+
+def coverage_gaps(db_path: str | Path, since: datetime | None = None) -> pd.DataFrame:
+    return _df(
+        db_path,
+        """
+        SELECT g.key_name, g.endpoint, g.gap_start, g.gap_end, g.detected_at
+        FROM coverage_gaps g
+        WHERE ? IS NULL OR g.gap_end >= ?
+        ORDER BY g.detected_at DESC
+    """,
+        [since, since],
+    )
+
+
+def quarantined_records(db_path: str | Path, limit: int = 500) -> pd.DataFrame:
+    return _df(
+        db_path,
+        """
+        SELECT quarantine_id, endpoint, key_name, fetched_at, request_id, reason, record
+        FROM quarantine ORDER BY quarantine_id DESC LIMIT ?
+    """,
+        [limit],
+    )
+
+
+def recent_runs(db_path: str | Path, limit: int = 50) -> pd.DataFrame:
+    return _df(
+        db_path,
+        """
+        SELECT run_id, started_at, finished_at, status, mode, endpoints, keys_total, keys_ok,
+               requests, retries, rows_written, message
+        FROM collector_runs ORDER BY run_id DESC LIMIT ?
+    """,
+        [limit],
+    )
+
+
+def failed_run_items(db_path: str | Path, limit: int = 200) -> pd.DataFrame:
+    return _df(
+        db_path,
+        """
+        SELECT i.run_id, i.key_name, i.endpoint, i.status, i.error_code, i.message, i.request_id,
+               i.finished_at
+        FROM collector_run_items i WHERE i.status <> 'ok'
+        ORDER BY i.finished_at DESC LIMIT ?
+    """,
+        [limit],
+    )
+
+
+def table_counts(db_path: str | Path, views: list[str]) -> dict[str, int]:
+    """Row counts of public views (names are checked against the catalogue, never interpolated blindly)."""
+    with read_connection(db_path) as con:
+        known = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+        counts = {}
+        for view in views:
+            if view not in known:
+                raise ValueError(f"{view} is not a public view")
+            row = first_row(con.execute(f'SELECT count(*) FROM "{view}"'))
+            counts[view] = int(row[0]) if row else 0
+    return counts

@@ -1,0 +1,417 @@
+"""Idempotent writes for the collectors: upserts by natural key that report how many rows changed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from store.results import first_row
+
+
+def _frame(rows: Sequence[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(list(rows), columns=columns)
+
+
+def _changed(con: duckdb.DuckDBPyConnection, sql: str, frame: pd.DataFrame) -> int:
+    if frame.empty:
+        return 0
+    con.register("incoming", frame)
+    try:
+        row = first_row(con.execute(sql))
+    finally:
+        con.unregister("incoming")
+    return int(row[0]) if row else 0
+
+
+def sync_key_registry(con: duckdb.DuckDBPyConnection, keys: Iterable[dict[str, Any]], now: datetime) -> int:
+    """Make the registry match the config: upsert configured keys, mark the rest unconfigured."""
+    rows = [dict(k, first_seen_at=now, updated_at=now) for k in keys]
+    columns = [
+        "key_name",
+        "environment",
+        "owner",
+        "owner_status",
+        "fingerprint",
+        "masked_key",
+        "created_at",
+        "rotated_at",
+        "first_seen_at",
+        "updated_at",
+    ]
+    frame = _frame(rows, columns)
+    for col in ("created_at", "rotated_at", "first_seen_at", "updated_at"):
+        frame[col] = pd.to_datetime(frame[col])
+    tracked = ["environment", "owner", "owner_status", "fingerprint", "masked_key", "created_at", "rotated_at"]
+    changed = _changed(
+        con,
+        f"""
+        INSERT INTO key_registry ({", ".join(columns)}, configured)
+        SELECT {", ".join(columns)}, TRUE FROM incoming
+        ON CONFLICT (key_name) DO UPDATE SET
+            {", ".join(f"{c} = excluded.{c}" for c in tracked)},
+            configured = TRUE, updated_at = excluded.updated_at
+        WHERE NOT key_registry.configured
+           OR {" OR ".join(f"key_registry.{c} IS DISTINCT FROM excluded.{c}" for c in tracked)}
+    """,
+        frame,
+    )
+    names = [r["key_name"] for r in rows]
+    removed = first_row(
+        con.execute(
+            "UPDATE key_registry SET configured = FALSE, updated_at = ? "
+            "WHERE configured AND NOT list_contains(?, key_name)",
+            [now, names],
+        )
+    )
+    return changed + (int(removed[0]) if removed else 0)
+
+
+def upsert_daily_usage(con: duckdb.DuckDBPyConnection, key_name: str, rows: Sequence[Any], now: datetime) -> int:
+    frame = _frame(
+        [dict(asdict(r), key_name=key_name, fetched_at=now) for r in rows],
+        ["key_name", "day", "calls", "jobs", "credits", "failed", "fetched_at"],
+    )
+    if frame.empty:
+        return 0
+    frame["day"] = pd.to_datetime(frame["day"]).dt.date
+    frame["fetched_at"] = pd.to_datetime(frame["fetched_at"])
+    return _changed(
+        con,
+        """
+        INSERT INTO usage_daily SELECT key_name, day, calls, jobs, credits, failed, fetched_at FROM incoming
+        ON CONFLICT (key_name, day) DO UPDATE SET calls = excluded.calls, jobs = excluded.jobs,
+            credits = excluded.credits, failed = excluded.failed, fetched_at = excluded.fetched_at
+        WHERE usage_daily.calls <> excluded.calls OR usage_daily.jobs <> excluded.jobs
+           OR usage_daily.credits <> excluded.credits OR usage_daily.failed <> excluded.failed
+    """,
+        frame,
+    )
+
+
+_EVENT_COLUMNS = [
+    "event_id",
+    "key_name",
+    "occurred_at",
+    "endpoint",
+    "method",
+    "status_code",
+    "request_id",
+    "job_id",
+    "model",
+    "credits",
+    "first_seen_at",
+]
+
+
+def insert_events(con: duckdb.DuckDBPyConnection, key_name: str, events: Sequence[Any], now: datetime) -> int:
+    """Events are immutable facts: insert new ids, never rewrite a known one."""
+    frame = _frame([dict(asdict(e), key_name=key_name, first_seen_at=now) for e in events], _EVENT_COLUMNS)
+    if frame.empty:
+        return 0
+    frame = frame.drop_duplicates("event_id")
+    frame["status_code"] = frame["status_code"].astype("Int32")
+    return _changed(
+        con,
+        f"""
+        INSERT INTO usage_event_log SELECT {", ".join(_EVENT_COLUMNS)} FROM incoming
+        ON CONFLICT (event_id) DO NOTHING
+    """,
+        frame,
+    )
+
+
+_JOB_COLUMNS = [
+    "job_id",
+    "key_name",
+    "created_at",
+    "status",
+    "progress",
+    "model",
+    "output_format",
+    "duration_seconds",
+    "credits_charged",
+    "billing_status",
+    "output_url",
+    "error",
+    "first_seen_at",
+    "last_seen_at",
+]
+_JOB_TRACKED = [
+    "status",
+    "progress",
+    "model",
+    "output_format",
+    "duration_seconds",
+    "credits_charged",
+    "billing_status",
+    "output_url",
+    "error",
+]
+
+
+def upsert_jobs(con: duckdb.DuckDBPyConnection, key_name: str, jobs: Sequence[Any], now: datetime) -> int:
+    """Upsert jobs by id and record each newly observed status (the lifecycle audit trail)."""
+    frame = _frame(
+        [dict(asdict(j), key_name=key_name, first_seen_at=now, last_seen_at=now) for j in jobs], _JOB_COLUMNS
+    )
+    if frame.empty:
+        return 0
+    frame = frame.drop_duplicates("job_id", keep="first")
+    for col in ("progress", "duration_seconds", "credits_charged"):
+        frame[col] = frame[col].astype("Float64")
+    changed = _changed(
+        con,
+        f"""
+        INSERT INTO job_state SELECT {", ".join(_JOB_COLUMNS)} FROM incoming
+        ON CONFLICT (job_id) DO UPDATE SET
+            {", ".join(f"{c} = excluded.{c}" for c in _JOB_TRACKED)}, last_seen_at = excluded.last_seen_at
+        WHERE {" OR ".join(f"job_state.{c} IS DISTINCT FROM excluded.{c}" for c in _JOB_TRACKED)}
+    """,
+        frame,
+    )
+    history = frame[["job_id", "status"]].assign(observed_at=pd.Timestamp(now))
+    changed += _changed(
+        con,
+        """
+        INSERT INTO job_status_log SELECT job_id, status, observed_at FROM incoming
+        ON CONFLICT (job_id, status) DO NOTHING
+    """,
+        history,
+    )
+    return changed
+
+
+def upsert_pricing(con: duckdb.DuckDBPyConnection, rates: dict[str, float], now: datetime) -> int:
+    frame = _frame(
+        [{"model": m, "credits_per_minute": r, "fetched_at": now} for m, r in rates.items()],
+        ["model", "credits_per_minute", "fetched_at"],
+    )
+    return _changed(
+        con,
+        """
+        INSERT INTO model_pricing SELECT model, credits_per_minute, fetched_at FROM incoming
+        ON CONFLICT (model) DO UPDATE SET credits_per_minute = excluded.credits_per_minute,
+            fetched_at = excluded.fetched_at
+        WHERE model_pricing.credits_per_minute <> excluded.credits_per_minute
+    """,
+        frame,
+    )
+
+
+_INVENTORY_COLUMNS = ["key_fingerprint", "client_id", "name", "note", "enabled", "created_at", "last_used_at"]
+
+
+def replace_inventory(con: duckdb.DuckDBPyConnection, rows: Sequence[Any], now: datetime) -> int:
+    """The admin inventory is a snapshot: keys gone upstream leave it."""
+    frame = _frame([dict(asdict(r), fetched_at=now) for r in rows], [*_INVENTORY_COLUMNS, "fetched_at"])
+    frame = frame.drop_duplicates("key_fingerprint")
+    for col in ("created_at", "last_used_at", "fetched_at"):
+        frame[col] = pd.to_datetime(frame[col])
+    frame["enabled"] = frame["enabled"].astype("boolean")
+    gone = first_row(
+        con.execute(
+            "DELETE FROM admin_inventory WHERE NOT list_contains(?, key_fingerprint)",
+            [frame["key_fingerprint"].tolist()],
+        )
+    )
+    changed = _changed(
+        con,
+        f"""
+        INSERT INTO admin_inventory SELECT {", ".join(_INVENTORY_COLUMNS)}, fetched_at FROM incoming
+        ON CONFLICT (key_fingerprint) DO UPDATE SET
+            {", ".join(f"{c} = excluded.{c}" for c in _INVENTORY_COLUMNS[1:])}, fetched_at = excluded.fetched_at
+        WHERE {" OR ".join(f"admin_inventory.{c} IS DISTINCT FROM excluded.{c}" for c in _INVENTORY_COLUMNS[1:])}
+    """,
+        frame,
+    )
+    return changed + (int(gone[0]) if gone else 0)
+
+
+def set_cursor(
+    con: duckdb.DuckDBPyConnection, key_name: str, endpoint: str, cursor: dict[str, Any], now: datetime
+) -> int:
+    text = json.dumps(cursor, sort_keys=True, default=str)
+    row = first_row(
+        con.execute(
+            """
+        INSERT INTO sync_state VALUES (?, ?, ?, ?)
+        ON CONFLICT (key_name, endpoint) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at
+        WHERE sync_state.cursor IS DISTINCT FROM excluded.cursor
+    """,
+            [key_name, endpoint, text, now],
+        )
+    )
+    return int(row[0]) if row else 0
+
+
+def add_coverage_gap(
+    con: duckdb.DuckDBPyConnection, key_name: str, endpoint: str, gap_start: datetime, gap_end: datetime, now: datetime
+) -> int:
+    row = first_row(
+        con.execute(
+            "INSERT INTO coverage_gap_log VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [key_name, endpoint, gap_start, gap_end, now],
+        )
+    )
+    return int(row[0]) if row else 0
+
+
+def land_raw(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    endpoint: str,
+    key_name: str | None,
+    key_fingerprint: str | None,
+    fetched_at: datetime,
+    request_id: str | None,
+    http_status: int | None,
+    body: str | None,
+) -> int:
+    """Keep the body as received; an identical body to the last one for this key+endpoint is not stored again."""
+    digest = hashlib.sha256((body or "").encode("utf-8", "replace")).hexdigest()
+    last = first_row(
+        con.execute(
+            """
+        SELECT body_sha256 FROM raw_landing WHERE endpoint = ? AND key_name IS NOT DISTINCT FROM ?
+        ORDER BY landing_id DESC LIMIT 1
+    """,
+            [endpoint, key_name],
+        )
+    )
+    if last and last[0] == digest:
+        return 0
+    con.execute(
+        """
+        INSERT INTO raw_landing VALUES (nextval('landing_seq'), ?, ?, ?, ?, ?, ?, ?, ?)
+    """,
+        [endpoint, key_name, key_fingerprint, fetched_at, request_id, http_status, digest, body],
+    ).fetchall()
+    return 1
+
+
+def quarantine(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    endpoint: str,
+    key_name: str | None,
+    fetched_at: datetime,
+    request_id: str | None,
+    reason: str,
+    record: Any,
+) -> int:
+    text = record if isinstance(record, str) else json.dumps(record, default=str)
+    exists = first_row(
+        con.execute(
+            """
+        SELECT 1 FROM quarantine_log WHERE endpoint = ? AND key_name IS NOT DISTINCT FROM ?
+          AND reason = ? AND record IS NOT DISTINCT FROM ? LIMIT 1
+    """,
+            [endpoint, key_name, reason, text],
+        )
+    )
+    if exists:
+        return 0
+    con.execute(
+        "INSERT INTO quarantine_log VALUES (nextval('quarantine_seq'), ?, ?, ?, ?, ?, ?)",
+        [endpoint, key_name, fetched_at, request_id, reason, text],
+    ).fetchall()
+    return 1
+
+
+def start_run(con: duckdb.DuckDBPyConnection, *, mode: str, endpoints: str, keys_total: int, now: datetime) -> int:
+    """Record a run; runs left 'running' by a dead process of ours are marked abandoned first."""
+    for run_id, pid in con.execute("SELECT run_id, pid FROM run_log WHERE status = 'running'").fetchall():
+        if pid is not None and not _pid_alive(pid):
+            con.execute(
+                "UPDATE run_log SET status = 'abandoned', message = 'process ended mid-run' WHERE run_id = ?", [run_id]
+            ).fetchall()
+    row = first_row(
+        con.execute(
+            """
+        INSERT INTO run_log (run_id, started_at, status, mode, endpoints, keys_total, pid)
+        VALUES (nextval('run_seq'), ?, 'running', ?, ?, ?, ?) RETURNING run_id
+    """,
+            [now, mode, endpoints, keys_total, os.getpid()],
+        )
+    )
+    assert row is not None
+    return int(row[0])
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def finish_run(
+    con: duckdb.DuckDBPyConnection,
+    run_id: int,
+    *,
+    status: str,
+    keys_ok: int,
+    requests: int,
+    retries: int,
+    rows_written: int,
+    message: str,
+    now: datetime,
+) -> None:
+    con.execute(
+        """
+        UPDATE run_log SET finished_at = ?, status = ?, keys_ok = ?, requests = ?, retries = ?,
+            rows_written = ?, message = ? WHERE run_id = ?
+    """,
+        [now, status, keys_ok, requests, retries, rows_written, message, run_id],
+    ).fetchall()
+
+
+def record_run_item(
+    con: duckdb.DuckDBPyConnection,
+    run_id: int,
+    *,
+    key_name: str,
+    endpoint: str,
+    status: str,
+    attempts: int | None,
+    error_code: str | None,
+    message: str | None,
+    request_id: str | None,
+    now: datetime,
+) -> None:
+    con.execute(
+        """
+        INSERT INTO run_item_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (run_id, key_name, endpoint) DO UPDATE SET status = excluded.status,
+            attempts = excluded.attempts, error_code = excluded.error_code, message = excluded.message,
+            request_id = excluded.request_id, finished_at = excluded.finished_at
+    """,
+        [run_id, key_name, endpoint, status, attempts, error_code, message, request_id, now],
+    ).fetchall()
+
+
+def prune(con: duckdb.DuckDBPyConnection, *, raw_before: datetime, events_before: datetime) -> int:
+    """Retention: drop raw bodies and events older than their cut-offs."""
+    removed = 0
+    for sql, cutoff in (
+        ("DELETE FROM raw_landing WHERE fetched_at < ?", raw_before),
+        ("DELETE FROM usage_event_log WHERE occurred_at < ?", events_before),
+    ):
+        row = first_row(con.execute(sql, [cutoff]))
+        removed += int(row[0]) if row else 0
+    return removed
+
+
+def retention_cutoffs(now: datetime, raw_days: int, events_days: int) -> tuple[datetime, datetime]:
+    return now - timedelta(days=raw_days), now - timedelta(days=events_days)

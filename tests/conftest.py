@@ -1,0 +1,84 @@
+"""Shared fixtures: the stand-in API on a free loopback port, and a database collected from it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from collectors.config import Config, load_config
+from collectors.sync import RunSummary, collect
+from simulator.config_writer import write_config
+from simulator.server import ServerHandle, start_server
+from simulator.world import World
+
+# A fixed instant makes the stand-in's world, and every truth derived from it, reproducible.
+SIM_NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
+SIM_SEED = 7
+SIM_KEYS = 30
+ADMIN_TOKEN = "sim-admin-token"
+
+
+@dataclass
+class Collected:
+    """A stand-in world, served over loopback, collected once into a real DuckDB file."""
+
+    world: World
+    server: ServerHandle
+    config_path: Path
+    config: Config
+    db_path: Path
+    first_run: RunSummary
+
+    @property
+    def now(self) -> datetime:
+        return SIM_NOW.replace(tzinfo=None)
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
+
+
+def make_world(**kwargs) -> World:
+    params = {"seed": SIM_SEED, "n_keys": SIM_KEYS, "days": 90, "now": SIM_NOW} | kwargs
+    return World(**params)
+
+
+def write_sim_config(server: ServerHandle, path: Path, extra: str = "") -> Path:
+    write_config(server.world, path, server.base_url)
+    if extra:
+        path.write_text(path.read_text(encoding="utf-8") + "\n" + extra, encoding="utf-8")
+    return path
+
+
+def collect_once(config: Config, db_path: Path, **kwargs) -> RunSummary:
+    return asyncio.run(collect(config, db_path, now=lambda: SIM_NOW.replace(tzinfo=None), **kwargs))
+
+
+@pytest.fixture(scope="session")
+def admin_token_env():
+    previous = os.environ.get("RBV_ADMIN_TOKEN")
+    os.environ["RBV_ADMIN_TOKEN"] = ADMIN_TOKEN
+    yield ADMIN_TOKEN
+    if previous is None:
+        os.environ.pop("RBV_ADMIN_TOKEN", None)
+    else:
+        os.environ["RBV_ADMIN_TOKEN"] = previous
+
+
+@pytest.fixture(scope="session")
+def collected(tmp_path_factory, admin_token_env) -> Collected:
+    """The default stand-in world (frozen at SIM_NOW) collected once; tests must not write to it."""
+    folder = tmp_path_factory.mktemp("collected")
+    world = make_world()
+    server = start_server(world, admin_token=ADMIN_TOKEN)
+    config_path = write_sim_config(server, folder / "keys.toml")
+    config = load_config(config_path)
+    db_path = folder / "monitor.duckdb"
+    first = collect_once(config, db_path)
+    yield Collected(world, server, config_path, config, db_path, first)
+    server.stop()

@@ -1,0 +1,1 @@
+"""Shared Streamlit building blocks for the pages: settings, sidebar filters, cached reads, formatting."""
