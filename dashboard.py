@@ -2,9 +2,13 @@
 
 import streamlit as st
 
+from ui.auth import require_access
 from ui.settings import load_settings
 
 st.set_page_config(page_title="RBV key monitor", page_icon=":material/key:", layout="wide")
+
+if not require_access():
+    st.stop()
 
 settings = load_settings()
 st.session_state["settings"] = settings

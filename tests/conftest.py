@@ -21,6 +21,8 @@ SIM_NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
 SIM_SEED = 7
 SIM_KEYS = 30
 ADMIN_TOKEN = "sim-admin-token"
+ROOT = Path(__file__).resolve().parents[1]
+DASHBOARD = str(ROOT / "dashboard.py")  # AppTest resolves relative paths against the calling file
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, available_timezones
@@ -28,6 +29,14 @@ class Filters:
 
 
 def utc_now() -> datetime:
+    """Wall time in UTC, unless RBV_NOW pins it (tests, or replaying a frozen stand-in world)."""
+    pinned = os.environ.get("RBV_NOW")
+    if pinned:
+        try:
+            moment = datetime.fromisoformat(pinned.replace("Z", "+00:00"))
+            return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+        except ValueError:
+            pass
     return datetime.now(UTC).replace(tzinfo=None)
 
 
