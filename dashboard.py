@@ -15,6 +15,10 @@ st.session_state["settings"] = settings
 
 pages = [
     st.Page("pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),
+    st.Page("pages/keys.py", title="Keys", icon=":material/key:"),
+    st.Page("pages/key_detail.py", title="Key detail", icon=":material/manage_search:"),
+    st.Page("pages/traffic.py", title="Traffic explorer", icon=":material/query_stats:"),
+    st.Page("pages/credits.py", title="Credits", icon=":material/payments:"),
     st.Page("pages/collection.py", title="Collection health", icon=":material/sync:"),
 ]
 navigation = st.navigation(pages)

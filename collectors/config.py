@@ -75,6 +75,7 @@ class CollectorSettings:
     summary_refresh_days: int = 3
     events_limit: int = 100
     jobs_page_size: int = 100
+    max_job_pages_first_run: int = 0  # 0: a key's first collection pages through all its job history
     raw_retention_days: int = 14
     events_retention_days: int = 400
     intervals_s: dict[str, float] = field(
@@ -163,8 +164,7 @@ def _resolve_secret(raw: dict[str, Any], where: str, secrets_toml: dict[str, Any
         secret = (secrets_toml.get("keys") or {}).get(raw["name"])
         if not secret:
             raise ConfigError(
-                f"{where}: no secret; set 'secret', 'secret_env', or [keys] {raw['name']} "
-                "in .streamlit/secrets.toml"
+                f"{where}: no secret; set 'secret', 'secret_env', or [keys] {raw['name']} in .streamlit/secrets.toml"
             )
     if not isinstance(secret, str) or len(secret.strip()) < 8:
         raise ConfigError(f"{where}: the secret is not a usable API key")
@@ -181,9 +181,7 @@ def _collector_settings(raw: dict[str, Any], where: str) -> CollectorSettings:
             merged = dict(defaults.intervals_s)
             for endpoint, seconds in value.items():
                 if endpoint not in merged:
-                    raise ConfigError(
-                        f"{where}.intervals: unknown endpoint '{endpoint}' (known: {', '.join(merged)})"
-                    )
+                    raise ConfigError(f"{where}.intervals: unknown endpoint '{endpoint}' (known: {', '.join(merged)})")
                 if not isinstance(seconds, int | float) or seconds <= 0:
                     raise ConfigError(f"{where}.intervals.{endpoint}: expected seconds > 0")
                 merged[endpoint] = float(seconds)

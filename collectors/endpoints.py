@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-import duckdb
-
 from collectors import contract
 from collectors.config import Config, KeyConfig
 from collectors.http_client import ApiClient, ApiError, ApiResponse
@@ -42,7 +40,7 @@ class Outcome:
     request_id: str | None = None
     landings: list[Landing] = field(default_factory=list)
     rejects: list[tuple[str, Any, str | None]] = field(default_factory=list)
-    apply: Callable[[duckdb.DuckDBPyConnection, datetime], int] | None = None
+    apply: Callable[[writes.Batch], None] | None = None
 
     @property
     def key_name(self) -> str:
@@ -72,8 +70,14 @@ class _Request:
     def __init__(self, ctx: FetchContext, outcome: Outcome) -> None:
         self.ctx, self.outcome = ctx, outcome
 
-    async def get(self, path: str, params: dict[str, Any] | None = None, *, endpoint: str | None = None,
-                  headers: dict[str, str] | None = None) -> ApiResponse:
+    async def get(
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        *,
+        endpoint: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> ApiResponse:
         key = self.outcome.key
         all_headers = dict(headers or {})
         if key is not None:
@@ -85,14 +89,16 @@ class _Request:
             self.outcome.attempts += exc.attempts
             self.outcome.requests += 1
             if exc.text is not None:
-                self.outcome.landings.append(Landing(endpoint or self.outcome.endpoint, exc.request_id,
-                                                     exc.status, exc.text))
+                self.outcome.landings.append(
+                    Landing(endpoint or self.outcome.endpoint, exc.request_id, exc.status, exc.text)
+                )
             raise
         self.outcome.attempts += response.attempts
         self.outcome.requests += 1
         self.outcome.request_id = response.request_id
-        self.outcome.landings.append(Landing(endpoint or self.outcome.endpoint, response.request_id,
-                                             response.status, response.text))
+        self.outcome.landings.append(
+            Landing(endpoint or self.outcome.endpoint, response.request_id, response.status, response.text)
+        )
         return response
 
     def reject(self, rejects: list[contract.Reject], request_id: str | None) -> None:
@@ -104,7 +110,7 @@ async def fetch_pricing(ctx: FetchContext, outcome: Outcome) -> None:
     response = await req.get("/api/pricing")
     rates, rejects = contract.parse_pricing(response.body)
     req.reject(rejects, response.request_id)
-    outcome.apply = lambda con, now: writes.upsert_pricing(con, rates, now)
+    outcome.apply = lambda batch: batch.snapshots.append(lambda con, now: writes.upsert_pricing(con, rates, now))
 
 
 async def fetch_admin(ctx: FetchContext, outcome: Outcome) -> None:
@@ -112,7 +118,7 @@ async def fetch_admin(ctx: FetchContext, outcome: Outcome) -> None:
     response = await req.get("/v1/admin/keys", headers={"X-Admin-Token": ctx.config.admin_token or ""})
     rows, rejects = contract.parse_inventory(response.body)
     req.reject(rejects, response.request_id)
-    outcome.apply = lambda con, now: writes.replace_inventory(con, rows, now)
+    outcome.apply = lambda batch: batch.snapshots.append(lambda con, now: writes.replace_inventory(con, rows, now))
 
 
 async def fetch_summary(ctx: FetchContext, outcome: Outcome) -> None:
@@ -133,9 +139,9 @@ async def fetch_summary(ctx: FetchContext, outcome: Outcome) -> None:
     # The response covered every day up to today, so the next cycle only refreshes from here.
     new_cursor = {"last_day": today.isoformat()}
 
-    def apply(con: duckdb.DuckDBPyConnection, now: datetime) -> int:
-        changed = writes.upsert_daily_usage(con, key.name, rows, now)
-        return changed + writes.set_cursor(con, key.name, "summary", new_cursor, now)
+    def apply(batch: writes.Batch) -> None:
+        batch.daily.append((key.name, rows))
+        batch.cursors.append((key.name, "summary", new_cursor))
 
     outcome.apply = apply
 
@@ -148,7 +154,8 @@ async def fetch_events(ctx: FetchContext, outcome: Outcome) -> None:
     response = await req.get("/v1/usage/events", {"limit": limit})
     events, rejects = contract.parse_events(response.body)
     req.reject(rejects, response.request_id)
-    raw_count = len(events) + len(rejects)
+    # Distinct ids: a response that repeats an event must not look like a full window.
+    raw_count = len({e.event_id for e in events}) + len(rejects)
     cursor = ctx.state.cursor(key.name, "events") or {}
     newest_seen = datetime.fromisoformat(cursor["newest_at"]) if cursor.get("newest_at") else None
     gap: tuple[datetime, datetime] | None = None
@@ -165,42 +172,54 @@ async def fetch_events(ctx: FetchContext, outcome: Outcome) -> None:
     elif not cursor:
         new_cursor["covered_since"] = ctx.now().isoformat(timespec="seconds")
 
-    def apply(con: duckdb.DuckDBPyConnection, now: datetime) -> int:
-        changed = writes.insert_events(con, key.name, events, now)
+    def apply(batch: writes.Batch) -> None:
+        batch.events.append((key.name, events))
         if gap:
-            changed += writes.add_coverage_gap(con, key.name, "events", gap[0], gap[1], now)
-        return changed + writes.set_cursor(con, key.name, "events", new_cursor, now)
+            batch.gaps.append((key.name, "events", gap[0], gap[1]))
+        batch.cursors.append((key.name, "events", new_cursor))
 
     outcome.apply = apply
 
 
 async def fetch_jobs(ctx: FetchContext, outcome: Outcome) -> None:
-    """Page newest-first until a page holds only known terminal jobs, then re-poll unsettled ones."""
-    key, page_size = outcome.key, ctx.config.collector.jobs_page_size
+    """Page newest-first until a page holds only known jobs, then re-poll the unsettled ones not seen.
+
+    Jobs only ever arrive at the head of the newest-first list, so once a whole page is known
+    everything older is known too; its unsettled jobs are refreshed one by one below. A key's
+    first collection may be capped at `max_job_pages_first_run` pages (older history skipped).
+    """
+    settings = ctx.config.collector
+    key, page_size = outcome.key, settings.jobs_page_size
     assert key is not None
     known = ctx.state.jobs_of(key.name)
     cursor = ctx.state.cursor(key.name, "jobs") or {}
     backfilled = bool(cursor.get("complete"))
+    page_cap = 0 if backfilled else settings.max_job_pages_first_run
     req = _Request(ctx, outcome)
     seen: dict[str, contract.Job] = {}
-    offset, total = 0, None
+    offset, total, pages, capped = 0, None, 0, False
     while True:
         response = await req.get("/v1/jobs", {"limit": page_size, "offset": offset})
+        pages += 1
         page, rejects = contract.parse_jobs_page(response.body)
         req.reject(rejects, response.request_id)
         for job in page.jobs:
             seen[job.job_id] = job
         total = page.total if page.total is not None else total
-        all_known_terminal = bool(page.jobs) and all(
-            job.terminal and known.get(job.job_id) in contract.TERMINAL_JOB_STATUSES for job in page.jobs
-        )
+        all_known = bool(page.jobs) and all(job.job_id in known for job in page.jobs)
         if page.item_count < page_size or (total is not None and offset + page_size >= total):
             break
-        if backfilled and all_known_terminal:
+        if backfilled and all_known:
+            break
+        if page_cap and pages >= page_cap:
+            capped = True
             break
         offset += page_size
-    unsettled = [job_id for job_id, status in known.items()
-                 if status not in contract.TERMINAL_JOB_STATUSES and job_id not in seen]
+    unsettled = [
+        job_id
+        for job_id, status in known.items()
+        if status not in contract.TERMINAL_JOB_STATUSES and job_id not in seen
+    ]
     for job_id in unsettled:
         try:
             response = await req.get(f"/v1/jobs/{job_id}", endpoint="job_detail")
@@ -213,12 +232,15 @@ async def fetch_jobs(ctx: FetchContext, outcome: Outcome) -> None:
         req.reject(rejects, response.request_id)
         for job in jobs:
             seen[job.job_id] = job
-    new_cursor = {"complete": True, "total": total}
+    new_cursor: dict[str, object] = {"complete": True, "total": total}
+    if capped or "history_pages" in cursor:
+        # Kept in the cursor so the store says the job history held is deliberately partial.
+        new_cursor["history_pages"] = pages if capped else cursor["history_pages"]
     rows = list(seen.values())
 
-    def apply(con: duckdb.DuckDBPyConnection, now: datetime) -> int:
-        changed = writes.upsert_jobs(con, key.name, rows, now)
-        return changed + writes.set_cursor(con, key.name, "jobs", new_cursor, now)
+    def apply(batch: writes.Batch) -> None:
+        batch.jobs.append((key.name, rows))
+        batch.cursors.append((key.name, "jobs", new_cursor))
 
     outcome.apply = apply
 
@@ -227,8 +249,9 @@ ENDPOINTS: dict[str, Endpoint] = {
     endpoint.name: endpoint
     for endpoint in (
         Endpoint("pricing", "/api/pricing", per_key=False, fetch=fetch_pricing),
-        Endpoint("admin", "/v1/admin/keys", per_key=False, fetch=fetch_admin,
-                 enabled=lambda config: bool(config.admin_token)),
+        Endpoint(
+            "admin", "/v1/admin/keys", per_key=False, fetch=fetch_admin, enabled=lambda config: bool(config.admin_token)
+        ),
         Endpoint("summary", "/v1/usage/summary", per_key=True, fetch=fetch_summary),
         Endpoint("events", "/v1/usage/events", per_key=True, fetch=fetch_events),
         Endpoint("jobs", "/v1/jobs", per_key=True, fetch=fetch_jobs),

@@ -23,9 +23,13 @@ log = logging.getLogger("collectors.schedule")
 SHUTDOWN_GRACE_S = 30.0
 
 
-def build_scheduler(config: Config, db_path: str | Path, *, run_first: bool = False,
-                    extra_jobs: dict[str, tuple[Callable[[], Coroutine[Any, Any, None]], dict[str, Any]]]
-                    | None = None) -> AsyncIOScheduler:
+def build_scheduler(
+    config: Config,
+    db_path: str | Path,
+    *,
+    run_first: bool = False,
+    extra_jobs: dict[str, tuple[Callable[[], Coroutine[Any, Any, None]], dict[str, Any]]] | None = None,
+) -> AsyncIOScheduler:
     """One job per endpoint (one instance at a time, missed runs coalesced) plus housekeeping."""
     scheduler = AsyncIOScheduler(
         timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60}
@@ -55,8 +59,9 @@ def build_scheduler(config: Config, db_path: str | Path, *, run_first: bool = Fa
     for endpoint, seconds in config.collector.intervals_s.items():
         if endpoint not in ENDPOINTS or not ENDPOINTS[endpoint].enabled(config):
             continue
-        scheduler.add_job(job_for(endpoint), "interval", seconds=seconds, id=endpoint, name=endpoint,
-                          next_run_time=start if run_first or endpoint in ("pricing", "admin") else None)
+        # APScheduler reads an explicit next_run_time=None as "paused": leave it out to start on the interval.
+        first = {"next_run_time": start} if run_first or endpoint in ("pricing", "admin") else {}
+        scheduler.add_job(job_for(endpoint), "interval", seconds=seconds, id=endpoint, name=endpoint, **first)
 
     async def housekeeping() -> None:
         try:
@@ -83,8 +88,10 @@ async def _serve(config: Config, db_path: str | Path, run_first: bool) -> None:
         loop.add_signal_handler(sig, stop.set)
     scheduler.start()
     intervals = ", ".join(f"{k} {int(v)}s" for k, v in config.collector.intervals_s.items())
-    print(f"collecting {len(config.keys)} keys into {db_path} on a schedule ({intervals}); "
-          "Ctrl+C or SIGTERM stops", flush=True)
+    print(
+        f"collecting {len(config.keys)} keys into {db_path} on a schedule ({intervals}); Ctrl+C or SIGTERM stops",
+        flush=True,
+    )
     await stop.wait()
     print("stopping: waiting for running collections to finish", flush=True)
     scheduler.shutdown(wait=False)

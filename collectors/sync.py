@@ -43,18 +43,31 @@ class RunSummary:
     seconds: float
 
     def line(self) -> str:
-        failed = f", {len(self.failures)} failed ({'; '.join(self.failures[:3])}" + (
-            ", …)" if len(self.failures) > 3 else ")") if self.failures else ""
-        return (f"run {self.run_id} {self.status}: {self.keys_ok}/{self.keys_total} keys ok, "
-                f"{self.requests} requests, {self.retries} retries, {self.rows_written} rows changed"
-                f"{failed} in {self.seconds:.1f}s")
+        failed = (
+            f", {len(self.failures)} failed ({'; '.join(self.failures[:3])}"
+            + (", …)" if len(self.failures) > 3 else ")")
+            if self.failures
+            else ""
+        )
+        return (
+            f"run {self.run_id} {self.status}: {self.keys_ok}/{self.keys_total} keys ok, "
+            f"{self.requests} requests, {self.retries} retries, {self.rows_written} rows changed"
+            f"{failed} in {self.seconds:.1f}s"
+        )
 
 
 def registry_rows(keys: Sequence[KeyConfig]) -> list[dict[str, object]]:
     return [
-        {"key_name": k.name, "environment": k.environment, "owner": k.owner, "owner_status": k.owner_status,
-         "fingerprint": k.fingerprint, "masked_key": k.masked, "created_at": k.created_at,
-         "rotated_at": k.rotated_at}
+        {
+            "key_name": k.name,
+            "environment": k.environment,
+            "owner": k.owner,
+            "owner_status": k.owner_status,
+            "fingerprint": k.fingerprint,
+            "masked_key": k.masked,
+            "created_at": k.created_at,
+            "rotated_at": k.rotated_at,
+        }
         for k in keys
     ]
 
@@ -74,26 +87,54 @@ class _Writer:
             if batch:
                 self.rows_written += await asyncio.to_thread(self._write, batch)
 
-    def _write(self, batch: list[Outcome]) -> int:
+    def _write(self, outcomes: list[Outcome]) -> int:
+        # One statement per table for the whole batch: per-key statements cost more than the HTTP.
         changed = 0
+        batch = writes.Batch()
+        landings: list[dict[str, object]] = []
+        run_items: list[dict[str, object]] = []
+        for outcome in outcomes:
+            fingerprint = outcome.key.fingerprint if outcome.key else None
+            landings += [
+                {
+                    "endpoint": landing.endpoint,
+                    "key_name": outcome.key_name,
+                    "key_fingerprint": fingerprint,
+                    "request_id": landing.request_id,
+                    "http_status": landing.http_status,
+                    "body": landing.body,
+                }
+                for landing in outcome.landings
+            ]
+            if outcome.apply is not None and outcome.status == "ok":
+                outcome.apply(batch)
+            run_items.append(
+                {
+                    "key_name": outcome.key_name,
+                    "endpoint": outcome.endpoint,
+                    "status": outcome.status,
+                    "attempts": outcome.attempts,
+                    "error_code": outcome.error_code,
+                    "message": outcome.message,
+                    "request_id": outcome.request_id,
+                }
+            )
         with write_transaction(self.db_path) as con:
             now = utc_now()
-            for outcome in batch:
-                fingerprint = outcome.key.fingerprint if outcome.key else None
-                for landing in outcome.landings:
-                    writes.land_raw(con, endpoint=landing.endpoint, key_name=outcome.key_name,
-                                    key_fingerprint=fingerprint, fetched_at=now, request_id=landing.request_id,
-                                    http_status=landing.http_status, body=landing.body)
+            writes.land_raw(con, [dict(landing, fetched_at=now) for landing in landings])
+            for outcome in outcomes:
                 for reason, record, request_id in outcome.rejects:
-                    changed += writes.quarantine(con, endpoint=outcome.endpoint, key_name=outcome.key_name,
-                                                 fetched_at=now, request_id=request_id, reason=reason,
-                                                 record=record)
-                if outcome.apply is not None and outcome.status == "ok":
-                    changed += outcome.apply(con, now)
-                writes.record_run_item(con, self.run_id, key_name=outcome.key_name, endpoint=outcome.endpoint,
-                                       status=outcome.status, attempts=outcome.attempts,
-                                       error_code=outcome.error_code, message=outcome.message,
-                                       request_id=outcome.request_id, now=now)
+                    changed += writes.quarantine(
+                        con,
+                        endpoint=outcome.endpoint,
+                        key_name=outcome.key_name,
+                        fetched_at=now,
+                        request_id=request_id,
+                        reason=reason,
+                        record=record,
+                    )
+            changed += batch.write(con, now)
+            writes.record_run_items(con, self.run_id, run_items, now)
         return changed
 
 
@@ -128,16 +169,20 @@ async def collect(
     selected = [e for e in endpoints if ENDPOINTS[e].enabled(config)]
     with write_transaction(db_path) as con:
         writes.sync_key_registry(con, registry_rows(config.keys), now())
-        run_id = writes.start_run(con, mode=mode, endpoints=",".join(selected), keys_total=len(config.keys),
-                                  now=now())
-    state = load_collector_state(db_path, [k.name for k in config.keys])
+        run_id = writes.start_run(con, mode=mode, endpoints=",".join(selected), keys_total=len(config.keys), now=now())
+    state = load_collector_state(db_path, [k.name for k in config.keys], with_jobs="jobs" in selected)
     writer = _Writer(db_path, run_id)
     failures: list[str] = []
     keys_done = 0
     keys_ok = 0
-    client = ApiClient(config.base_url, concurrency=settings.concurrency,
-                       connect_timeout_s=settings.connect_timeout_s, read_timeout_s=settings.read_timeout_s,
-                       retry=RetryPolicy(settings.max_attempts, settings.backoff_scale), transport=transport)
+    client = ApiClient(
+        config.base_url,
+        concurrency=settings.concurrency,
+        connect_timeout_s=settings.connect_timeout_s,
+        read_timeout_s=settings.read_timeout_s,
+        retry=RetryPolicy(settings.max_attempts, settings.backoff_scale),
+        transport=transport,
+    )
     ctx = FetchContext(client=client, config=config, state=state, now=now)
 
     def record(outcome: Outcome) -> None:
@@ -171,8 +216,10 @@ async def collect(
             await writer.flush()
             if progress and time.monotonic() - last_report >= 2.0:
                 last_report = time.monotonic()
-                progress(f"keys {keys_done}/{len(config.keys)} done, {client.stats.requests} requests, "
-                         f"{client.stats.retries} retries")
+                progress(
+                    f"keys {keys_done}/{len(config.keys)} done, {client.stats.requests} requests, "
+                    f"{client.stats.retries} retries"
+                )
 
     stop = asyncio.Event()
     flush_task = asyncio.create_task(flusher(stop))
@@ -187,12 +234,29 @@ async def collect(
         stop.set()
         await flush_task
         await writer.flush()
-        summary = RunSummary(run_id, status, len(config.keys), keys_ok, client.stats.requests,
-                             client.stats.retries, writer.rows_written, failures, time.monotonic() - started)
+        summary = RunSummary(
+            run_id,
+            status,
+            len(config.keys),
+            keys_ok,
+            client.stats.requests,
+            client.stats.retries,
+            writer.rows_written,
+            failures,
+            time.monotonic() - started,
+        )
         with write_transaction(db_path) as con:
-            writes.finish_run(con, run_id, status=status, keys_ok=keys_ok, requests=client.stats.requests,
-                              retries=client.stats.retries, rows_written=writer.rows_written,
-                              message=json.dumps(failures[:50]) if failures else None, now=now())
+            writes.finish_run(
+                con,
+                run_id,
+                status=status,
+                keys_ok=keys_ok,
+                requests=client.stats.requests,
+                retries=client.stats.retries,
+                rows_written=writer.rows_written,
+                message=json.dumps(failures[:50]) if failures else None,
+                now=now(),
+            )
     return summary
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import signal
 import sys
 import threading
@@ -31,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ledger-days", type=int, default=30, help="days the ledger covers, ending now")
     p.add_argument("--admin-token", default=DEFAULT_ADMIN_TOKEN)
     p.add_argument("--no-serve", action="store_true", help="only write the requested files, then exit")
+    p.add_argument("--warm", action="store_true", help="precompute daily aggregates before serving (benchmarks)")
     return p
 
 
@@ -52,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         return _fail(f"bad --now: {args.now!r} is not an ISO-8601 instant")
     world = World(seed=args.seed, n_keys=args.keys, days=args.days, now=clock)
+    if args.warm:
+        print(f"warming: {world.warm()} key-days computed", flush=True)
+        # Millions of long-lived warmed objects: keep the cyclic GC from rescanning them per request.
+        gc.freeze()
     handle = None
     if not args.no_serve:
         try:

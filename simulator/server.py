@@ -288,6 +288,12 @@ class _Server(ThreadingHTTPServer):
             self._open.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request, client_address) -> None:  # type: ignore[override]
+        # A client that went away (killed collector, dropped keep-alive) is normal traffic, not a bug.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
     def close_open_connections(self) -> None:
         with self._open_lock:
             sockets = list(self._open)

@@ -136,6 +136,32 @@ class DayAgg:
 
 
 @dataclass
+class _JobDraws:
+    """The draws every day starts with, in draw order (see World._draw_jobs)."""
+
+    rng: np.random.Generator
+    hours: np.ndarray
+    n_oth: np.ndarray  # other calls per hour
+    s_hour: np.ndarray  # submissions
+    s_t: np.ndarray
+    s_status: np.ndarray
+    s_model: np.ndarray
+    ok: np.ndarray
+    j_t: np.ndarray  # jobs (the successful submissions)
+    j_model: np.ndarray
+    dur: np.ndarray
+    j_fail: np.ndarray
+    j_fmt: np.ndarray
+    j_pending: np.ndarray
+    j_settle: np.ndarray
+    j_fail_progress: np.ndarray
+    j_err: np.ndarray
+    j_billing: np.ndarray
+    j_charged: np.ndarray
+    n_polls: np.ndarray
+
+
+@dataclass
 class Extras:
     """Calls added at runtime by /_sim/burst, kept sorted by time."""
 
@@ -268,7 +294,12 @@ class World:
         mask = int(_hex(self.seed, spec.uid, head, size=2), 16)
         return code ^ mask
 
-    def _generate(self, spec: KeySpec, day: int) -> DayData:
+    def _draw_jobs(self, spec: KeySpec, day: int) -> _JobDraws:
+        """The first draws of a day (calls per hour, submissions, jobs, polls per job).
+
+        Shared by `_generate` and `_final_agg`, so both see the same random sequence: the
+        aggregates of a past day need only these, not the events and ids `_generate` builds.
+        """
         rng = np.random.default_rng([self.seed, spec.uid, day, 3])
         hours = np.arange(day * 24, day * 24 + 24, dtype=np.int64)
         lam_sub, lam_other, fail_p, pro_burst = self._hour_params(spec, hours)
@@ -299,9 +330,23 @@ class World:
         j_err = rng.integers(0, len(ERRORS), n_j)
         j_billing = np.where(j_fail, np.where(rng.random(n_j) < 0.5, REFUNDED, NOT_CHARGED), CHARGED)
         j_charged = np.where(j_fail, 0.0, np.round(dur / 60.0 * _RATES[j_model], 2))
+        n_polls = 1 + rng.poisson(1.5, n_j)
+        return _JobDraws(
+            rng=rng, hours=hours, n_oth=n_oth, s_hour=s_hour, s_t=s_t, s_status=s_status, s_model=s_model,
+            ok=ok, j_t=j_t, j_model=j_model, dur=dur, j_fail=j_fail, j_fmt=j_fmt, j_pending=j_pending,
+            j_settle=j_settle, j_fail_progress=j_fail_progress, j_err=j_err, j_billing=j_billing,
+            j_charged=j_charged, n_polls=n_polls,
+        )  # fmt: skip
+
+    def _generate(self, spec: KeySpec, day: int) -> DayData:
+        d = self._draw_jobs(spec, day)
+        rng, hours, n_oth, s_t, s_status, s_model, ok = d.rng, d.hours, d.n_oth, d.s_t, d.s_status, d.s_model, d.ok
+        j_t, j_model, dur, j_fail, j_fmt, n_polls = d.j_t, d.j_model, d.dur, d.j_fail, d.j_fmt, d.n_polls
+        j_pending, j_settle, j_fail_progress, j_err = d.j_pending, d.j_settle, d.j_fail_progress, d.j_err
+        j_billing, j_charged = d.j_billing, d.j_charged
+        n_s, n_j = len(s_t), len(j_t)
         j_no_output = np.zeros(n_j, dtype=bool)
         j_injected = np.full(n_j, -1)
-        n_polls = 1 + rng.poisson(1.5, n_j)
         tags: list[object] = list(range(n_j))
         # polls
         p_job = np.repeat(np.arange(n_j), n_polls)
@@ -459,6 +504,8 @@ class World:
                 return agg
         if spec.never_used or day < self._first_day(spec) or day * DAY_MS > now_ms:
             agg = DayAgg(0, 0, 0, 0, 0.0)
+        elif final and (spec.uid, day) not in self._cache:
+            agg = self._final_agg(spec, day)
         else:
             data = self.day_data(spec, day)
             ev_seen = data.ev_t <= now_ms
@@ -475,6 +522,30 @@ class World:
         if final:
             self._agg[key] = agg
         return agg
+
+    def _final_agg(self, spec: KeySpec, day: int) -> DayAgg:
+        """`_day_agg` of a settled past day from the first draws only (no events, ids or sorting).
+
+        Every call, job and charge of the day is visible once it settled, so counts are array
+        lengths and credits the sum of charged jobs, each submit event charging its job once
+        (an injected duplicate charge twice), plus orphan charges; test_simulator checks that
+        this equals the aggregate of the fully generated day.
+        """
+        d = self._draw_jobs(spec, day)
+        charges = [d.j_charged]
+        jobs, failed = len(d.j_t), int(d.j_fail.sum())
+        calls = len(d.s_t) + int(d.n_polls.sum()) + int(d.n_oth.sum())
+        for inj in self._injected.get((spec.uid, day), ()):
+            submits = 1 if inj.duplicate_after_ms is None else 2
+            calls += 3 + submits
+            jobs += 1
+            failed += bool(inj.failed)
+            charges.append(np.full(submits, inj.charged))
+        for orphan in self._orphans.get((spec.uid, day), ()):
+            calls += 1
+            charges.append(np.array([orphan.credits]))
+        credits = float(np.round(np.concatenate(charges).sum(), 2))
+        return DayAgg(calls=calls, jobs=jobs, failed=failed, completed=jobs - failed, credits=credits)
 
     def _extra_calls(self, spec: KeySpec, start_ms: int, end_ms: int) -> int:
         """Burst calls with start <= t < end."""
@@ -744,6 +815,27 @@ class World:
                 }
             )
         return out
+
+    def warm(self, page_size: int = 100, now: datetime | None = None) -> int:
+        """Precompute what a first collection reads: every day's aggregates (the summary), and the
+        days behind each key's newest events and first jobs page; returns the key-days computed.
+
+        A benchmark serving thousands of keys warms first, so it times the collector rather than
+        the stand-in's generation (the real API answers from stored aggregates). The day cache
+        grows to hold everything warmed.
+        """
+        now_dt = self._resolve_now(now)
+        now_ms = to_ms(now_dt)
+        done = 0
+        for spec in self.catalog.keys:
+            for day in self._days_with_traffic(spec, now_ms):
+                self._day_agg(spec, day, now_ms)
+                done += 1
+            self.recent_events(spec.name, 100, now_dt)
+            self.jobs_page(spec.name, page_size, 0, None, now_dt)
+            with self._lock:
+                self._cache_days = max(self._cache_days, len(self._cache))
+        return done
 
     # --------------------------------------------------------------- runtime
 

@@ -22,8 +22,13 @@ class CollectorState:
         return self.job_status.get(key_name, {})
 
 
-def load_collector_state(db_path: str | Path, key_names: list[str] | None = None) -> CollectorState:
-    """Cursors and known job statuses (for the given keys, or all); empty for a new database."""
+def load_collector_state(
+    db_path: str | Path, key_names: list[str] | None = None, with_jobs: bool = True
+) -> CollectorState:
+    """Cursors and known job statuses (for the given keys, or all); empty for a new database.
+
+    Job statuses are the bulk (every job ever seen): runs that do not collect jobs skip them.
+    """
     state = CollectorState()
     try:
         with read_connection(db_path) as con:
@@ -32,6 +37,8 @@ def load_collector_state(db_path: str | Path, key_names: list[str] | None = None
             ).fetchall():
                 if key_names is None or key_name in key_names:
                     state.cursors[(key_name, endpoint)] = json.loads(cursor) if cursor else {}
+            if not with_jobs:
+                return state
             params: list[Any] = []
             where = ""
             if key_names is not None:

@@ -12,8 +12,10 @@ import pandas as pd
 from store.connection import read_connection
 
 # A charge event is the call that submitted a job and carries the credits charged for it.
-_CHARGE = "SELECT event_id, key_name, occurred_at, job_id, model, credits, request_id FROM usage_events " \
-          "WHERE credits > 0 AND job_id IS NOT NULL"
+_CHARGE = (
+    "SELECT event_id, key_name, occurred_at, job_id, model, credits, request_id FROM usage_events "
+    "WHERE credits > 0 AND job_id IS NOT NULL"
+)
 
 # Events are only known from the first poll on, and not inside recorded gaps. The events cursor
 # remembers where the first poll's window began; the oldest stored event is the fallback.
@@ -29,8 +31,9 @@ _COVERAGE = """
 """
 
 
-def _filters(since: datetime | None, until: datetime | None, column: str,
-             envs: list[str] | None) -> tuple[str, list[Any]]:
+def _filters(
+    since: datetime | None, until: datetime | None, column: str, envs: list[str] | None
+) -> tuple[str, list[Any]]:
     where, params = "", []
     if since is not None:
         where += f" AND {column} >= ?"
@@ -49,11 +52,14 @@ def _df(db_path: str | Path, sql: str, params: list[Any] | None = None) -> pd.Da
         return con.execute(sql, params or []).df()
 
 
-def jobs_with_charges(db_path: str | Path, since: datetime | None = None, until: datetime | None = None,
-                      envs: list[str] | None = None) -> pd.DataFrame:
+def jobs_with_charges(
+    db_path: str | Path, since: datetime | None = None, until: datetime | None = None, envs: list[str] | None = None
+) -> pd.DataFrame:
     """Jobs created in [since, until] with their charge-event count and sum, and whether events covered them."""
     where, params = _filters(since, until, "j.created_at", envs)
-    return _df(db_path, f"""
+    return _df(
+        db_path,
+        f"""
         WITH charge AS ({_CHARGE}),
         per_job AS (
             SELECT job_id, count(*) AS charge_events, sum(credits) AS charge_credits,
@@ -79,24 +85,32 @@ def jobs_with_charges(db_path: str | Path, since: datetime | None = None, until:
         LEFT JOIN gapped ON gapped.job_id = j.job_id
         WHERE TRUE{where}
         ORDER BY j.created_at, j.job_id
-    """, params)
+    """,
+        params,
+    )
 
 
-def orphan_charge_events(db_path: str | Path, since: datetime | None = None, until: datetime | None = None,
-                         envs: list[str] | None = None) -> pd.DataFrame:
+def orphan_charge_events(
+    db_path: str | Path, since: datetime | None = None, until: datetime | None = None, envs: list[str] | None = None
+) -> pd.DataFrame:
     """Charge events whose job id the jobs list never returned (for any key)."""
     where, params = _filters(since, until, "e.occurred_at", envs)
-    return _df(db_path, f"""
+    return _df(
+        db_path,
+        f"""
         SELECT e.event_id, e.key_name, k.environment, e.occurred_at, e.job_id, e.model, e.credits, e.request_id
         FROM ({_CHARGE}) e
         LEFT JOIN keys k ON k.key_name = e.key_name
         WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.job_id = e.job_id){where}
         ORDER BY e.occurred_at, e.event_id
-    """, params)
+    """,
+        params,
+    )
 
 
-def daily_charges(db_path: str | Path, start: date | None = None, end: date | None = None,
-                  envs: list[str] | None = None) -> pd.DataFrame:
+def daily_charges(
+    db_path: str | Path, start: date | None = None, end: date | None = None, envs: list[str] | None = None
+) -> pd.DataFrame:
     """Per key and summary day: the summary's credits and when it was fetched, and the charges we can explain.
 
     Charges of a day = credits of the jobs created that day + extra charge events of duplicated jobs
@@ -112,7 +126,9 @@ def daily_charges(db_path: str | Path, start: date | None = None, end: date | No
     if envs:
         where += " AND list_contains(?, k.environment)"
         params.append(list(envs))
-    return _df(db_path, f"""
+    return _df(
+        db_path,
+        f"""
         WITH charge AS ({_CHARGE}),
         per_job AS (
             SELECT job_id, count(*) AS n, sum(credits) AS credits, max(occurred_at) AS last_at
@@ -142,7 +158,9 @@ def daily_charges(db_path: str | Path, start: date | None = None, end: date | No
         LEFT JOIN orphan_part op ON op.key_name = u.key_name AND op.day = u.day
         WHERE TRUE{where}
         ORDER BY u.day, u.key_name
-    """, params)
+    """,
+        params,
+    )
 
 
 def pricing_rates(db_path: str | Path) -> dict[str, float]:
@@ -157,20 +175,28 @@ def pricing(db_path: str | Path) -> pd.DataFrame:
 
 def jobs_listed_at(db_path: str | Path) -> dict[str, datetime]:
     """Per key, when the latest successful jobs listing started: jobs created before it were listable."""
-    frame = _df(db_path, """
+    frame = _df(
+        db_path,
+        """
         SELECT i.key_name, max(r.started_at) AS listed_at
         FROM collector_run_items i JOIN collector_runs r ON r.run_id = i.run_id
         WHERE i.endpoint = 'jobs' AND i.status = 'ok'
         GROUP BY i.key_name
-    """)
-    return {str(k): pd.Timestamp(t).to_pydatetime() for k, t in zip(frame["key_name"], frame["listed_at"],
-                                                                     strict=True) if pd.notna(t)}
+    """,
+    )
+    return {
+        str(k): pd.Timestamp(t).to_pydatetime()
+        for k, t in zip(frame["key_name"], frame["listed_at"], strict=True)
+        if pd.notna(t)
+    }
 
 
 def event_coverage(db_path: str | Path, envs: list[str] | None = None) -> pd.DataFrame:
     """Per configured key: events known since, first/last stored event, and how many gaps were recorded."""
     where, params = _filters(None, None, "", envs)
-    return _df(db_path, f"""
+    return _df(
+        db_path,
+        f"""
         WITH coverage AS ({_COVERAGE})
         SELECT k.key_name, k.environment, c.covered_since, c.first_event_at, c.last_event_at,
                coalesce(g.gaps, 0) AS gaps, g.gap_minutes
@@ -181,7 +207,9 @@ def event_coverage(db_path: str | Path, envs: list[str] | None = None) -> pd.Dat
                    FROM coverage_gaps WHERE endpoint = 'events' GROUP BY key_name) g ON g.key_name = k.key_name
         WHERE TRUE{where}
         ORDER BY k.key_name
-    """, params)
+    """,
+        params,
+    )
 
 
 @dataclass(frozen=True)
@@ -194,16 +222,22 @@ class JobDetail:
 def job_detail(db_path: str | Path, job_id: str) -> JobDetail:
     """One job as listed, its observed status transitions, and every event that mentions it."""
     with read_connection(db_path) as con:
-        job = con.execute("""
+        job = con.execute(
+            """
             SELECT j.*, k.environment FROM jobs j LEFT JOIN keys k ON k.key_name = j.key_name WHERE j.job_id = ?
-        """, [job_id]).df()
+        """,
+            [job_id],
+        ).df()
         history = con.execute(
             "SELECT status, observed_at FROM job_status_history WHERE job_id = ? ORDER BY observed_at", [job_id]
         ).df()
-        events = con.execute("""
+        events = con.execute(
+            """
             SELECT event_id, key_name, occurred_at, method, endpoint, status_code, request_id, model, credits
             FROM usage_events WHERE job_id = ? ORDER BY occurred_at, event_id
-        """, [job_id]).df()
+        """,
+            [job_id],
+        ).df()
     record = job.to_dict("records")[0] if not job.empty else None
     return JobDetail(job=record, history=history, events=events)
 

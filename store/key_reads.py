@@ -19,8 +19,11 @@ _STATUS_CLASS = """CASE
     WHEN status_code BETWEEN 400 AND 499 THEN '4xx'
     WHEN status_code >= 500 THEN '5xx'
     ELSE 'unknown' END"""
-BREAKDOWNS = {"endpoint": "coalesce(method || ' ', '') || coalesce(endpoint, '?')", "status_class": _STATUS_CLASS,
-              "model": "coalesce(model, '—')"}
+BREAKDOWNS = {
+    "endpoint": "coalesce(method || ' ', '') || coalesce(endpoint, '?')",
+    "status_class": _STATUS_CLASS,
+    "model": "coalesce(model, '—')",
+}
 
 _INVENTORY_SQL = """
     SELECT k.key_name, k.environment, k.owner, k.owner_status, k.fingerprint, k.masked_key,
@@ -106,12 +109,16 @@ def daily_activity(
 ) -> pd.DataFrame:
     """Per key and UTC day in [start, end] (inclusive) from the usage summary: calls, jobs, failed, credits."""
     where, params = _key_filter(keys, envs, "u")
-    return _df(db_path, f"""
+    return _df(
+        db_path,
+        f"""
         SELECT u.key_name, k.environment, u.day, u.calls, u.jobs, u.failed, u.credits
         FROM key_daily_usage u JOIN keys k USING (key_name)
         WHERE u.day BETWEEN ? AND ?{where}
         ORDER BY u.day, u.key_name
-    """, [start, end, *params])
+    """,
+        [start, end, *params],
+    )
 
 
 def event_coverage(db_path: str | Path, since: datetime) -> pd.DataFrame:
@@ -120,7 +127,8 @@ def event_coverage(db_path: str | Path, since: datetime) -> pd.DataFrame:
 
 
 def _coverage(con: duckdb.DuckDBPyConnection, since: datetime) -> pd.DataFrame:
-    return con.execute("""
+    return con.execute(
+        """
         SELECT k.key_name, e.first_event_at, e.last_event_at, coalesce(e.events, 0) AS events,
                coalesce(g.gaps, 0) AS gaps
         FROM keys k
@@ -130,7 +138,9 @@ def _coverage(con: duckdb.DuckDBPyConnection, since: datetime) -> pd.DataFrame:
         LEFT JOIN (SELECT key_name, count(*) AS gaps FROM coverage_gaps WHERE gap_end >= ? GROUP BY key_name) g
                USING (key_name)
         ORDER BY k.key_name
-    """, [since]).df()
+    """,
+        [since],
+    ).df()
 
 
 def admin_inventory(db_path: str | Path) -> pd.DataFrame:
@@ -148,8 +158,13 @@ def _admin(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """).df()
 
 
-def governance_facts(db_path: str | Path, now: datetime, daily_days: int, hourly_days: int) -> dict[str, pd.DataFrame]:
-    """Everything the key rules read, in one short connection (fields of analytics.keys.KeyFacts)."""
+def governance_facts(
+    db_path: str | Path, now: datetime, daily_days: int, hourly_days: int, spark_days: int = 0
+) -> dict[str, pd.DataFrame]:
+    """Everything the key rules read, in one short connection (fields of analytics.keys.KeyFacts).
+
+    With `spark_days`, also "activity": the Keys page's 7/30-day calls and sparkline (see key_activity).
+    """
     hour_end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     hour_start = hour_end - timedelta(days=hourly_days, hours=1)
     with read_connection(db_path) as con:
@@ -161,13 +176,22 @@ def governance_facts(db_path: str | Path, now: datetime, daily_days: int, hourly
         hourly = _hourly(con, hour_start, hour_end, None, None)[["key_name", "hour", "calls", "jobs"]]
         coverage = _coverage(con, hour_start)[["key_name", "first_event_at", "gaps"]]
         admin = _admin(con)
-    return {"keys": keys, "daily": daily, "hourly": hourly, "event_coverage": coverage, "admin": admin}
+        frames = {"keys": keys, "daily": daily, "hourly": hourly, "event_coverage": coverage, "admin": admin}
+        if spark_days:
+            frames["activity"] = _activity(con, now.date(), spark_days)
+    return frames
 
 
 def key_activity(db_path: str | Path, today: date, spark_days: int = 30) -> pd.DataFrame:
     """Per key: calls over the last 7 and 30 days and the daily calls of the last `spark_days` days (a list)."""
+    with read_connection(db_path) as con:
+        return _activity(con, today, spark_days)
+
+
+def _activity(con: duckdb.DuckDBPyConnection, today: date, spark_days: int) -> pd.DataFrame:
     start = today - timedelta(days=spark_days - 1)
-    return _df(db_path, """
+    return con.execute(
+        """
         WITH spine AS (
             SELECT k.key_name, d.day::DATE AS day
             FROM keys k, range(?::DATE, ?::DATE + INTERVAL 1 DAY, INTERVAL 1 DAY) d(day)
@@ -180,27 +204,75 @@ def key_activity(db_path: str | Path, today: date, spark_days: int = 30) -> pd.D
                sum(calls) FILTER (WHERE day > ?::DATE - 30) AS calls_30d,
                list(calls ORDER BY day) AS daily_calls
         FROM filled GROUP BY key_name ORDER BY key_name
-    """, [start, today, today, today])
+    """,
+        [start, today, today, today],
+    ).df()
 
 
 def events_breakdowns(db_path: str | Path, key_name: str, start: datetime, end: datetime) -> dict[str, pd.DataFrame]:
     """The key's seen events in [start, end) counted by endpoint, status class (2xx/4xx/429/5xx) and model."""
-    out = {}
     with read_connection(db_path) as con:
-        for name, expression in BREAKDOWNS.items():
-            out[name] = con.execute(f"""
-                SELECT {expression} AS {name}, count(*) AS calls, coalesce(sum(credits), 0) AS credits
-                FROM usage_events
-                WHERE key_name = ? AND occurred_at >= ? AND occurred_at < ?
-                GROUP BY ALL ORDER BY calls DESC
-            """, [key_name, start, end]).df()
+        return _breakdowns(con, key_name, start, end)
+
+
+def _breakdowns(con: duckdb.DuckDBPyConnection, key_name: str, start: datetime, end: datetime) -> dict[str, Any]:
+    out = {}
+    for name, expression in BREAKDOWNS.items():
+        out[name] = con.execute(
+            f"""
+            SELECT {expression} AS {name}, count(*) AS calls, coalesce(sum(credits), 0) AS credits
+            FROM usage_events
+            WHERE key_name = ? AND occurred_at >= ? AND occurred_at < ?
+            GROUP BY ALL ORDER BY calls DESC
+        """,
+            [key_name, start, end],
+        ).df()
     return out
+
+
+def key_traffic(db_path: str | Path, key_name: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """One key's traffic in [start, end) in one connection: "daily" and "hourly" series, its events "coverage"
+    (first event seen, gaps) and the events "breakdowns" by endpoint, status class and model."""
+    with read_connection(db_path) as con:
+        daily = con.execute(
+            """
+            SELECT key_name, day, calls, jobs, failed, credits FROM key_daily_usage
+            WHERE key_name = ? AND day >= ?::DATE AND day < ?::DATE ORDER BY day
+        """,
+            [key_name, start, end],
+        ).df()
+        return {
+            "daily": daily,
+            "hourly": _hourly(con, start, end, [key_name], None),
+            "coverage": _coverage(con, start).query("key_name == @key_name"),
+            "breakdowns": _breakdowns(con, key_name, start, end),
+        }
+
+
+def traffic_overview(
+    db_path: str | Path, current: tuple[date, date], previous: tuple[date, date], envs: list[str] | None
+) -> dict[str, Any]:
+    """The explorer's daily frames for this and the previous period, and every key name, in one connection."""
+    sql = """
+        SELECT u.key_name, k.environment, u.day, u.calls, u.jobs, u.failed, u.credits
+        FROM key_daily_usage u JOIN keys k USING (key_name)
+        WHERE u.day BETWEEN ? AND ? AND (?::VARCHAR[] IS NULL OR list_contains(?, k.environment))
+        ORDER BY u.day, u.key_name
+    """
+    with read_connection(db_path) as con:
+        return {
+            "current": con.execute(sql, [*current, envs, envs]).df(),
+            "previous": con.execute(sql, [*previous, envs, envs]).df(),
+            "names": con.execute("SELECT key_name FROM keys ORDER BY key_name").df()["key_name"].tolist(),
+        }
 
 
 def key_jobs(db_path: str | Path, key_name: str, search: str | None = None, limit: int = 500) -> pd.DataFrame:
     """The key's newest jobs with their request ids; `search` matches part of a job_id or a request_id."""
     term = (search or "").strip().lower() or None
-    return _df(db_path, """
+    return _df(
+        db_path,
+        """
         WITH req AS (
             SELECT job_id, string_agg(DISTINCT request_id, ', ' ORDER BY request_id) AS request_ids
             FROM usage_events WHERE key_name = ? AND job_id IS NOT NULL AND request_id IS NOT NULL
@@ -213,10 +285,15 @@ def key_jobs(db_path: str | Path, key_name: str, search: str | None = None, limi
           AND (?::VARCHAR IS NULL OR contains(lower(j.job_id), ?)
                OR contains(lower(coalesce(req.request_ids, '')), ?))
         ORDER BY j.created_at DESC LIMIT ?
-    """, [key_name, key_name, term, term, term, limit])
+    """,
+        [key_name, key_name, term, term, term, limit],
+    )
 
 
 def job_history(db_path: str | Path, job_id: str) -> pd.DataFrame:
     """A job's observed status transitions, oldest first."""
-    return _df(db_path, "SELECT job_id, status, observed_at FROM job_status_history WHERE job_id = ? "
-                        "ORDER BY observed_at, status", [job_id])
+    return _df(
+        db_path,
+        "SELECT job_id, status, observed_at FROM job_status_history WHERE job_id = ? ORDER BY observed_at, status",
+        [job_id],
+    )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,6 +14,12 @@ import duckdb
 import pandas as pd
 
 from store.results import first_row
+
+KeyRows = Sequence[tuple[str, Sequence[Any]]]  # [(key_name, records), ...] written in one statement
+
+
+# Records are flat frozen dataclasses: vars() is their fields without asdict's deep copies
+# (which cost more than the SQL for a batch of thousands of events or jobs).
 
 
 def _frame(rows: Sequence[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
@@ -74,13 +80,15 @@ def sync_key_registry(con: duckdb.DuckDBPyConnection, keys: Iterable[dict[str, A
     return changed + (int(removed[0]) if removed else 0)
 
 
-def upsert_daily_usage(con: duckdb.DuckDBPyConnection, key_name: str, rows: Sequence[Any], now: datetime) -> int:
+def upsert_daily_usage(con: duckdb.DuckDBPyConnection, per_key: KeyRows, now: datetime) -> int:
+    """Daily rows of many keys in one statement: [(key_name, rows), ...]."""
     frame = _frame(
-        [dict(asdict(r), key_name=key_name, fetched_at=now) for r in rows],
+        [dict(vars(r), key_name=key_name, fetched_at=now) for key_name, rows in per_key for r in rows],
         ["key_name", "day", "calls", "jobs", "credits", "failed", "fetched_at"],
     )
     if frame.empty:
         return 0
+    frame = frame.drop_duplicates(["key_name", "day"], keep="last")
     frame["day"] = pd.to_datetime(frame["day"]).dt.date
     frame["fetched_at"] = pd.to_datetime(frame["fetched_at"])
     return _changed(
@@ -111,9 +119,12 @@ _EVENT_COLUMNS = [
 ]
 
 
-def insert_events(con: duckdb.DuckDBPyConnection, key_name: str, events: Sequence[Any], now: datetime) -> int:
+def insert_events(con: duckdb.DuckDBPyConnection, per_key: KeyRows, now: datetime) -> int:
     """Events are immutable facts: insert new ids, never rewrite a known one."""
-    frame = _frame([dict(asdict(e), key_name=key_name, first_seen_at=now) for e in events], _EVENT_COLUMNS)
+    frame = _frame(
+        [dict(vars(e), key_name=key_name, first_seen_at=now) for key_name, events in per_key for e in events],
+        _EVENT_COLUMNS,
+    )
     if frame.empty:
         return 0
     frame = frame.drop_duplicates("event_id")
@@ -157,10 +168,15 @@ _JOB_TRACKED = [
 ]
 
 
-def upsert_jobs(con: duckdb.DuckDBPyConnection, key_name: str, jobs: Sequence[Any], now: datetime) -> int:
+def upsert_jobs(con: duckdb.DuckDBPyConnection, per_key: KeyRows, now: datetime) -> int:
     """Upsert jobs by id and record each newly observed status (the lifecycle audit trail)."""
     frame = _frame(
-        [dict(asdict(j), key_name=key_name, first_seen_at=now, last_seen_at=now) for j in jobs], _JOB_COLUMNS
+        [
+            dict(vars(j), key_name=key_name, first_seen_at=now, last_seen_at=now)
+            for key_name, jobs in per_key
+            for j in jobs
+        ],
+        _JOB_COLUMNS,
     )
     if frame.empty:
         return 0
@@ -211,7 +227,7 @@ _INVENTORY_COLUMNS = ["key_fingerprint", "client_id", "name", "note", "enabled",
 
 def replace_inventory(con: duckdb.DuckDBPyConnection, rows: Sequence[Any], now: datetime) -> int:
     """The admin inventory is a snapshot: keys gone upstream leave it."""
-    frame = _frame([dict(asdict(r), fetched_at=now) for r in rows], [*_INVENTORY_COLUMNS, "fetched_at"])
+    frame = _frame([dict(vars(r), fetched_at=now) for r in rows], [*_INVENTORY_COLUMNS, "fetched_at"])
     frame = frame.drop_duplicates("key_fingerprint")
     for col in ("created_at", "last_used_at", "fetched_at"):
         frame[col] = pd.to_datetime(frame[col])
@@ -235,66 +251,75 @@ def replace_inventory(con: duckdb.DuckDBPyConnection, rows: Sequence[Any], now: 
     return changed + (int(gone[0]) if gone else 0)
 
 
-def set_cursor(
-    con: duckdb.DuckDBPyConnection, key_name: str, endpoint: str, cursor: dict[str, Any], now: datetime
+def set_cursors(
+    con: duckdb.DuckDBPyConnection, cursors: Sequence[tuple[str, str, dict[str, Any]]], now: datetime
 ) -> int:
-    text = json.dumps(cursor, sort_keys=True, default=str)
-    row = first_row(
-        con.execute(
-            """
-        INSERT INTO sync_state VALUES (?, ?, ?, ?)
+    """Store (key_name, endpoint, cursor) triples; an unchanged cursor is not rewritten."""
+    frame = _frame(
+        [
+            {"key_name": k, "endpoint": e, "cursor": json.dumps(c, sort_keys=True, default=str), "updated_at": now}
+            for k, e, c in cursors
+        ],
+        ["key_name", "endpoint", "cursor", "updated_at"],
+    )
+    frame = frame.drop_duplicates(["key_name", "endpoint"], keep="last")
+    return _changed(
+        con,
+        """
+        INSERT INTO sync_state SELECT key_name, endpoint, cursor, updated_at FROM incoming
         ON CONFLICT (key_name, endpoint) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at
         WHERE sync_state.cursor IS DISTINCT FROM excluded.cursor
     """,
-            [key_name, endpoint, text, now],
-        )
+        frame,
     )
-    return int(row[0]) if row else 0
 
 
-def add_coverage_gap(
-    con: duckdb.DuckDBPyConnection, key_name: str, endpoint: str, gap_start: datetime, gap_end: datetime, now: datetime
+def add_coverage_gaps(
+    con: duckdb.DuckDBPyConnection, gaps: Sequence[tuple[str, str, datetime, datetime]], now: datetime
 ) -> int:
-    row = first_row(
-        con.execute(
-            "INSERT INTO coverage_gap_log VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [key_name, endpoint, gap_start, gap_end, now],
+    """Record (key_name, endpoint, gap_start, gap_end) windows the collector could not see."""
+    changed = 0
+    for key_name, endpoint, gap_start, gap_end in gaps:  # rare: one statement each is fine
+        row = first_row(
+            con.execute(
+                "INSERT INTO coverage_gap_log VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [key_name, endpoint, gap_start, gap_end, now],
+            )
         )
-    )
-    return int(row[0]) if row else 0
+        changed += int(row[0]) if row else 0
+    return changed
 
 
-def land_raw(
-    con: duckdb.DuckDBPyConnection,
-    *,
-    endpoint: str,
-    key_name: str | None,
-    key_fingerprint: str | None,
-    fetched_at: datetime,
-    request_id: str | None,
-    http_status: int | None,
-    body: str | None,
-) -> int:
-    """Keep the body as received; an identical body to the last one for this key+endpoint is not stored again."""
-    digest = hashlib.sha256((body or "").encode("utf-8", "replace")).hexdigest()
-    last = first_row(
-        con.execute(
-            """
-        SELECT body_sha256 FROM raw_landing WHERE endpoint = ? AND key_name IS NOT DISTINCT FROM ?
-        ORDER BY landing_id DESC LIMIT 1
-    """,
-            [endpoint, key_name],
-        )
-    )
-    if last and last[0] == digest:
+_LANDING_COLUMNS = ["endpoint", "key_name", "key_fingerprint", "fetched_at", "request_id", "http_status", "body"]
+
+
+def body_digest(body: str | None) -> str:
+    return hashlib.sha256((body or "").encode("utf-8", "replace")).hexdigest()
+
+
+def land_raw(con: duckdb.DuckDBPyConnection, landings: Sequence[dict[str, Any]]) -> int:
+    """Keep bodies as received (dicts of _LANDING_COLUMNS); a body already held for the same key and
+    endpoint is not stored again, so an unchanged poll lands nothing."""
+    frame = _frame(landings, _LANDING_COLUMNS)
+    if frame.empty:
         return 0
-    con.execute(
+    frame["body_sha256"] = [body_digest(b) for b in frame["body"]]
+    frame = frame.drop_duplicates(["endpoint", "key_name", "body_sha256"], keep="first")
+    frame["fetched_at"] = pd.to_datetime(frame["fetched_at"])
+    frame["http_status"] = frame["http_status"].astype("Int32")
+    return _changed(
+        con,
         """
-        INSERT INTO raw_landing VALUES (nextval('landing_seq'), ?, ?, ?, ?, ?, ?, ?, ?)
+        INSERT INTO raw_landing
+        SELECT nextval('landing_seq'), i.endpoint, i.key_name, i.key_fingerprint, i.fetched_at, i.request_id,
+               i.http_status, i.body_sha256, i.body
+        FROM incoming i
+        WHERE NOT EXISTS (
+            SELECT 1 FROM raw_landing r WHERE r.endpoint = i.endpoint
+              AND r.key_name IS NOT DISTINCT FROM i.key_name AND r.body_sha256 = i.body_sha256)
     """,
-        [endpoint, key_name, key_fingerprint, fetched_at, request_id, http_status, digest, body],
-    ).fetchall()
-    return 1
+        frame,
+    )
 
 
 def quarantine(
@@ -377,28 +402,29 @@ def finish_run(
     ).fetchall()
 
 
-def record_run_item(
-    con: duckdb.DuckDBPyConnection,
-    run_id: int,
-    *,
-    key_name: str,
-    endpoint: str,
-    status: str,
-    attempts: int | None,
-    error_code: str | None,
-    message: str | None,
-    request_id: str | None,
-    now: datetime,
+_RUN_ITEM_COLUMNS = ["key_name", "endpoint", "status", "attempts", "error_code", "message", "request_id"]
+
+
+def record_run_items(
+    con: duckdb.DuckDBPyConnection, run_id: int, items: Sequence[dict[str, Any]], now: datetime
 ) -> None:
-    con.execute(
-        """
-        INSERT INTO run_item_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    """Per key and endpoint outcomes of a run (dicts of _RUN_ITEM_COLUMNS)."""
+    frame = _frame(items, _RUN_ITEM_COLUMNS)
+    if frame.empty:
+        return
+    frame = frame.drop_duplicates(["key_name", "endpoint"], keep="last")
+    frame["attempts"] = frame["attempts"].astype("Int32")
+    frame = frame.assign(run_id=run_id, finished_at=pd.Timestamp(now))
+    _changed(
+        con,
+        f"""
+        INSERT INTO run_item_log SELECT run_id, {", ".join(_RUN_ITEM_COLUMNS)}, finished_at FROM incoming
         ON CONFLICT (run_id, key_name, endpoint) DO UPDATE SET status = excluded.status,
             attempts = excluded.attempts, error_code = excluded.error_code, message = excluded.message,
             request_id = excluded.request_id, finished_at = excluded.finished_at
     """,
-        [run_id, key_name, endpoint, status, attempts, error_code, message, request_id, now],
-    ).fetchall()
+        frame,
+    )
 
 
 def prune(con: duckdb.DuckDBPyConnection, *, raw_before: datetime, events_before: datetime) -> int:
@@ -415,3 +441,27 @@ def prune(con: duckdb.DuckDBPyConnection, *, raw_before: datetime, events_before
 
 def retention_cutoffs(now: datetime, raw_days: int, events_days: int) -> tuple[datetime, datetime]:
     return now - timedelta(days=raw_days), now - timedelta(days=events_days)
+
+
+@dataclass
+class Batch:
+    """What many collector outcomes write, gathered so one transaction runs one statement per table.
+
+    Rows and the cursors that cover them go into the same batch, so they still commit together.
+    """
+
+    daily: list[tuple[str, Sequence[Any]]] = field(default_factory=list)
+    events: list[tuple[str, Sequence[Any]]] = field(default_factory=list)
+    jobs: list[tuple[str, Sequence[Any]]] = field(default_factory=list)
+    gaps: list[tuple[str, str, datetime, datetime]] = field(default_factory=list)
+    cursors: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    snapshots: list[Callable[[duckdb.DuckDBPyConnection, datetime], int]] = field(default_factory=list)
+
+    def write(self, con: duckdb.DuckDBPyConnection, now: datetime) -> int:
+        """Apply everything gathered; returns the rows changed."""
+        changed = sum(snapshot(con, now) for snapshot in self.snapshots)
+        changed += upsert_daily_usage(con, self.daily, now)
+        changed += insert_events(con, self.events, now)
+        changed += upsert_jobs(con, self.jobs, now)
+        changed += add_coverage_gaps(con, self.gaps, now)
+        return changed + set_cursors(con, self.cursors, now)

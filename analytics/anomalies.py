@@ -1,0 +1,356 @@
+"""Causal spike/drop scores in [0, 1] for regular per-key traffic series.
+
+Design (chosen on the 60 labelled Microsoft cloud-monitoring series, see
+`scripts/bench_anomalies_real.py`): one forward pass, vectorised across series, that runs
+three competing one-step-ahead forecasters side by side:
+
+* local    - a robust EWMA level (no seasonality);
+* daily    - additive Holt-Winters style level + hour-of-day profile;
+* weekly   - the same with an hour-of-week profile.
+
+Each forecaster keeps its own residual scale (EWMA of absolute residuals).  At every point
+the simplest forecaster is used unless a seasonal one has had clearly tighter residuals so
+far (`switch_ratio`), so seasonality is decided causally from the data: minute-level series
+with no daily rhythm, or keys with only a few days of history, quietly use the local model.
+
+Robustness: updates are winsorised to each model's own band, and residuals far outside the
+band do not update the scale at all, so one incident neither drags the baseline nor inflates
+the spread that must catch the next one.  Only if the series stays outside the band for
+`regime_points` points in a row is it taken as a new normal and the scale allowed to grow.
+A slow non-robust scale (`raw_floor`) keeps sparse, mostly-zero rate series from having a
+zero spread, which would make every non-zero value a perfect alarm.
+
+Noise floors: for count-like series (every value so far a non-negative integer) the spread
+is at least max(0.4, 0.3 * sqrt(expected)), so 0 -> 3 calls is not an alarm; otherwise the
+detector is scale-invariant (floors are relative to the expected value), from 0.01 to 1e6.
+Drops in non-negative series are boosted by their depth (up to x2.5 for total silence):
+a drop's z can never exceed expected / spread, yet silence where traffic was expected is an
+outage, e.g. 40 calls/h expected and 0 seen.
+
+The score is z^2 / (z^2 + z_half^2) with z = |value - expected| / spread, multiplied by a
+warm-up ramp.  `DEFAULT_THRESHOLD` = 0.5 therefore means z = z_half = 10 robust sigmas.
+
+Why this and not a rolling median/MAD: on the labelled series a causal rolling median/MAD
+z-score (kept in the benchmark script) reached event F1 0.37 and pooled point-wise AP 0.10,
+against 0.60 and 0.26 here; the same pass without the seasonal models gives 0.58 / 0.26 (the
+seasonal models mainly add recall on hourly data: 0.74 vs 0.65).  The rolling median cannot
+be winsorised, its MAD collapses to zero on sparse series, and it has no notion of an hour
+that is usually busy.  EWMA state also makes the pass O(n) and vectorised across keys.
+
+Conventions: NaN values score 0.0 (no evidence) and do not update any state; the input is
+processed positionally in the given order (no sorting, repeated timestamps allowed);
+seasonal slots come from the timestamps, so missing timestamps simply skip slots.  The
+interval is the median positive step of the first 1,000 timestamps, so appending points
+never changes earlier scores once the series is that long (and for a regular index never).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_THRESHOLD = 0.5
+"""Score at or above which a point is flagged; best pooled event F1 on the labelled set."""
+
+# Mean absolute deviation of a normal variable is sigma * sqrt(2/pi).
+_MEAN_ABS_TO_SIGMA = 1.2533
+
+_FRAME_COLUMNS = ["value", "expected", "lower", "upper", "score", "direction"]
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectorConfig:
+    """Tuning knobs; windows are in points so the detector works at any interval."""
+
+    seasonal: bool = True
+    level_window: float = 96.0
+    spread_window: float = 168.0
+    season_depth: float = 5.0
+    slot_min_history: int = 2
+    min_history: int = 8
+    warmup_points: float = 24.0
+    switch_ratio: float = 0.85
+    scale_band: float = 3.0
+    level_band: float = 1.5
+    regime_points: float = 24.0
+    raw_floor: float = 0.3
+    rel_floor: float = 0.02
+    count_floor: float = 0.4
+    count_floor_sqrt: float = 0.3
+    drop_boost: float = 2.5
+    z_half: float = 10.0
+    interval_samples: int = 1000
+
+
+def _infer_interval(index: pd.Index, cfg: DetectorConfig) -> pd.Timedelta | None:
+    if not isinstance(index, pd.DatetimeIndex) or len(index) < 2:
+        return None
+    head = index[: cfg.interval_samples + 1].as_unit("ns").asi8
+    diffs = np.diff(head)
+    diffs = diffs[diffs > 0]
+    if diffs.size == 0:
+        return None
+    return pd.Timedelta(int(np.median(diffs)), unit="ns")
+
+
+def _seasonal_slots(index: pd.Index, interval: pd.Timedelta | None) -> list[tuple[np.ndarray, int]]:
+    """(slot per row, samples per slot per cycle) for each season the interval supports."""
+    if interval is None or not isinstance(index, pd.DatetimeIndex):
+        return []
+    seconds = (index.hour * 3600 + index.minute * 60 + index.second).to_numpy()
+    dow = index.day_of_week.to_numpy().astype(np.int64)
+    if interval >= pd.Timedelta(days=1):
+        return [(dow, 1)]
+    # Sub-hourly data shares hourly slots: minute-level profiles would need months to learn.
+    bucket = max(interval, pd.Timedelta(hours=1))
+    bucket_s = int(bucket.total_seconds())
+    per_bucket = max(int(round(bucket / interval)), 1)
+    day_slot = (seconds // bucket_s).astype(np.int64)
+    n_day = int(np.ceil(86400 / bucket_s))
+    return [(day_slot, per_bucket), (dow * n_day + day_slot, per_bucket)]
+
+
+def _forecast(x: np.ndarray, index: pd.Index, cfg: DetectorConfig) -> tuple[np.ndarray, ...]:
+    """One-step-ahead (expected, sigma, residuals seen) for an (n, m) block sharing an index."""
+    n, m = x.shape
+    seasons = _seasonal_slots(index, _infer_interval(index, cfg)) if cfg.seasonal else []
+    k = 1 + len(seasons)
+    a_level = 2.0 / (cfg.level_window + 1.0)
+    a_scale = 2.0 / (cfg.spread_window + 1.0)
+    a_season = [2.0 / (cfg.season_depth * per + 1.0) for _, per in seasons]
+    min_slot = [cfg.slot_min_history * per for _, per in seasons]
+    profiles = [np.zeros((int(slots.max()) + 1, m)) for slots, _ in seasons]
+    n_prof = [np.zeros((int(slots.max()) + 1, m)) for slots, _ in seasons]
+
+    level = np.zeros((k, m))
+    n_level = np.zeros((k, m))
+    mad = np.zeros((k, m))
+    raw = np.zeros((k, m))
+    n_mad = np.zeros((k, m))
+    out_run = np.zeros((k, m))
+    seas = np.zeros((k, m))
+    ok = np.ones((k, m), dtype=bool)
+    cols = np.arange(m)
+
+    expected_out = np.full((n, m), np.nan)
+    sigma_out = np.zeros((n, m))
+    seen_out = np.zeros((n, m))
+    for t in range(n):
+        xt = x[t]
+        valid = np.isfinite(xt)
+        xv = np.where(valid, xt, 0.0)
+        slot_t = [slots[t] for slots, _ in seasons]
+        for c in range(1, k):
+            seas[c] = profiles[c - 1][slot_t[c - 1]]
+            ok[c] = n_prof[c - 1][slot_t[c - 1]] >= min_slot[c - 1]
+        pred = level + seas
+        sigma = _MEAN_ABS_TO_SIGMA * np.maximum(mad, cfg.raw_floor * raw)
+        usable = ok & (n_level > 0) & (n_mad >= cfg.min_history)
+
+        # The simplest model wins unless a seasonal one has had clearly tighter residuals.
+        best = np.zeros(m, dtype=np.int64)
+        best_sigma = np.where(usable[0], sigma[0], np.inf)
+        for c in range(1, k):
+            better = usable[c] & (sigma[c] < cfg.switch_ratio * best_sigma)
+            best = np.where(better, c, best)
+            best_sigma = np.where(better, sigma[c], best_sigma)
+        expected_out[t] = np.where(usable[best, cols], pred[best, cols], np.nan)
+        sigma_out[t] = sigma[best, cols]
+        seen_out[t] = n_mad[best, cols]
+
+        resid = xv - pred
+        ready = n_mad >= cfg.min_history
+        band = cfg.scale_band * sigma
+        lband = cfg.level_band * sigma
+        clipped = np.where(ready, np.clip(resid, -band, band), resid)
+        # Winsorise the level update so an incident only nudges the baseline.
+        xw = pred + np.where(ready, np.clip(resid, -lband, lband), resid)
+        fresh = n_level == 0
+        a_l = np.maximum(a_level, 1.0 / (n_level + 1.0))
+        level = np.where(valid, np.where(fresh, xv - seas, level + a_l * (xw - seas - level)), level)
+        a_m = np.maximum(a_scale, 1.0 / (n_mad + 1.0))
+        grow = valid & ~fresh
+        inside = (np.abs(resid) <= band) | ~ready
+        out_run = np.where(valid, np.where(inside, 0.0, out_run + 1.0), out_run)
+        # Outliers do not feed the scale unless they persist long enough to be the new normal.
+        take = grow & (inside | (out_run > cfg.regime_points))
+        mad = np.where(take, mad + a_m * (np.abs(clipped) - mad), mad)
+        raw = np.where(grow, raw + a_m * (np.abs(resid) - raw), raw)
+        n_mad = n_mad + grow
+        n_level = n_level + valid
+        for c in range(1, k):
+            s = slot_t[c - 1]
+            cnt = n_prof[c - 1][s]
+            old = profiles[c - 1][s]
+            a_s = np.maximum(a_season[c - 1], 1.0 / (cnt + 1.0))
+            profiles[c - 1][s] = np.where(valid, old + a_s * (xw[c] - level[c] - old), old)
+            n_prof[c - 1][s] = cnt + valid
+    return expected_out, sigma_out, seen_out
+
+
+def _score_block(x: np.ndarray, index: pd.Index, cfg: DetectorConfig) -> dict[str, np.ndarray]:
+    expected, sigma, seen = _forecast(x, index, cfg)
+    valid = np.isfinite(x)
+    xv = np.where(valid, x, 0.0)
+    count_like = np.cumsum(valid & ((np.mod(xv, 1.0) != 0) | (xv < 0)), axis=0) == 0
+    # Few residuals seen: widen the band like a small-sample prediction interval.
+    warm = np.sqrt(1.0 + cfg.warmup_points / np.maximum(seen, 1.0))
+    abs_e = np.abs(np.where(np.isfinite(expected), expected, 0.0))
+    floor = cfg.rel_floor * abs_e
+    poisson = np.maximum(cfg.count_floor, cfg.count_floor_sqrt * np.sqrt(abs_e))
+    floor = np.where(count_like, np.maximum(floor, poisson), floor)
+    spread = np.fmax(sigma * warm, floor)
+
+    dev = x - expected
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.abs(dev) / spread
+        depth = np.clip(-dev / abs_e, 0.0, 1.0)
+    z = np.where(np.isfinite(dev) & (dev != 0), z, 0.0)
+    # A drop's z is capped at expected/spread, yet near-silence of non-negative traffic is an
+    # outage, not noise: boost drops by their depth (x1 at half depth, x`drop_boost` at zero).
+    non_negative = np.cumsum(valid & (xv < 0), axis=0) == 0
+    depth = np.where(non_negative & (dev < 0) & np.isfinite(depth), depth, 0.0)
+    z = z * (1.0 + (cfg.drop_boost - 1.0) * depth**4)
+    with np.errstate(invalid="ignore"):
+        score = np.where(np.isinf(z), 1.0, z * z / (z * z + cfg.z_half**2))
+    score = score * np.minimum(1.0, seen / cfg.warmup_points)
+    # Band edges sit exactly where the score crosses DEFAULT_THRESHOLD (after warm-up).
+    half = cfg.z_half * np.sqrt(DEFAULT_THRESHOLD / (1.0 - DEFAULT_THRESHOLD))
+    return {
+        "expected": expected,
+        "lower": expected - half * spread,
+        "upper": expected + half * spread,
+        "score": score,
+        "dev": dev,
+    }
+
+
+def _as_float(values: pd.Series | pd.DataFrame) -> np.ndarray:
+    if isinstance(values, pd.DataFrame):
+        return values.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+
+
+def score_frame(series: pd.Series, config: DetectorConfig | None = None) -> pd.DataFrame:
+    """Per point: value, expected, lower, upper, score, direction ("spike"/"drop"/"").
+
+    `direction` is the sign of value - expected wherever the score is positive, "" where it
+    is 0 (NaN value, warm-up, exactly as expected).  The band [lower, upper] is where the
+    score stays below DEFAULT_THRESHOLD once warmed up; NaN until a baseline exists.
+    """
+    cfg = config or DetectorConfig()
+    x = _as_float(series)
+    out = pd.DataFrame(index=series.index)
+    out["value"] = x
+    if len(x) == 0:
+        for col in _FRAME_COLUMNS[1:5]:
+            out[col] = np.array([], dtype=float)
+        out["direction"] = np.array([], dtype=object)
+        return out
+    parts = _score_block(x.reshape(-1, 1), series.index, cfg)
+    for col in ("expected", "lower", "upper", "score"):
+        out[col] = parts[col][:, 0]
+    dev = parts["dev"][:, 0]
+    sign = np.where(dev > 0, "spike", np.where(dev < 0, "drop", ""))
+    out["direction"] = np.where(parts["score"][:, 0] > 0, sign, "").astype(object)
+    return out
+
+
+def spike_scores(series: pd.Series, config: DetectorConfig | None = None) -> pd.Series:
+    """Causal anomaly score in [0, 1] per point, aligned to `series` (NaN values score 0)."""
+    return score_frame(series, config)["score"].rename(series.name)
+
+
+def spike_directions(series: pd.Series, config: DetectorConfig | None = None) -> pd.Series:
+    """ "spike" / "drop" / "" per point, as in `score_frame`."""
+    return score_frame(series, config)["direction"].rename(series.name)
+
+
+def score_many(frame: pd.DataFrame, config: DetectorConfig | None = None) -> pd.DataFrame:
+    """Scores for a wide frame (one column per series, shared index) in one vectorised pass.
+
+    Column j equals `spike_scores(frame.iloc[:, j])`.
+    """
+    cfg = config or DetectorConfig()
+    x = _as_float(frame)
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        return pd.DataFrame(np.zeros(x.shape), index=frame.index, columns=frame.columns)
+    parts = _score_block(x, frame.index, cfg)
+    return pd.DataFrame(parts["score"], index=frame.index, columns=frame.columns)
+
+
+_INCIDENT_COLUMNS = [
+    "start",
+    "end",
+    "points",
+    "peak_at",
+    "peak_score",
+    "direction",
+    "observed",
+    "expected",
+    "delta",
+    "ratio",
+]
+
+
+def incidents(frame_or_scores: pd.DataFrame | pd.Series, threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
+    """Merge consecutive points with score >= threshold into incidents.
+
+    Accepts a `score_frame` result (then runs also split where the direction changes, and
+    magnitude is reported as observed/expected sums, their delta and ratio) or a bare score
+    Series (direction "" and NaN magnitudes).  Positions, not timestamps, define "consecutive".
+    """
+    if isinstance(frame_or_scores, pd.DataFrame):
+        frame = frame_or_scores
+        scores = frame["score"].to_numpy(dtype=float)
+        direction = frame["direction"].to_numpy(dtype=object)
+        observed = frame["value"].to_numpy(dtype=float)
+        expected = frame["expected"].to_numpy(dtype=float)
+    else:
+        scores = frame_or_scores.to_numpy(dtype=float)
+        direction = np.full(len(scores), "", dtype=object)
+        observed = expected = np.full(len(scores), np.nan)
+    index = frame_or_scores.index
+    flagged = np.nan_to_num(scores, nan=0.0) >= threshold
+    rows = []
+    start = None
+    for i in range(len(scores) + 1):
+        cont = i < len(scores) and flagged[i]
+        if cont and start is not None and direction[i] != direction[start]:
+            rows.append(_incident(index, scores, direction, observed, expected, start, i - 1))
+            start = i
+        elif cont and start is None:
+            start = i
+        elif not cont and start is not None:
+            rows.append(_incident(index, scores, direction, observed, expected, start, i - 1))
+            start = None
+    return pd.DataFrame(rows, columns=_INCIDENT_COLUMNS)
+
+
+def _incident(
+    index: pd.Index,
+    scores: np.ndarray,
+    direction: np.ndarray,
+    observed: np.ndarray,
+    expected: np.ndarray,
+    a: int,
+    b: int,
+) -> dict[str, object]:
+    peak = a + int(np.argmax(scores[a : b + 1]))
+    obs = float(np.nansum(observed[a : b + 1]))
+    exp = float(np.nansum(expected[a : b + 1]))
+    has_mag = bool(np.isfinite(observed[a : b + 1]).any())
+    return {
+        "start": index[a],
+        "end": index[b],
+        "points": b - a + 1,
+        "peak_at": index[peak],
+        "peak_score": float(scores[peak]),
+        "direction": direction[a],
+        "observed": obs if has_mag else np.nan,
+        "expected": exp if has_mag else np.nan,
+        "delta": obs - exp if has_mag else np.nan,
+        "ratio": obs / exp if has_mag and exp != 0 else np.nan,
+    }

@@ -1,0 +1,645 @@
+"""Credit reconciliation: expected credits per job, discrepancies by fixed category, and spend summaries."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analytics.ledger import DEFAULT_MAX_BYTES
+
+CATEGORIES = (
+    "overcharged",
+    "undercharged",
+    "failed_but_charged",
+    "missing_output",
+    "duplicate_charge",
+    "orphan_charge",
+    "summary_mismatch",
+    "missing_in_provider",
+    "missing_in_ledger",
+    "ledger_mismatch",
+)
+CATEGORY_HELP = {
+    "overcharged": "charged more than billed minutes × model rate",
+    "undercharged": "charged less than billed minutes × model rate",
+    "failed_but_charged": "the job failed but credits were kept",
+    "missing_output": "completed, but the provider lists no output URL",
+    "duplicate_charge": "more than one charge event for one job",
+    "orphan_charge": "a charge event for a job the provider never listed",
+    "summary_mismatch": "a key's daily summary credits differ from the sum of its charges that day",
+    "missing_in_provider": "in the team ledger, but the provider never listed the job",
+    "missing_in_ledger": "the provider ran the job, but the team ledger does not have it",
+    "ledger_mismatch": "model, status or credits differ between the ledger and the provider",
+}
+# Categories whose (positive) delta is money the provider owes back.
+REFUNDABLE = frozenset({"overcharged", "failed_but_charged", "duplicate_charge", "orphan_charge"})
+OUTPUT_COLUMNS = ("category", "key_name", "job_id", "day", "expected_credits", "charged_credits", "delta")
+DISCREPANCY_COLUMNS = (*OUTPUT_COLUMNS, "refund_due", "detail")
+ROUNDING_POLICIES = {
+    "exact": "exact seconds (billed minutes = seconds / 60)",
+    "second": "each started second (seconds rounded up)",
+    "minute": "each started minute (minutes rounded up)",
+}
+TERMINAL_STATUSES = ("completed", "failed")
+# Absorbs binary floating point noise so a delta of exactly the tolerance is never flagged.
+_EPSILON = 1e-9
+
+
+class ReconcileConfigError(ValueError):
+    """The [reconciliation] settings cannot be used; the message names the setting and the fix."""
+
+
+@dataclass(frozen=True)
+class ReconcileSettings:
+    rounding: str = "exact"
+    tolerance: float = 0.01
+    # A day's summary is compared only once this long has passed after the day ended (jobs settle late).
+    summary_settle_minutes: float = 15.0
+    ledger_max_bytes: int = DEFAULT_MAX_BYTES
+
+
+def settings_from_config(section: Mapping[str, Any] | None) -> ReconcileSettings:
+    """Read `[reconciliation]` (rounding, tolerance, summary_settle_minutes, ledger_max_mb); unknown keys fail."""
+    raw = dict(section or {})
+    known = {"rounding", "tolerance", "summary_settle_minutes", "ledger_max_mb"}
+    unknown = set(raw) - known
+    if unknown:
+        raise ReconcileConfigError(
+            f"[reconciliation]: unknown setting(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})"
+        )
+    defaults = ReconcileSettings()
+    rounding = str(raw.get("rounding", defaults.rounding)).strip().lower()
+    if rounding not in ROUNDING_POLICIES:
+        raise ReconcileConfigError(
+            f"[reconciliation] rounding: '{raw.get('rounding')}' is not one of {', '.join(ROUNDING_POLICIES)}"
+        )
+
+    def non_negative(name: str, default: float) -> float:
+        value = raw.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            raise ReconcileConfigError(f"[reconciliation] {name}: expected a number ≥ 0, got {value!r}")
+        return float(value)
+
+    max_mb = non_negative("ledger_max_mb", defaults.ledger_max_bytes / 1_048_576)
+    if max_mb <= 0:
+        raise ReconcileConfigError("[reconciliation] ledger_max_mb: expected a number > 0")
+    return ReconcileSettings(
+        rounding=rounding,
+        tolerance=non_negative("tolerance", defaults.tolerance),
+        summary_settle_minutes=non_negative("summary_settle_minutes", defaults.summary_settle_minutes),
+        ledger_max_bytes=int(max_mb * 1_048_576),
+    )
+
+
+def billed_minutes(duration_seconds: pd.Series, rounding: str = "exact") -> pd.Series:
+    """Minutes the provider bills for each duration under the rounding policy (NaN stays NaN)."""
+    seconds = pd.to_numeric(duration_seconds, errors="coerce").astype("float64")
+    if rounding == "exact":
+        return seconds / 60.0
+    if rounding == "second":
+        # Round before ceil so 12.000000001 (float noise) does not bill an extra second.
+        return np.ceil(seconds.round(6)) / 60.0
+    if rounding == "minute":
+        return np.ceil((seconds / 60.0).round(9))
+    raise ReconcileConfigError(f"unknown rounding policy '{rounding}'")
+
+
+def expected_credits(jobs: pd.DataFrame, rates: Mapping[str, float], settings: ReconcileSettings) -> pd.Series:
+    """Billed minutes × the model's credits per minute; NaN when the model is unpriced or the duration unknown."""
+    rate = jobs["model"].map(lambda m: rates.get(str(m).lower()) if isinstance(m, str) else None)
+    return billed_minutes(jobs["duration_seconds"], settings.rounding) * pd.to_numeric(rate, errors="coerce")
+
+
+@dataclass(frozen=True)
+class BillingData:
+    """What the store holds for reconciliation; see store.credit_reads for the exact columns."""
+
+    # one row per job: job_id, key_name, environment, created_at, status, model, output_format,
+    # duration_seconds, credits_charged, billing_status, output_url, charge_events, charge_credits,
+    # first_charge_credits, events_covered
+    jobs: pd.DataFrame
+    # charge events whose job the jobs list never showed: event_id, key_name, environment, occurred_at,
+    # job_id, model, credits
+    orphan_events: pd.DataFrame
+    # one row per key and day of the usage summary: key_name, environment, day, summary_credits,
+    # fetched_at, charges (the key's charges that day from jobs and charge events)
+    daily: pd.DataFrame
+    rates: dict[str, float]
+    # per key: when the last successful jobs listing started (charges before it must belong to a listed job)
+    jobs_listed_at: dict[str, datetime] = field(default_factory=dict)
+
+
+def _in_window(moments: pd.Series, start: datetime | None, end: datetime) -> pd.Series:
+    times = pd.to_datetime(moments)
+    mask = times <= pd.Timestamp(end)
+    if start is not None:
+        mask &= times >= pd.Timestamp(start)
+    return mask.fillna(False).astype(bool)
+
+
+def _day_text(moments: pd.Series) -> pd.Series:
+    times = pd.to_datetime(moments)
+    return times.dt.strftime("%Y-%m-%d").where(times.notna(), None)
+
+
+def _rows(category: str, frame: pd.DataFrame, **columns: Any) -> pd.DataFrame:
+    out = pd.DataFrame({"category": category}, index=frame.index)
+    for name, value in columns.items():
+        out[name] = value
+    return out
+
+
+_NUMERIC = ("expected_credits", "charged_credits", "delta", "refund_due")
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="float64" if c in _NUMERIC else "object") for c in DISCREPANCY_COLUMNS})
+
+
+def prepare_jobs(jobs: pd.DataFrame, rates: Mapping[str, float], settings: ReconcileSettings) -> pd.DataFrame:
+    """Jobs with `expected_full` (minutes × rate), `expected_due` (0 when failed) and `settled`."""
+    out = jobs.copy()
+    out["credits_charged"] = pd.to_numeric(out["credits_charged"], errors="coerce").astype("float64")
+    for name in ("charge_credits", "first_charge_credits"):
+        out[name] = pd.to_numeric(out.get(name, np.nan), errors="coerce").astype("float64")
+    out["charge_events"] = pd.to_numeric(out.get("charge_events", 0), errors="coerce").fillna(0).astype("int64")
+    out["expected_full"] = expected_credits(out, rates, settings)
+    out["settled"] = out["status"].isin(TERMINAL_STATUSES)
+    out["expected_due"] = out["expected_full"].where(out["status"] != "failed", 0.0)
+    has_output = out["output_url"].astype("object").map(lambda u: isinstance(u, str) and bool(u.strip()))
+    out["has_output"] = has_output.astype(bool)
+    return out
+
+
+def _job_discrepancies(jobs: pd.DataFrame, tolerance: float) -> list[pd.DataFrame]:
+    settled = jobs[jobs["settled"]]
+    day = _day_text(settled["created_at"])
+    limit = tolerance + _EPSILON
+    found: list[pd.DataFrame] = []
+
+    failed = settled[(settled["status"] == "failed") & (settled["credits_charged"] > limit)]
+    found.append(
+        _rows(
+            "failed_but_charged",
+            failed,
+            key_name=failed["key_name"],
+            job_id=failed["job_id"],
+            day=day[failed.index],
+            expected_credits=0.0,
+            charged_credits=failed["credits_charged"],
+            delta=failed["credits_charged"],
+            refund_due=failed["credits_charged"],
+            detail="status failed, billing " + failed["billing_status"].fillna("unknown").astype(str),
+        )
+    )
+
+    completed = settled[settled["status"] == "completed"]
+    priced = completed[completed["expected_full"].notna() & completed["credits_charged"].notna()]
+    delta = priced["credits_charged"] - priced["expected_full"]
+    for category, mask in (("overcharged", delta > limit), ("undercharged", delta < -limit)):
+        hit = priced[mask]
+        minutes = hit["duration_seconds"].astype("float64") / 60.0
+        refund = delta[mask].clip(lower=0) if category == "overcharged" else 0.0
+        found.append(
+            _rows(
+                category,
+                hit,
+                key_name=hit["key_name"],
+                job_id=hit["job_id"],
+                day=day[hit.index],
+                expected_credits=hit["expected_full"],
+                charged_credits=hit["credits_charged"],
+                delta=delta[mask],
+                refund_due=refund,
+                detail=hit["model"].astype(str) + " · " + minutes.round(2).astype(str) + " min",
+            )
+        )
+
+    no_output = completed[~completed["has_output"]]
+    found.append(
+        _rows(
+            "missing_output",
+            no_output,
+            key_name=no_output["key_name"],
+            job_id=no_output["job_id"],
+            day=day[no_output.index],
+            expected_credits=no_output["expected_full"],
+            charged_credits=no_output["credits_charged"],
+            delta=no_output["credits_charged"] - no_output["expected_full"],
+            refund_due=0.0,
+            detail="completed without an output URL",
+        )
+    )
+
+    # Seen charge events are proof whatever the coverage; missing coverage only hides duplicates.
+    dup = jobs[jobs["charge_events"] > 1]
+    single = dup["credits_charged"].where(dup["credits_charged"] > 0, dup["first_charge_credits"])
+    extra = dup["charge_credits"] - single
+    found.append(
+        _rows(
+            "duplicate_charge",
+            dup,
+            key_name=dup["key_name"],
+            job_id=dup["job_id"],
+            day=_day_text(dup["created_at"]),
+            expected_credits=single,
+            charged_credits=dup["charge_credits"],
+            delta=extra,
+            refund_due=extra.clip(lower=0),
+            detail=dup["charge_events"].astype(str) + " charge events for one job",
+        )
+    )
+    return found
+
+
+def _orphan_discrepancies(orphans: pd.DataFrame, listed_at: Mapping[str, datetime]) -> pd.DataFrame:
+    if orphans.empty:
+        return _empty()
+    cut = orphans["key_name"].map(lambda k: listed_at.get(k))
+    # A charge newer than the key's last jobs listing may belong to a job we simply have not listed yet.
+    judged = orphans[cut.notna() & (pd.to_datetime(orphans["occurred_at"]) < pd.to_datetime(cut))]
+    if judged.empty:
+        return _empty()
+    grouped = judged.groupby(["key_name", "job_id"], as_index=False).agg(
+        occurred_at=("occurred_at", "min"), credits=("credits", "sum"), events=("event_id", "count")
+    )
+    return _rows(
+        "orphan_charge",
+        grouped,
+        key_name=grouped["key_name"],
+        job_id=grouped["job_id"],
+        day=_day_text(grouped["occurred_at"]),
+        expected_credits=0.0,
+        charged_credits=grouped["credits"],
+        delta=grouped["credits"],
+        refund_due=grouped["credits"],
+        detail=grouped["events"].astype(str) + " charge event(s); the jobs list never showed this job",
+    )
+
+
+def judged_summary_days(
+    daily: pd.DataFrame, listed_at: Mapping[str, datetime], now: datetime, settings: ReconcileSettings
+) -> pd.Series:
+    """Which summary days can be compared: over, settled, and both summary and jobs fetched after that."""
+    if daily.empty:
+        return pd.Series(dtype=bool)
+    settle = pd.Timedelta(days=1) + pd.Timedelta(minutes=settings.summary_settle_minutes)
+    day_end = pd.to_datetime(daily["day"]) + settle
+    listed = pd.to_datetime(daily["key_name"].map(lambda k: listed_at.get(k)))
+    fetched = pd.to_datetime(daily["fetched_at"])
+    ok = (day_end <= pd.Timestamp(now)) & (day_end <= fetched) & (day_end <= listed)
+    return ok.fillna(False).astype(bool)
+
+
+def _summary_discrepancies(
+    daily: pd.DataFrame,
+    listed_at: Mapping[str, datetime],
+    now: datetime,
+    start: datetime | None,
+    end: datetime,
+    settings: ReconcileSettings,
+) -> pd.DataFrame:
+    if daily.empty:
+        return _empty()
+    frame = daily[judged_summary_days(daily, listed_at, now, settings)]
+    days = pd.to_datetime(frame["day"])
+    keep = days <= pd.Timestamp(end.date())
+    if start is not None:
+        keep &= days >= pd.Timestamp(start.date())
+    frame = frame[keep]
+    summary = frame["summary_credits"].astype("float64")
+    charges = frame["charges"].astype("float64").fillna(0.0)
+    delta = summary - charges
+    hit = frame[delta.abs() > settings.tolerance + _EPSILON]
+    return _rows(
+        "summary_mismatch",
+        hit,
+        key_name=hit["key_name"],
+        job_id=None,
+        day=_day_text(hit["day"]),
+        expected_credits=charges[hit.index],
+        charged_credits=summary[hit.index],
+        delta=delta[hit.index],
+        refund_due=0.0,
+        detail="daily summary vs the sum of the key's job and charge-event credits",
+    )
+
+
+@dataclass(frozen=True)
+class LedgerPeriod:
+    start: datetime
+    end: datetime
+    source: str  # how the start was chosen, for the report
+
+
+def ledger_period(ledger: pd.DataFrame, now: datetime, since: datetime | None = None) -> LedgerPeriod:
+    """The provider jobs a ledger should hold: created from `since` (default its earliest row) up to now."""
+    if since is not None:
+        return LedgerPeriod(since, now, "--since")
+    created = pd.to_datetime(ledger["created_at"]).dropna()
+    if created.empty:
+        raise ValueError("the ledger has no created_at values, so its period is unknown: give a start (--since)")
+    return LedgerPeriod(created.min().to_pydatetime(), now, "the ledger's earliest created_at")
+
+
+def _ledger_discrepancies(
+    jobs: pd.DataFrame, ledger: pd.DataFrame, period: LedgerPeriod, listed_at: Mapping[str, datetime], tolerance: float
+) -> list[pd.DataFrame]:
+    found: list[pd.DataFrame] = []
+    provider_ids = set(jobs["job_id"])
+    ledger_ids = set(ledger["job_id"])
+    in_period = jobs[_in_window(jobs["created_at"], period.start, period.end)]
+
+    missing = in_period[~in_period["job_id"].isin(ledger_ids)]
+    found.append(
+        _rows(
+            "missing_in_ledger",
+            missing,
+            key_name=missing["key_name"],
+            job_id=missing["job_id"],
+            day=_day_text(missing["created_at"]),
+            expected_credits=np.nan,
+            charged_credits=missing["credits_charged"],
+            delta=missing["credits_charged"],
+            refund_due=0.0,
+            detail="status " + missing["status"].astype(str),
+        )
+    )
+
+    newest_listing = max(listed_at.values()) if listed_at else None
+    ledger_created = pd.to_datetime(ledger["created_at"])
+    unknown = ledger[~ledger["job_id"].isin(provider_ids)]
+    created = ledger_created[unknown.index]
+    judged = created.isna() | (created >= pd.Timestamp(period.start)) & (created <= pd.Timestamp(period.end))
+    if newest_listing is not None:
+        # Rows newer than the last jobs listing may just not be collected yet.
+        judged &= created.isna() | (created < pd.Timestamp(newest_listing))
+    unknown = unknown[judged.fillna(False).astype(bool)]
+    found.append(
+        _rows(
+            "missing_in_provider",
+            unknown,
+            key_name=unknown["key_name"],
+            job_id=unknown["job_id"],
+            day=_day_text(ledger_created[unknown.index]),
+            expected_credits=unknown["credits"],
+            charged_credits=0.0,
+            delta=-unknown["credits"],
+            refund_due=0.0,
+            detail="ledger line " + unknown["line"].astype(str),
+        )
+    )
+
+    both = ledger.merge(in_period, on="job_id", how="inner", suffixes=("_ledger", ""))
+    # An unsettled job has no final status or charge yet; comparing now would only report noise.
+    both = both[both["settled"]]
+    if not both.empty:
+        model_diff = both["model_ledger"].notna() & (both["model_ledger"] != both["model"].astype(str).str.lower())
+        status_diff = both["status_ledger"].notna() & (both["status_ledger"] != both["status"])
+        credit_diff = (both["credits"] - both["credits_charged"].fillna(0.0)).abs() > tolerance + _EPSILON
+        hit = both[model_diff | status_diff | credit_diff].copy()
+        details = []
+        for index, row in hit.iterrows():
+            parts = []
+            if model_diff[index]:
+                parts.append(f"model: ledger {row['model_ledger']}, provider {row['model']}")
+            if status_diff[index]:
+                parts.append(f"status: ledger {row['status_ledger']}, provider {row['status']}")
+            if credit_diff[index]:
+                parts.append(f"credits: ledger {row['credits']:g}, provider {row['credits_charged']:g}")
+            details.append("; ".join(parts))
+        found.append(
+            _rows(
+                "ledger_mismatch",
+                hit,
+                key_name=hit["key_name"],
+                job_id=hit["job_id"],
+                day=_day_text(hit["created_at"]),
+                expected_credits=hit["credits"],
+                charged_credits=hit["credits_charged"],
+                delta=hit["credits_charged"] - hit["credits"],
+                refund_due=0.0,
+                detail=details,
+            )
+        )
+    return found
+
+
+def find_discrepancies(
+    data: BillingData,
+    settings: ReconcileSettings,
+    now: datetime,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    ledger: pd.DataFrame | None = None,
+    ledger_since: datetime | None = None,
+    ledger_jobs: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Every discrepancy in [start, end] (default: all history up to now), sorted by day, category, key, job.
+
+    With a ledger, the ledger categories cover its own period: from `ledger_since` (default its earliest
+    created_at) up to now, whatever the range. `ledger_jobs` (default `data.jobs`) are the provider jobs
+    to match it against: all of them, even when the rest of the view is narrowed to some environments,
+    or a row of another environment would look missing.
+    """
+    end = min(end, now) if end is not None else now
+    jobs = prepare_jobs(data.jobs, data.rates, settings)
+    jobs = jobs[_in_window(jobs["created_at"], None, now)]
+    ranged = jobs[_in_window(jobs["created_at"], start, end)]
+    orphans = data.orphan_events
+    if not orphans.empty:
+        orphans = orphans[_in_window(orphans["occurred_at"], start, end)]
+    parts = [
+        *_job_discrepancies(ranged, settings.tolerance),
+        _orphan_discrepancies(orphans, data.jobs_listed_at),
+        _summary_discrepancies(data.daily, data.jobs_listed_at, now, start, end, settings),
+    ]
+    if ledger is not None:
+        period = ledger_period(ledger, now, ledger_since)
+        provider = jobs if ledger_jobs is None else prepare_jobs(ledger_jobs, data.rates, settings)
+        provider = provider[_in_window(provider["created_at"], None, now)]
+        parts.extend(_ledger_discrepancies(provider, ledger, period, data.jobs_listed_at, settings.tolerance))
+    parts = [p for p in parts if not p.empty]
+    if not parts:
+        return _empty()
+    out = pd.concat(parts, ignore_index=True)
+    for name in DISCREPANCY_COLUMNS:
+        if name not in out:
+            out[name] = None
+    out = out[list(DISCREPANCY_COLUMNS)]
+    for name in _NUMERIC:
+        # Adding 0.0 turns the -0.0 that rounding leaves into 0.0, which reads better in exports.
+        out[name] = pd.to_numeric(out[name], errors="coerce").astype("float64").round(4) + 0.0
+    for name in ("key_name", "job_id", "day", "detail"):
+        out[name] = out[name].astype("object").where(out[name].notna(), None)
+    order = {c: i for i, c in enumerate(CATEGORIES)}
+    out["_order"] = out["category"].map(order)
+    out = out.sort_values(["day", "_order", "key_name", "job_id"], na_position="first", kind="stable")
+    return out.drop(columns="_order").reset_index(drop=True)
+
+
+def output_rows(discrepancies: pd.DataFrame) -> pd.DataFrame:
+    """The CLI/export shape: category, key_name, job_id, day, expected/charged credits (2 dp) and delta."""
+    out = discrepancies[list(OUTPUT_COLUMNS)].copy()
+    for name in ("expected_credits", "charged_credits", "delta"):
+        out[name] = out[name].round(2) + 0.0
+    for name in ("key_name", "job_id", "day"):
+        out[name] = out[name].astype("object").where(out[name].notna(), "")
+    return out
+
+
+@dataclass(frozen=True)
+class CreditSummary:
+    charged: float  # jobs' charges plus extra charge events (duplicates, orphans)
+    expected: float  # billed minutes × rate for settled jobs (0 for failed); unpriced jobs count as charged
+    net_difference: float  # charged − expected
+    refunds_due: float
+    summary_billed: float  # what the provider's daily summaries say for the same days
+    jobs: int
+    settled_jobs: int
+    in_flight_jobs: int
+    unpriced_jobs: int
+    successful_outputs: int
+    cost_per_successful_output: float | None
+    missing_output_credits: float
+    events_covered_jobs: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def summarize(
+    data: BillingData,
+    discrepancies: pd.DataFrame,
+    settings: ReconcileSettings,
+    now: datetime,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> CreditSummary:
+    """Charged vs expected, net difference, refunds due and cost per successful output for [start, end]."""
+    end = min(end, now) if end is not None else now
+    jobs = prepare_jobs(data.jobs, data.rates, settings)
+    jobs = jobs[_in_window(jobs["created_at"], start, end)]
+    settled = jobs[jobs["settled"]]
+    charged_jobs = settled["credits_charged"].fillna(0.0)
+    expected = settled["expected_due"].where(settled["expected_full"].notna(), charged_jobs)
+    orphans = data.orphan_events
+    orphan_credits = 0.0
+    if not orphans.empty:
+        orphan_credits = float(orphans.loc[_in_window(orphans["occurred_at"], start, end), "credits"].sum())
+    duplicate_extra = (settled["charge_credits"] - settled["credits_charged"]).where(settled["charge_events"] > 1)
+    charged = float(charged_jobs.sum()) + float(duplicate_extra.clip(lower=0).fillna(0).sum()) + orphan_credits
+    expected_total = float(expected.sum())
+    successful = settled[(settled["status"] == "completed") & settled["has_output"]]
+    refunds = (
+        float(discrepancies.loc[discrepancies["category"].isin(REFUNDABLE), "refund_due"].sum())
+        if not discrepancies.empty
+        else 0.0
+    )
+    daily = data.daily
+    if not daily.empty:
+        days = pd.to_datetime(daily["day"])
+        mask = days <= pd.Timestamp(end.date())
+        if start is not None:
+            mask &= days >= pd.Timestamp(start.date())
+        summary_billed = float(daily.loc[mask, "summary_credits"].sum())
+    else:
+        summary_billed = 0.0
+    no_output = settled[(settled["status"] == "completed") & ~settled["has_output"]]
+    covered = jobs["events_covered"].fillna(False).astype(bool) if "events_covered" in jobs else pd.Series(False)
+    return CreditSummary(
+        charged=round(charged, 2),
+        expected=round(expected_total, 2),
+        net_difference=round(charged - expected_total, 2),
+        refunds_due=round(refunds, 2),
+        summary_billed=round(summary_billed, 2),
+        jobs=len(jobs),
+        settled_jobs=len(settled),
+        in_flight_jobs=int((~jobs["settled"]).sum()),
+        unpriced_jobs=int(settled["expected_full"].isna().sum()),
+        successful_outputs=len(successful),
+        cost_per_successful_output=round(charged / len(successful), 4) if len(successful) else None,
+        missing_output_credits=round(float(no_output["credits_charged"].fillna(0).sum()), 2),
+        events_covered_jobs=int(covered.sum()),
+    )
+
+
+def daily_usage(jobs: pd.DataFrame, rates: Mapping[str, float], settings: ReconcileSettings) -> pd.DataFrame:
+    """Settled jobs rolled up per day, key, environment and model: credits, expected, jobs, successful outputs."""
+    columns = ["day", "key_name", "environment", "model", "credits", "expected", "jobs", "successful_outputs"]
+    prepared = prepare_jobs(jobs, rates, settings)
+    settled = prepared[prepared["settled"]]
+    if settled.empty:
+        return pd.DataFrame(columns=columns)
+    frame = pd.DataFrame(
+        {
+            "day": pd.to_datetime(settled["created_at"]).dt.normalize(),
+            "key_name": settled["key_name"].astype(str),
+            "environment": settled["environment"].fillna("unconfigured").astype(str),
+            "model": settled["model"].fillna("unknown").astype(str),
+            "credits": settled["credits_charged"].fillna(0.0),
+            "expected": settled["expected_due"].where(settled["expected_full"].notna(), settled["credits_charged"]),
+            "jobs": 1,
+            "successful_outputs": ((settled["status"] == "completed") & settled["has_output"]).astype("int64"),
+        }
+    )
+    keys = ["day", "key_name", "environment", "model"]
+    return frame.groupby(keys, as_index=False)[columns[4:]].sum()[columns]
+
+
+def credits_over_time(usage: pd.DataFrame, by: str, top: int = 8) -> pd.DataFrame:
+    """Credits per day and `by` (model, key_name or environment), the smaller groups folded into "other"."""
+    if by not in ("model", "key_name", "environment"):
+        raise ValueError(f"cannot group credits by {by!r}")
+    if usage.empty:
+        return pd.DataFrame(columns=["day", "group", "credits", "expected", "jobs"])
+    frame = usage.assign(group=usage[by].fillna("unknown").astype(str))
+    ranking = frame.groupby("group")["credits"].sum().sort_values(ascending=False)
+    keep = set(ranking.head(top).index)
+    frame["group"] = frame["group"].where(frame["group"].isin(keep), "other")
+    out = frame.groupby(["day", "group"], as_index=False)[["credits", "expected", "jobs"]].sum()
+    out["day"] = pd.to_datetime(out["day"])
+    return out.sort_values(["day", "group"]).reset_index(drop=True)
+
+
+def cost_per_successful_output(usage: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
+    """Credits divided by completed jobs with an output URL, overall or per `by`."""
+    keys = [by] if by else []
+    if usage.empty:
+        return pd.DataFrame(columns=[*keys, "credits", "successful_outputs", "cost_per_output"])
+    grouped = usage.groupby(keys, as_index=False) if keys else usage.assign(_all=1).groupby("_all", as_index=False)
+    out = grouped[["credits", "successful_outputs"]].sum()
+    out["cost_per_output"] = (out["credits"] / out["successful_outputs"].where(out["successful_outputs"] > 0)).round(4)
+    return out.drop(columns=["_all"], errors="ignore").sort_values("credits", ascending=False).reset_index(drop=True)
+
+
+def range_bounds(start_day: date, end_day: date, now: datetime) -> tuple[datetime, datetime]:
+    """A page's inclusive UTC day range as [start, end] instants, never past now."""
+    start = datetime(start_day.year, start_day.month, start_day.day)
+    end = datetime(end_day.year, end_day.month, end_day.day) + timedelta(days=1) - timedelta(microseconds=1)
+    return start, min(end, now)
+
+
+def load_settings(config_path: str | Path | None) -> ReconcileSettings:
+    """The `[reconciliation]` table of a config TOML (defaults without a file); secrets are not needed."""
+    if config_path is None:
+        return ReconcileSettings()
+    path = Path(config_path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReconcileConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ReconcileConfigError(f"{path}: cannot read the config ({exc})") from None
+    section = data.get("reconciliation", {})
+    if not isinstance(section, dict):
+        raise ReconcileConfigError(f"{path}: [reconciliation] must be a table")
+    return settings_from_config(section)

@@ -1,0 +1,185 @@
+"""Key detail (deep link `?key=NAME`): identity, findings, traffic by hour or day, event breakdowns, jobs."""
+
+from datetime import datetime, timedelta
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from analytics.cli_keys import UsageError, facts_for, rules_from_file
+from analytics.keys import FINDINGS, KeyFacts, Rules, evaluate
+from analytics.traffic import rollup
+from store import key_reads
+from ui.data import guard_store
+from ui.filters import sidebar_filters, utc_now
+from ui.format import local_time, number, relative_age
+from ui.freshness import freshness_banner
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def key_read(function: str, db_path: str, *args: object) -> object:
+    return getattr(key_reads, function)(db_path, *args)
+
+
+# Same name and source as in pages/keys.py: Streamlit keys the cache by both, so the two pages share one entry.
+@st.cache_data(ttl=30, show_spinner=False)
+def keys_with_findings(db_path: str, now: datetime, config_path: str | None) -> tuple[dict, pd.DataFrame, str | None]:
+    """Store facts, findings as of `now` (to the minute, so reruns share the cache), and a [rules] warning."""
+    try:
+        rules, problem = rules_from_file(config_path), None
+    except UsageError as exc:
+        rules, problem = Rules(), f"{exc}; using the default rules"
+    facts = facts_for(db_path, now, rules, spark_days=30)
+    return facts, evaluate(KeyFacts.from_frames(facts), now, rules), problem
+
+
+settings = st.session_state["settings"]
+filters = sidebar_filters()
+now = utc_now()
+
+st.title("Key detail")
+if not guard_store(settings.db_path):
+    st.stop()
+freshness_banner(settings.db_path, now, filters.tz, settings.demo)
+
+db = str(settings.db_path)
+facts, findings, _ = keys_with_findings(
+    db, now.replace(second=0, microsecond=0), str(settings.config_path) if settings.config_path else None
+)
+inventory = facts["keys"]
+names = inventory["key_name"].tolist()
+requested = st.query_params.get("key")
+if requested is not None and requested not in names:
+    st.error(
+        f"No configured key is named “{requested}”. It may have been renamed or removed from the config; "
+        "pick a key below.",
+        icon=":material/key_off:",
+    )
+# Seed the selector from the link only when the link changes, so a choice made here is not overridden.
+if requested in names and st.session_state.get("detail_link") != requested:
+    st.session_state["detail_key"] = requested
+st.session_state["detail_link"] = requested
+key_name = st.selectbox("Key", names, index=None, key="detail_key", placeholder="Choose a key")
+if key_name is None:
+    st.info("Choose a key, or open one from the Keys page.")
+    st.stop()
+if requested != key_name:
+    st.query_params["key"] = key_name
+
+key = inventory.set_index("key_name").loc[key_name]
+st.subheader(key_name)
+cols = st.columns(5)
+cols[0].metric("Environment", key["environment"])
+cols[1].metric("Owner", key["owner"] if isinstance(key["owner"], str) else "— none —")
+cols[2].metric("Masked key", key["masked_key"])
+rotation_base = key["rotated_at"] if pd.notna(key["rotated_at"]) else key["created_at"]
+cols[3].metric(
+    "Secret age",
+    relative_age(rotation_base, now).replace(" ago", "") if pd.notna(rotation_base) else "?",
+    help=f"Created {local_time(key['created_at'], filters.tz)}; "
+    f"last rotated {local_time(key['rotated_at'], filters.tz)}",
+)
+cols[4].metric(
+    "Last used",
+    relative_age(key["last_used_at"], now),
+    help=f"Newest call seen: {local_time(key['last_used_at'], filters.tz)}",
+)
+
+mine = findings[findings["key_name"] == key_name]
+if mine.empty:
+    st.success("No findings: the key follows every rule.", icon=":material/verified:")
+else:
+    st.markdown(
+        "\n".join(
+            f"- :orange-badge[{r.finding}] {FINDINGS.get(r.finding, r.finding)}: {r.detail}"
+            for r in mine.itertuples(index=False)
+        )
+    )
+
+start = datetime.combine(filters.start, datetime.min.time())
+end = datetime.combine(filters.end, datetime.min.time()) + timedelta(days=1)
+st.subheader("Traffic")
+grain = st.radio(
+    "Granularity", ["hour", "day"], index=1, key="detail_grain", horizontal=True, format_func=str.capitalize
+)
+traffic = key_read("key_traffic", db, key_name, start, end)
+if grain == "hour":
+    series = rollup(traffic["hourly"], "hour", ["calls", "jobs", "failed"], "hour", start=start, end=min(end, now))
+    covered = traffic["coverage"].iloc[0] if not traffic["coverage"].empty else None
+    seen = "no events seen yet"
+    if covered is not None and pd.notna(covered["first_event_at"]):
+        seen = f"first event seen {local_time(covered['first_event_at'], filters.tz)}"
+        if covered["gaps"]:
+            seen += f"; {int(covered['gaps'])} coverage gap(s)"
+    st.caption(
+        f"Grain: hourly. Calls per hour come from the events feed, which only exists since collection "
+        f"began polling it ({seen}); jobs and failed jobs per hour are complete from the jobs list."
+    )
+else:
+    daily = traffic["daily"].assign(day=lambda d: pd.to_datetime(d["day"]))
+    series = rollup(daily, "day", ["calls", "jobs", "failed"], "day", start=start, end=end)
+    st.caption("Grain: daily, from the usage summary (complete for every day it covers).")
+long = series.melt(id_vars="period", value_vars=["calls", "jobs", "failed"], var_name="metric", value_name="count")
+chart = (
+    alt.Chart(long)
+    .mark_line(interpolate="step-after" if grain == "hour" else "linear")
+    .encode(
+        x=alt.X("period:T", title=f"{grain.capitalize()} (UTC)"),
+        y=alt.Y("count:Q", title="Count"),
+        color=alt.Color("metric:N", title="Metric"),
+        tooltip=[alt.Tooltip("period:T", format="%Y-%m-%d %H:%M"), "metric:N", alt.Tooltip("count:Q", format=",")],
+    )
+    .properties(height=260)
+)
+st.altair_chart(chart, width="stretch")
+totals = series[["calls", "jobs", "failed"]].sum()
+st.caption(
+    f"In range: {number(totals['calls'])} calls, {number(totals['jobs'])} jobs, {number(totals['failed'])} failed."
+)
+
+st.subheader("Calls by endpoint, status and model")
+breakdowns = traffic["breakdowns"]
+if breakdowns["endpoint"].empty:
+    st.info(
+        "No events seen for this key in the range: event breakdowns need the events feed, which only holds "
+        "calls made since collection began."
+    )
+else:
+    st.caption("From the events seen in the range (429 counted apart from other 4xx).")
+    for column, (name, frame) in zip(st.columns(3), breakdowns.items(), strict=True):
+        bars = (
+            alt.Chart(frame)
+            .mark_bar()
+            .encode(
+                y=alt.Y(f"{name}:N", sort="-x", title=name.replace("_", " ")),
+                x=alt.X("calls:Q", title="Calls"),
+                tooltip=[f"{name}:N", alt.Tooltip("calls:Q", format=","), alt.Tooltip("credits:Q", format=",.2f")],
+            )
+            .properties(height=max(120, 28 * len(frame)))
+        )
+        column.altair_chart(bars, width="stretch")
+
+st.subheader("Jobs")
+search = st.text_input("Find a job by job_id or request_id (part of it is enough)", key="detail_job_search")
+jobs = key_read("key_jobs", db, key_name, search or None, 200)
+if jobs.empty:
+    st.info("No jobs match." if search else "This key has no jobs.")
+else:
+    st.caption(f"{len(jobs)} newest matching job(s) shown, newest first.")
+    shown = jobs.assign(created_at=jobs["created_at"].map(lambda t: local_time(t, filters.tz)))
+    st.dataframe(
+        shown,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "output_url": st.column_config.LinkColumn("output_url"),
+            "credits_charged": st.column_config.NumberColumn(format="%.2f"),
+        },
+    )
+    job_id = st.selectbox("Status history of job", jobs["job_id"].tolist(), key="detail_job")
+    history = key_read("job_history", db, job_id)
+    if history.empty:
+        st.info("No status transitions recorded for this job.")
+    else:
+        history = history.assign(observed_at=history["observed_at"].map(lambda t: local_time(t, filters.tz)))
+        st.dataframe(history, hide_index=True, width="stretch")

@@ -1,0 +1,193 @@
+"""Keys: the inventory with activity, staleness and governance findings, and the deletion candidates."""
+
+from datetime import datetime
+from urllib.parse import quote
+
+import pandas as pd
+import streamlit as st
+
+from analytics.cli_keys import UsageError, facts_for, rules_from_file
+from analytics.export import csv_frame
+from analytics.keys import FINDINGS, STALE_FINDINGS, KeyFacts, Rules, deletion_candidates, evaluate
+from ui.data import guard_store
+from ui.filters import sidebar_filters, utc_now
+from ui.format import local_time, relative_age
+from ui.freshness import freshness_banner
+
+BADGE_COLOR = {
+    "disabled_upstream": "red", "unmanaged_key": "red", "sandbox_in_prod": "red", "rotation_overdue": "red",
+    "never_used": "orange", "inactive": "orange", "rotation_due": "orange", "owner_offboarded": "orange",
+    "missing_owner": "orange", "env_mismatch": "violet", "staging_shape_drift": "violet",
+    "generic_name": "gray", "bad_name": "gray",
+}  # fmt: skip
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def keys_with_findings(db_path: str, now: datetime, config_path: str | None) -> tuple[dict, pd.DataFrame, str | None]:
+    """Store facts, findings as of `now` (to the minute, so reruns share the cache), and a [rules] warning."""
+    try:
+        rules, problem = rules_from_file(config_path), None
+    except UsageError as exc:
+        rules, problem = Rules(), f"{exc}; using the default rules"
+    facts = facts_for(db_path, now, rules, spark_days=30)
+    return facts, evaluate(KeyFacts.from_frames(facts), now, rules), problem
+
+
+def badge(finding: str) -> str:
+    return f":{BADGE_COLOR.get(finding, 'blue')}-badge[{finding}]"
+
+
+settings = st.session_state["settings"]
+filters = sidebar_filters()
+now = utc_now()
+
+st.title("Keys")
+if not guard_store(settings.db_path):
+    st.stop()
+freshness_banner(settings.db_path, now, filters.tz, settings.demo)
+
+db = str(settings.db_path)
+facts, findings, rules_problem = keys_with_findings(
+    db, now.replace(second=0, microsecond=0), str(settings.config_path) if settings.config_path else None
+)
+if rules_problem:
+    st.warning(rules_problem, icon=":material/rule:")
+inventory = facts["keys"]
+keys = inventory.merge(facts["activity"], on="key_name", how="left")
+keys = keys[keys["environment"].isin(filters.environments)]
+
+per_key = findings.groupby("key_name").agg(findings=("finding", list), reasons=("detail", " · ".join))
+keys = keys.merge(per_key, left_on="key_name", right_index=True, how="left")
+keys["findings"] = keys["findings"].map(lambda f: f if isinstance(f, list) else [])
+keys["reasons"] = keys["reasons"].fillna("")
+rotation_base = pd.to_datetime(keys["rotated_at"]).fillna(pd.to_datetime(keys["created_at"]))
+keys["rotation_age_days"] = (pd.Timestamp(now) - rotation_base).dt.days
+
+owners = sorted(keys["owner"].dropna().unique().tolist())
+left, right = st.columns(2)
+owner_choice = left.multiselect("Owner", [*owners, "— no owner —"], key="keys_owner", help="Empty means every owner.")
+finding_choice = right.multiselect(
+    "Finding",
+    list(FINDINGS),
+    key="keys_finding",
+    format_func=lambda f: f"{f} ({FINDINGS[f]})",
+    help="Keys with any of the chosen findings; empty means every key.",
+)
+shown = keys
+if owner_choice:
+    wanted = shown["owner"].isin(owner_choice) | (shown["owner"].isna() & ("— no owner —" in owner_choice))
+    shown = shown[wanted]
+if finding_choice:
+    shown = shown[shown["findings"].map(lambda f: bool(set(f) & set(finding_choice)))]
+
+in_scope = findings[findings["key_name"].isin(shown["key_name"]) | ~findings["key_name"].isin(inventory["key_name"])]
+if finding_choice:
+    in_scope = in_scope[in_scope["finding"].isin(finding_choice)]
+stale = in_scope[in_scope["finding"].isin(STALE_FINDINGS)]
+cols = st.columns(4)
+cols[0].metric("Keys shown", f"{len(shown):,}", help="Configured keys matching the filters.")
+cols[1].metric("Keys with findings", f"{int((shown['findings'].map(len) > 0).sum()):,}")
+cols[2].metric("Findings", f"{len(in_scope):,}")
+cols[3].metric("Deletion candidates", f"{stale['key_name'].nunique():,}", help="Never used or inactive keys.")
+counts = in_scope["finding"].value_counts()
+if not counts.empty:
+    st.markdown(" ".join(f"{badge(f)} **{int(counts[f])}**" for f in FINDINGS if f in counts))
+
+tab_keys, tab_findings, tab_delete = st.tabs(["All keys", "Findings", "Deletion candidates"])
+
+with tab_keys:
+    table = pd.DataFrame(
+        {
+            "key": "key_detail?key=" + shown["key_name"].map(lambda n: quote(n, safe="")),
+            "environment": shown["environment"],
+            "owner": shown["owner"].fillna("— none —"),
+            "findings": shown["findings"],
+            "masked key": shown["masked_key"],
+            "created": shown["created_at"].map(lambda t: local_time(t, filters.tz)),
+            "rotation age (days)": shown["rotation_age_days"],
+            "last used": [relative_age(t, now) for t in shown["last_used_at"]],
+            "last used at": shown["last_used_at"].map(lambda t: local_time(t, filters.tz)),
+            "calls 7d": shown["calls_7d"].fillna(0).astype("int64"),
+            "calls 30d": shown["calls_30d"].fillna(0).astype("int64"),
+            "last 30 days": shown["daily_calls"].map(lambda v: [int(x) for x in v] if hasattr(v, "__len__") else []),
+            "why": shown["reasons"],
+        }
+    )
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        height=min(38 + 35 * len(table), 640),
+        column_config={
+            "key": st.column_config.LinkColumn("key", display_text=r"key=(.*)$", help="Open the key's detail page"),
+            "calls 7d": st.column_config.NumberColumn(format="localized"),
+            "calls 30d": st.column_config.NumberColumn(format="localized"),
+            "last 30 days": st.column_config.LineChartColumn("calls, last 30 days", y_min=0),
+            "findings": st.column_config.ListColumn("findings"),
+            "why": st.column_config.TextColumn("why", width="large"),
+        },
+    )
+    st.caption(
+        "Last used: the newest call seen in events, the vendor's inventory, jobs or the daily summary. "
+        "Rotation age counts from the last rotation, or from creation for keys never rotated."
+    )
+    export = table.drop(columns=["last 30 days", "key"]).assign(
+        key=shown["key_name"].to_numpy(), findings=table["findings"].map(", ".join)
+    )
+    st.download_button(
+        "Download keys (CSV)",
+        csv_frame(export[["key", *export.columns[:-1]]]),
+        file_name=f"keys_{now:%Y%m%d}.csv",
+        mime="text/csv",
+        key="download_keys",
+    )
+
+with tab_findings:
+    if in_scope.empty:
+        st.success("No findings for the keys shown.")
+    else:
+        for finding in [f for f in FINDINGS if f in counts]:
+            rows = in_scope[in_scope["finding"] == finding]
+            with st.expander(f"{FINDINGS[finding]} ({len(rows)})", expanded=finding in counts.index[:1]):
+                st.markdown(
+                    "\n".join(f"- {badge(finding)} **{r.key_name}**: {r.detail}" for r in rows.itertuples(index=False))
+                )
+        listed = in_scope.assign(since=in_scope["since"].map(lambda t: local_time(t, filters.tz)))
+        st.download_button(
+            "Download findings (CSV)",
+            csv_frame(listed),
+            file_name=f"key_findings_{now:%Y%m%d}.csv",
+            mime="text/csv",
+            key="download_findings",
+        )
+
+with tab_delete:
+    candidates = deletion_candidates(shown, stale)
+    if candidates.empty:
+        st.success("No stale keys: every key shown was used recently.")
+    else:
+        st.caption(
+            "Keys never used or idle past their environment's threshold, with the evidence for deleting "
+            "them. Confirm with the owner, then delete upstream and from the config."
+        )
+        evidence = pd.DataFrame(
+            {
+                "key": candidates["key_name"],
+                "environment": candidates["environment"],
+                "owner": candidates["owner"].fillna("— none —"),
+                "finding": candidates["finding"],
+                "evidence": candidates["detail"],
+                "created": candidates["created_at"].map(lambda t: local_time(t, filters.tz)),
+                "last used at": candidates["last_used_at"].map(lambda t: local_time(t, filters.tz)),
+                "calls 30d": candidates["calls_30d"].fillna(0).astype("int64"),
+                "other findings": candidates["other_findings"],
+            }
+        )
+        st.dataframe(evidence, hide_index=True, width="stretch")
+        st.download_button(
+            "Download deletion candidates (CSV)",
+            csv_frame(evidence),
+            file_name=f"deletion_candidates_{now:%Y%m%d}.csv",
+            mime="text/csv",
+            key="download_candidates",
+        )

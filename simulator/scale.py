@@ -1,0 +1,940 @@
+"""Scale generator: write a large, realistic collector database directly (no HTTP) for benchmarks and tests."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from store import StoreError, write_transaction
+from store.results import first_row
+
+from .catalog import _BASE, FORMATS, MODEL_RATES, MODELS, Catalog, build_catalog
+from .clock import parse_instant
+from .world import (
+    _FMT_P,
+    _OTHER_CODES,
+    _OTHER_EP,
+    _OTHER_EP_P,
+    _OTHER_P,
+    _OUTPUT_EXT,
+    _POLL_CODES,
+    _POLL_P,
+    _SUB_CODES,
+    _SUB_P,
+    ENDPOINTS,
+    ERRORS,
+)
+
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+# The collector is assumed to poll events every 5 minutes: that is when a call is first seen.
+POLL_MS = 300_000
+# 1000 keys x 90 days x 64 = 5.76 M calls, about a fifth of them jobs: the issue asks for >= 5 M and >= 1 M.
+EVENTS_PER_KEY_DAY = 64.0
+POLLS_MEAN = 1.2  # extra status polls per job beyond the first
+SUBMIT_OK = float(_SUB_P[0])
+# Expected events per successful job: its submit (plus the failed submits around it) and its polls.
+EVENTS_PER_JOB = 1.0 / SUBMIT_OK + 1.0 + POLLS_MEAN
+PER_KEY_ENDPOINTS = ("summary", "events", "jobs")
+TABLES = (
+    "key_registry",
+    "usage_daily",
+    "usage_event_log",
+    "job_state",
+    "job_status_log",
+    "model_pricing",
+    "admin_inventory",
+    "sync_state",
+    "run_log",
+    "run_item_log",
+    "raw_landing",
+    "quarantine_log",
+    "coverage_gap_log",
+)
+
+
+@dataclass
+class Keys:
+    """The key catalogue as columns (index = position), with the scale generator's volume model."""
+
+    frame: pd.DataFrame  # identity columns for the registry and inventory
+    managed: np.ndarray
+    weight: np.ndarray
+    tz: np.ndarray
+    night: np.ndarray
+    weekend: np.ndarray
+    growth: np.ndarray
+    fail_prob: np.ndarray
+    model_cum: np.ndarray  # (K, 4) cumulative model probabilities
+    job_share: np.ndarray
+    from_h: np.ndarray
+    until_h: np.ndarray
+
+
+@dataclass
+class Traffic:
+    """Everything generated, as numpy columns; times are epoch milliseconds."""
+
+    # events, sorted by time
+    ev_key: np.ndarray
+    ev_t: np.ndarray
+    ev_ep: np.ndarray
+    ev_status: np.ndarray
+    ev_job: np.ndarray  # job index (>= n_jobs for orphan charges) or -1
+    ev_model: np.ndarray
+    ev_credits: np.ndarray
+    ev_keep: np.ndarray  # False inside a coverage gap: the summary counted it, the event poll missed it
+    # jobs, sorted by creation time
+    j_key: np.ndarray
+    j_t: np.ndarray
+    j_model: np.ndarray
+    j_fmt: np.ndarray
+    j_dur: np.ndarray
+    j_status: np.ndarray  # 0 pending, 1 processing, 2 completed, 3 failed (as of now)
+    j_progress: np.ndarray
+    j_credits: np.ndarray  # as listed now (0 until settled)
+    j_billing: np.ndarray  # 0 charged, 1 refunded, 2 not_charged, 3 pending
+    j_err: np.ndarray
+    j_no_output: np.ndarray
+    j_pending: np.ndarray
+    j_settle: np.ndarray
+    gaps: list[tuple[int, int, int, int]] = field(default_factory=list)  # key, start, end, detected (ms)
+    injected: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScaleResult:
+    db_path: Path
+    rows: dict[str, int]
+    bytes: int
+    seconds: float
+
+    def line(self) -> str:
+        counts = ", ".join(f"{name} {count:,}" for name, count in self.rows.items())
+        return f"scale: {counts}; {self.bytes / 1e6:,.1f} MB in {self.seconds:.1f} s -> {self.db_path}"
+
+
+def _ms(value: datetime) -> int:
+    return int(round(value.timestamp() * 1000))
+
+
+def _naive(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _pick(rng: np.random.Generator, values: np.ndarray, probs: np.ndarray, size: int) -> np.ndarray:
+    cum = np.cumsum(probs)
+    return values[np.minimum(np.searchsorted(cum, rng.random(size) * cum[-1], "right"), len(values) - 1)]
+
+
+def _sql_list(values: list[str] | tuple[str, ...]) -> str:
+    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
+
+
+def _id_sql(seed: int, tag: str, column: str, prefix: str) -> str:
+    """A 24-hex id like the stand-in's, but time-sortable: a sequence number, then a hash.
+
+    Ids that arrive in order keep DuckDB's primary-key index (ART) and string compression cheap:
+    loading random ids was five times slower here and made a bigger file.
+    """
+    return (
+        f"'{prefix}' || lpad(to_hex({column}), 10, '0') "
+        f"|| lpad(to_hex(hash({column}, {int(seed)}, '{tag}') >> 8), 14, '0')"
+    )
+
+
+def _small_id_sql(seed: int, tag: str, column: str, prefix: str) -> str:
+    """A random-looking 24-hex id for the few bookkeeping rows (any text column as input)."""
+    return f"'{prefix}' || left(md5(concat('{int(seed)}:{tag}:', {column})), 24)"
+
+
+# ------------------------------------------------------------------------------------------- the plan
+
+
+def build_keys(catalog: Catalog, seed: int, start_h: int, now_h: int) -> Keys:
+    """Catalogue keys plus a heavier-tailed volume model, extra stale keys and a few extra governance cases."""
+    rng = np.random.default_rng([seed, 4242])
+    n_base = len(_BASE)
+    rows: list[dict[str, Any]] = []
+    k = len(catalog.keys)
+    weight, until_h = np.zeros(k), np.full(k, np.iinfo(np.int64).max // 4, dtype=np.int64)
+    for i, spec in enumerate(catalog.keys):
+        owner, owner_status = spec.owner, spec.owner_status
+        if spec.uid < n_base:
+            weight[i] = spec.base_rate
+        else:
+            # A few busy keys and many small ones: lognormal sizes with a long right tail.
+            median, sigma = {"prod": (12.0, 1.2), "staging": (3.0, 0.9), "dev": (1.0, 1.0)}[spec.environment]
+            weight[i] = min(float(rng.lognormal(np.log(median), sigma)), 400.0)
+            roll = rng.random()
+            quiet_from, quiet_to = start_h + (now_h - start_h) // 3, now_h - 24 * 8
+            if roll < 0.015:
+                weight[i] = 0.0  # never used
+            elif roll < 0.06 and quiet_to > quiet_from:
+                until_h[i] = int(rng.integers(quiet_from, quiet_to))  # went quiet: stale by every env's rule
+            gov = rng.random()
+            if gov < 0.02:
+                owner = None
+            elif gov < 0.05 and spec.environment == "dev":
+                owner_status = "offboarded"
+        if spec.active_until is not None:
+            until_h[i] = _ms(spec.active_until) // HOUR_MS
+        rows.append(
+            {
+                "idx": i,
+                "key_name": spec.name,
+                "environment": spec.environment,
+                "owner": owner,
+                "owner_status": owner_status,
+                "fingerprint": spec.fingerprint,
+                "masked_key": f"rbv_…{spec.secret[-4:]}",
+                "client_id": spec.client_id,
+                "note": spec.note,
+                "enabled": spec.enabled,
+                "managed": spec.managed,
+                "created_at": _naive(spec.created_at),
+                "rotated_at": _naive(spec.rotated_at),
+            }
+        )
+    frame = pd.DataFrame(rows)
+    frame["idx"] = frame["idx"].astype("int32")
+    for col in ("created_at", "rotated_at"):
+        frame[col] = pd.to_datetime(frame[col]).astype("datetime64[us]")
+    specs = catalog.keys
+    probs = np.array([s.model_probs for s in specs]).reshape(k, 4)
+    return Keys(
+        frame=frame,
+        managed=np.array([s.managed for s in specs], dtype=bool),
+        weight=weight,
+        tz=np.array([s.tz_offset for s in specs], dtype=np.int64),
+        night=np.array([s.shape == "night" for s in specs], dtype=bool),
+        weekend=np.array([s.weekend for s in specs]),
+        growth=np.array([s.growth for s in specs]),
+        fail_prob=np.array([s.fail_prob for s in specs]),
+        model_cum=np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1),
+        job_share=rng.uniform(0.17, 0.23, k),
+        from_h=np.array([_ms(s.active_from) // HOUR_MS for s in specs], dtype=np.int64),
+        until_h=until_h,
+    )
+
+
+def generate(catalog: Catalog, keys: Keys, seed: int, start_ms: int, now_ms: int, events_per_key_day: float) -> Traffic:
+    """Draw every call and job of every key: seasonal Poisson rates per key-hour, incidents, billing mistakes."""
+    rng = np.random.default_rng([seed, 5151])
+    start_h, now_h = start_ms // HOUR_MS, now_ms // HOUR_MS
+    n_hours = now_h - start_h + 1
+    n_keys = len(keys.weight)
+    hours = start_h + np.arange(n_hours, dtype=np.int64)
+    span_ms = np.minimum(HOUR_MS, now_ms - hours * HOUR_MS)  # the current hour is only partly over
+
+    # Seasonality in the team's local time: a business-hours (or night batch) curve and quieter weekends.
+    local = hours[None, :] + keys.tz[:, None]
+    hod = (local % 24).astype(float)
+    dow = ((local // 24) + 3) % 7  # epoch day 0 was a Thursday; Monday = 0
+    business = 0.12 + 0.88 * np.exp(-0.5 * ((hod - 13.5) / 3.5) ** 2)
+    dist = np.minimum(np.abs(hod - 2.0), 24 - np.abs(hod - 2.0))
+    night = 0.08 + 0.92 * np.exp(-0.5 * (dist / 1.6) ** 2)
+    activity = np.where(keys.night[:, None], night, business)
+    del local, hod, business, night, dist
+    activity *= np.where(dow >= 5, keys.weekend[:, None], 1.0)
+    activity *= np.exp(keys.growth[:, None] * (hours[None, :] - now_h) / 720.0)
+    n_days = (n_hours + 23) // 24
+    day_noise = rng.lognormal(0.0, 0.15, (n_keys, n_days))  # busy and slow days
+    activity *= day_noise[:, (hours - start_h) // 24]
+    active = (hours[None, :] >= keys.from_h[:, None]) & (hours[None, :] < keys.until_h[:, None])
+    activity *= keys.weight[:, None] * active * (span_ms / HOUR_MS)[None, :]
+    del active, dow
+
+    lam_sub = activity * (keys.job_share / SUBMIT_OK)[:, None]
+    lam_oth = activity * (1.0 - keys.job_share * EVENTS_PER_JOB)[:, None]
+    del activity
+    fail_p = np.broadcast_to(keys.fail_prob[:, None], lam_sub.shape).copy()
+    pro_burst = np.zeros(lam_sub.shape, dtype=bool)
+    for inc in catalog.incidents:
+        h0 = max(0, _ms(inc.start) // HOUR_MS - start_h)
+        h1 = min(n_hours, _ms(inc.end) // HOUR_MS - start_h)
+        if h1 <= h0:
+            continue
+        k, sl = inc.uid, slice(h0, h1)
+        if inc.direction == "drop":
+            lam_sub[k, sl] = 0.0
+            lam_oth[k, sl] = 0.0
+        elif inc.metric == "calls":
+            total = lam_sub[k, sl] * SUBMIT_OK * EVENTS_PER_JOB + lam_oth[k, sl]
+            lam_oth[k, sl] = total * inc.multiplier - lam_sub[k, sl] * SUBMIT_OK * EVENTS_PER_JOB
+        elif inc.metric == "failed_jobs":
+            fail_p[k, sl] = inc.multiplier
+            lam_sub[k, sl] *= 3.0
+        else:
+            lam_sub[k, sl] *= 2.0
+            pro_burst[k, sl] = True
+
+    # Scale to the requested volume (counted over the keys the collector can see).
+    expected = float((lam_sub * SUBMIT_OK * EVENTS_PER_JOB + lam_oth)[keys.managed].sum())
+    target = events_per_key_day * int(keys.managed.sum()) * (now_ms - start_ms) / DAY_MS
+    factor = target / expected if expected > 0 else 0.0
+    n_sub = rng.poisson(lam_sub * factor).ravel()
+    n_oth = rng.poisson(lam_oth * factor).ravel()
+    del lam_sub, lam_oth
+
+    # Job submissions; the successful ones become jobs.
+    flat = np.repeat(np.arange(n_sub.size, dtype=np.int64), n_sub)
+    s_key, s_h = (flat // n_hours).astype(np.int32), flat % n_hours
+    del flat
+    n_s = len(s_key)
+    s_t = hours[s_h] * HOUR_MS + (rng.random(n_s) * span_ms[s_h]).astype(np.int64)
+    s_status = _pick(rng, _SUB_CODES, _SUB_P, n_s).astype(np.int16)
+    s_model = np.minimum((rng.random(n_s)[:, None] >= keys.model_cum[s_key]).sum(axis=1), 3)
+    burst = pro_burst[s_key, s_h]
+    s_model = np.where(burst & (rng.random(n_s) < 0.9), 2, s_model).astype(np.int8)
+    ok = s_status == 200
+    order = np.argsort(s_t[ok], kind="stable")
+    j_key, j_t, j_model = s_key[ok][order], s_t[ok][order], s_model[ok][order]
+    j_burst = burst[ok][order]
+    j_fail_p = fail_p[s_key[ok][order], s_h[ok][order]]
+    del fail_p, pro_burst, burst
+    n_j = len(j_t)
+    dur = np.clip(np.exp(rng.normal(np.log(40.0), 0.9, n_j)), 5, 600)
+    long = np.clip(np.exp(rng.normal(np.log(330.0), 0.35, n_j)), 60, 600)
+    j_dur = np.round(np.where(j_burst, long, dur), 1)
+    del dur, long
+    j_fail = rng.random(n_j) < j_fail_p
+    j_fmt = _pick(rng, np.arange(len(FORMATS)), _FMT_P, n_j).astype(np.int8)
+    j_pending = rng.integers(3_000, 20_000, n_j).astype(np.int64)
+    j_settle = (np.clip(30 + j_dur * 0.8 + rng.uniform(0, 60, n_j), 45, 590) * 1000).astype(np.int64)
+    j_fail_progress = rng.integers(0, 95, n_j)
+    j_err = rng.integers(0, len(ERRORS), n_j).astype(np.int8)
+    j_billing = np.where(j_fail, np.where(rng.random(n_j) < 0.5, 1, 2), 0).astype(np.int8)
+    j_charged = np.where(j_fail, 0.0, np.round(j_dur / 60.0 * np.array(MODEL_RATES)[j_model], 2))
+    j_no_output = np.zeros(n_j, dtype=bool)
+
+    # Billing mistakes the reconciliation must find, on settled jobs of seen keys.
+    injected: dict[str, int] = {}
+    n_each = max(2, n_keys // 40)
+    candidates = np.flatnonzero((now_ms - j_t > 3_600_000) & keys.managed[j_key] & ~j_fail)
+    picks = rng.choice(candidates, size=min(len(candidates), 5 * n_each), replace=False).astype(np.int64)
+    groups = [picks[i * n_each : (i + 1) * n_each] for i in range(5)]
+    expected_credits = np.round(j_dur / 60.0 * np.array(MODEL_RATES)[j_model], 2)
+    over, under, failed_charged, missing, duplicate = groups
+    j_charged[over] = np.round(expected_credits[over] * rng.uniform(1.2, 1.5, len(over)), 2)
+    j_charged[under] = np.round(expected_credits[under] * rng.uniform(0.5, 0.8, len(under)), 2)
+    j_fail[failed_charged] = True
+    j_billing[failed_charged] = 0
+    j_no_output[missing] = True
+    injected.update(
+        overcharged=len(over),
+        undercharged=len(under),
+        failed_but_charged=len(failed_charged),
+        missing_output=len(missing),
+        duplicate_charge=len(duplicate),
+    )
+
+    age = now_ms - j_t
+    j_status = np.where(age < j_pending, 0, np.where(age < j_settle, 1, np.where(j_fail, 3, 2))).astype(np.int8)
+    settled = j_status >= 2
+    span = np.maximum(1, j_settle - j_pending)
+    running = np.clip(100 * (age - j_pending) // span, 1, 99)
+    j_progress = np.select([j_status == 0, j_status == 1, j_status == 2], [0, running, 100], j_fail_progress)
+    j_credits = np.where(settled, j_charged, 0.0)
+    j_billing = np.where(settled, j_billing, 3).astype(np.int8)
+
+    # Events: every submit (failed ones carry no job), status polls of each job, and other calls.
+    s_job = np.full(n_s, -1, dtype=np.int64)
+    s_job[np.flatnonzero(ok)[order]] = np.arange(n_j)
+    s_credits = np.zeros(n_s)
+    s_credits[s_job >= 0] = j_credits[s_job[s_job >= 0]]
+    n_polls = 1 + rng.poisson(POLLS_MEAN, n_j)
+    p_job = np.repeat(np.arange(n_j, dtype=np.int64), n_polls)
+    gaps = rng.uniform(3_000, 30_000, len(p_job))
+    cum = np.cumsum(gaps)
+    first = np.concatenate([[0], np.cumsum(n_polls)[:-1]]).astype(np.int64)
+    base = (cum[first] - gaps[first]) if n_j else np.zeros(0)
+    p_t = j_t[p_job] + np.minimum(cum - np.repeat(base, n_polls), 350_000).astype(np.int64)
+    del gaps, cum, base
+    p_seen = p_t <= now_ms
+    p_job, p_t = p_job[p_seen], p_t[p_seen]
+    n_p = len(p_t)
+    flat = np.repeat(np.arange(n_oth.size, dtype=np.int64), n_oth)
+    o_key, o_h = (flat // n_hours).astype(np.int32), flat % n_hours
+    del flat
+    n_o = len(o_key)
+    o_t = hours[o_h] * HOUR_MS + (rng.random(n_o) * span_ms[o_h]).astype(np.int64)
+
+    # Duplicate charges (a second submit event for one job) and charges for jobs never listed.
+    d_t = j_t[duplicate] + rng.integers(20_000, 90_000, len(duplicate))
+    duplicate = duplicate[d_t <= now_ms]
+    d_t = d_t[d_t <= now_ms]
+    managed_keys = np.flatnonzero(keys.managed & (keys.weight > 0))
+    n_orphans = n_each if len(managed_keys) else 0
+    orphan_key = rng.choice(managed_keys, n_orphans).astype(np.int32) if n_orphans else np.zeros(0, np.int32)
+    orphan_t = np.maximum(start_ms, now_ms - rng.integers(10 * 60_000, 6 * HOUR_MS, n_orphans))
+    orphan_model = rng.choice(np.array([0, 2]), n_orphans).astype(np.int8)
+    orphan_credits = np.round(rng.uniform(60, 200, n_orphans) / 60.0 * np.array(MODEL_RATES)[orphan_model], 2)
+    injected["orphan_charge"] = n_orphans
+
+    ev_key = np.concatenate([s_key, j_key[p_job], o_key, j_key[duplicate], orphan_key])
+    ev_t = np.concatenate([s_t, p_t, o_t, d_t, orphan_t])
+    order = np.argsort(ev_t, kind="stable")
+    ev_key, ev_t = ev_key[order], ev_t[order]
+    ev_ep = np.concatenate(
+        [
+            np.zeros(n_s, np.int8),
+            np.ones(n_p, np.int8),
+            _pick(rng, _OTHER_EP, _OTHER_EP_P, n_o).astype(np.int8),
+            np.zeros(len(duplicate) + n_orphans, np.int8),
+        ]
+    )[order]
+    ev_status = np.concatenate(
+        [
+            s_status,
+            _pick(rng, _POLL_CODES, _POLL_P, n_p).astype(np.int16),
+            _pick(rng, _OTHER_CODES, _OTHER_P, n_o).astype(np.int16),
+            np.full(len(duplicate) + n_orphans, 200, np.int16),
+        ]
+    )[order]
+    ev_job = np.concatenate(
+        [s_job, p_job, np.full(n_o, -1, np.int64), duplicate.astype(np.int64), n_j + np.arange(n_orphans)]
+    )[order]
+    ev_model = np.concatenate([s_model, np.full(n_p + n_o, -1, np.int8), j_model[duplicate], orphan_model])[order]
+    ev_credits = np.concatenate([s_credits, np.zeros(n_p + n_o), j_credits[duplicate], orphan_credits])[order]
+    del order, s_key, s_t, s_status, s_model, s_job, s_credits, p_job, p_t, o_key, o_t
+
+    traffic = Traffic(
+        ev_key=ev_key,
+        ev_t=ev_t,
+        ev_ep=ev_ep,
+        ev_status=ev_status,
+        ev_job=ev_job,
+        ev_model=ev_model,
+        ev_credits=ev_credits,
+        ev_keep=np.ones(len(ev_t), dtype=bool),
+        j_key=j_key,
+        j_t=j_t,
+        j_model=j_model,
+        j_fmt=j_fmt,
+        j_dur=j_dur,
+        j_status=j_status,
+        j_progress=j_progress.astype(np.float64),
+        j_credits=j_credits,
+        j_billing=j_billing,
+        j_err=j_err,
+        j_no_output=j_no_output,
+        j_pending=j_pending,
+        j_settle=j_settle,
+        injected=injected,
+    )
+    _add_coverage_gaps(traffic, keys, rng, now_ms)
+    return traffic
+
+
+def _add_coverage_gaps(traffic: Traffic, keys: Keys, rng: np.random.Generator, now_ms: int) -> None:
+    """Busy keys whose 100-event window overflowed between two polls: the events in between are missing.
+
+    A gap lasts 20 minutes to 3 hours (a collector outage) and holds more than 100 calls, or the
+    poll after it would have reached back to the high-water mark and no gap would exist.
+    """
+    n_gaps = max(2, len(keys.weight) // 100)
+    busy = np.argsort(-np.where(keys.managed, keys.weight, 0.0))[: max(n_gaps * 3, 10)]
+    recent = traffic.ev_t >= now_ms - 14 * DAY_MS
+    for k in rng.permutation(busy):
+        if len(traffic.gaps) >= n_gaps:
+            break
+        idx = np.flatnonzero(recent & (traffic.ev_key == k))
+        times = traffic.ev_t[idx]
+        for _ in range(20):
+            if len(idx) < 200:
+                break
+            i = int(rng.integers(0, len(idx) - 1))
+            j = int(np.searchsorted(times, times[i] + int(rng.integers(20, 180)) * 60_000))
+            if j >= len(idx) or j - i - 1 <= 100 or times[j] <= times[i]:
+                continue
+            start, end = int(times[i]), int(times[j])
+            traffic.ev_keep[idx[(times > start) & (times < end)]] = False
+            traffic.gaps.append((int(k), start, end, min(now_ms, (end // POLL_MS + 1) * POLL_MS)))
+            break
+
+
+def status_history(traffic: Traffic, seed: int, now_ms: int) -> pd.DataFrame:
+    """The statuses a 5-minute poller would have seen for each job, with when it saw them."""
+    rng = np.random.default_rng([seed, 6161])
+    t, status = traffic.j_t, traffic.j_status
+    n = len(t)
+    pending_seen = (status == 0) | (rng.random(n) < 0.3)
+    processing_seen = (status == 1) | ((status >= 2) & (rng.random(n) < 0.6))
+    settled = status >= 2
+    pending_at = t + (rng.random(n) * traffic.j_pending).astype(np.int64)
+    processing_at = t + traffic.j_pending + (rng.random(n) * (traffic.j_settle - traffic.j_pending)).astype(np.int64)
+    settled_at = np.minimum(now_ms, ((t + traffic.j_settle) // POLL_MS + 1) * POLL_MS)
+    idx = np.arange(n, dtype=np.int64)
+    parts = [
+        (idx[pending_seen], np.zeros(int(pending_seen.sum()), np.int8), pending_at[pending_seen]),
+        (idx[processing_seen], np.ones(int(processing_seen.sum()), np.int8), processing_at[processing_seen]),
+        (idx[settled], status[settled], settled_at[settled]),
+    ]
+    job = np.concatenate([p[0] for p in parts])
+    code = np.concatenate([p[1] for p in parts]).astype(np.int8)
+    order = np.lexsort((code, job))  # in primary-key order, which DuckDB's index loads fastest
+    observed = np.minimum(np.concatenate([p[2] for p in parts]), now_ms)
+    return pd.DataFrame({"job": job[order], "status": code[order], "observed": observed[order]})
+
+
+def daily_frame(traffic: Traffic, keys: Keys, seed: int, start_ms: int, now_ms: int) -> pd.DataFrame:
+    """What /v1/usage/summary reports per key and day: every call (gaps included) and the day's jobs."""
+    rng = np.random.default_rng([seed, 7171])
+    first_day, today = start_ms // DAY_MS, now_ms // DAY_MS
+    n_days, n_keys = today - first_day + 1, len(keys.weight)
+    cell = traffic.ev_key.astype(np.int64) * n_days + (traffic.ev_t // DAY_MS - first_day)
+    calls = np.bincount(cell, minlength=n_keys * n_days)
+    credits = np.bincount(cell, weights=traffic.ev_credits, minlength=n_keys * n_days)
+    jcell = traffic.j_key.astype(np.int64) * n_days + (traffic.j_t // DAY_MS - first_day)
+    jobs = np.bincount(jcell, minlength=n_keys * n_days)
+    failed = np.bincount(jcell[traffic.j_status == 3], minlength=n_keys * n_days)
+    key_idx = np.repeat(np.arange(n_keys, dtype=np.int32), n_days)
+    day = np.tile(np.arange(first_day, today + 1, dtype=np.int64), n_keys)
+    created_day = (keys.frame["created_at"].to_numpy().astype("datetime64[ms]").astype(np.int64)) // DAY_MS
+    keep = keys.managed[key_idx] & (day >= created_day[key_idx])
+    frame = pd.DataFrame(
+        {
+            "key": key_idx[keep],
+            "day": day[keep].astype("datetime64[D]"),
+            "calls": calls[keep],
+            "jobs": jobs[keep],
+            "credits": np.round(credits[keep], 2),
+            "failed": failed[keep],
+        }
+    )
+    # The vendor's summary disagrees with its own charges on a few busy days.
+    busy = np.flatnonzero((frame["credits"].to_numpy() > 50) & (frame["day"].to_numpy() < np.datetime64(today, "D")))
+    for row in rng.choice(busy, size=min(len(busy), max(2, n_keys // 100)), replace=False):
+        delta = float(rng.choice([-1, 1]) * rng.uniform(20, 60))
+        frame.loc[row, "credits"] = round(max(0.0, float(frame.loc[row, "credits"]) + delta), 2)
+    return frame
+
+
+# ------------------------------------------------------------------------------------------- loading
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[Any]:
+    """One store transaction, without DuckDB's progress bar (it would interleave with our progress lines)."""
+    with write_transaction(path) as con:
+        con.execute("SET enable_progress_bar = false").fetchall()
+        yield con
+
+
+def _load(con: Any, name: str, frame: pd.DataFrame, sql: str) -> None:
+    con.register(name, frame)
+    try:
+        con.execute(sql).fetchall()
+    finally:
+        con.unregister(name)
+
+
+def write_database(
+    path: Path,
+    keys: Keys,
+    traffic: Traffic,
+    history: pd.DataFrame,
+    daily: pd.DataFrame,
+    seed: int,
+    now: datetime,
+    progress: Callable[[str], None],
+) -> None:
+    """Bulk-load everything in the collectors' schema (the store's migrations create it)."""
+    now_ms = _ms(now.replace(tzinfo=UTC))
+    run_start = now - timedelta(minutes=4)
+    managed = keys.frame[keys.managed].reset_index(drop=True)
+    key_frame = keys.frame[["idx", "key_name"]]
+    job_id = _id_sql(seed, "job", "{col}", "job_")
+    models, formats, errors = _sql_list(MODELS), _sql_list(FORMATS), _sql_list(ERRORS)
+    exts = _sql_list([_OUTPUT_EXT[f] for f in FORMATS])
+    methods, paths = _sql_list([m for m, _ in ENDPOINTS]), _sql_list([p for _, p in ENDPOINTS])
+    statuses = _sql_list(("pending", "processing", "completed", "failed"))
+    billing = _sql_list(("charged", "refunded", "not_charged", "pending"))
+    seen_keys = keys.managed
+
+    with _writing(path) as con:
+        _load(
+            con,
+            "incoming_keys",
+            managed,
+            """
+            INSERT INTO key_registry
+            SELECT key_name, environment, owner, owner_status, fingerprint, masked_key, created_at, rotated_at,
+                   TRUE, $1::TIMESTAMP, $1::TIMESTAMP
+            FROM incoming_keys
+            """.replace("$1", f"'{run_start.isoformat()}'"),
+        )
+        rates = pd.DataFrame({"model": list(MODELS), "credits_per_minute": list(MODEL_RATES)})
+        rates["fetched_at"] = pd.Timestamp(run_start)
+        _load(con, "incoming_rates", rates, "INSERT INTO model_pricing SELECT * FROM incoming_rates")
+    progress("keys and pricing")
+
+    keep = traffic.ev_keep & seen_keys[traffic.ev_key]
+    events = pd.DataFrame(
+        {
+            "seq": np.flatnonzero(keep),
+            "key": traffic.ev_key[keep],
+            "t": traffic.ev_t[keep],
+            "ep": traffic.ev_ep[keep],
+            "status": traffic.ev_status[keep].astype(np.int32),
+            "job": traffic.ev_job[keep],
+            "model": traffic.ev_model[keep],
+            "credits": traffic.ev_credits[keep],
+        }
+    )
+    with _writing(path) as con:
+        con.register("key_names", key_frame)
+        try:
+            _load(
+                con,
+                "incoming_events",
+                events,
+                f"""
+                INSERT INTO usage_event_log
+                SELECT {_id_sql(seed, "evt", "e.seq", "evt_")}, k.key_name, epoch_ms(e.t),
+                       CASE WHEN e.ep = 1 AND e.job >= 0 THEN '/v1/jobs/' || {job_id.format(col="e.job")}
+                            ELSE list_extract({paths}, e.ep + 1) END,
+                       list_extract({methods}, e.ep + 1), e.status,
+                       {_id_sql(seed, "req", "e.seq", "req_")},
+                       CASE WHEN e.job >= 0 THEN {job_id.format(col="e.job")} END,
+                       CASE WHEN e.model >= 0 THEN list_extract({models}, e.model + 1) END,
+                       e.credits, epoch_ms(least((e.t // {POLL_MS} + 1) * {POLL_MS}, {now_ms}))
+                FROM incoming_events e JOIN key_names k ON k.idx = e.key
+                """,
+            )
+        finally:
+            con.unregister("key_names")
+    del events
+    progress(f"{int(keep.sum()):,} events")
+
+    jkeep = seen_keys[traffic.j_key]
+    jobs = pd.DataFrame(
+        {
+            "job": np.flatnonzero(jkeep),
+            "key": traffic.j_key[jkeep],
+            "t": traffic.j_t[jkeep],
+            "status": traffic.j_status[jkeep],
+            "progress": traffic.j_progress[jkeep],
+            "model": traffic.j_model[jkeep],
+            "fmt": traffic.j_fmt[jkeep],
+            "dur": traffic.j_dur[jkeep],
+            "credits": traffic.j_credits[jkeep],
+            "billing": traffic.j_billing[jkeep],
+            "err": traffic.j_err[jkeep],
+            "no_output": traffic.j_no_output[jkeep],
+        }
+    )
+    history = history[jkeep[history["job"].to_numpy()]]
+    seen = history.groupby("job")["observed"].agg(["min", "max"])
+    jobs["first_seen"] = seen["min"].reindex(jobs["job"]).to_numpy()
+    jobs["last_seen"] = seen["max"].reindex(jobs["job"]).to_numpy()
+    with _writing(path) as con:
+        con.register("key_names", key_frame)
+        try:
+            _load(
+                con,
+                "incoming_jobs",
+                jobs,
+                f"""
+                INSERT INTO job_state
+                SELECT {job_id.format(col="j.job")} AS job_id, k.key_name, epoch_ms(j.t),
+                       list_extract({statuses}, j.status + 1), j.progress,
+                       list_extract({models}, j.model + 1), list_extract({formats}, j.fmt + 1), j.dur,
+                       j.credits, list_extract({billing}, j.billing + 1),
+                       CASE WHEN j.status = 2 AND NOT j.no_output
+                            THEN 'https://cdn.removebgvideo.com/out/' || job_id || '.'
+                                 || list_extract({exts}, j.fmt + 1) END,
+                       CASE WHEN j.status = 3 THEN list_extract({errors}, j.err + 1) END,
+                       epoch_ms(j.first_seen), epoch_ms(j.last_seen)
+                FROM incoming_jobs j JOIN key_names k ON k.idx = j.key
+                """,
+            )
+        finally:
+            con.unregister("key_names")
+    progress(f"{len(jobs):,} jobs")
+    del jobs
+    with _writing(path) as con:
+        _load(
+            con,
+            "incoming_history",
+            history,
+            f"""
+            INSERT INTO job_status_log
+            SELECT {job_id.format(col="h.job")}, list_extract({statuses}, h.status + 1), epoch_ms(h.observed)
+            FROM incoming_history h
+            """,
+        )
+    progress(f"{len(history):,} job status rows")
+
+    with _writing(path) as con:
+        con.register("key_names", key_frame)
+        try:
+            _load(
+                con,
+                "incoming_daily",
+                daily,
+                f"""
+                INSERT INTO usage_daily
+                SELECT k.key_name, d.day::DATE, d.calls, d.jobs, d.credits, d.failed, '{now.isoformat()}'::TIMESTAMP
+                FROM incoming_daily d JOIN key_names k ON k.idx = d.key
+                """,
+            )
+        finally:
+            con.unregister("key_names")
+        _write_bookkeeping(con, keys, traffic, seed, now, run_start)
+    progress(f"{len(daily):,} daily rows, inventory, cursors, run log")
+
+
+def _write_bookkeeping(con: Any, keys: Keys, traffic: Traffic, seed: int, now: datetime, run_start: datetime) -> None:
+    """Admin inventory, cursors, the one collector run, its raw landings, gaps and a few quarantined records."""
+    rng = np.random.default_rng([seed, 8181])
+    now_ms = _ms(now.replace(tzinfo=UTC))
+    n_keys = len(keys.weight)
+    last = np.full(n_keys, -1, dtype=np.int64)
+    np.maximum.at(last, traffic.ev_key, traffic.ev_t)
+    first = np.full(n_keys, np.iinfo(np.int64).max, dtype=np.int64)
+    kept = traffic.ev_keep
+    np.minimum.at(first, traffic.ev_key[kept], traffic.ev_t[kept])
+    job_totals = np.bincount(traffic.j_key, minlength=n_keys)
+    frame = keys.frame
+
+    def ts(ms: int) -> datetime | None:
+        return (
+            None
+            if ms < 0 or ms == np.iinfo(np.int64).max
+            else datetime.fromtimestamp(ms / 1000, UTC).replace(tzinfo=None)
+        )
+
+    inventory = frame[frame["created_at"] <= pd.Timestamp(now)][
+        ["idx", "fingerprint", "client_id", "key_name", "note", "enabled", "created_at"]
+    ].copy()
+    # Keys that went quiet before the window still have a last use upstream: the inventory knows it.
+    quiet = (last < 0) & (keys.until_h < now_ms // HOUR_MS) & (keys.weight > 0)
+    last_used = np.where(quiet, keys.until_h * HOUR_MS - rng.integers(60_000, HOUR_MS, n_keys), last)
+    inventory["last_used_at"] = [ts(int(last_used[i])) for i in inventory["idx"]]
+    inventory["last_used_at"] = pd.to_datetime(inventory["last_used_at"]).astype("datetime64[us]")
+    inventory["fetched_at"] = pd.Timestamp(run_start + timedelta(seconds=5))
+    _load(
+        con,
+        "incoming_inventory",
+        inventory.drop(columns="idx"),
+        """
+        INSERT INTO admin_inventory
+        SELECT fingerprint, client_id, key_name, note, enabled, created_at, last_used_at, fetched_at
+        FROM incoming_inventory
+        """,
+    )
+
+    managed = frame[keys.managed]
+    today = now.date().isoformat()
+    cursors, items, landings = [], [], []
+    for _, row in managed.iterrows():
+        i, name = int(row["idx"]), row["key_name"]
+        events_cursor: dict[str, Any] = {}
+        if last[i] >= 0:
+            events_cursor = {"covered_since": ts(int(first[i])).isoformat(), "newest_at": ts(int(last[i])).isoformat()}
+        else:
+            events_cursor = {"covered_since": run_start.isoformat(timespec="seconds")}
+        for endpoint, cursor in (
+            ("summary", {"last_day": today}),
+            ("events", events_cursor),
+            ("jobs", {"complete": True, "total": int(job_totals[i])}),
+        ):
+            cursors.append((name, endpoint, json.dumps(cursor, sort_keys=True, default=str), now))
+        for endpoint in PER_KEY_ENDPOINTS:
+            items.append((name, endpoint))
+            body = json.dumps({"synthetic": True, "key": name, "endpoint": endpoint, "note": "written by scale"})
+            landings.append((endpoint, name, row["fingerprint"], body))
+    cursor_frame = pd.DataFrame(cursors, columns=["key_name", "endpoint", "cursor", "updated_at"])
+    cursor_frame["updated_at"] = pd.to_datetime(cursor_frame["updated_at"]).astype("datetime64[us]")
+    _load(con, "incoming_cursors", cursor_frame, "INSERT INTO sync_state SELECT * FROM incoming_cursors")
+
+    n_items = len(items) + 2
+    run = first_row(
+        con.execute(
+            """
+            INSERT INTO run_log VALUES (nextval('run_seq'), ?, ?, 'ok', 'once', 'pricing,admin,summary,events,jobs',
+                                        ?, ?, ?, ?, ?, NULL, 'synthetic run written by simulator.scale')
+            RETURNING run_id
+            """,
+            [run_start, now, len(managed), len(managed), n_items + int(job_totals.sum() // 100), 3, 0],
+        )
+    )
+    assert run is not None
+    run_id = int(run[0])
+    step = (now - run_start) / max(1, n_items)
+    item_rows = [(run_id, "*", "pricing", run_start + step), (run_id, "*", "admin", run_start + 2 * step)]
+    item_rows += [(run_id, name, endpoint, run_start + (3 + n) * step) for n, (name, endpoint) in enumerate(items)]
+    item_frame = pd.DataFrame(item_rows, columns=["run_id", "key_name", "endpoint", "finished_at"])
+    item_frame["finished_at"] = pd.to_datetime(item_frame["finished_at"]).astype("datetime64[us]")
+    _load(
+        con,
+        "incoming_items",
+        item_frame,
+        f"""
+        INSERT INTO run_item_log
+        SELECT run_id, key_name, endpoint, 'ok', 1, NULL, NULL,
+               {_small_id_sql(seed, "run", "key_name || endpoint", "req_")}, finished_at
+        FROM incoming_items
+        """,
+    )
+    landing_frame = pd.DataFrame(landings, columns=["endpoint", "key_name", "fingerprint", "body"])
+    landing_frame["fetched_at"] = item_frame["finished_at"].iloc[2:].to_numpy()
+    _load(
+        con,
+        "incoming_landings",
+        landing_frame,
+        f"""
+        INSERT INTO raw_landing
+        SELECT nextval('landing_seq'), endpoint, key_name, fingerprint, fetched_at,
+               {_small_id_sql(seed, "run", "key_name || endpoint", "req_")}, 200, sha256(body), body
+        FROM (SELECT * FROM incoming_landings ORDER BY fetched_at)
+        """,
+    )
+
+    names = frame["key_name"].to_numpy()
+    for k, start, end, detected in traffic.gaps:
+        con.execute(
+            "INSERT INTO coverage_gap_log VALUES (?, 'events', ?, ?, ?)",
+            [str(names[k]), ts(start), ts(end), ts(detected)],
+        ).fetchall()
+
+    reasons = (
+        ("events", "event id missing", {"created_at": "2026-01-01T00:00:00Z", "endpoint": "/v1/jobs"}),
+        ("jobs", "unknown job status 'queued'", {"id": "job_unknownstatus", "status": "queued"}),
+        ("events", "credits is not a number: 'n/a'", {"id": "evt_badcredits", "credits": "n/a"}),
+        ("summary", "date missing or not text: None", {"calls": 12, "jobs": 1}),
+        ("jobs", "created_at: not a timestamp: 'yesterday'", {"id": "job_badtime", "created_at": "yesterday"}),
+    )
+    for n in range(max(3, n_keys // 100)):
+        endpoint, reason, record = reasons[n % len(reasons)]
+        name = str(managed["key_name"].iloc[int(rng.integers(0, len(managed)))]) if len(managed) else None
+        con.execute(
+            "INSERT INTO quarantine_log VALUES (nextval('quarantine_seq'), ?, ?, ?, ?, ?, ?)",
+            [
+                endpoint,
+                name,
+                ts(now_ms - int(rng.integers(0, 7 * DAY_MS))),
+                f"req_q{n:04d}",
+                reason,
+                json.dumps(dict(record, n=n)),
+            ],
+        ).fetchall()
+
+
+def table_counts(path: Path) -> dict[str, int]:
+    counts = {}
+    with _writing(path) as con:
+        for name in TABLES:
+            row = first_row(con.execute(f"SELECT count(*) FROM {name}"))
+            counts[name] = int(row[0]) if row else 0
+    return counts
+
+
+# ------------------------------------------------------------------------------------------- entry
+
+
+def build(
+    db_path: str | Path,
+    n_keys: int = 1000,
+    days: int = 90,
+    seed: int = 7,
+    now: datetime | None = None,
+    events_per_key_day: float = EVENTS_PER_KEY_DAY,
+    force: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> ScaleResult:
+    """Generate the database at `db_path` (written beside it first, so a failure leaves nothing half-made)."""
+    began = time.monotonic()
+    say = progress or (lambda message: None)
+
+    def step(message: str) -> None:
+        say(f"[{time.monotonic() - began:6.1f}s] {message}")
+
+    target = Path(db_path)
+    if target.exists() and not force:
+        raise FileExistsError(f"{target} already exists (use --force to replace it)")
+    now_aware = (now or datetime.now(UTC).replace(minute=0, second=0, microsecond=0)).astimezone(UTC)
+    now_naive = now_aware.replace(tzinfo=None)
+    start_day = now_aware.date() - timedelta(days=days - 1)
+    world_start = datetime(start_day.year, start_day.month, start_day.day, tzinfo=UTC)
+    start_ms, now_ms = _ms(world_start), _ms(now_aware)
+
+    catalog = build_catalog(seed, n_keys, now_aware, world_start)
+    keys = build_keys(catalog, seed, start_ms // HOUR_MS, now_ms // HOUR_MS)
+    step(f"catalogue: {n_keys} keys, {len(catalog.incidents)} incidents")
+    traffic = generate(catalog, keys, seed, start_ms, now_ms, events_per_key_day)
+    step(f"traffic: {len(traffic.ev_t):,} calls, {len(traffic.j_t):,} jobs drawn")
+    history = status_history(traffic, seed, now_ms)
+    daily = daily_frame(traffic, keys, seed, start_ms, now_ms)
+    step("status history and daily summary derived")
+
+    building = target.with_name(target.name + ".building")
+    for leftover in (building, building.with_name(building.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    try:
+        write_database(building, keys, traffic, history, daily, seed, now_naive, step)
+        rows = table_counts(building)
+        target.unlink(missing_ok=True)
+        target.with_name(target.name + ".wal").unlink(missing_ok=True)
+        os.replace(building, target)
+    finally:
+        for leftover in (building, building.with_name(building.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+    return ScaleResult(target, rows, target.stat().st_size, time.monotonic() - began)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m simulator.scale", description="Write a large, realistic collector database directly."
+    )
+    p.add_argument("--keys", type=int, default=1000, help="number of keys (default 1000)")
+    p.add_argument("--days", type=int, default=90, help="days of history ending now (default 90)")
+    p.add_argument("--db", required=True, help="DuckDB file to write")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--now", default=None, help="the instant the data ends at (ISO, UTC; default: this hour)")
+    p.add_argument("--events-per-key-day", type=float, default=EVENTS_PER_KEY_DAY, help="average calls per key-day")
+    p.add_argument("--force", action="store_true", help="replace the file if it exists")
+    p.add_argument("--quiet", action="store_true", help="print only the summary line")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+
+    def fail(message: str) -> int:
+        print(f"simulator.scale: error: {message}", file=sys.stderr)
+        return 2
+
+    if not 1 <= args.keys <= 100_000 or not 1 <= args.days <= 3650:
+        return fail("--keys must be in 1..100000 and --days in 1..3650")
+    if not 0 < args.events_per_key_day <= 10_000:
+        return fail("--events-per-key-day must be in (0, 10000]")
+    try:
+        now = parse_instant(args.now) if args.now else None
+    except ValueError:
+        return fail(f"bad --now: {args.now!r} is not an ISO-8601 instant")
+    progress = None if args.quiet else (lambda message: print(message, flush=True))
+    try:
+        result = build(args.db, args.keys, args.days, args.seed, now, args.events_per_key_day, args.force, progress)
+    except (FileExistsError, StoreError, OSError) as exc:
+        return fail(str(exc))
+    print(result.line(), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

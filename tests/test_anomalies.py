@@ -1,0 +1,277 @@
+"""Tests for the causal spike/drop detector in analytics.anomalies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analytics.anomalies import (
+    DEFAULT_THRESHOLD,
+    incidents,
+    score_frame,
+    score_many,
+    spike_directions,
+    spike_scores,
+)
+
+THR = DEFAULT_THRESHOLD
+
+
+def seasonal_counts(days: int = 21, seed: int = 0, base: float = 40.0, freq: str = "1h") -> pd.Series:
+    """Poisson calls with a day/night rhythm and quieter weekends."""
+    rng = np.random.default_rng(seed)
+    index = pd.date_range("2024-03-04", periods=int(days * pd.Timedelta("1D") / pd.Timedelta(freq)), freq=freq)
+    hour = index.hour.to_numpy() + index.minute.to_numpy() / 60
+    daily = 0.55 + 0.45 * np.sin((hour - 8) / 24 * 2 * np.pi)
+    weekly = np.where(index.day_of_week.to_numpy() >= 5, 0.6, 1.0)
+    per_point = pd.Timedelta(freq) / pd.Timedelta("1h")
+    lam = base * per_point * daily * weekly
+    return pd.Series(rng.poisson(lam).astype(float), index=index, name="calls")
+
+
+def noisy_rate(n: int = 400, seed: int = 0, scale: float = 1.0) -> pd.Series:
+    rng = np.random.default_rng(seed)
+    index = pd.date_range("2024-03-04", periods=n, freq="1h")
+    values = scale * (5.0 + rng.normal(0, 0.3, n))
+    return pd.Series(values, index=index, name="rate")
+
+
+def busy_positions(series: pd.Series, day: int) -> np.ndarray:
+    """Positions of the 14:00-16:00 busy hours on weekday `day` (0-based from the start)."""
+    index = series.index
+    day_start = index[0].normalize() + pd.Timedelta(days=day)
+    mask = (index >= day_start + pd.Timedelta(hours=14)) & (index < day_start + pd.Timedelta(hours=17))
+    return np.flatnonzero(mask)
+
+
+# --- shape, range, causality -------------------------------------------------------------
+
+
+def _variant(kind: str, n: int, seed: int) -> pd.Series:
+    rng = np.random.default_rng(seed)
+    if kind == "seasonal":
+        s = seasonal_counts(days=max(n // 24 + 1, 2), seed=seed).iloc[:n]
+    elif kind == "rate":
+        s = noisy_rate(n, seed, scale=10 ** rng.uniform(-2, 6))
+    elif kind == "nan":
+        s = seasonal_counts(days=max(n // 24 + 1, 2), seed=seed).iloc[:n].copy()
+        s.iloc[rng.choice(n, size=n // 5, replace=False)] = np.nan
+    elif kind == "dupes":
+        s = noisy_rate(n, seed)
+        idx = s.index.to_numpy().copy()
+        dup = rng.choice(np.arange(1, n), size=n // 20 + 1, replace=False)
+        idx[dup] = idx[dup - 1]
+        s.index = pd.DatetimeIndex(idx)
+    else:  # 5-minute, no daily rhythm at this length
+        s = seasonal_counts(days=2, seed=seed, freq="5min").iloc[:n]
+    return s
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    kind=st.sampled_from(["seasonal", "rate", "nan", "dupes", "5min"]),
+    seed=st.integers(0, 10_000),
+    n=st.integers(30, 420),
+    cut=st.floats(0.05, 0.95),
+)
+def test_appending_future_points_never_changes_earlier_scores(kind: str, seed: int, n: int, cut: float) -> None:
+    full = _variant(kind, n, seed)
+    k = max(int(len(full) * cut), 1)
+    whole = score_frame(full)
+    prefix = score_frame(full.iloc[:k])
+    np.testing.assert_array_equal(prefix["score"].to_numpy(), whole["score"].to_numpy()[:k])
+    np.testing.assert_array_equal(prefix["expected"].to_numpy(), whole["expected"].to_numpy()[:k])
+
+
+@pytest.mark.parametrize("kind", ["seasonal", "rate", "nan", "dupes", "5min"])
+def test_scores_in_unit_interval_and_aligned(kind: str) -> None:
+    s = _variant(kind, 300, seed=3)
+    scores = spike_scores(s)
+    assert scores.index.equals(s.index)
+    assert scores.name == s.name
+    assert len(scores) == len(s)
+    assert scores.notna().all()
+    assert ((scores >= 0) & (scores <= 1)).all()
+    frame = score_frame(s)
+    assert list(frame.columns) == ["value", "expected", "lower", "upper", "score", "direction"]
+    pd.testing.assert_series_equal(frame["score"].rename(s.name), scores)
+    assert set(spike_directions(s)) <= {"spike", "drop", ""}
+
+
+def test_score_many_matches_single_series() -> None:
+    cols = {f"k{i}": seasonal_counts(days=10, seed=i, base=5.0 + 30 * i) for i in range(4)}
+    wide = pd.DataFrame(cols)
+    wide.iloc[50:70, 1] = np.nan
+    many = score_many(wide)
+    assert many.shape == wide.shape
+    for col in wide:
+        np.testing.assert_allclose(many[col].to_numpy(), spike_scores(wide[col]).to_numpy(), rtol=0, atol=1e-12)
+
+
+def test_empty_and_non_datetime_index() -> None:
+    assert len(spike_scores(pd.Series([], dtype=float))) == 0
+    s = pd.Series(np.r_[np.full(60, 10.0) + np.tile([0.1, -0.1], 30), 100.0])
+    scores = spike_scores(s)
+    assert scores.iloc[-1] > THR
+    assert scores.iloc[:-1].max() < THR
+
+
+def test_scale_invariant_for_rates() -> None:
+    s = noisy_rate(300, seed=5)
+    s.iloc[200] *= 3
+    small = spike_scores(s * 1e-2).to_numpy()
+    big = spike_scores(s * 1e5).to_numpy()
+    np.testing.assert_allclose(small, big, rtol=0, atol=1e-9)
+    assert small[200] > THR
+
+
+# --- warm-up, gaps, degenerate series -------------------------------------------------------
+
+
+def test_warm_up_does_not_storm() -> None:
+    for seed in range(5):
+        s = seasonal_counts(days=3, seed=seed)
+        assert spike_scores(s).iloc[:48].max() < THR
+        assert spike_scores(noisy_rate(48, seed)).max() < THR
+    assert spike_scores(seasonal_counts(days=1)).iloc[0] == 0.0
+
+
+def test_nan_run_scores_zero_and_no_alarm_on_resume() -> None:
+    s = seasonal_counts(days=21, seed=11)
+    s.iloc[300:340] = np.nan
+    scores = spike_scores(s)
+    assert (scores.iloc[300:340] == 0.0).all()
+    assert scores.iloc[340:400].max() < THR
+
+
+def test_missing_timestamps_no_alarm_on_resume() -> None:
+    s = seasonal_counts(days=21, seed=12)
+    gappy = pd.concat([s.iloc[:300], s.iloc[345:]])
+    scores = spike_scores(gappy)
+    assert scores.iloc[300:360].max() < THR
+
+
+def test_repeated_timestamps_are_kept_in_order() -> None:
+    s = seasonal_counts(days=14, seed=13)
+    idx = s.index.to_numpy().copy()
+    idx[[100, 101, 200]] = idx[[99, 100, 199]]
+    dup = pd.Series(s.to_numpy(), index=pd.DatetimeIndex(idx), name="calls")
+    scores = spike_scores(dup)
+    assert scores.index.equals(dup.index)
+    assert scores.max() < THR
+    dup.iloc[250] = dup.iloc[226:250].max() * 5 + 50
+    assert spike_scores(dup).iloc[250] > THR
+
+
+def test_all_zero_series_has_no_alarm() -> None:
+    index = pd.date_range("2024-01-01", periods=500, freq="1h")
+    assert (spike_scores(pd.Series(0.0, index=index)) == 0.0).all()
+
+
+@pytest.mark.parametrize("level", [5.0, 100.0, 0.37])
+def test_constant_series_quiet_then_jump_scores_high(level: float) -> None:
+    index = pd.date_range("2024-01-01", periods=300, freq="1h")
+    s = pd.Series(level, index=index)
+    assert (spike_scores(s) == 0.0).all()
+    s.iloc[250] = level * 3
+    scores = spike_scores(s)
+    assert scores.iloc[250] > THR
+    assert scores.iloc[:250].max() == 0.0
+
+
+def test_count_noise_zero_to_three_calls_is_not_an_alarm() -> None:
+    index = pd.date_range("2024-01-01", periods=400, freq="1h")
+    s = pd.Series(0.0, index=index)
+    s.iloc[380] = 3.0
+    assert spike_scores(s).iloc[380] < THR
+    low = pd.Series(np.random.default_rng(1).poisson(0.3, 400).astype(float), index=index)
+    assert spike_scores(low).max() < THR
+
+
+# --- detection ----------------------------------------------------------------------------
+
+
+def test_spike_in_busy_hours_is_flagged_as_spike() -> None:
+    s = seasonal_counts(days=21, seed=21)
+    pos = busy_positions(s, day=16)
+    s.iloc[pos] = s.iloc[pos] * 4
+    frame = score_frame(s)
+    assert (frame["score"].iloc[pos] > THR).all()
+    assert (frame["direction"].iloc[pos] == "spike").all()
+    assert frame["score"].iloc[pos[0] - 48 : pos[0]].max() < THR
+
+
+def test_drop_to_zero_in_busy_hours_is_flagged_as_drop() -> None:
+    s = seasonal_counts(days=21, seed=22)
+    pos = busy_positions(s, day=16)
+    s.iloc[pos] = 0.0
+    frame = score_frame(s)
+    assert (frame["score"].iloc[pos] > THR).all()
+    assert (frame["direction"].iloc[pos] == "drop").all()
+    assert frame["expected"].iloc[pos].min() > 20
+
+
+def test_quiet_hours_zero_is_not_a_drop() -> None:
+    s = seasonal_counts(days=21, seed=23, base=6.0)
+    night = np.flatnonzero((s.index.hour >= 2) & (s.index.hour < 4) & (s.index.day == 21))
+    s.iloc[night] = 0.0
+    assert spike_scores(s).iloc[night].max() < THR
+
+
+def test_first_incident_does_not_mask_an_identical_second() -> None:
+    s = seasonal_counts(days=21, seed=31)
+    first, second = busy_positions(s, day=14), busy_positions(s, day=16)
+    baseline = s.copy()
+    for pos in (first, second):
+        s.iloc[pos] = s.iloc[pos] * 5
+    scores = spike_scores(s)
+    only_second = baseline.copy()
+    only_second.iloc[second] = only_second.iloc[second] * 5
+    clean = spike_scores(only_second)
+    assert scores.iloc[first].min() > THR
+    assert scores.iloc[second].min() > THR
+    # The earlier incident may widen the band a little, not hide the second one.
+    assert scores.iloc[second].max() >= 0.9 * clean.iloc[second].max()
+
+
+def test_five_minute_series_with_daily_rhythm() -> None:
+    s = seasonal_counts(days=6, seed=41, base=60.0, freq="5min")
+    spike_at = len(s) - 100
+    s.iloc[spike_at : spike_at + 3] = s.iloc[spike_at - 12 : spike_at].mean() * 4 + 30
+    scores = spike_scores(s)
+    assert (scores.iloc[spike_at : spike_at + 3] > THR).all()
+    normal = scores.drop(scores.index[spike_at : spike_at + 6])
+    assert (normal > THR).mean() < 0.005
+
+
+# --- incidents ----------------------------------------------------------------------------
+
+
+def test_incidents_merge_consecutive_points_and_report_direction() -> None:
+    s = seasonal_counts(days=21, seed=51)
+    up, down = busy_positions(s, day=15), busy_positions(s, day=17)
+    s.iloc[up] = s.iloc[up] * 4
+    s.iloc[down] = 0.0
+    frame = score_frame(s)
+    inc = incidents(frame)
+    assert len(inc) == 2
+    first, second = inc.iloc[0], inc.iloc[1]
+    assert (first["start"], first["end"], first["points"]) == (s.index[up[0]], s.index[up[-1]], 3)
+    assert first["direction"] == "spike" and second["direction"] == "drop"
+    assert first["ratio"] > 2.5 and first["delta"] > 0
+    assert second["observed"] == 0.0 and second["delta"] < 0
+    assert first["peak_score"] == frame["score"].iloc[up].max()
+
+
+def test_incidents_from_bare_scores() -> None:
+    index = pd.date_range("2024-01-01", periods=7, freq="1h")
+    scores = pd.Series([0.1, 0.6, 0.7, 0.2, 0.9, 0.95, 0.99], index=index)
+    inc = incidents(scores, threshold=0.5)
+    assert list(inc["points"]) == [2, 3]
+    assert list(inc["start"]) == [index[1], index[4]]
+    assert list(inc["end"]) == [index[2], index[6]]
+    assert list(inc["peak_score"]) == [0.7, 0.99]
+    assert incidents(scores, threshold=0.999).empty

@@ -1,0 +1,152 @@
+"""The running app in a real browser (Debian's Chromium via Playwright): every page, charts, a filter, a download."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, SIM_NOW
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+if not Path(CHROMIUM).exists():  # `make test` installs it; a bare pytest run on a laptop may not have it
+    pytest.skip("Debian's chromium is not installed (make test installs it)", allow_module_level=True)
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(collected):
+    port = _free_port()
+    env = dict(os.environ, RBV_DB=str(collected.db_path), RBV_CONFIG=str(collected.config_path),
+               RBV_NOW=SIM_NOW.isoformat())
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/_stcore/health", timeout=2).text == "ok":
+                break
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        proc.wait()
+        log.seek(0)
+        output = log.read().decode(errors="replace")[-2000:]
+        log.close()
+        pytest.fail("the dashboard did not come up: " + output)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
+        context = p.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
+            viewport={"width": 1400, "height": 1000}, accept_downloads=True,
+        )
+        yield context.new_page()
+        context.close()
+
+
+def wait_idle(page, timeout_ms: int = 60_000) -> None:
+    """Wait for the script run to finish and for charts and tables to replace their placeholders."""
+    page.wait_for_selector("[data-testid='stMain'] h1, [data-testid='stException']", timeout=timeout_ms)
+    page.wait_for_function(
+        "() => { const w = document.querySelector('[data-testid=\"stStatusWidget\"]');"
+        " return !w || !/Running/.test(w.innerText); }", timeout=timeout_ms)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stSkeleton\"]')", timeout=timeout_ms)
+    page.wait_for_timeout(700)
+
+
+def _pages() -> list[tuple[str, str]]:
+    source = (ROOT / "dashboard.py").read_text(encoding="utf-8")
+    found = re.findall(r'st\.Page\("pages/([a-z_]+)\.py", title="([^"]+)"', source)
+    return [("" if i == 0 else slug, title) for i, (slug, title) in enumerate(found)]
+
+
+def test_every_page_renders_without_an_exception(page, app_url):
+    pages = _pages()
+    assert len(pages) >= 5
+    for slug, title in pages:
+        query = "?key=api-gateway-prod" if slug == "key_detail" else ""
+        page.goto(f"{app_url}/{slug}{query}")
+        wait_idle(page)
+        page.screenshot(path=str(ARTIFACTS / f"{slug or 'overview'}.png"), full_page=True)
+        assert page.locator("[data-testid='stException']").count() == 0, title
+        assert page.locator("[data-testid='stMain'] h1").first.inner_text().strip(), title
+
+
+def test_overview_draws_charts(page, app_url):
+    page.goto(app_url)
+    wait_idle(page)
+    selector = "[data-testid='stVegaLiteChart'] svg.marks, [data-testid='stVegaLiteChart'] canvas"
+    page.wait_for_selector(selector, timeout=30_000)
+    charts = page.locator(selector)
+    assert charts.count() >= 2
+    box = charts.first.bounding_box()
+    assert box and box["width"] > 200 and box["height"] > 100
+
+
+def _metric(page, label: str) -> str:
+    metric = page.locator("[data-testid='stMetric']", has_text=label).first
+    return metric.locator("[data-testid='stMetricValue']").inner_text()
+
+
+def test_environment_filter_changes_what_is_shown(page, app_url):
+    page.goto(app_url)
+    wait_idle(page)
+    before = _metric(page, "Calls")
+    # remove "prod" from the environment multiselect (its tag's close button)
+    page.locator("[data-testid='stSidebar'] [data-baseweb='tag']", has_text="prod").locator(
+        "[role='presentation'], svg").first.click()
+    wait_idle(page)
+    after = _metric(page, "Calls")
+    page.screenshot(path=str(ARTIFACTS / "overview_filtered.png"), full_page=True)
+    assert after != before
+    assert int(after.replace(",", "")) < int(before.replace(",", ""))
+
+
+def test_key_table_csv_download_arrives_and_parses(page, app_url, collected):
+    page.goto(app_url)
+    wait_idle(page)
+    with page.expect_download() as info:
+        page.get_by_role("button", name=re.compile("Download key table")).click()
+    text = Path(info.value.path()).read_text(encoding="utf-8")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert {r["key"] for r in rows} == {k.name for k in collected.config.keys}
+    assert all(r["masked key"].startswith("rbv_…") for r in rows)
+    for key in collected.config.keys:
+        assert key.secret not in text

@@ -1,0 +1,143 @@
+"""AppTest for the Keys, Key detail and Traffic explorer pages on the collected stand-in world."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import duckdb
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT, SIM_NOW
+from ui.settings import Settings
+
+PAGES = {name: str(ROOT / "pages" / f"{name}.py") for name in ("keys", "key_detail", "traffic")}
+
+
+@pytest.fixture
+def app_env(collected, monkeypatch):
+    monkeypatch.setenv("RBV_NOW", SIM_NOW.isoformat())
+    return collected
+
+
+def _page(collected, name: str, **query: str) -> AppTest:
+    at = AppTest.from_file(PAGES[name], default_timeout=60)
+    at.session_state["settings"] = Settings(db_path=collected.db_path, config_path=collected.config_path, demo=False)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def _sql(collected, sql: str, params: list | None = None):
+    with duckdb.connect(str(collected.db_path), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def _markdown(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def test_keys_page_shows_every_key_with_numbers_and_findings_from_the_database(app_env):
+    at = _page(app_env, "keys")
+    ((count,),) = _sql(app_env, "SELECT count(*) FROM keys")
+    assert _metric(at, "Keys shown") == f"{count:,}"
+    truth = app_env.world.governance_truth(app_env.now)
+    assert _metric(at, "Findings") == f"{len(truth):,}"
+
+    table = at.dataframe[0].value
+    assert len(table) == count
+    row = table[table["key"].str.endswith("key=api-gateway-prod")].iloc[0]
+    end = SIM_NOW.date()
+    ((calls_30d,),) = _sql(
+        app_env,
+        "SELECT sum(calls) FROM key_daily_usage WHERE key_name = 'api-gateway-prod' AND day > ?",
+        [end - timedelta(days=30)],
+    )
+    assert row["calls 30d"] == calls_30d
+    assert len(row["last 30 days"]) == 30 and sum(row["last 30 days"]) == calls_30d
+
+    overdue = table[table["key"].str.endswith("key=prod-main")].iloc[0]
+    assert "rotation_overdue" in overdue["findings"] and "must rotate within 90 days" in overdue["why"]
+    assert ":red-badge[rotation_overdue]" in _markdown(at)
+    assert all(m.startswith("rbv_") for m in table["masked key"])
+
+
+def test_keys_page_filters_by_finding_and_lists_deletion_candidates(app_env):
+    at = _page(app_env, "keys")
+    candidates = at.dataframe[1].value
+    stale = {k for k, f in app_env.world.governance_truth(app_env.now) if f in ("never_used", "inactive")}
+    assert set(candidates["key"]) == stale
+    assert candidates["evidence"].str.len().gt(10).all()
+    assert len(at.get("download_button")) >= 3
+
+    at.multiselect(key="keys_finding").set_value(["never_used"]).run()
+    assert not at.exception
+    shown = {k.split("key=")[-1] for k in at.dataframe[0].value["key"]}
+    assert shown == {k for k, f in app_env.world.governance_truth(app_env.now) if f == "never_used"}
+    assert _metric(at, "Keys shown") == str(len(shown))
+
+
+def test_deep_link_opens_the_right_key(app_env):
+    at = _page(app_env, "key_detail", key="prod-main")
+    assert at.selectbox(key="detail_key").value == "prod-main"
+    assert _metric(at, "Environment") == "prod"
+    assert "rotation_overdue" in _markdown(at)
+    end = SIM_NOW.date()
+    ((calls,),) = _sql(
+        app_env,
+        "SELECT sum(calls) FROM key_daily_usage WHERE key_name = 'prod-main' AND day BETWEEN ? AND ?",
+        [end - timedelta(days=29), end],
+    )
+    assert any(f"{calls:,.0f} calls" in c.value for c in at.caption)
+    assert at.dataframe[0].value["job_id"].notna().all()
+
+
+def test_key_detail_hour_grain_jobs_search_and_history(app_env):
+    at = _page(app_env, "key_detail", key="api-gateway-prod")
+    at.radio(key="detail_grain").set_value("hour").run()
+    assert not at.exception
+    assert any("Grain: hourly" in c.value for c in at.caption)
+
+    ((job_id, status),) = _sql(
+        app_env, "SELECT job_id, status FROM jobs WHERE key_name = 'api-gateway-prod' ORDER BY created_at LIMIT 1"
+    )
+    at.text_input(key="detail_job_search").set_value(job_id[-10:]).run()
+    assert not at.exception
+    jobs = at.dataframe[0].value
+    assert jobs["job_id"].tolist() == [job_id]
+    history = at.dataframe[1].value
+    assert status in set(history["status"])
+
+
+def test_unknown_key_is_an_inline_error(app_env):
+    at = _page(app_env, "key_detail", key="no-such-key")
+    assert any("no-such-key" in e.value for e in at.error)
+    assert at.selectbox(key="detail_key").value is None
+
+
+def test_traffic_explorer_charts_keys_and_environments_and_ranks_movers(app_env):
+    at = _page(app_env, "traffic")
+    assert len(at.get("vega_lite_chart")) == 1
+    movers = at.dataframe[0].value
+    top = movers.iloc[0]
+    name = top["key"].split("key=")[-1]
+    end = SIM_NOW.date()
+    ((current,),) = _sql(
+        app_env,
+        "SELECT coalesce(sum(calls), 0) FROM key_daily_usage WHERE key_name = ? AND day BETWEEN ? AND ?",
+        [name, end - timedelta(days=29), end],
+    )
+    assert top["this period"] == current
+
+    at.radio(key="traffic_grain").set_value("hour").run()
+    assert not at.exception and len(at.get("vega_lite_chart")) == 1
+    at.radio(key="traffic_compare").set_value("environments").run()
+    assert not at.exception and len(at.get("vega_lite_chart")) == 1
+    at.selectbox(key="traffic_metric").set_value("credits").run()
+    assert not at.exception
