@@ -18,7 +18,9 @@ pages = [
     st.Page("pages/keys.py", title="Keys", icon=":material/key:"),
     st.Page("pages/key_detail.py", title="Key detail", icon=":material/manage_search:"),
     st.Page("pages/traffic.py", title="Traffic explorer", icon=":material/query_stats:"),
+    st.Page("pages/anomalies.py", title="Anomalies", icon=":material/troubleshoot:"),
     st.Page("pages/credits.py", title="Credits", icon=":material/payments:"),
+    st.Page("pages/review.py", title="Weekly review", icon=":material/event_note:"),
     st.Page("pages/collection.py", title="Collection health", icon=":material/sync:"),
 ]
 navigation = st.navigation(pages)

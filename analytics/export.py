@@ -23,7 +23,7 @@ def safe_cell(value: Any) -> Any:
 
 
 def _plain(value: Any) -> Any:
-    if value is None:
+    if value is None or value is pd.NaT:
         return None
     if isinstance(value, float) and math.isnan(value):
         return None

@@ -230,6 +230,9 @@ async def collect(
             tasks += [one_key(k) for k in config.keys]
             await asyncio.gather(*tasks)
         status = "ok" if not failures else ("partial" if keys_ok or len(failures) < len(tasks) else "failed")
+    except asyncio.CancelledError:
+        status = "cancelled"
+        raise
     finally:
         stop.set()
         await flush_task

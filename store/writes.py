@@ -120,7 +120,7 @@ _EVENT_COLUMNS = [
 
 
 def insert_events(con: duckdb.DuckDBPyConnection, per_key: KeyRows, now: datetime) -> int:
-    """Events are immutable facts: insert new ids, never rewrite a known one."""
+    """Insert new event ids; a known event only changes when its charge settles (credits appear later)."""
     frame = _frame(
         [dict(vars(e), key_name=key_name, first_seen_at=now) for key_name, events in per_key for e in events],
         _EVENT_COLUMNS,
@@ -133,7 +133,8 @@ def insert_events(con: duckdb.DuckDBPyConnection, per_key: KeyRows, now: datetim
         con,
         f"""
         INSERT INTO usage_event_log SELECT {", ".join(_EVENT_COLUMNS)} FROM incoming
-        ON CONFLICT (event_id) DO NOTHING
+        ON CONFLICT (event_id) DO UPDATE SET credits = excluded.credits
+        WHERE usage_event_log.credits IS DISTINCT FROM excluded.credits
     """,
         frame,
     )

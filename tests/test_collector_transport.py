@@ -228,3 +228,14 @@ def test_raw_bodies_are_landed_with_request_ids(tmp_path):
     assert {"pricing", "summary", "events", "jobs"} <= endpoints
     body = next(r[2] for r in rows if r[0] == "events")
     assert json.loads(body)["items"][0]["id"].startswith("evt_")
+
+
+def test_a_charge_that_settles_after_the_first_poll_is_recorded(tmp_path):
+    api = FakeApi()
+    api.add_events(3, NOW - timedelta(minutes=5))
+    db = tmp_path / "m.duckdb"
+    _run(api, db)
+    api.events[1]["credits"] = 180.0  # the submit's charge lands once the job settles
+    _run(api, db)
+    assert _count(db, "SELECT count(*) FROM usage_events") == 3
+    assert _count(db, "SELECT sum(credits) FROM usage_events") == 180

@@ -70,6 +70,13 @@ def _password_gate(stored_hash: str) -> None:
         st.error("Wrong password.")
 
 
+def _logged_in() -> bool:
+    try:
+        return bool(st.user.is_logged_in)
+    except AttributeError:  # st.user has no login state until an identity provider answered
+        return False
+
+
 def _gate_kind() -> tuple[str, str | None]:
     if _secret_section("auth"):  # Streamlit's own OIDC section: an identity provider is set
         return "oidc", None
@@ -88,7 +95,7 @@ def require_access() -> bool:
     kind, stored_hash = _gate_kind()
     if kind == "open":
         return True
-    if kind == "oidc" and st.user.is_logged_in:
+    if kind == "oidc" and _logged_in():
         with st.sidebar:
             st.caption(f"Signed in as {st.user.get('email') or st.user.get('name') or 'user'}")
             st.button("Sign out", on_click=st.logout)

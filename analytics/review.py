@@ -1,0 +1,317 @@
+"""The weekly key review: what changed in an ISO week, what needs a decision, and how far to trust it.
+
+`load_inputs` reads the store (and the decisions store); `build_review` is pure over those inputs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analytics import credits
+from analytics.export import to_records
+from analytics.keys import FINDINGS, STALE_FINDINGS, Rules
+from analytics.traffic import top_movers
+
+SECTIONS = (
+    "week",
+    "decisions_needed",
+    "stale_keys",
+    "governance",
+    "new_keys",
+    "rotations",
+    "anomalies",
+    "top_movers",
+    "credits_by_environment",
+    "credits_by_model",
+    "reconciliation",
+    "collector_health",
+    "decisions",
+)
+ROTATION_FINDINGS = ("rotation_overdue", "rotation_due")
+_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+
+
+class WeekError(ValueError):
+    """A week that is not YYYY-Www, or not a real ISO week."""
+
+
+def parse_week(text: str) -> tuple[int, int]:
+    match = _WEEK.match(text.strip())
+    if not match:
+        raise WeekError(f"week '{text}' is not an ISO week like 2026-W46")
+    year, week = int(match.group(1)), int(match.group(2))
+    try:
+        date.fromisocalendar(year, week, 1)
+    except ValueError:
+        raise WeekError(f"week '{text}' does not exist (year {year} has no week {week})") from None
+    return year, week
+
+
+def week_label(day: date) -> str:
+    iso = day.isocalendar()
+    return f"{iso.year}-W{iso.week:02d}"
+
+
+def default_week(now: datetime) -> str:
+    """The last full ISO week before `now`."""
+    return week_label(now.date() - timedelta(days=now.date().weekday() + 7))
+
+
+def week_bounds(week: str) -> tuple[datetime, datetime]:
+    """[Monday 00:00, next Monday 00:00) of an ISO week, naive UTC."""
+    year, number = parse_week(week)
+    monday = date.fromisocalendar(year, number, 1)
+    start = datetime(monday.year, monday.month, monday.day)
+    return start, start + timedelta(days=7)
+
+
+def _detect_incidents(db_path: str | Path, start: datetime, end: datetime) -> dict[str, Any]:
+    """The week's incidents from analytics.detection (via the anomalies CLI's shared path) when it is there.
+
+    Detection runs as of the end of the week (baselines from all history before it); incidents that
+    overlap the week are kept. Without the detector the section says detection is unavailable.
+    """
+    try:
+        cli_anomalies = importlib.import_module("analytics.cli_anomalies")
+        incidents_for = cli_anomalies.incidents_for
+    except (ImportError, AttributeError) as exc:
+        return {"available": False, "reason": f"anomaly detection is not installed ({exc})", "incidents": []}
+    try:
+        found = incidents_for(db_path, end, since=start)
+    except Exception as exc:  # a detector still being written must not break the weekly report
+        return {"available": False, "reason": f"anomaly detection failed: {exc}", "incidents": []}
+    if not found.empty:
+        found = found[pd.to_datetime(found["start"]) < pd.Timestamp(end)]
+    columns = [
+        c
+        for c in ("key_name", "metric", "direction", "start", "end", "peak_score", "expected", "observed")
+        if c in found
+    ]
+    frame = found[columns].copy()
+    for name in ("peak_score", "expected", "observed"):
+        if name in frame:
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").round(2)
+    return {"available": True, "reason": "", "incidents": to_records(frame)}
+
+
+def load_inputs(
+    db_path: str | Path,
+    week: str,
+    now: datetime,
+    rules: Rules | None = None,
+    settings: credits.ReconcileSettings | None = None,
+    state_db: str | Path | None = None,
+) -> dict[str, Any]:
+    """Everything build_review needs, read from the collector store and the dashboard's decisions store."""
+    from analytics.cli_keys import findings_for
+    from store import credit_reads, decisions, review_reads
+
+    rules = rules or Rules()
+    settings = settings or credits.ReconcileSettings()
+    start, end = week_bounds(week)
+    prev_start = start - timedelta(days=7)
+    cut = min(end, now)
+    inputs: dict[str, Any] = review_reads.review_frames(db_path, start, end, prev_start)
+    inputs["findings"] = findings_for(db_path, cut - timedelta(microseconds=1), rules) if cut > start else None
+    inputs["previous_findings"] = findings_for(db_path, min(start, now) - timedelta(microseconds=1), rules)
+    data = credits.BillingData(
+        jobs=credit_reads.jobs_with_charges(db_path, until=cut),
+        orphan_events=credit_reads.orphan_charge_events(db_path, start, cut),
+        daily=credit_reads.daily_charges(db_path, start.date(), (end - timedelta(days=1)).date()),
+        rates=credit_reads.pricing_rates(db_path),
+        jobs_listed_at=credit_reads.jobs_listed_at(db_path),
+    )
+    if cut > start:
+        inputs["discrepancies"] = credits.find_discrepancies(data, settings, now, start=start, end=cut)
+    else:
+        inputs["discrepancies"] = pd.DataFrame(columns=list(credits.DISCREPANCY_COLUMNS))
+    inputs["anomalies"] = (
+        _detect_incidents(db_path, start, cut) if cut > start else {"available": True, "reason": "", "incidents": []}
+    )
+    inputs["decisions"] = (
+        decisions.last_decisions(state_db) if state_db is not None else pd.DataFrame(columns=decisions.COLUMNS)
+    )
+    return inputs
+
+
+def _pairs(findings: pd.DataFrame | None) -> set[tuple[str, str]]:
+    if findings is None or findings.empty:
+        return set()
+    return set(zip(findings["key_name"], findings["finding"], strict=True))
+
+
+def _finding_rows(findings: pd.DataFrame | None, pairs: set[tuple[str, str]]) -> list[dict[str, Any]]:
+    if findings is None or findings.empty or not pairs:
+        return []
+    mask = [(k, f) in pairs for k, f in zip(findings["key_name"], findings["finding"], strict=True)]
+    rows = findings[mask][["key_name", "finding", "detail", "since"]]
+    return to_records(rows.assign(label=rows["finding"].map(FINDINGS)).sort_values(["key_name", "finding"]))
+
+
+def _in_days(frame: pd.DataFrame, column: str, start: datetime, end: datetime) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    days = pd.to_datetime(frame[column])
+    return frame[(days >= pd.Timestamp(start)) & (days < pd.Timestamp(end))]
+
+
+def _change(current: float, previous: float) -> dict[str, Any]:
+    change = current - previous
+    return {
+        "current": round(float(current), 2),
+        "previous": round(float(previous), 2),
+        "change": round(float(change), 2),
+        "change_pct": round(change / previous * 100, 1) if previous else None,
+    }
+
+
+def _wow(frame: pd.DataFrame, by: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    prev = _in_days(frame, "day", start - timedelta(days=7), start)
+    cur = _in_days(frame, "day", start, end)
+    a = cur.groupby(by)["credits"].sum() if not cur.empty else pd.Series(dtype=float)
+    b = prev.groupby(by)["credits"].sum() if not prev.empty else pd.Series(dtype=float)
+    groups = sorted(set(a.index) | set(b.index))
+    rows = [{by: g, **_change(a.get(g, 0.0), b.get(g, 0.0))} for g in groups]
+    return sorted(rows, key=lambda r: (-r["current"], r[by]))
+
+
+def _movers(frame: pd.DataFrame, value: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    prev = _in_days(frame, "day", start - timedelta(days=7), start)
+    cur = _in_days(frame, "day", start, end)
+    empty = pd.DataFrame({"key_name": pd.Series(dtype=str), value: pd.Series(dtype=float)})
+    moved = top_movers(cur if not cur.empty else empty, prev if not prev.empty else empty, value=value, limit=10)
+    moved["change_pct"] = (moved["change_pct"] * 100).round(1)
+    return to_records(moved.round({"current": 2, "previous": 2, "change": 2}))
+
+
+def build_review(inputs: Mapping[str, Any], week: str, now: datetime) -> dict[str, Any]:
+    """The review of ISO `week` as plain data (JSON-ready), every section present even for an empty week."""
+    start, end = week_bounds(week)
+    prev_start = start - timedelta(days=7)
+    cut = min(end, now)
+    findings, previous = inputs.get("findings"), inputs.get("previous_findings")
+    now_pairs, prev_pairs = _pairs(findings), _pairs(previous)
+    opened, resolved = now_pairs - prev_pairs, prev_pairs - now_pairs
+    governance_available = findings is not None
+    last = inputs["decisions"]
+    last_by_key = {r["key_name"]: r for r in to_records(last)} if not last.empty else {}
+
+    flagged: dict[str, dict[str, Any]] = {}
+    for row in _finding_rows(findings, now_pairs):
+        item = flagged.setdefault(
+            row["key_name"], {"key_name": row["key_name"], "new": False, "findings": [], "last_decision": None}
+        )
+        item["findings"].append({**row, "new": (row["key_name"], row["finding"]) in opened})
+        item["new"] = item["new"] or (row["key_name"], row["finding"]) in opened
+    for key, item in flagged.items():
+        item["last_decision"] = last_by_key.get(key)
+    needed = sorted(flagged.values(), key=lambda r: (not r["new"], r["key_name"]))
+
+    stale_pairs = {p for p in now_pairs if p[1] in STALE_FINDINGS}
+    stale = [{**r, "new": (r["key_name"], r["finding"]) in opened} for r in _finding_rows(findings, stale_pairs)]
+    rotation_pairs = {p for p in now_pairs if p[1] in ROTATION_FINDINGS}
+    keys = inputs["keys"]
+    new_keys = _in_days(keys, "created_at", start, cut).sort_values("created_at") if not keys.empty else keys
+    rotated = keys[keys["rotated_at"].notna()] if not keys.empty else keys
+    rotated = _in_days(rotated, "rotated_at", start, cut) if not rotated.empty else rotated
+
+    usage, models = inputs["usage"], inputs["models"]
+    week_usage = _in_days(usage, "day", start, end)
+    daily = (
+        week_usage.groupby("day", as_index=False)[["calls", "credits"]].sum().round({"credits": 2})
+        if not week_usage.empty
+        else pd.DataFrame(columns=["day", "calls", "credits"])
+    )
+    discrepancies = inputs["discrepancies"]
+    counts = discrepancies["category"].value_counts() if not discrepancies.empty else pd.Series(dtype=int)
+    by_category = [
+        {
+            "category": c,
+            "count": int(counts.get(c, 0)),
+            "delta": round(float(discrepancies.loc[discrepancies["category"] == c, "delta"].sum()), 2)
+            if c in counts
+            else 0.0,
+            "help": credits.CATEGORY_HELP.get(c, ""),
+        }
+        for c in credits.CATEGORIES
+    ]
+    refunds = 0.0
+    if not discrepancies.empty and "refund_due" in discrepancies:
+        refunds = float(discrepancies["refund_due"].fillna(0).sum())
+    runs, failed, gaps = inputs["runs"], inputs["failed_items"], inputs["gaps"]
+    run_status = runs["status"].value_counts().to_dict() if not runs.empty else {}
+    totals_now = week_usage[["calls", "jobs", "failed", "credits"]].sum() if not week_usage.empty else None
+    prev_usage = _in_days(usage, "day", prev_start, start)
+    totals_prev = prev_usage[["calls", "jobs", "failed", "credits"]].sum() if not prev_usage.empty else None
+    activity = {
+        name: _change(
+            float(totals_now[name]) if totals_now is not None else 0.0,
+            float(totals_prev[name]) if totals_prev is not None else 0.0,
+        )
+        for name in ("calls", "jobs", "failed", "credits")
+    }
+    anomalies = dict(inputs.get("anomalies") or {"available": False, "reason": "not computed", "incidents": []})
+
+    return {
+        "week": {
+            "week": week,
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "previous_week": week_label(prev_start.date()),
+            "generated_at": now.isoformat(),
+            "complete": now >= end,
+            "has_activity": bool(activity["calls"]["current"] or activity["jobs"]["current"]),
+            "activity": activity,
+            "daily": to_records(daily),
+        },
+        "decisions_needed": needed,
+        "stale_keys": stale,
+        "governance": {
+            "available": governance_available,
+            "open": len(now_pairs),
+            "previous_open": len(prev_pairs),
+            "opened": _finding_rows(findings, opened),
+            "resolved": _finding_rows(previous, resolved),
+            "by_finding": {
+                f: sum(1 for p in now_pairs if p[1] == f) for f in FINDINGS if any(p[1] == f for p in now_pairs)
+            },
+        },
+        "new_keys": to_records(new_keys[["key_name", "environment", "owner", "created_at"]]) if not keys.empty else [],
+        "rotations": {
+            "due_or_overdue": _finding_rows(findings, rotation_pairs),
+            "rotated_this_week": to_records(rotated[["key_name", "environment", "rotated_at"]])
+            if not rotated.empty
+            else [],
+        },
+        "anomalies": anomalies,
+        "top_movers": {
+            "calls": _movers(usage[["key_name", "day", "calls"]] if not usage.empty else usage, "calls", start, end),
+            "credits": _movers(
+                usage[["key_name", "day", "credits"]] if not usage.empty else usage, "credits", start, end
+            ),
+        },
+        "credits_by_environment": _wow(usage, "environment", start, end) if not usage.empty else [],
+        "credits_by_model": _wow(models, "model", start, end) if not models.empty else [],
+        "reconciliation": {
+            "total": len(discrepancies),
+            "refunds_due": round(refunds, 2),
+            "by_category": by_category,
+        },
+        "collector_health": {
+            "runs": len(runs),
+            "runs_by_status": {str(k): int(v) for k, v in run_status.items()},
+            "failed_items": to_records(failed),
+            "coverage_gaps": to_records(gaps),
+            "trust": "no collector run this week"
+            if runs.empty
+            else ("clean" if failed.empty and gaps.empty else "partial: see failures and gaps"),
+        },
+        "decisions": sorted(last_by_key.values(), key=lambda r: r["key_name"]),
+    }

@@ -1,0 +1,307 @@
+"""Render a weekly review (the dict of analytics.review.build_review) as JSON, Markdown or self-contained HTML."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import vl_convert as vlc
+
+from analytics.export import _plain
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return _plain(value)
+
+
+def to_json(review: dict[str, Any]) -> str:
+    return json.dumps(_jsonable(review), indent=2, ensure_ascii=False) + "\n"
+
+
+def _num(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    return f"{float(value):,.{digits}f}"
+
+
+def _pct(value: Any) -> str:
+    return "—" if value is None else f"{float(value):+.1f}%"
+
+
+def _md_cell(value: Any) -> str:
+    return str("" if value is None else value).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> list[str]:
+    """A Markdown table; `columns` are (field, header)."""
+    if not rows:
+        return ["_None._", ""]
+    out = ["| " + " | ".join(h for _, h in columns) + " |", "|" + "---|" * len(columns)]
+    out += ["| " + " | ".join(_md_cell(r.get(f)) for f, _ in columns) + " |" for r in rows]
+    return [*out, ""]
+
+
+def sections(review: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]], list[tuple[str, str]], str]]:
+    """Each report section in meeting order: (title, rows, columns, note). Shared by Markdown and HTML."""
+    gov, rot, rec, health, anomalies = (
+        review["governance"],
+        review["rotations"],
+        review["reconciliation"],
+        review["collector_health"],
+        review["anomalies"],
+    )
+    needed = [
+        {
+            "key_name": item["key_name"],
+            "status": "NEW" if item["new"] else "open",
+            "findings": "; ".join(f"{f['label']}{' (new)' if f['new'] else ''}" for f in item["findings"]),
+            "last_decision": _decision_text(item["last_decision"]),
+        }
+        for item in review["decisions_needed"]
+    ]
+    finding_cols = [("key_name", "Key"), ("label", "Finding"), ("detail", "Detail")]
+    change_cols = [
+        ("current", "This week"),
+        ("previous", "Previous week"),
+        ("change", "Change"),
+        ("change_pct", "Change %"),
+    ]
+    return [
+        (
+            "Keys needing a decision",
+            needed,
+            [("key_name", "Key"), ("status", "Status"), ("findings", "Findings"), ("last_decision", "Last decision")],
+            "New findings first.",
+        ),
+        (
+            "Stale keys",
+            [{**r, "label": r["label"] + (" (new)" if r["new"] else "")} for r in review["stale_keys"]],
+            finding_cols,
+            "Never used or inactive past the environment's threshold.",
+        ),
+        (
+            "Governance findings opened this week",
+            gov["opened"],
+            finding_cols,
+            f"{gov['open']} open at the end of the week, {gov['previous_open']} at the end of the previous week."
+            if gov["available"]
+            else "Not computable: the week has not started yet.",
+        ),
+        ("Governance findings resolved this week", gov["resolved"], finding_cols, ""),
+        (
+            "New keys",
+            review["new_keys"],
+            [("key_name", "Key"), ("environment", "Env"), ("owner", "Owner"), ("created_at", "Created")],
+            "",
+        ),
+        ("Rotations due or overdue", rot["due_or_overdue"], finding_cols, ""),
+        (
+            "Rotated this week",
+            rot["rotated_this_week"],
+            [("key_name", "Key"), ("environment", "Env"), ("rotated_at", "Rotated")],
+            "",
+        ),
+        (
+            "Anomaly incidents",
+            anomalies.get("incidents", []),
+            [(c, c) for c in (list(anomalies["incidents"][0])[:6] if anomalies.get("incidents") else ["key_name"])],
+            "" if anomalies.get("available") else f"Detection unavailable: {anomalies.get('reason', '')}.",
+        ),
+        ("Top movers by calls", _fmt_change(review["top_movers"]["calls"]), [("key_name", "Key"), *change_cols], ""),
+        (
+            "Top movers by credits",
+            _fmt_change(review["top_movers"]["credits"]),
+            [("key_name", "Key"), *change_cols],
+            "",
+        ),
+        (
+            "Credits by environment",
+            _fmt_change(review["credits_by_environment"]),
+            [("environment", "Environment"), *change_cols],
+            "",
+        ),
+        (
+            "Credits by model",
+            _fmt_change(review["credits_by_model"]),
+            [("model", "Model"), *change_cols],
+            "Jobs created in the week.",
+        ),
+        (
+            "Reconciliation",
+            [r for r in rec["by_category"] if r["count"]],
+            [("category", "Category"), ("count", "Count"), ("delta", "Delta (credits)"), ("help", "Meaning")],
+            f"{rec['total']} discrepancies, {_num(rec['refunds_due'], 2)} credits refund due.",
+        ),
+        (
+            "Collector health: failed items",
+            health["failed_items"],
+            [
+                ("key_name", "Key"),
+                ("endpoint", "Endpoint"),
+                ("status", "Status"),
+                ("error_code", "Error"),
+                ("message", "Message"),
+            ],
+            f"{health['runs']} runs ({', '.join(f'{k}: {v}' for k, v in health['runs_by_status'].items()) or 'none'}); "
+            f"trust: {health['trust']}.",
+        ),
+        (
+            "Collector health: coverage gaps",
+            health["coverage_gaps"],
+            [("key_name", "Key"), ("endpoint", "Endpoint"), ("gap_start", "From"), ("gap_end", "To")],
+            "",
+        ),
+        (
+            "Decisions on record",
+            [{**d, "decided": _decision_text(d)} for d in review["decisions"]],
+            [("key_name", "Key"), ("decided", "Last decision"), ("note", "Note")],
+            "",
+        ),
+    ]
+
+
+def _decision_text(decision: dict[str, Any] | None) -> str:
+    if not decision:
+        return "—"
+    when = str(decision.get("decided_at") or "")[:10]
+    return f"{decision['decision']} by {decision['decided_by']} on {when}"
+
+
+def _fmt_change(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            **r,
+            "current": _num(r["current"]),
+            "previous": _num(r["previous"]),
+            "change": _num(r["change"]),
+            "change_pct": _pct(r["change_pct"]),
+        }
+        for r in rows
+    ]
+
+
+def _headline(review: dict[str, Any]) -> list[str]:
+    week, act = review["week"], review["week"]["activity"]
+    lines = [
+        f"Week {week['week']} ({week['start'][:10]} to {week['end'][:10]}, compared with {week['previous_week']}).",
+        f"Calls {_num(act['calls']['current'])} ({_pct(act['calls']['change_pct'])}), "
+        f"jobs {_num(act['jobs']['current'])}, credits {_num(act['credits']['current'], 2)} "
+        f"({_pct(act['credits']['change_pct'])}).",
+    ]
+    if not week["has_activity"]:
+        lines.append("No calls or jobs were recorded in this week.")
+    if not week["complete"]:
+        lines.append(f"The week is not over: figures run to {week['generated_at']}.")
+    return lines
+
+
+def to_markdown(review: dict[str, Any]) -> str:
+    out = [f"# Weekly key review {review['week']['week']}", "", *(f"{line}  " for line in _headline(review)), ""]
+    for title, rows, columns, note in sections(review):
+        out += [f"## {title}", ""]
+        if note:
+            out += [note, ""]
+        out += _table(rows, columns)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _png(chart: alt.TopLevelMixin) -> str:
+    data = vlc.vegalite_to_png(chart.to_dict(), scale=1.5)
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def charts(review: dict[str, Any]) -> list[tuple[str, alt.Chart]]:
+    """The report's charts (titles and Altair charts), also shown on the page."""
+    daily = pd.DataFrame(review["week"]["daily"], columns=["day", "calls", "credits"])
+    daily["day"] = pd.to_datetime(daily["day"]).dt.strftime("%a %d")
+    calls = (
+        alt.Chart(daily, width=420, height=180)
+        .mark_bar(color="#4c78a8")
+        .encode(x=alt.X("day:N", title=None, sort=None), y=alt.Y("calls:Q", title="calls"))
+    )
+    env_rows = [
+        {"environment": r["environment"], "week": label, "credits": r[field]}
+        for r in review["credits_by_environment"]
+        for field, label in (("current", "this week"), ("previous", "previous week"))
+    ]
+    env = pd.DataFrame(env_rows, columns=["environment", "week", "credits"])
+    by_env = (
+        alt.Chart(env, width=420, height=180)
+        .mark_bar()
+        .encode(
+            x=alt.X("environment:N", title=None),
+            xOffset=alt.XOffset("week:N", sort=["previous week", "this week"]),
+            y=alt.Y("credits:Q", title="credits"),
+            color=alt.Color("week:N", sort=["previous week", "this week"], legend=alt.Legend(orient="bottom")),
+        )
+    )
+    return [("Calls per day", calls), ("Credits by environment, week over week", by_env)]
+
+
+_CSS = """
+@page { size: A4; margin: 14mm; }
+body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; color: #1f2328;
+       max-width: 190mm; margin: 0 auto; font-size: 10.5pt; line-height: 1.4; }
+h1 { font-size: 18pt; margin: 0 0 4pt; } h2 { font-size: 12.5pt; margin: 14pt 0 4pt; border-bottom: 1px solid #d0d7de; }
+p.note { color: #57606a; margin: 2pt 0 4pt; } p.empty { color: #57606a; font-style: italic; }
+table { border-collapse: collapse; width: 100%; font-size: 9pt; }
+th, td { border: 1px solid #d0d7de; padding: 2pt 4pt; text-align: left; vertical-align: top; }
+th { background: #f6f8fa; } tr { break-inside: avoid; }
+.charts { display: flex; flex-wrap: wrap; gap: 8pt; } figure { margin: 0; break-inside: avoid; }
+figure img { max-width: 92mm; height: auto; } figcaption { font-size: 9pt; color: #57606a; }
+.new { color: #cf222e; font-weight: 600; }
+@media print { h2 { break-after: avoid; } }
+"""
+
+
+def to_html(review: dict[str, Any]) -> str:
+    """One self-contained HTML file: inline CSS, charts as PNG data URIs, no external URL of any kind."""
+    e = html.escape
+    week = review["week"]["week"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>Weekly key review {e(week)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>Weekly key review {e(week)}</h1>",
+        *(f'<p class="note">{e(line)}</p>' for line in _headline(review)),
+        '<div class="charts">',
+    ]
+    for title, chart in charts(review):
+        parts.append(
+            f'<figure><img class="chart" alt="{e(title)}" src="{_png(chart)}">'
+            f"<figcaption>{e(title)}</figcaption></figure>"
+        )
+    parts.append("</div>")
+    for title, rows, columns, note in sections(review):
+        parts.append(f"<h2>{e(title)}</h2>")
+        if note:
+            parts.append(f'<p class="note">{e(note)}</p>')
+        if not rows:
+            parts.append('<p class="empty">None.</p>')
+            continue
+        head = "".join(f"<th>{e(h)}</th>" for _, h in columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{e(str('' if r.get(f) is None else r.get(f)))}</td>" for f, _ in columns) + "</tr>"
+            for r in rows
+        )
+        parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def render(review: dict[str, Any], fmt: str) -> str:
+    if fmt == "json":
+        return to_json(review)
+    if fmt == "md":
+        return to_markdown(review)
+    if fmt == "html":
+        return to_html(review)
+    raise ValueError(f"unknown format {fmt!r}")

@@ -1,0 +1,220 @@
+"""Anomalies: per-key chart with the expected band and flagged hours, and the incidents list."""
+
+import tomllib
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from analytics.alerts import cooldown_from_config, deliver, slack_payload, webhook_url_from_config
+from analytics.anomalies import DEFAULT_THRESHOLD
+from analytics.detection import METRICS, credit_units, detect, key_frame, score_wide, wide_frame
+from store import StoreError
+from store.alert_store import (
+    AlertError,
+    acknowledge,
+    list_alerts,
+    mark_delivery,
+    resolve,
+    state_db_path,
+    upsert_incidents,
+)
+from store.anomaly_reads import hourly_series
+from ui.data import guard_store
+from ui.filters import sidebar_filters, utc_now
+from ui.freshness import freshness_banner
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def load(db_path: str, now: datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
+    hourly = hourly_series(db_path, now)
+    return hourly, detect(hourly, now)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def key_series(db_path: str, now: datetime, metric: str, key: str) -> pd.DataFrame:
+    hourly, _ = load(db_path, now)
+    wide = wide_frame(hourly, metric, now)
+    if key not in wide.columns:
+        return pd.DataFrame()
+    unit = credit_units(hourly, wide.columns) if metric == "credits" else None
+    scored = score_wide(wide if unit is None else (wide / unit).round())
+    if unit is not None:
+        for name in ("expected", "lower", "upper"):
+            scored[name] = scored[name] * unit
+        scored["value"] = wide
+    return key_frame(scored, key)
+
+
+def config_sections(config_path: Path | None) -> dict[str, Any]:
+    """The config TOML's tables (empty without a config); only `[alerts]` is used here."""
+    if config_path is None:
+        return {}
+    try:
+        return tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        st.warning(f"Alerts: cannot read the config ({type(exc).__name__}); using defaults.")
+        return {}
+
+
+settings = st.session_state["settings"]
+filters = sidebar_filters()
+now = utc_now()
+
+st.title("Anomalies")
+if not guard_store(settings.db_path):
+    st.stop()
+freshness_banner(settings.db_path, now, filters.tz, settings.demo)
+st.caption(
+    "Hourly grain. Calls are hourly only from when event polling began (earlier, the store holds daily "
+    "calls only); failed jobs and credits are hourly over the whole job history. Scores are causal: "
+    f"an hour is flagged at score ≥ {DEFAULT_THRESHOLD}."
+)
+
+hourly, found = load(str(settings.db_path), now.replace(minute=0, second=0, microsecond=0))
+keys = sorted(hourly["key_name"].unique().tolist())
+if not keys:
+    st.info("No hourly data yet: collect jobs or events first.")
+    st.stop()
+left, right = st.columns(2)
+default_key = found["key_name"].iloc[-1] if not found.empty else keys[0]
+key = left.selectbox("Key", keys, index=keys.index(default_key), key="anomaly_key")
+metric = right.selectbox("Metric", list(METRICS), key="anomaly_metric")
+
+frame = key_series(str(settings.db_path), now.replace(minute=0, second=0, microsecond=0), metric, key)
+start = pd.Timestamp(filters.start)
+frame = frame[frame.index >= start] if not frame.empty else frame
+if frame.empty:
+    st.info(
+        f"No hourly {metric} for {key} in this range" + (" (events not covered yet)." if metric == "calls" else ".")
+    )
+else:
+    data = frame.reset_index(names="hour")
+    data["flagged"] = data["score"] >= DEFAULT_THRESHOLD
+    base = alt.Chart(data).encode(x=alt.X("hour:T", title="hour (UTC)"))
+    band = base.mark_area(opacity=0.25).encode(y=alt.Y("lower:Q", title=metric), y2="upper:Q")
+    line = base.mark_line().encode(y="value:Q", tooltip=["hour:T", "value:Q", "expected:Q", "score:Q"])
+    points = (
+        alt.Chart(data[data["flagged"]])
+        .mark_point(color="red", filled=True, size=60)
+        .encode(x="hour:T", y="value:Q", tooltip=["hour:T", "value:Q", "expected:Q", "score:Q", "direction:N"])
+    )
+    st.altair_chart(band + line + points, width="stretch")
+
+st.subheader("Incidents")
+shown = found[pd.to_datetime(found["end"]) >= start] if not found.empty else found
+if shown.empty:
+    st.success("No incidents in this range.")
+else:
+    table = pd.DataFrame(
+        {
+            "key": "key_detail?key=" + shown["key_name"].map(lambda n: quote(n, safe="")),
+            "metric": shown["metric"],
+            "direction": shown["direction"],
+            "start": shown["start"],
+            "end": shown["end"],
+            "peak score": shown["peak_score"].round(3),
+            "expected": shown["expected"].round(1),
+            "observed": shown["observed"].round(1),
+            "grain": shown["grain"],
+        }
+    ).sort_values("start", ascending=False)
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "key": st.column_config.LinkColumn("key", display_text=r"key=(.*)$", help="Open the key's detail page")
+        },
+    )
+
+st.subheader("Alerts")
+state_path = state_db_path(settings.db_path)
+sections = config_sections(settings.config_path)
+try:
+    cooldown = cooldown_from_config(sections)
+    webhook = webhook_url_from_config(sections)
+except ValueError as exc:
+    st.error(f"Alerts config: {exc}")
+    st.stop()
+st.caption(
+    f"Alerts live in the dashboard's own state file (`{state_path.name}`). One alert per incident; a new "
+    f"incident of the same key, metric and direction within {cooldown.total_seconds() / 3600:g} h of an active "
+    "alert's end is merged into it. "
+    + (
+        "New alerts are posted to the configured webhook."
+        if webhook
+        else "No webhook configured ([alerts] webhook_url_env)."
+    )
+)
+if st.button("Open alerts for these incidents", disabled=shown.empty, key="alerts_sync"):
+    try:
+        opened = upsert_incidents(state_path, shown, now, cooldown)
+        delivered = failed = 0
+        for alert in opened if webhook else []:
+            ok, attempts, error = deliver(webhook, slack_payload(alert))
+            mark_delivery(state_path, alert["alert_id"], ok, attempts, error, now)
+            delivered, failed = delivered + ok, failed + (not ok)
+        note = f" Delivered {delivered}, failed {failed}." if webhook and opened else ""
+        st.success(f"Opened {len(opened)} new alert(s).{note}")
+    except StoreError as exc:
+        st.error(f"Alerts: {exc}")
+
+try:
+    alerts = list_alerts(state_path)
+except StoreError as exc:
+    st.error(f"Alerts: {exc}")
+    st.stop()
+if alerts.empty:
+    st.info("No alerts yet.")
+    st.stop()
+st.dataframe(
+    alerts[
+        [
+            "alert_id",
+            "status",
+            "key_name",
+            "metric",
+            "direction",
+            "incident_start",
+            "incident_end",
+            "peak_score",
+            "acknowledged_by",
+            "delivered_at",
+            "delivery_attempts",
+            "last_error",
+        ]
+    ].round({"peak_score": 3}),
+    hide_index=True,
+    width="stretch",
+    key="alerts_table",
+)
+active = alerts[alerts["status"] != "resolved"]
+if active.empty:
+    st.success("All alerts are resolved.")
+    st.stop()
+labels = {
+    row.alert_id: f"{row.alert_id} · {row.status} · {row.key_name} {row.metric} {row.direction} "
+    f"from {row.incident_start}"
+    for row in active.itertuples(index=False)
+}
+status_of = dict(zip(active["alert_id"], active["status"], strict=True))
+pick_col, who_col = st.columns(2)
+chosen = pick_col.selectbox("Alert", list(labels), format_func=labels.get, key="alert_pick")
+who = who_col.text_input("Who", key="alert_who")
+ack_col, resolve_col = st.columns(2)
+try:
+    if ack_col.button("Acknowledge", key="alert_ack", disabled=status_of[chosen] != "open"):
+        acknowledge(state_path, chosen, who, now)
+        st.rerun()
+    if resolve_col.button("Resolve", key="alert_resolve"):
+        resolve(state_path, chosen, now)
+        st.rerun()
+except AlertError as exc:
+    st.warning(str(exc))
+except StoreError as exc:
+    st.error(f"Alerts: {exc}")

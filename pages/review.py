@@ -1,0 +1,138 @@
+"""Weekly review: what needs a decision, what changed since last week, and the report to share."""
+
+from datetime import datetime, timedelta
+
+import pandas as pd
+import streamlit as st
+
+from analytics import credits
+from analytics.cli_keys import UsageError, rules_from_file
+from analytics.keys import Rules
+from analytics.review import build_review, default_week, load_inputs, week_bounds
+from analytics.review_render import charts, render, sections
+from store import StoreError
+from store.decisions import DECISIONS, Decision, last_decisions, record, state_path
+from ui.data import guard_store
+from ui.filters import sidebar_filters, utc_now
+from ui.freshness import freshness_banner
+
+WEEKS_OFFERED = 12
+
+
+@st.cache_data(ttl=60, show_spinner="Building the review…")
+def review_inputs(db_path: str, week: str, now: datetime, config_path: str | None) -> tuple[dict, str | None]:
+    """Store inputs of the review (decisions are read fresh on every run, not cached)."""
+    problem = None
+    try:
+        rules = rules_from_file(config_path)
+    except UsageError as exc:
+        rules, problem = Rules(), f"{exc}; using the default rules"
+    try:
+        settings = credits.load_settings(config_path)
+    except credits.ReconcileConfigError as exc:
+        settings, problem = credits.ReconcileSettings(), f"{exc}; using the default reconciliation settings"
+    return load_inputs(db_path, week, now, rules, settings, state_db=None), problem
+
+
+settings = st.session_state["settings"]
+filters = sidebar_filters()
+now = utc_now()
+
+st.title("Weekly review")
+if not guard_store(settings.db_path):
+    st.stop()
+freshness_banner(settings.db_path, now, filters.tz, settings.demo)
+
+latest = default_week(now)
+latest_start, _ = week_bounds(latest)
+weeks = [default_week(latest_start + timedelta(days=7 * (1 - i))) for i in range(WEEKS_OFFERED)]
+week = st.selectbox(
+    "ISO week", weeks, index=0, key="review_week", help="Default: the last full week. Compared with the week before."
+)
+db = str(settings.db_path)
+state = state_path(settings.db_path)
+try:
+    inputs, problem = review_inputs(
+        db, week, now.replace(second=0, microsecond=0), str(settings.config_path) if settings.config_path else None
+    )
+    decided = last_decisions(state)
+except StoreError as exc:
+    st.error(f"Cannot build the review: {exc}")
+    st.stop()
+if problem:
+    st.warning(problem, icon=":material/rule:")
+review = build_review({**inputs, "decisions": decided}, week, now)
+
+info = review["week"]
+act = info["activity"]
+st.caption(f"{info['start'][:10]} to {info['end'][:10]} (UTC), compared with {info['previous_week']}.")
+if not info["has_activity"]:
+    st.info("No calls or jobs were recorded in this week.")
+if not info["complete"]:
+    st.warning(f"This week is not over: figures run to {info['generated_at']}.")
+cols = st.columns(4)
+for col, name in zip(cols, ("calls", "jobs", "failed", "credits"), strict=True):
+    pct = act[name]["change_pct"]
+    col.metric(name.capitalize(), f"{act[name]['current']:,.0f}", None if pct is None else f"{pct:+.1f}% WoW")
+
+st.subheader("Keys needing a decision")
+needed = review["decisions_needed"]
+if not needed:
+    st.success("No flagged keys this week.")
+for item in needed:
+    key = item["key_name"]
+    labels = ", ".join(f["label"] + (" (new)" if f["new"] else "") for f in item["findings"])
+    last = item["last_decision"]
+    header = f"{'🆕 ' if item['new'] else ''}{key}: {labels}"
+    with st.expander(header, expanded=item["new"]):
+        for finding in item["findings"]:
+            st.markdown(f"- **{finding['label']}**: {finding['detail']}")
+        if last:
+            st.markdown(
+                f"Last decision: **{last['decision']}** by {last['decided_by']} on "
+                f"{str(last['decided_at'])[:10]} (week {last['week']})" + (f": {last['note']}" if last["note"] else "")
+            )
+        else:
+            st.caption("No decision recorded yet.")
+        with st.form(f"decide_{key}", clear_on_submit=True):
+            who = st.text_input("Who", key=f"who_{key}")
+            choice = st.selectbox("Decision", DECISIONS, key=f"decision_{key}")
+            note = st.text_area("Note", key=f"note_{key}", height=68)
+            if st.form_submit_button("Record decision"):
+                try:
+                    record(state, Decision(key, choice, who, note, week), now=utc_now())
+                except ValueError as exc:
+                    st.error(str(exc))
+                except StoreError as exc:
+                    st.error(f"Could not store the decision: {exc}")
+                else:
+                    st.toast(f"Recorded {choice} for {key}")
+                    st.rerun()
+
+for title, rows, _columns, note in sections(review)[1:]:
+    st.subheader(title)
+    if note:
+        st.caption(note)
+    if rows:
+        st.dataframe(pd.DataFrame(rows)[[c for c, _ in _columns]], hide_index=True, width="stretch")
+    else:
+        st.caption("None.")
+    if title == "Top movers by calls":
+        for chart_title, chart in charts(review):
+            st.markdown(f"**{chart_title}**")
+            st.altair_chart(chart, width="stretch")
+
+st.subheader("Export")
+left, middle, right = st.columns(3)
+for col, fmt, mime in (
+    (left, "html", "text/html"),
+    (middle, "md", "text/markdown"),
+    (right, "json", "application/json"),
+):
+    col.download_button(
+        f"Download {fmt.upper()}",
+        render(review, fmt),
+        file_name=f"key_review_{week}.{fmt}",
+        mime=mime,
+        key=f"download_{fmt}",
+    )

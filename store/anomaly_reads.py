@@ -1,0 +1,131 @@
+"""Read queries behind anomaly detection: hourly per-key series of calls, failed jobs and credits.
+
+Grain (DESIGN.md section 2): calls are hourly only from the events coverage start (the events
+cursor's `covered_since`, else the oldest stored event), and hours inside a recorded events
+coverage gap are NULL (unknown, not zero); before that the store only holds daily calls
+(`daily_calls`).  Failed jobs and credits come from the jobs list by `created_at` hour over the
+full history the store holds.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from store.connection import read_connection
+
+METRICS = ("calls", "failed_jobs", "credits")
+
+_COVERAGE = """
+    SELECT r.key_name,
+           coalesce(TRY_CAST(json_extract_string(s.cursor, '$.covered_since') AS TIMESTAMP), e.first_event_at)
+               AS covered_since
+    FROM keys r
+    LEFT JOIN sync_state s ON s.key_name = r.key_name AND s.endpoint = 'events'
+    LEFT JOIN (SELECT key_name, min(occurred_at) AS first_event_at FROM usage_events GROUP BY key_name) e
+           ON e.key_name = r.key_name
+"""
+
+
+def _df(db_path: str | Path, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+    with read_connection(db_path) as con:
+        return con.execute(sql, params or []).df()
+
+
+def events_coverage(db_path: str | Path) -> pd.DataFrame:
+    """Per configured key: `covered_since` (NaT when events were never collected) and `hourly_from`.
+
+    `hourly_from` is the first whole hour at or after `covered_since`: from there on hourly calls are complete.
+    """
+    return _df(
+        db_path,
+        f"""
+        SELECT key_name, covered_since,
+               CASE WHEN covered_since = date_trunc('hour', covered_since) THEN covered_since
+                    ELSE date_trunc('hour', covered_since) + INTERVAL 1 HOUR END AS hourly_from
+        FROM ({_COVERAGE}) ORDER BY key_name
+        """,
+    )
+
+
+def hourly_series(
+    db_path: str | Path, until: datetime, since: datetime | None = None, keys: list[str] | None = None
+) -> pd.DataFrame:
+    """Long frame [key_name, hour, metric, value] for hours in [since, until).
+
+    calls: one row for every hour from the key's `hourly_from` to `until` (0 when no events, NULL
+    inside an events coverage gap); jobs, failed_jobs and credits: only hours that had jobs (the
+    detector fills the other hours with 0 from the key's first job on).
+    """
+    key_where, params_keys = "", []
+    if keys:
+        key_where = " AND list_contains(?, key_name)"
+        params_keys = [list(keys)]
+    lo = since if since is not None else datetime(1970, 1, 1)
+    sql = f"""
+        WITH cov AS (
+            SELECT key_name, greatest(CASE WHEN covered_since = date_trunc('hour', covered_since) THEN covered_since
+                         ELSE date_trunc('hour', covered_since) + INTERVAL 1 HOUR END, date_trunc('hour', ?::TIMESTAMP))
+                       AS hourly_from
+            FROM ({_COVERAGE}) WHERE covered_since IS NOT NULL{key_where}
+        ), grid AS (
+            SELECT c.key_name, unnest(generate_series(c.hourly_from, ?::TIMESTAMP - INTERVAL 1 HOUR, INTERVAL 1 HOUR))
+                   AS hour
+            FROM cov c WHERE c.hourly_from < ?::TIMESTAMP
+        ), ev AS (
+            SELECT key_name, date_trunc('hour', occurred_at) AS hour, count(*) AS n
+            FROM usage_events WHERE occurred_at >= ?::TIMESTAMP AND occurred_at < ?::TIMESTAMP GROUP BY ALL
+        ), gap AS (
+            SELECT DISTINCT g.key_name, g.hour FROM grid g
+            JOIN coverage_gaps c ON c.key_name = g.key_name AND c.endpoint = 'events'
+             AND c.gap_start < g.hour + INTERVAL 1 HOUR AND c.gap_end > g.hour
+        ), calls AS (
+            SELECT g.key_name, g.hour, 'calls' AS metric,
+                   CASE WHEN gap.hour IS NOT NULL THEN NULL ELSE coalesce(ev.n, 0) END::DOUBLE AS value
+            FROM grid g
+            LEFT JOIN ev ON ev.key_name = g.key_name AND ev.hour = g.hour
+            LEFT JOIN gap ON gap.key_name = g.key_name AND gap.hour = g.hour
+        ), jb AS (
+            SELECT key_name, date_trunc('hour', created_at) AS hour,
+                   count(*)::DOUBLE AS jobs, count(*) FILTER (WHERE status = 'failed')::DOUBLE AS failed_jobs,
+                   coalesce(sum(credits_charged), 0)::DOUBLE AS credits
+            FROM jobs WHERE created_at >= ?::TIMESTAMP AND created_at < ?::TIMESTAMP
+              AND key_name IN (SELECT key_name FROM keys){key_where}
+            GROUP BY ALL
+        )
+        SELECT key_name, hour, metric, value FROM calls
+        UNION ALL
+        SELECT key_name, hour, 'failed_jobs', failed_jobs FROM jb
+        UNION ALL
+        SELECT key_name, hour, 'credits', credits FROM jb
+        UNION ALL
+        SELECT key_name, hour, 'jobs', jobs FROM jb
+        ORDER BY metric, key_name, hour
+    """
+    params = [lo, *params_keys, until, until, lo, until, lo, until, *params_keys]
+    return _df(db_path, sql, params)
+
+
+def daily_calls(db_path: str | Path, keys: list[str] | None = None) -> pd.DataFrame:
+    """Daily grain: [key_name, day, value, hourly_covered] from the usage summary, all days the store holds.
+
+    `hourly_covered` is true for days on or after the day events coverage began (hourly calls exist).
+    """
+    key_where, params = "", []
+    if keys:
+        key_where = " AND list_contains(?, u.key_name)"
+        params = [list(keys)]
+    return _df(
+        db_path,
+        f"""
+        SELECT u.key_name, u.day::TIMESTAMP AS day, u.calls::DOUBLE AS value,
+               coalesce(u.day >= c.covered_since::DATE, FALSE) AS hourly_covered
+        FROM key_daily_usage u LEFT JOIN ({_COVERAGE}) c USING (key_name)
+        WHERE TRUE{key_where}
+        ORDER BY u.key_name, u.day
+        """,
+        params,
+    )
