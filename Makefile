@@ -2,7 +2,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: run test lint bench-collector bench-anomalies clean-demo
+.PHONY: run test lint bench-collector bench-anomalies bench-pages clean-demo
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ bench-collector: $(VENV)/.installed
 
 bench-anomalies: $(VENV)/.installed
 	$(VENV)/bin/python scripts/bench_anomalies_real.py
+	$(VENV)/bin/python scripts/bench_anomalies_sim.py
+
+SCALE_DB ?= /tmp/scale.duckdb
+bench-pages: $(VENV)/.installed
+	test -f $(SCALE_DB) || $(VENV)/bin/python -m simulator.scale --keys 1000 --days 90 --now 2026-11-20T12:00:00Z --db $(SCALE_DB)
+	$(VENV)/bin/python scripts/bench_pages_scale.py --db $(SCALE_DB)
 
 clean-demo:
 	rm -rf data/demo

@@ -27,6 +27,11 @@ def _section(config_sections: Mapping[str, Any] | None) -> Mapping[str, Any]:
     section = (config_sections or {}).get("alerts") or {}
     if not isinstance(section, Mapping):
         raise ValueError("[alerts] must be a table")
+    if "webhook_url" in section:  # the value is the secret: never echo it
+        raise ValueError(
+            "[alerts] webhook_url must not be written in the config (it is a secret); "
+            "put it in an environment variable and name that variable with webhook_url_env"
+        )
     return section
 
 

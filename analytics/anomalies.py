@@ -21,8 +21,13 @@ A slow non-robust scale (`raw_floor`) keeps sparse, mostly-zero rate series from
 zero spread, which would make every non-zero value a perfect alarm.
 
 Noise floors: for count-like series (every value so far a non-negative integer) the spread
-is at least max(0.4, 0.3 * sqrt(expected)), so 0 -> 3 calls is not an alarm; otherwise the
-detector is scale-invariant (floors are relative to the expected value), from 0.01 to 1e6.
+is at least u * max(0.4, 0.5 * sqrt(expected / u)), so 0 -> 3 calls is not an alarm; u is the
+burst size learned from quiet points (calls come in clumps: a job is a submit plus its polls;
+see `_forecast`), 1 for a key that is never quiet.  Otherwise the detector is scale-invariant
+(floors are relative to the expected value), from 0.01 to 1e6.  Counting noise is independent
+from point to point, so where it sets the spread, a run of 2-3 points that lean the same way
+adds up its evidence (`_run_evidence`): a few failed jobs an hour for three hours is an
+incident although no single hour is.
 Drops in non-negative series are boosted by their depth (up to x2.5 for total silence):
 a drop's z can never exceed expected / spread, yet silence where traffic was expected is an
 outage, e.g. 40 calls/h expected and 0 seen.
@@ -78,7 +83,11 @@ class DetectorConfig:
     raw_floor: float = 0.3
     rel_floor: float = 0.02
     count_floor: float = 0.4
-    count_floor_sqrt: float = 0.3
+    count_floor_sqrt: float = 0.5
+    unit_prior: float = 3.0
+    unit_cap: float = 25.0
+    run_points: int = 3
+    run_min_z: float = 2.0
     drop_boost: float = 2.5
     z_half: float = 10.0
     interval_samples: int = 1000
@@ -112,8 +121,38 @@ def _seasonal_slots(index: pd.Index, interval: pd.Timedelta | None) -> list[tupl
     return [(day_slot, per_bucket), (dow * n_day + day_slot, per_bucket)]
 
 
+def _spread(
+    sigma: np.ndarray,
+    seen: np.ndarray,
+    expected: np.ndarray,
+    unit: np.ndarray,
+    count_like: np.ndarray,
+    cfg: DetectorConfig,
+) -> np.ndarray:
+    """(spread, count-noise bound): the scale a deviation is measured in, and where counting noise sets it.
+
+    The spread is the model's, widened in warm-up, kept above the noise floors.
+    """
+    # Few residuals seen: widen the band like a small-sample prediction interval.
+    warm = np.sqrt(1.0 + cfg.warmup_points / np.maximum(seen, 1.0))
+    abs_e = np.abs(np.where(np.isfinite(expected), expected, 0.0))
+    floor = cfg.rel_floor * abs_e
+    # Compound-count floor: bursts of size u arriving at rate e/u have variance u*e.
+    counts = unit * np.maximum(cfg.count_floor, cfg.count_floor_sqrt * np.sqrt(abs_e / unit))
+    floor = np.where(count_like, np.maximum(floor, counts), floor)
+    return np.fmax(sigma * warm, floor), count_like & (counts >= sigma * warm)
+
+
 def _forecast(x: np.ndarray, index: pd.Index, cfg: DetectorConfig) -> tuple[np.ndarray, ...]:
-    """One-step-ahead (expected, sigma, residuals seen) for an (n, m) block sharing an index."""
+    """One-step-ahead (expected, sigma, residuals seen, burst unit, count-like) for an (n, m) block.
+
+    The burst unit: API calls arrive in clumps (a job is one submit plus its polls), so a quiet
+    key's counts jump 0 -> 6 -> 0 and its variance is u times its mean, with u = E[X^2] / E[X]
+    over burst sizes X.  u is learned from the non-zero values at points where less than one is
+    expected (a busy key has none and keeps 1), before t, from `unit_prior` bursts of size 1;
+    values that score as anomalies never teach it and larger ones count as `unit_cap`, so an
+    incident on a quiet key cannot make the next one look normal.
+    """
     n, m = x.shape
     seasons = _seasonal_slots(index, _infer_interval(index, cfg)) if cfg.seasonal else []
     k = 1 + len(seasons)
@@ -137,10 +176,16 @@ def _forecast(x: np.ndarray, index: pd.Index, cfg: DetectorConfig) -> tuple[np.n
     expected_out = np.full((n, m), np.nan)
     sigma_out = np.zeros((n, m))
     seen_out = np.zeros((n, m))
+    unit_out = np.ones((n, m))
+    count_out = np.zeros((n, m), dtype=bool)
+    count_like = np.ones(m, dtype=bool)
+    burst_sum = np.zeros(m)
+    burst_sq = np.zeros(m)
     for t in range(n):
         xt = x[t]
         valid = np.isfinite(xt)
         xv = np.where(valid, xt, 0.0)
+        count_like &= ~valid | ((np.mod(xv, 1.0) == 0) & (xv >= 0))
         slot_t = [slots[t] for slots, _ in seasons]
         for c in range(1, k):
             seas[c] = profiles[c - 1][slot_t[c - 1]]
@@ -159,6 +204,15 @@ def _forecast(x: np.ndarray, index: pd.Index, cfg: DetectorConfig) -> tuple[np.n
         expected_out[t] = np.where(usable[best, cols], pred[best, cols], np.nan)
         sigma_out[t] = sigma[best, cols]
         seen_out[t] = n_mad[best, cols]
+        unit = (burst_sq + cfg.unit_prior) / (burst_sum + cfg.unit_prior)
+        unit_out[t], count_out[t] = unit, count_like
+        spread, _ = _spread(sigma_out[t], seen_out[t], expected_out[t], unit, count_like, cfg)
+        e_t = expected_out[t]
+        with np.errstate(invalid="ignore"):
+            burst = valid & (xv > 0) & (e_t < 1.0) & (np.abs(xv - e_t) < cfg.z_half * spread)
+        size = np.where(burst, np.minimum(xv, cfg.unit_cap), 0.0)
+        burst_sum += size
+        burst_sq += size * size
 
         resid = xv - pred
         ready = n_mad >= cfg.min_history
@@ -187,32 +241,47 @@ def _forecast(x: np.ndarray, index: pd.Index, cfg: DetectorConfig) -> tuple[np.n
             a_s = np.maximum(a_season[c - 1], 1.0 / (cnt + 1.0))
             profiles[c - 1][s] = np.where(valid, old + a_s * (xw[c] - level[c] - old), old)
             n_prof[c - 1][s] = cnt + valid
-    return expected_out, sigma_out, seen_out
+    return expected_out, sigma_out, seen_out, unit_out, count_out
+
+
+def _run_evidence(signed: np.ndarray, cfg: DetectorConfig) -> np.ndarray:
+    """z of the sum of the last 2..`run_points` deviations when all lean the same way.
+
+    Four hours of 2-3 failed jobs where none are expected are, each alone, count noise; together
+    they are an incident.  Only points whose spread is set by counting noise take part (counts
+    in different hours are independent; a seasonal model's misses are not and must not add
+    up), and each must itself be `run_min_z` out.
+    """
+    best = np.zeros_like(signed)
+    total = signed.copy()
+    same = np.abs(signed) >= cfg.run_min_z
+    with np.errstate(invalid="ignore"):
+        for k in range(1, int(cfg.run_points)):
+            prev = np.zeros_like(signed)
+            prev[k:] = signed[:-k]
+            same &= (np.sign(prev) == np.sign(signed)) & (np.abs(prev) >= cfg.run_min_z)
+            total = total + prev
+            best = np.where(same, np.fmax(best, np.abs(total) / np.sqrt(k + 1.0)), best)
+    return best
 
 
 def _score_block(x: np.ndarray, index: pd.Index, cfg: DetectorConfig) -> dict[str, np.ndarray]:
-    expected, sigma, seen = _forecast(x, index, cfg)
+    expected, sigma, seen, unit, count_like = _forecast(x, index, cfg)
     valid = np.isfinite(x)
     xv = np.where(valid, x, 0.0)
-    count_like = np.cumsum(valid & ((np.mod(xv, 1.0) != 0) | (xv < 0)), axis=0) == 0
-    # Few residuals seen: widen the band like a small-sample prediction interval.
-    warm = np.sqrt(1.0 + cfg.warmup_points / np.maximum(seen, 1.0))
     abs_e = np.abs(np.where(np.isfinite(expected), expected, 0.0))
-    floor = cfg.rel_floor * abs_e
-    poisson = np.maximum(cfg.count_floor, cfg.count_floor_sqrt * np.sqrt(abs_e))
-    floor = np.where(count_like, np.maximum(floor, poisson), floor)
-    spread = np.fmax(sigma * warm, floor)
+    spread, count_bound = _spread(sigma, seen, expected, unit, count_like, cfg)
 
     dev = x - expected
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.abs(dev) / spread
+        signed = np.where(np.isfinite(dev) & (dev != 0), dev / spread, 0.0)
         depth = np.clip(-dev / abs_e, 0.0, 1.0)
-    z = np.where(np.isfinite(dev) & (dev != 0), z, 0.0)
+    z = np.abs(signed)
     # A drop's z is capped at expected/spread, yet near-silence of non-negative traffic is an
     # outage, not noise: boost drops by their depth (x1 at half depth, x`drop_boost` at zero).
     non_negative = np.cumsum(valid & (xv < 0), axis=0) == 0
     depth = np.where(non_negative & (dev < 0) & np.isfinite(depth), depth, 0.0)
-    z = z * (1.0 + (cfg.drop_boost - 1.0) * depth**4)
+    z = np.fmax(z * (1.0 + (cfg.drop_boost - 1.0) * depth**4), _run_evidence(np.where(count_bound, signed, 0.0), cfg))
     with np.errstate(invalid="ignore"):
         score = np.where(np.isinf(z), 1.0, z * z / (z * z + cfg.z_half**2))
     score = score * np.minimum(1.0, seen / cfg.warmup_points)
@@ -312,21 +381,31 @@ def incidents(frame_or_scores: pd.DataFrame | pd.Series, threshold: float = DEFA
         scores = frame_or_scores.to_numpy(dtype=float)
         direction = np.full(len(scores), "", dtype=object)
         observed = expected = np.full(len(scores), np.nan)
-    index = frame_or_scores.index
-    flagged = np.nan_to_num(scores, nan=0.0) >= threshold
-    rows = []
-    start = None
-    for i in range(len(scores) + 1):
-        cont = i < len(scores) and flagged[i]
-        if cont and start is not None and direction[i] != direction[start]:
-            rows.append(_incident(index, scores, direction, observed, expected, start, i - 1))
-            start = i
-        elif cont and start is None:
-            start = i
-        elif not cont and start is not None:
-            rows.append(_incident(index, scores, direction, observed, expected, start, i - 1))
-            start = None
+    rows = incident_rows(frame_or_scores.index, scores, direction, observed, expected, threshold)
     return pd.DataFrame(rows, columns=_INCIDENT_COLUMNS)
+
+
+def incident_rows(
+    index: pd.Index,
+    scores: np.ndarray,
+    direction: np.ndarray,
+    observed: np.ndarray,
+    expected: np.ndarray,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> list[dict[str, object]]:
+    """`incidents` on plain arrays: one dict per run of flagged points (the columns of `incidents`)."""
+    flagged = np.nan_to_num(scores, nan=0.0) >= threshold
+    positions = np.flatnonzero(flagged)
+    if positions.size == 0:
+        return []
+    # A run breaks where the next flagged point is not adjacent or leans the other way.
+    breaks = (np.diff(positions) != 1) | (direction[positions[1:]] != direction[positions[:-1]])
+    starts = positions[np.r_[True, breaks]]
+    ends = positions[np.r_[breaks, True]]
+    return [
+        _incident(index, scores, direction, observed, expected, int(a), int(b))
+        for a, b in zip(starts, ends, strict=True)
+    ]
 
 
 def _incident(

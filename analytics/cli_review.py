@@ -44,7 +44,13 @@ def report(args: argparse.Namespace) -> str:
     if not Path(args.db).is_file():
         raise UsageError(f"--db: {args.db} does not exist")
     state = Path(args.state_db) if args.state_db else state_path(args.db)
+    if args.out != "-" and not Path(args.out).parent.is_dir():  # fail before the (slow) report, not after
+        raise UsageError(f"--out: cannot write {args.out}: the folder {Path(args.out).parent} does not exist")
     try:
+        if state.exists():
+            from store.decisions import last_decisions
+
+            last_decisions(state)  # an unreadable state file fails here, before the report is computed
         inputs = load_inputs(args.db, week, now, rules, settings, state)
     except StoreError as exc:
         raise UsageError(f"database error: {exc}") from None

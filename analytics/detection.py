@@ -14,7 +14,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from analytics.anomalies import DEFAULT_THRESHOLD, DetectorConfig, _score_block, incidents, score_frame
+from analytics.anomalies import DEFAULT_THRESHOLD, DetectorConfig, _score_block, incident_rows, incidents, score_frame
 
 METRICS = ("calls", "failed_jobs", "credits")
 INCIDENT_COLUMNS = ["key_name", "metric", "direction", "start", "end", "peak_score", "expected", "observed", "grain"]
@@ -27,55 +27,65 @@ def _last_hour(now: datetime) -> pd.Timestamp:
 
 
 def wide_frame(hourly: pd.DataFrame, metric: str, now: datetime) -> pd.DataFrame:
-    """Hourly frame (index: hour, columns: keys) for one metric; NaN before a key's first hour."""
+    """Hourly frame (index: hour, columns: keys) for one metric; NaN before a key's first hour.
+
+    Repeated (key, hour) rows are summed; a cell with any NaN row stays NaN (unknown).
+    """
     rows = hourly[hourly["metric"] == metric]
     end = _last_hour(now)
-    rows = rows[pd.to_datetime(rows["hour"]) <= end]
-    if rows.empty:
+    hours = pd.to_datetime(rows["hour"])
+    keep = (hours <= end).to_numpy()
+    if not keep.any():
         return pd.DataFrame(index=pd.DatetimeIndex([], name="hour"))
-    wide = rows.pivot_table(index="hour", columns="key_name", values="value", aggfunc="sum", dropna=False)
-    # pivot_table drops all-NaN cells' distinction; rebuild: present-but-NaN stays NaN, absent becomes 0.
-    present = rows.pivot_table(index="hour", columns="key_name", values="value", aggfunc="size", fill_value=0)
-    nan_cells = rows[rows["value"].isna()].pivot_table(
-        index="hour", columns="key_name", values="metric", aggfunc="size", fill_value=0
-    )
-    index = pd.date_range(pd.to_datetime(rows["hour"]).min(), end, freq="h", name="hour")
-    wide = wide.reindex(index=index)
-    present = present.reindex(index=index, columns=wide.columns, fill_value=0)
-    first = rows.groupby("key_name")["hour"].min()
-    started = pd.DataFrame(
-        {k: index >= pd.Timestamp(first[k]) for k in wide.columns}, index=index, columns=wide.columns
-    )
-    wide = wide.where(present > 0, 0.0)
-    if not nan_cells.empty:
-        nan_mask = nan_cells.reindex(index=index, columns=wide.columns, fill_value=0) > 0
-        wide = wide.mask(nan_mask)
-    wide = wide.where(started)
-    wide.columns.name = None
-    return wide.astype(float)
+    hours = hours[keep]
+    codes, keys = pd.factorize(rows["key_name"][keep], sort=True)
+    values = rows["value"].to_numpy(dtype=float)[keep]
+    first_hour = hours.min()
+    index = pd.date_range(first_hour, end, freq="h", name="hour")
+    pos = ((hours - first_hour) // pd.Timedelta(hours=1)).to_numpy(dtype=np.int64)
+    n, m = len(index), len(keys)
+    cell = pos * m + codes
+    unknown = np.isnan(values)
+    total = np.bincount(cell, weights=np.where(unknown, 0.0, values), minlength=n * m).reshape(n, m)
+    present = np.bincount(cell, minlength=n * m).reshape(n, m) > 0
+    nan_cell = np.bincount(cell[unknown], minlength=n * m).reshape(n, m) > 0
+    first = np.full(m, n, dtype=np.int64)
+    np.minimum.at(first, codes, pos)
+    started = np.arange(n)[:, None] >= first[None, :]
+    wide = np.where(present, total, 0.0)
+    wide[nan_cell | ~started] = np.nan
+    return pd.DataFrame(wide, index=index, columns=pd.Index(keys, name=None))
 
 
-def credit_units(hourly: pd.DataFrame, keys: pd.Index) -> pd.Series:
-    """Per key, a large charge of one job: 90th percentile over hours with jobs of credits / jobs.
+def credit_units(hourly: pd.DataFrame, credits: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    """Per key and hour, the charge that counts as one unit of credits noise (causal).
 
-    Credits per hour are a compound count (jobs x charge per job, heavy-tailed by video length);
-    scored raw, one long video on a quiet key is a "spike".  Scored in job-equivalents (rounded)
-    the count-noise floor applies: one long video is not an alarm, many jobs at once are.
-    Without a `jobs` metric the non-zero hourly credits stand in.
+    Hourly credits are a compound count: N jobs times a heavy-tailed charge X per job (video
+    length).  Their variance is E[N] E[X^2], so credits / u with u = E[X^2] / E[X] has variance
+    equal to its mean: a count the detector's count-noise floor understands.  One long video on
+    a quiet key is then one unit, not a spike; many jobs at once are.  E[X] and E[X^2] come from
+    hourly sums only, using every hour strictly before t: with n jobs and sum S in an hour,
+    E[S^2] = n E[X^2] + n (n - 1) E[X]^2.  Without a `jobs` metric every non-zero hour counts as
+    one job.  Hours before any charge use that hour's own mean charge.
     """
-    credits = hourly[hourly["metric"] == "credits"].set_index(["key_name", "hour"])["value"]
-    jobs = hourly[hourly["metric"] == "jobs"].set_index(["key_name", "hour"])["value"]
-    if not jobs.empty:
-        both = pd.concat({"credits": credits, "jobs": jobs}, axis=1).dropna()
-        both = both[(both["jobs"] > 0) & (both["credits"] > 0)]
-        per_job = (both["credits"] / both["jobs"]).groupby(level=0).quantile(0.9)
+    s = credits.fillna(0.0)
+    jobs = wide_frame(hourly, "jobs", now)
+    if jobs.empty:
+        n = (s > 0).astype(float)
     else:
-        per_job = credits[credits > 0].groupby(level=0).quantile(0.9)
-    return per_job.reindex(keys).where(lambda s: s > 0).fillna(1.0)
+        n = jobs.reindex(index=s.index, columns=s.columns).fillna(0.0)
+    sum_s, sum_s2 = s.cumsum().shift(1), (s * s).cumsum().shift(1)
+    sum_n, sum_nn = n.cumsum().shift(1), (n * (n - 1.0)).cumsum().shift(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = sum_s / sum_n
+        second = np.fmax((sum_s2 - mean * mean * sum_nn) / sum_n, mean * mean)
+        unit = second / mean
+        unit = unit.where(np.isfinite(unit) & (unit > 0)).fillna(s / n.where(n > 0))
+    return unit.where(unit > 0).ffill().fillna(1.0)
 
 
 def score_wide(wide: pd.DataFrame, config: DetectorConfig | None = None) -> dict[str, pd.DataFrame]:
-    """value/expected/lower/upper/score/direction frames for a wide frame in one vectorised pass.
+    """value/expected/lower/upper/score/dev (value - expected) frames for a wide frame in one pass.
 
     The same pass as `score_many` (whose scores equal these), keeping the band and expected
     values that `score_many` drops; re-running `score_frame` per key would cost a Python loop
@@ -86,37 +96,73 @@ def score_wide(wide: pd.DataFrame, config: DetectorConfig | None = None) -> dict
     out = {"value": wide}
     for name in ("expected", "lower", "upper", "score"):
         out[name] = pd.DataFrame(parts[name], index=wide.index, columns=wide.columns)
-    sign = np.where(parts["dev"] > 0, "spike", np.where(parts["dev"] < 0, "drop", ""))
-    out["direction"] = pd.DataFrame(
-        np.where(parts["score"] > 0, sign, "").astype(object), index=wide.index, columns=wide.columns
-    )
+    out["dev"] = pd.DataFrame(parts["dev"], index=wide.index, columns=wide.columns)
     return out
+
+
+def score_metric(
+    hourly: pd.DataFrame, metric: str, now: datetime, config: DetectorConfig | None = None
+) -> dict[str, pd.DataFrame] | None:
+    """`score_wide` frames for one metric of the long hourly frame; None when it has no series.
+
+    Credits are scored in units of `credit_units` (a count the count-noise floor understands)
+    and their value, expected and band are reported back in credits.
+    """
+    wide = wide_frame(hourly, metric, now)
+    if wide.empty or wide.shape[1] == 0:
+        return None
+    if metric != "credits":
+        return score_wide(wide, config)
+    unit = credit_units(hourly, wide, now)
+    scored = score_wide((wide / unit).round(), config)
+    for name in ("expected", "lower", "upper"):
+        scored[name] = scored[name] * unit
+    scored["value"] = wide
+    return scored
 
 
 def key_frame(scored: dict[str, pd.DataFrame], key: str) -> pd.DataFrame:
     """One key's `score_frame`-shaped frame from `score_wide` output, from its first hour on."""
     frame = pd.DataFrame({name: scored[name][key] for name in ("value", "expected", "lower", "upper", "score")})
-    frame["direction"] = scored["direction"][key]
+    dev = scored["dev"][key].to_numpy()
+    sign = np.where(dev > 0, "spike", np.where(dev < 0, "drop", ""))
+    frame["direction"] = np.where(frame["score"].to_numpy() > 0, sign, "").astype(object)
     first = frame["value"].first_valid_index()
     return frame.loc[first:] if first is not None else frame.iloc[0:0]
 
 
 def _incident_rows(frame: pd.DataFrame, key: str, metric: str, threshold: float, grain: str) -> list[dict]:
     found = incidents(frame, threshold)
-    return [
-        {
-            "key_name": key,
-            "metric": metric,
-            "direction": r.direction,
-            "start": r.start,
-            "end": r.end,
-            "peak_score": float(r.peak_score),
-            "expected": float(r.expected),
-            "observed": float(r.observed),
-            "grain": grain,
-        }
-        for r in found.itertuples(index=False)
-    ]
+    return [_labelled(r, key, metric, grain) for r in found.to_dict("records")]
+
+
+def _labelled(found: dict, key: str, metric: str, grain: str) -> dict:
+    return {
+        "key_name": key,
+        "metric": metric,
+        "direction": found["direction"],
+        "start": found["start"],
+        "end": found["end"],
+        "peak_score": float(found["peak_score"]),
+        "expected": float(found["expected"]),
+        "observed": float(found["observed"]),
+        "grain": grain,
+    }
+
+
+def _scored_incidents(scored: dict[str, pd.DataFrame], metric: str, threshold: float) -> list[dict]:
+    """Incident rows of every key in `score_wide` output, touching only the keys that flagged."""
+    score = scored["score"].to_numpy()
+    flagged = np.flatnonzero((np.nan_to_num(score, nan=0.0) >= threshold).any(axis=0))
+    value, expected, dev = (scored[name].to_numpy() for name in ("value", "expected", "dev"))
+    index, keys = scored["score"].index, scored["score"].columns
+    rows: list[dict] = []
+    for j in flagged:
+        sign = np.where(dev[:, j] > 0, "spike", np.where(dev[:, j] < 0, "drop", ""))
+        direction = np.where(score[:, j] > 0, sign, "").astype(object)
+        found = incident_rows(index, score[:, j], direction, value[:, j], expected[:, j], threshold)
+        rows.extend(_labelled(r, str(keys[j]), metric, "hour") for r in found)
+    return rows
 
 
 def detect(
@@ -133,18 +179,10 @@ def detect(
     """
     rows: list[dict] = []
     for metric in METRICS:
-        wide = wide_frame(hourly, metric, now)
-        if wide.empty or wide.shape[1] == 0:
+        scored = score_metric(hourly, metric, now, config)
+        if scored is None:
             continue
-        unit = credit_units(hourly, wide.columns) if metric == "credits" else None
-        scored = score_wide(wide if unit is None else (wide / unit).round(), config)
-        if unit is not None:
-            for name in ("expected", "lower", "upper"):
-                scored[name] = scored[name] * unit
-            scored["value"] = wide
-        flagged = [k for k in wide.columns if (scored["score"][k].fillna(0.0) >= threshold).any()]
-        for key in flagged:
-            rows.extend(_incident_rows(key_frame(scored, key), key, metric, threshold, "hour"))
+        rows.extend(_scored_incidents(scored, metric, threshold))
     return _finish(rows, since)
 
 

@@ -51,11 +51,13 @@ def to_csv(rows: pd.DataFrame | Iterable[Mapping[str, Any]], columns: Sequence[s
     records = to_records(rows)
     fields = list(columns) if columns else (list(records[0]) if records else [])
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    # "\r\n" as the terminator makes the writer quote any cell holding a lone CR, which a spreadsheet
+    # would otherwise read as a row break (and run what follows it as a new, unprefixed cell).
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\r\n")
     writer.writeheader()
     for record in records:
         writer.writerow({k: safe_cell("" if record.get(k) is None else record.get(k)) for k in fields})
-    return buffer.getvalue()
+    return buffer.getvalue().replace("\r\n", "\n")
 
 
 def csv_frame(frame: pd.DataFrame) -> bytes:

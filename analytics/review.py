@@ -122,7 +122,9 @@ def load_inputs(
     inputs["findings"] = findings_for(db_path, cut - timedelta(microseconds=1), rules) if cut > start else None
     inputs["previous_findings"] = findings_for(db_path, min(start, now) - timedelta(microseconds=1), rules)
     data = credits.BillingData(
-        jobs=credit_reads.jobs_with_charges(db_path, until=cut),
+        # Only the week's jobs are judged (find_discrepancies cuts to [start, cut]); reading all history
+        # would load every job ever listed.
+        jobs=credit_reads.jobs_with_charges(db_path, start, cut),
         orphan_events=credit_reads.orphan_charge_events(db_path, start, cut),
         daily=credit_reads.daily_charges(db_path, start.date(), (end - timedelta(days=1)).date()),
         rates=credit_reads.pricing_rates(db_path),

@@ -7,23 +7,54 @@ import asyncio
 import dataclasses
 import logging
 import sys
+from typing import NoReturn
 
 from collectors.config import Config, ConfigError, load_config
 from collectors.sync import collect, prune_store
 from store import StoreError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr (exit 2) like every other error here."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m collectors", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, help_text in (("once", "collect every endpoint for every key once, then exit"),
-                            ("serve", "keep collecting on a schedule until SIGTERM/SIGINT")):
+    parser = _Parser(prog="python -m collectors", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, help_text in (
+        ("once", "collect every endpoint for every key once, then exit"),
+        ("serve", "keep collecting on a schedule until SIGTERM/SIGINT"),
+    ):
         cmd = sub.add_parser(name, help=help_text)
         cmd.add_argument("--config", required=True, help="key config TOML")
         cmd.add_argument("--db", required=True, help="DuckDB file to write")
         cmd.add_argument("--base-url", help="override [api] base_url")
-        cmd.add_argument("--concurrency", type=int, help="requests in flight at once")
-        cmd.add_argument("--backoff-scale", type=float, help="multiply retry waits (tests use 0.01)")
+        cmd.add_argument("--concurrency", type=_positive_int, help="requests in flight at once")
+        cmd.add_argument("--backoff-scale", type=_non_negative, help="multiply retry waits (tests use 0.01)")
         cmd.add_argument("--endpoints", help="comma-separated subset: pricing,admin,summary,events,jobs")
         cmd.add_argument("-v", "--verbose", action="store_true", help="log every request attempt")
         if name == "serve":
@@ -42,8 +73,11 @@ def _apply_overrides(config: Config, args: argparse.Namespace) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     if not args.verbose:
         logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
@@ -58,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"unknown endpoint(s) {', '.join(unknown)}; known: {', '.join(ENDPOINTS)}")
         if args.command == "once":
             kwargs = {"endpoints": endpoints} if endpoints else {}
-            summary = asyncio.run(collect(config, args.db, progress=lambda m: print(m, file=sys.stderr),
-                                          **kwargs))
+            summary = asyncio.run(collect(config, args.db, progress=lambda m: print(m, file=sys.stderr), **kwargs))
             prune_store(config, args.db)
             print(summary.line())
             return 0 if summary.keys_ok or not config.keys else 1
@@ -71,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except StoreError as exc:
         print(f"database error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. --db under a path that is a file: cannot create the database there
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"database error: cannot create {args.db}: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -39,6 +39,9 @@ _KEY_FIELDS = {
 }
 _API_FIELDS = {"base_url", "admin_token_env", "admin_token"}
 _SECTIONS = {"api", "keys", "collector", "rules", "alerts", "reconciliation", "review", "dashboard"}
+_ALERT_FIELDS = {"webhook_url_env", "cooldown_hours"}
+_REVIEW_FIELDS = {"weekly_cron", "reports_dir"}
+DEFAULT_REPORTS_DIR = "data/reports"
 
 
 class ConfigError(Exception):
@@ -157,7 +160,13 @@ def _resolve_secret(raw: dict[str, Any], where: str, secrets_toml: dict[str, Any
         secret = raw["secret"]
     elif "secret_env" in raw:
         var = raw["secret_env"]
-        secret = os.environ.get(str(var))
+        if not isinstance(var, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", var) or var.startswith("rbv_"):
+            # Likely the secret itself pasted in the wrong field: say so without echoing it.
+            raise ConfigError(
+                f"{where}: secret_env must be the name of an environment variable (like RBV_KEY_PROD); "
+                "the value given is not one (it looks like a secret, so it is not shown)"
+            )
+        secret = os.environ.get(var)
         if not secret:
             raise ConfigError(f"{where}: environment variable {var} (secret_env) is not set")
     else:
@@ -196,6 +205,44 @@ def _collector_settings(raw: dict[str, Any], where: str) -> CollectorSettings:
     return CollectorSettings(**{**defaults.__dict__, **values})
 
 
+def _check_alerts(alerts: Any, label: str) -> None:
+    """`[alerts]`: a webhook URL is a secret, so only the name of the variable holding it may be given."""
+    if not isinstance(alerts, dict):
+        raise ConfigError(f"{label}: [alerts] must be a table")
+    if "webhook_url" in alerts:  # never echo the value: it is the secret
+        raise ConfigError(
+            f"{label} [alerts]: webhook_url must not be written in the config (it is a secret); "
+            "put it in an environment variable and name that variable with webhook_url_env"
+        )
+    unknown = set(alerts) - _ALERT_FIELDS
+    if unknown:
+        known = ", ".join(sorted(_ALERT_FIELDS))
+        raise ConfigError(f"{label} [alerts]: unknown field(s) {', '.join(sorted(unknown))} (known: {known})")
+
+
+def _check_review(review: Any, label: str) -> None:
+    """`[review]`: the optional weekly report job of `collectors serve` (a crontab line in UTC, a folder)."""
+    if not isinstance(review, dict):
+        raise ConfigError(f"{label}: [review] must be a table")
+    unknown = set(review) - _REVIEW_FIELDS
+    if unknown:
+        known = ", ".join(sorted(_REVIEW_FIELDS))
+        raise ConfigError(f"{label} [review]: unknown field(s) {', '.join(sorted(unknown))} (known: {known})")
+    cron = review.get("weekly_cron")
+    if cron is not None:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(str(cron), timezone=UTC)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{label} [review] weekly_cron: '{cron}' is not a crontab line like \"0 7 * * mon\" ({exc})"
+            ) from None
+    folder = review.get("reports_dir", DEFAULT_REPORTS_DIR)
+    if not isinstance(folder, str) or not folder.strip():
+        raise ConfigError(f"{label} [review] reports_dir: must be a folder path")
+
+
 def load_config(path: str | Path, base_url_override: str | None = None) -> Config:
     """Read and validate a key config; every problem raises ConfigError with one clear line."""
     config_path = Path(path)
@@ -216,7 +263,12 @@ def config_from_dict(
     label = str(config_path) if config_path else "config"
     unknown = set(data) - _SECTIONS
     if unknown:
-        raise ConfigError(f"{label}: unknown section(s) {', '.join(sorted(unknown))}")
+        raise ConfigError(
+            f"{label}: unknown top-level section(s) or field(s) {', '.join(sorted(unknown))} "
+            f"(known sections: {', '.join(sorted(_SECTIONS))})"
+        )
+    _check_alerts(data.get("alerts", {}), label)
+    _check_review(data.get("review", {}), label)
     api = data.get("api", {})
     if not isinstance(api, dict):
         raise ConfigError(f"{label}: [api] must be a table")

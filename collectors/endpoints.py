@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
+from urllib.parse import quote
 
 from collectors import contract
 from collectors.config import Config, KeyConfig
@@ -222,7 +223,8 @@ async def fetch_jobs(ctx: FetchContext, outcome: Outcome) -> None:
     ]
     for job_id in unsettled:
         try:
-            response = await req.get(f"/v1/jobs/{job_id}", endpoint="job_detail")
+            # An upstream id is data, not a path: "../x" or "a?b" must not reach another route.
+            response = await req.get(f"/v1/jobs/{quote(job_id, safe='')}", endpoint="job_detail")
         except ApiError as exc:
             if exc.status == 404:
                 outcome.rejects.append((f"job {job_id} no longer listed (404)", {"id": job_id}, exc.request_id))

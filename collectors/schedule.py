@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 
-from collectors.config import Config
+from collectors.config import DEFAULT_REPORTS_DIR, Config
 from collectors.endpoints import ENDPOINTS
 from collectors.sync import collect, prune_store
 from store import StoreError
@@ -76,9 +77,30 @@ def build_scheduler(
             print(f"[retention] database error: {exc}", file=sys.stderr, flush=True)
 
     scheduler.add_job(housekeeping, "interval", hours=6, id="retention", name="retention")
+    review = config.sections.get("review") or {}
+    if review.get("weekly_cron"):
+        folder = Path(review.get("reports_dir", DEFAULT_REPORTS_DIR))
+        trigger = CronTrigger.from_crontab(str(review["weekly_cron"]), timezone=UTC)
+        scheduler.add_job(weekly_review_job(config, db_path, folder), trigger, id="weekly_review", name="weekly_review")
     for job_id, (func, trigger) in (extra_jobs or {}).items():
         scheduler.add_job(func, id=job_id, name=job_id, **trigger)
     return scheduler
+
+
+def weekly_review_job(config: Config, db_path: str | Path, folder: Path) -> Callable[[], Coroutine[Any, Any, None]]:
+    """The `[review] weekly_cron` job: the last full week's review as HTML, Markdown and JSON into `folder`."""
+
+    async def run() -> None:
+        from analytics.report_job import write_weekly_review
+
+        try:
+            now = datetime.now(UTC).replace(tzinfo=None)
+            written = await asyncio.to_thread(write_weekly_review, db_path, folder, config.path, now)
+            print(f"[review] wrote {', '.join(str(p) for p in written)}", flush=True)
+        except Exception as exc:  # a bad config, a locked or missing database, a full disk: say so, keep collecting
+            print(f"[review] weekly report not written: {exc}", file=sys.stderr, flush=True)
+
+    return run
 
 
 async def _serve(config: Config, db_path: str | Path, run_first: bool) -> None:
@@ -99,11 +121,15 @@ async def _serve(config: Config, db_path: str | Path, run_first: bool) -> None:
     await stop.wait()
     print("stopping: waiting for running collections to finish", flush=True)
     scheduler.shutdown(wait=False)
-    running = list(scheduler.running_tasks)  # type: ignore[attr-defined]
-    if running:
-        _, pending = await asyncio.wait(running, timeout=SHUTDOWN_GRACE_S)
-        for task in pending:
-            task.cancel()
+    await asyncio.sleep(0)  # a job handed to the loop just before shutdown registers itself first
+    running: set[asyncio.Task[Any]] = scheduler.running_tasks  # type: ignore[attr-defined]
+    deadline = loop.time() + SHUTDOWN_GRACE_S
+    while running and loop.time() < deadline:
+        await asyncio.wait(list(running), timeout=deadline - loop.time())
+    for task in list(running):
+        task.cancel()
+    if running:  # let cancelled runs record themselves as cancelled before the loop closes
+        await asyncio.wait(list(running), timeout=10)
     print("collector stopped", flush=True)
 
 

@@ -235,31 +235,38 @@ async def collect(
         raise
     finally:
         stop.set()
-        await flush_task
-        await writer.flush()
-        summary = RunSummary(
-            run_id,
-            status,
-            len(config.keys),
-            keys_ok,
-            client.stats.requests,
-            client.stats.retries,
-            writer.rows_written,
-            failures,
-            time.monotonic() - started,
-        )
-        with write_transaction(db_path) as con:
-            writes.finish_run(
-                con,
+        try:
+            await flush_task
+            await writer.flush()
+        except asyncio.CancelledError:
+            # Cancelled again while closing (asyncio.run's teardown cancels the flusher too): rows not yet
+            # written are fetched again next run, since cursors only advance with their rows.
+            status = "cancelled"
+            raise
+        finally:
+            summary = RunSummary(
                 run_id,
-                status=status,
-                keys_ok=keys_ok,
-                requests=client.stats.requests,
-                retries=client.stats.retries,
-                rows_written=writer.rows_written,
-                message=json.dumps(failures[:50]) if failures else None,
-                now=now(),
+                status,
+                len(config.keys),
+                keys_ok,
+                client.stats.requests,
+                client.stats.retries,
+                writer.rows_written,
+                failures,
+                time.monotonic() - started,
             )
+            with write_transaction(db_path) as con:
+                writes.finish_run(
+                    con,
+                    run_id,
+                    status=status,
+                    keys_ok=keys_ok,
+                    requests=client.stats.requests,
+                    retries=client.stats.retries,
+                    rows_written=writer.rows_written,
+                    message=json.dumps(failures[:50]) if failures else None,
+                    now=now(),
+                )
     return summary
 
 

@@ -12,7 +12,7 @@ import streamlit as st
 
 from analytics.alerts import cooldown_from_config, deliver, slack_payload, webhook_url_from_config
 from analytics.anomalies import DEFAULT_THRESHOLD
-from analytics.detection import METRICS, credit_units, detect, key_frame, score_wide, wide_frame
+from analytics.detection import METRICS, detect, key_frame, score_metric
 from store import StoreError
 from store.alert_store import (
     AlertError,
@@ -29,24 +29,21 @@ from ui.filters import sidebar_filters, utc_now
 from ui.freshness import freshness_banner
 
 
-@st.cache_data(ttl=60, show_spinner=False)
-def load(db_path: str, now: datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
-    hourly = hourly_series(db_path, now)
-    return hourly, detect(hourly, now)
+# Incidents need the whole fleet's hourly history scored; they change when the last complete hour does,
+# so the page keys them by that hour and keeps them for it. Only small frames are cached (a cache hit
+# unpickles its value, so caching the millions of hourly rows would make every rerun slow).
+@st.cache_data(ttl=3600, max_entries=4, show_spinner="Scoring every key's hourly history…")
+def load(db_path: str, now: datetime) -> tuple[list[str], pd.DataFrame]:
+    hourly = hourly_series(db_path, now, ordered=False)  # the detector pivots: row order does not matter
+    return sorted(hourly["key_name"].unique().tolist()), detect(hourly, now)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
 def key_series(db_path: str, now: datetime, metric: str, key: str) -> pd.DataFrame:
-    hourly, _ = load(db_path, now)
-    wide = wide_frame(hourly, metric, now)
-    if key not in wide.columns:
+    """The chart's series: the chosen key alone is read and scored (each key's score depends on its own history)."""
+    scored = score_metric(hourly_series(db_path, now, keys=[key]), metric, now)
+    if scored is None or key not in scored["value"].columns:
         return pd.DataFrame()
-    unit = credit_units(hourly, wide.columns) if metric == "credits" else None
-    scored = score_wide(wide if unit is None else (wide / unit).round())
-    if unit is not None:
-        for name in ("expected", "lower", "upper"):
-            scored[name] = scored[name] * unit
-        scored["value"] = wide
     return key_frame(scored, key)
 
 
@@ -75,8 +72,7 @@ st.caption(
     f"an hour is flagged at score ≥ {DEFAULT_THRESHOLD}."
 )
 
-hourly, found = load(str(settings.db_path), now.replace(minute=0, second=0, microsecond=0))
-keys = sorted(hourly["key_name"].unique().tolist())
+keys, found = load(str(settings.db_path), now.replace(minute=0, second=0, microsecond=0))
 if not keys:
     st.info("No hourly data yet: collect jobs or events first.")
     st.stop()

@@ -20,6 +20,10 @@ CACHE_TTL_S = 30
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def load_billing(db_path: str, since: datetime, until: datetime, envs: tuple[str, ...]) -> credits.BillingData:
+    return _billing(db_path, since, until, envs)
+
+
+def _billing(db_path: str, since: datetime, until: datetime, envs: tuple[str, ...]) -> credits.BillingData:
     envs_list = list(envs)
     return credits.BillingData(
         jobs=credit_reads.jobs_with_charges(db_path, since, until, envs_list),
@@ -28,6 +32,31 @@ def load_billing(db_path: str, since: datetime, until: datetime, envs: tuple[str
         rates=credit_reads.pricing_rates(db_path),
         jobs_listed_at=credit_reads.jobs_listed_at(db_path),
     )
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=8)
+def reconcile(
+    db_path: str,
+    since: datetime,
+    until: datetime,
+    envs: tuple[str, ...],
+    policy: credits.ReconcileSettings,
+    now: datetime,
+    start: datetime,
+    end: datetime,
+) -> tuple[bool, pd.DataFrame, credits.CreditSummary, pd.DataFrame, dict[str, float]]:
+    """Without a ledger: (no data?, discrepancies, summary, settled jobs per day, rates), all small.
+
+    A rerun (a filter or drill-down choice) then unpickles these few rows instead of every job in range
+    and does not judge hundreds of thousands of jobs again.
+    """
+    data = _billing(db_path, since, until, envs)
+    found = credits.find_discrepancies(data, policy, now, start=start, end=end)
+    summary = credits.summarize(data, found, policy, now, start=start, end=end)
+    created = pd.to_datetime(data.jobs["created_at"])
+    in_range = data.jobs[(created >= pd.Timestamp(start)) & (created <= pd.Timestamp(end))]
+    usage = credits.daily_usage(in_range, data.rates, policy)
+    return data.jobs.empty and data.daily.empty, found, summary, usage, data.rates
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
@@ -111,28 +140,42 @@ load_since = min(start, ledger_since) if ledger_since is not None else start
 # analytics cut everything at `now` anyway.
 load_until = datetime(filters.end.year, filters.end.month, filters.end.day) + timedelta(days=1)
 try:
-    data = load_billing(str(settings.db_path), load_since, load_until, envs)
     coverage = load_coverage(str(settings.db_path), envs)
+    if ledger is None:
+        # The common case: judged once per data window and cached; the job rows stay out of the rerun path.
+        # Judged as of the minute (as on the Keys page) so reruns within a minute share the cached judgement.
+        minute = now.replace(second=0, microsecond=0)
+        nothing, found, summary, usage, rates = reconcile(
+            str(settings.db_path), load_since, load_until, envs, policy, minute, start, min(end, minute)
+        )
+        data = None
+    else:
+        data = load_billing(str(settings.db_path), load_since, load_until, envs)
+        nothing, rates = data.jobs.empty and data.daily.empty, data.rates
 except StoreError as exc:
     st.error(f"Cannot read the database: {exc}")
     st.stop()
 
-if data.jobs.empty and data.daily.empty:
+if nothing:
     st.info("No jobs or usage collected in this range for the selected environments.")
     st.stop()
 
-ledger_jobs = None
-if ledger is not None and ledger_since is not None:
-    # The ledger is matched against every environment's jobs, then narrowed to the selected ones.
-    ledger_jobs = load_all_jobs(str(settings.db_path), ledger_since, load_until)
-found = credits.find_discrepancies(
-    data, policy, now, start=start, end=end, ledger=ledger, ledger_since=ledger_since, ledger_jobs=ledger_jobs
-)
-if ledger_jobs is not None and not found.empty:
-    environment_of = dict(zip(ledger_jobs["key_name"], ledger_jobs["environment"], strict=True))
-    outside = found["key_name"].map(lambda k: environment_of.get(k) not in (None, *envs) if k else False)
-    found = found[~outside.astype(bool)].reset_index(drop=True)
-summary = credits.summarize(data, found, policy, now, start=start, end=end)
+if data is not None:
+    ledger_jobs = None
+    if ledger_since is not None:
+        # The ledger is matched against every environment's jobs, then narrowed to the selected ones.
+        ledger_jobs = load_all_jobs(str(settings.db_path), ledger_since, load_until)
+    found = credits.find_discrepancies(
+        data, policy, now, start=start, end=end, ledger=ledger, ledger_since=ledger_since, ledger_jobs=ledger_jobs
+    )
+    if ledger_jobs is not None and not found.empty:
+        environment_of = dict(zip(ledger_jobs["key_name"], ledger_jobs["environment"], strict=True))
+        outside = found["key_name"].map(lambda k: environment_of.get(k) not in (None, *envs) if k else False)
+        found = found[~outside.astype(bool)].reset_index(drop=True)
+    summary = credits.summarize(data, found, policy, now, start=start, end=end)
+    created = pd.to_datetime(data.jobs["created_at"])
+    in_range = data.jobs[(created >= pd.Timestamp(start)) & (created <= pd.Timestamp(end))]
+    usage = credits.daily_usage(in_range, data.rates, policy)
 
 st.caption(
     f"{filters.start:%d %b %Y} – {filters.end:%d %b %Y} (UTC days) · environments: {', '.join(envs)} · "
@@ -306,6 +349,8 @@ else:
                 events = detail.events.assign(occurred_at=localize_column(detail.events["occurred_at"], filters.tz))
                 st.dataframe(events, hide_index=True, width="stretch")
         elif row["category"] == "summary_mismatch":
+            if data is None:  # the job rows are only read again for this drill-down
+                data = load_billing(str(settings.db_path), load_since, load_until, envs)
             day_jobs = data.jobs[
                 (data.jobs["key_name"] == row["key_name"])
                 & (pd.to_datetime(data.jobs["created_at"]).dt.strftime("%Y-%m-%d") == row["day"])
@@ -324,9 +369,6 @@ else:
             )
 
 # --- spend over time ----------------------------------------------------------------------------
-created = pd.to_datetime(data.jobs["created_at"])
-in_range = data.jobs[(created >= pd.Timestamp(start)) & (created <= pd.Timestamp(end))]
-usage = credits.daily_usage(in_range, data.rates, policy)
 st.subheader("Credits over time")
 if usage.empty:
     st.info("No settled jobs in this range.")
@@ -378,10 +420,8 @@ else:
     )
 
 with st.expander("Pricing used"):
-    if data.rates:
-        st.dataframe(
-            pd.DataFrame({"model": list(data.rates), "credits per minute": list(data.rates.values())}), hide_index=True
-        )
+    if rates:
+        st.dataframe(pd.DataFrame({"model": list(rates), "credits per minute": list(rates.values())}), hide_index=True)
     else:
         st.warning("No pricing collected yet: expected credits cannot be computed.")
     st.caption(

@@ -12,7 +12,7 @@ from analytics.traffic import rollup
 from store import key_reads
 from ui.data import guard_store
 from ui.filters import sidebar_filters, utc_now
-from ui.format import local_time, number, relative_age
+from ui.format import local_time, number, plain, relative_age
 from ui.freshness import freshness_banner
 
 
@@ -51,7 +51,7 @@ names = inventory["key_name"].tolist()
 requested = st.query_params.get("key")
 if requested is not None and requested not in names:
     st.error(
-        f"No configured key is named “{requested}”. It may have been renamed or removed from the config; "
+        f"No configured key is named “{plain(requested)}”. It may have been renamed or removed from the config; "
         "pick a key below.",
         icon=":material/key_off:",
     )

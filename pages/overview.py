@@ -4,6 +4,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from analytics.export import csv_frame
 from store import reads
 from ui.data import guard_store, read
 from ui.filters import sidebar_filters, utc_now
@@ -24,16 +25,23 @@ totals = read(reads.usage_totals, settings.db_path, filters.start, filters.end, 
 prev_start, prev_end = filters.previous_period()
 previous = read(reads.usage_totals, settings.db_path, prev_start, prev_end, envs)
 
-st.caption(f"{filters.start:%d %b %Y} – {filters.end:%d %b %Y} (UTC days) · environments: {', '.join(envs)} · "
-           "deltas against the previous period of the same length")
+st.caption(
+    f"{filters.start:%d %b %Y} – {filters.end:%d %b %Y} (UTC days) · environments: {', '.join(envs)} · "
+    "deltas against the previous period of the same length"
+)
 cols = st.columns(4)
 for col, (label, field, digits) in zip(
-    cols, [("Calls", "calls", 0), ("Jobs", "jobs", 0), ("Failed jobs", "failed", 0), ("Credits", "credits", 2)],
+    cols,
+    [("Calls", "calls", 0), ("Jobs", "jobs", 0), ("Failed jobs", "failed", 0), ("Credits", "credits", 2)],
     strict=True,
 ):
     delta = totals[field] - previous[field]
-    col.metric(label, number(totals[field], digits), delta=number(delta, digits),
-               delta_color="inverse" if field in ("failed", "credits") else "normal")
+    col.metric(
+        label,
+        number(totals[field], digits),
+        delta=number(delta, digits),
+        delta_color="inverse" if field in ("failed", "credits") else "normal",
+    )
 
 gaps = read(reads.coverage_gaps, settings.db_path)
 if not gaps.empty:
@@ -74,8 +82,10 @@ else:
         .properties(height=300)
     )
     st.altair_chart(chart, width="stretch")
-    st.caption(f"Top {min(top_n, len(ranking))} keys by calls in range; the rest are grouped as “other keys”. "
-               "Grain: daily (from the usage summary).")
+    st.caption(
+        f"Top {min(top_n, len(ranking))} keys by calls in range; the rest are grouped as “other keys”. "
+        "Grain: daily (from the usage summary)."
+    )
 
     st.subheader("Credits by environment")
     by_env = daily.groupby(["day", "environment"], as_index=False)["credits"].sum()
@@ -98,19 +108,27 @@ keys = read(reads.key_overview, settings.db_path, filters.start, filters.end, en
 if keys.empty:
     st.info("No configured keys in the selected environments.")
 else:
-    table = pd.DataFrame({
-        "key": keys["key_name"],
-        "environment": keys["environment"],
-        "owner": keys["owner"].fillna("— none —"),
-        "masked key": keys["masked_key"],
-        "last used": keys["last_used_at"].map(lambda t: relative_age(t, now)),
-        "last used at": keys["last_used_at"].map(lambda t: local_time(t, filters.tz)),
-        "calls in range": keys["calls"].astype("int64"),
-        "credits in range": keys["credits"].astype("float64").round(2),
-    })
+    table = pd.DataFrame(
+        {
+            "key": keys["key_name"],
+            "environment": keys["environment"],
+            "owner": keys["owner"].fillna("— none —"),
+            "masked key": keys["masked_key"],
+            "last used": keys["last_used_at"].map(lambda t: relative_age(t, now)),
+            "last used at": keys["last_used_at"].map(lambda t: local_time(t, filters.tz)),
+            "calls in range": keys["calls"].astype("int64"),
+            "credits in range": keys["credits"].astype("float64").round(2),
+        }
+    )
     st.dataframe(
-        table, hide_index=True, width="stretch",
+        table,
+        hide_index=True,
+        width="stretch",
         column_config={"calls in range": st.column_config.NumberColumn(format="localized")},
     )
-    st.download_button("Download key table (CSV)", table.to_csv(index=False).encode("utf-8"),
-                       file_name=f"keys_{filters.start}_{filters.end}.csv", mime="text/csv")
+    st.download_button(
+        "Download key table (CSV)",
+        csv_frame(table),
+        file_name=f"keys_{filters.start}_{filters.end}.csv",
+        mime="text/csv",
+    )

@@ -1,7 +1,12 @@
-"""HTTP front of the stand-in: routes, auth, validation and faults over a World (stdlib server)."""
+"""HTTP front of the stand-in: routes, auth, validation and faults over a World.
+
+A small HTTP/1.1 keep-alive server on asyncio streams (stdlib), run on its own thread and event
+loop: latency and injected timeouts are sleeps on the loop, not parked threads, so a thousand
+connections cost no more than one."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import json
@@ -9,11 +14,11 @@ import re
 import socket
 import sys
 import threading
-import time
 import traceback
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from email.utils import formatdate
+from http import HTTPStatus
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from .catalog import MODEL_RATES, MODELS
 from .clock import iso, parse_instant
@@ -46,9 +51,34 @@ class App:
     stopping: threading.Event = field(default_factory=threading.Event)
     _counter: itertools.count = field(default_factory=itertools.count)
 
+    _loop: asyncio.AbstractEventLoop | None = None
+    _stop_event: asyncio.Event | None = None
+
     def request_id(self) -> str:
         n = next(self._counter)
         return "req_" + hashlib.blake2b(f"{self.world.seed}|live|{n}".encode(), digest_size=12).hexdigest()
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop, self._stop_event = loop, asyncio.Event()
+        if self.stopping.is_set():
+            self._stop_event.set()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self._loop is not None and self._stop_event is not None and not self._loop.is_closed():
+            try:
+                self._loop.call_soon_threadsafe(self._stop_event.set)
+            except RuntimeError:
+                pass
+
+    async def wait_stopping(self, seconds: float) -> bool:
+        """Sleep up to `seconds` (an injected timeout); True when the stand-in is stopping meanwhile."""
+        assert self._stop_event is not None
+        try:
+            await asyncio.wait_for(self._stop_event.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
 
 
 def _int_param(query: dict, name: str, default: int, lo: int, hi: int | None) -> int:
@@ -66,80 +96,119 @@ def _int_param(query: dict, name: str, default: int, lo: int, hi: int | None) ->
     return value
 
 
-class Handler(BaseHTTPRequestHandler):
-    """One connection; HTTP/1.1 keep-alive, every answer carries Content-Length and X-Request-Id."""
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
+_MAX_HEAD = 64 * 1024
+IDLE_TIMEOUT_S = 120.0  # idle keep-alive connections are closed after this many seconds
+SERVER_NAME = "removebgvideo-api/1.0"
 
-    protocol_version = "HTTP/1.1"
-    server_version = "removebgvideo-api/1.0"
-    sys_version = ""
-    timeout = 120  # idle keep-alive connections are closed after this many seconds
-    disable_nagle_algorithm = True  # headers and body go out in separate writes
-    app: App  # set by start_server on a subclass
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        pass
+class _Request:
+    """One parsed HTTP/1.1 request: method, path, query, headers (lower-cased names), body."""
 
-    def do_GET(self) -> None:  # noqa: N802
-        self._dispatch("GET")
+    __slots__ = ("method", "path", "query", "headers", "body")
 
-    def do_POST(self) -> None:  # noqa: N802
-        self._dispatch("POST")
+    def __init__(self, method: str, target: str, headers: dict[str, str], body: bytes) -> None:
+        self.method = method
+        path, _, query = target.partition("?")
+        self.path = path.rstrip("/") or "/"
+        self.query = parse_qs(query, keep_blank_values=True) if query else {}
+        self.headers = headers
+        self.body = body
 
-    def do_PUT(self) -> None:  # noqa: N802
-        self._dispatch("PUT")
 
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._dispatch("DELETE")
+class _BadRequest(Exception):
+    pass
 
-    def do_PATCH(self) -> None:  # noqa: N802
-        self._dispatch("PATCH")
 
-    # ------------------------------------------------------------ plumbing
+def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]]:
+    try:
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, version = lines[0].split(" ")
+    except ValueError:
+        raise _BadRequest("bad request line") from None
+    if not version.startswith("HTTP/1."):
+        raise _BadRequest("unsupported HTTP version")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise _BadRequest("bad header line")
+        headers[name.strip().lower()] = value.strip()
+    if not target.startswith("/"):  # absolute form: keep path and query
+        parts = urlsplit(target)
+        target = parts.path + ("?" + parts.query if parts.query else "")
+    return method, target, version, headers
 
-    def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
 
-    def _send(self, status: int, body: bytes, request_id: str, headers: dict | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Request-Id", request_id)
-        for name, value in (headers or {}).items():
-            self.send_header(name, str(value))
-        self.end_headers()
-        self.wfile.write(body)
+class _Connection:
+    """Serves one keep-alive connection on the event loop; every answer has Content-Length and X-Request-Id."""
 
-    @staticmethod
-    def _json(obj: object) -> bytes:
-        return json.dumps(obj, separators=(",", ":")).encode()
+    def __init__(self, app: App, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.app, self.reader, self.writer = app, reader, writer
 
-    def _error(self, err: ApiError, request_id: str) -> None:
+    async def serve(self) -> None:
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(IDLE_TIMEOUT_S):
+                        head = await self.reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+                    return
+                try:
+                    method, target, version, headers = _parse_head(head[:-4])
+                    length = int(headers.get("content-length") or 0)
+                except (_BadRequest, ValueError) as exc:
+                    self._error(ApiError(400, "invalid_request", str(exc)), self.app.request_id(), True)
+                    return
+                body = await self.reader.readexactly(length) if length > 0 else b""
+                close = headers.get("connection", "").lower() == "close" or (
+                    version == "HTTP/1.0" and headers.get("connection", "").lower() != "keep-alive"
+                )
+                if not await self._dispatch(_Request(method, target, headers, body), close) or close:
+                    return
+                await self.writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        finally:
+            self.writer.close()
+
+    def _write(self, status: int, body: bytes, request_id: str, headers: dict, close: bool = False) -> None:
+        lines = [
+            f"HTTP/1.1 {status} {_REASONS.get(status, '')}",
+            f"Server: {SERVER_NAME}",
+            f"Date: {formatdate(usegmt=True)}",
+            "Content-Type: application/json",
+            f"Content-Length: {len(body)}",
+            f"X-Request-Id: {request_id}",
+        ]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        if close:
+            lines.append("Connection: close")
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+
+    def _error(self, err: ApiError, request_id: str, close: bool) -> None:
         body = {"error": {"code": err.code, "message": err.message, "request_id": request_id}}
-        self._send(err.status, self._json(body), request_id, err.headers)
+        self._write(err.status, _json_bytes(body), request_id, err.headers, close)
 
-    def _dispatch(self, method: str) -> None:
+    async def _dispatch(self, req: _Request, close: bool) -> bool:
+        """Answer one request; False when the connection must close without (or after) an answer."""
         app = self.app
         request_id = app.request_id()
         try:
-            body = self._read_body()
-            parts = urlsplit(self.path)
-            path = parts.path.rstrip("/") or "/"
-            query = parse_qs(parts.query, keep_blank_values=True)
-            if path.startswith("/_sim/"):
-                status, payload = self._route_sim(method, path, body)
-                self._send(status, self._json(payload), request_id)
-                return
+            if req.path.startswith("/_sim/"):
+                status, payload = _route_sim(app, req)
+                self._write(status, _json_bytes(payload), request_id, {}, close)
+                return True
             if app.latency_ms > 0:
-                time.sleep(app.latency_ms / 1000.0)
+                await asyncio.sleep(app.latency_ms / 1000.0)
             fault = app.faults.decide()
             if fault == "drop":
-                self.close_connection = True
-                return
+                return False
             if fault == "timeout":
-                if app.stopping.wait(app.faults.spec.timeout_s):
-                    self.close_connection = True
-                    return
+                if await app.wait_stopping(app.faults.spec.timeout_s):
+                    return False
             elif fault == "rate429":
                 raise ApiError(
                     429,
@@ -150,157 +219,186 @@ class Handler(BaseHTTPRequestHandler):
             elif fault == "rate5xx":
                 status = int(app.faults.choose((500, 502, 503)))  # type: ignore[call-overload]
                 raise ApiError(status, "internal_error", "Internal error, please retry")
-            status, payload = self._route(method, path, query)
-            raw = self._json(payload)
+            status, payload = _route(app, req)
+            raw = _json_bytes(payload)
             if fault == "malformed":
                 raw = raw[: max(1, len(raw) // 2)]
-            self._send(status, raw, request_id)
+            self._write(status, raw, request_id, {}, close)
         except ApiError as err:
-            self._error(err, request_id)
-        except (ConnectionError, TimeoutError):
-            self.close_connection = True
+            self._error(err, request_id, close)
         except Exception:  # a bug in the stand-in: say so, keep serving
             traceback.print_exc(file=sys.stderr)
+            self._error(ApiError(500, "internal_error", "stand-in failure"), request_id, close)
+        return True
+
+
+def _json_bytes(obj: object) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+# ------------------------------------------------------------------ routes
+
+
+def _only(method: str, allowed: str) -> None:
+    if method != allowed:
+        raise ApiError(405, "method_not_allowed", f"Use {allowed}", {"Allow": allowed})
+
+
+def _authenticate(app: App, req: _Request):
+    secret = req.headers.get("x-api-key")
+    if not secret:
+        raise ApiError(401, "invalid_api_key", "Missing X-Api-Key header")
+    spec = app.world.key_by_secret(secret.strip())
+    if spec is None:
+        raise ApiError(401, "invalid_api_key", "Invalid API key")
+    if not spec.enabled:
+        raise ApiError(401, "invalid_api_key", "API key is disabled")
+    return spec
+
+
+def _route(app: App, req: _Request) -> tuple[int, object]:
+    world, method, path, query = app.world, req.method, req.path, req.query
+    if path == "/health":
+        _only(method, "GET")
+        return 200, {"status": "ok", "time": iso(world.now())}
+    if path == "/api/pricing":
+        _only(method, "GET")
+        models = [{"model": m, "credits_per_minute": int(r)} for m, r in zip(MODELS, MODEL_RATES, strict=True)]
+        return 200, {"unit": "credits_per_minute", "models": models}
+    if path == "/v1/admin/keys":
+        _only(method, "GET")
+        if req.headers.get("x-admin-token") != app.admin_token:
+            raise ApiError(401, "invalid_admin_token", "Missing or invalid X-Admin-Token")
+        return 200, {"items": world.admin_keys(world.now())}
+    job_match = _JOB_PATH.match(path) if path.startswith("/v1/jobs/") else None
+    if path in ("/v1/usage/summary", "/v1/usage/events", "/v1/jobs") or job_match:
+        _only(method, "GET")
+        spec = _authenticate(app, req)
+        now = world.now()
+        if path == "/v1/usage/summary":
+            days = _int_param(query, "days", 7, 1, 90)
+            return 200, world.summary(spec.name, days, now)
+        if path == "/v1/usage/events":
+            limit = _int_param(query, "limit", 20, 1, 100)
+            items = app.faults.duplicate_items(world.recent_events(spec.name, limit, now))
+            return 200, {"items": items}
+        if path == "/v1/jobs":
+            limit = _int_param(query, "limit", 20, 1, 100)
+            offset = _int_param(query, "offset", 0, 0, None)
+            status = (query.get("status") or [""])[-1] or None
+            if status is not None and status not in JOB_STATUSES:
+                raise ApiError(400, "invalid_request", f"'status' must be one of {', '.join(JOB_STATUSES)}")
+            return 200, world.jobs_page(spec.name, limit, offset, status, now)
+        job_id = unquote(job_match.group(1))  # type: ignore[union-attr]
+        job = world.job(spec.name, job_id, now)
+        if job is None:
+            raise ApiError(404, "not_found", f"No job {job_id}")
+        return 200, job
+    raise ApiError(404, "not_found", f"No route for {method} {path}")
+
+
+def _route_sim(app: App, req: _Request) -> tuple[int, object]:
+    world, method, path = app.world, req.method, req.path
+    data: dict = {}
+    if method == "POST" and req.body:
+        try:
+            data = json.loads(req.body)
+        except ValueError:
+            raise ApiError(400, "invalid_request", "body is not JSON") from None
+        if not isinstance(data, dict):
+            raise ApiError(400, "invalid_request", "body must be a JSON object")
+    if path == "/_sim/truth":
+        return 200, world.truth(world.now())
+    if path == "/_sim/clock":
+        if method == "POST":
             try:
-                self._error(ApiError(500, "internal_error", "stand-in failure"), request_id)
-            except OSError:
-                self.close_connection = True
-
-    # -------------------------------------------------------------- routes
-
-    def _route(self, method: str, path: str, query: dict) -> tuple[int, object]:
-        world = self.app.world
-        if path == "/health":
-            self._only(method, "GET")
-            return 200, {"status": "ok", "time": iso(world.now())}
-        if path == "/api/pricing":
-            self._only(method, "GET")
-            models = [{"model": m, "credits_per_minute": int(r)} for m, r in zip(MODELS, MODEL_RATES, strict=True)]
-            return 200, {"unit": "credits_per_minute", "models": models}
-        if path == "/v1/admin/keys":
-            self._only(method, "GET")
-            if self.headers.get("X-Admin-Token") != self.app.admin_token:
-                raise ApiError(401, "invalid_admin_token", "Missing or invalid X-Admin-Token")
-            return 200, {"items": world.admin_keys(world.now())}
-        if path in ("/v1/usage/summary", "/v1/usage/events", "/v1/jobs") or _JOB_PATH.match(path):
-            self._only(method, "GET")
-            spec = self._authenticate()
-            now = world.now()
-            if path == "/v1/usage/summary":
-                days = _int_param(query, "days", 7, 1, 90)
-                return 200, world.summary(spec.name, days, now)
-            if path == "/v1/usage/events":
-                limit = _int_param(query, "limit", 20, 1, 100)
-                items = self.app.faults.duplicate_items(world.recent_events(spec.name, limit, now))
-                return 200, {"items": items}
-            if path == "/v1/jobs":
-                limit = _int_param(query, "limit", 20, 1, 100)
-                offset = _int_param(query, "offset", 0, 0, None)
-                status = (query.get("status") or [""])[-1] or None
-                if status is not None and status not in JOB_STATUSES:
-                    raise ApiError(400, "invalid_request", f"'status' must be one of {', '.join(JOB_STATUSES)}")
-                return 200, world.jobs_page(spec.name, limit, offset, status, now)
-            job_id = _JOB_PATH.match(path).group(1)  # type: ignore[union-attr]
-            job = world.job(spec.name, job_id, now)
-            if job is None:
-                raise ApiError(404, "not_found", f"No job {job_id}")
-            return 200, job
-        raise ApiError(404, "not_found", f"No route for {method} {path}")
-
-    def _only(self, method: str, allowed: str) -> None:
-        if method != allowed:
-            raise ApiError(405, "method_not_allowed", f"Use {allowed}", {"Allow": allowed})
-
-    def _authenticate(self):
-        secret = self.headers.get("X-Api-Key")
-        if not secret:
-            raise ApiError(401, "invalid_api_key", "Missing X-Api-Key header")
-        spec = self.app.world.key_by_secret(secret.strip())
-        if spec is None:
-            raise ApiError(401, "invalid_api_key", "Invalid API key")
-        if not spec.enabled:
-            raise ApiError(401, "invalid_api_key", "API key is disabled")
-        return spec
-
-    def _route_sim(self, method: str, path: str, body: bytes) -> tuple[int, object]:
-        app = self.app
-        world = app.world
-        data: dict = {}
-        if method == "POST" and body:
+                if "now" in data:
+                    world.clock.set(parse_instant(str(data["now"])))
+                elif "advance_seconds" in data:
+                    world.clock.advance(float(data["advance_seconds"]))
+                else:
+                    raise ApiError(400, "invalid_request", "give 'now' or 'advance_seconds'")
+            except RuntimeError as exc:
+                raise ApiError(409, "clock_not_frozen", str(exc)) from None
+            except ValueError as exc:
+                raise ApiError(400, "invalid_request", str(exc)) from None
+        return 200, {"now": iso(world.now()), "frozen": world.clock.frozen}
+    if path == "/_sim/burst":
+        _only(method, "POST")
+        name = data.get("key_name")
+        calls = data.get("calls", 500)
+        if name not in {k.name for k in world.keys()}:
+            raise ApiError(404, "not_found", f"unknown key_name {name!r}")
+        if not isinstance(calls, int) or not 1 <= calls <= 100_000:
+            raise ApiError(400, "invalid_request", "'calls' must be an integer in 1..100000")
+        return 200, world.burst(name, calls, world.now())
+    if path == "/_sim/faults":
+        if method == "POST":
             try:
-                data = json.loads(body)
-            except ValueError:
-                raise ApiError(400, "invalid_request", "body is not JSON") from None
-            if not isinstance(data, dict):
-                raise ApiError(400, "invalid_request", "body must be a JSON object")
-        if path == "/_sim/truth":
-            return 200, world.truth(world.now())
-        if path == "/_sim/clock":
-            if method == "POST":
-                try:
-                    if "now" in data:
-                        world.clock.set(parse_instant(str(data["now"])))
-                    elif "advance_seconds" in data:
-                        world.clock.advance(float(data["advance_seconds"]))
-                    else:
-                        raise ApiError(400, "invalid_request", "give 'now' or 'advance_seconds'")
-                except RuntimeError as exc:
-                    raise ApiError(409, "clock_not_frozen", str(exc)) from None
-                except ValueError as exc:
-                    raise ApiError(400, "invalid_request", str(exc)) from None
-            return 200, {"now": iso(world.now()), "frozen": world.clock.frozen}
-        if path == "/_sim/burst":
-            self._only(method, "POST")
-            name = data.get("key_name")
-            calls = data.get("calls", 500)
-            if name not in {k.name for k in world.keys()}:
-                raise ApiError(404, "not_found", f"unknown key_name {name!r}")
-            if not isinstance(calls, int) or not 1 <= calls <= 100_000:
-                raise ApiError(400, "invalid_request", "'calls' must be an integer in 1..100000")
-            return 200, world.burst(name, calls, world.now())
-        if path == "/_sim/faults":
-            if method == "POST":
-                try:
-                    app.faults.set(faults_from_mapping(data, FaultSpec()))
-                except FaultSpecError as exc:
-                    raise ApiError(400, "invalid_request", str(exc)) from None
-            return 200, app.faults.spec.as_dict()
-        raise ApiError(404, "not_found", f"No route for {method} {path}")
+                app.faults.set(faults_from_mapping(data, FaultSpec()))
+            except FaultSpecError as exc:
+                raise ApiError(400, "invalid_request", str(exc)) from None
+        return 200, app.faults.spec.as_dict()
+    raise ApiError(404, "not_found", f"No route for {method} {path}")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 256
+class _Server:
+    """The listening socket and event loop of one stand-in, run on a background thread."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
+    def __init__(self, app: App, port: int) -> None:
+        self.app = app
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.sock.bind(("127.0.0.1", port))
+            self.sock.listen(1024)
+        except OSError:
+            self.sock.close()
+            raise
+        self.sock.setblocking(False)
+        self.server_address = self.sock.getsockname()
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stopped: asyncio.Event | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
 
-    def process_request(self, request, client_address) -> None:  # type: ignore[override]
-        with self._open_lock:
-            self._open.add(request)
-        super().process_request(request, client_address)
+    def run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self._main())
+        finally:
+            self.loop.close()
 
-    def shutdown_request(self, request) -> None:  # type: ignore[override]
-        with self._open_lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
+    async def _main(self) -> None:
+        self._stopped = asyncio.Event()
+        self.app.bind_loop(self.loop)
+        server = await asyncio.start_server(self._client, sock=self.sock, limit=_MAX_HEAD, backlog=1024)
+        self._ready.set()
+        async with server:
+            await self._stopped.wait()
+            server.close()
+            for writer in list(self._writers):
+                writer.transport.abort()
+        # Let the connection tasks see their aborted transports and finish.
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=2)
 
-    def handle_error(self, request, client_address) -> None:  # type: ignore[override]
-        # A client that went away (killed collector, dropped keep-alive) is normal traffic, not a bug.
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        super().handle_error(request, client_address)
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._writers.add(writer)
+        try:
+            await _Connection(self.app, reader, writer).serve()
+        finally:
+            self._writers.discard(writer)
 
-    def close_open_connections(self) -> None:
-        with self._open_lock:
-            sockets = list(self._open)
-        for sock in sockets:
+    def shutdown(self) -> None:
+        if self._stopped is not None and not self.loop.is_closed():
             try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
+                self.loop.call_soon_threadsafe(self._stopped.set)
+            except RuntimeError:  # the loop already finished
                 pass
 
 
@@ -329,10 +427,8 @@ class ServerHandle:
         return self.app.faults
 
     def stop(self) -> None:
-        self.app.stopping.set()
+        self.app.stop()
         self.server.shutdown()
-        self.server.close_open_connections()
-        self.server.server_close()
         self.thread.join(timeout=5)
 
     def __enter__(self) -> ServerHandle:
@@ -352,9 +448,8 @@ def start_server(
     """Serve `world` on 127.0.0.1:`port` (0 = a free port) from a background thread."""
     injector = faults if isinstance(faults, FaultInjector) else FaultInjector(faults, seed=world.seed)
     app = App(world=world, faults=injector, latency_ms=latency_ms, admin_token=admin_token)
-    handler = type("BoundHandler", (Handler,), {"app": app})
-    server = _Server(("127.0.0.1", port), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
-    thread.name = f"stand-in-api:{server.server_address[1]}"
+    server = _Server(app, port)
+    thread = threading.Thread(target=server.run, daemon=True, name=f"stand-in-api:{server.server_address[1]}")
     thread.start()
+    server._ready.wait(timeout=30)
     return ServerHandle(server, thread, app)

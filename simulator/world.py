@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -68,6 +69,14 @@ def _pick(rng: np.random.Generator, values: np.ndarray, probs: np.ndarray, size:
 
 _MODEL_IDX = np.arange(4)
 _FMT_IDX = np.arange(5)
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def _iso_ms(ms: int) -> str:
+    """clock.iso_ms, without the time zone round trip and strftime (same text for years 1000..9999)."""
+    return (_EPOCH + timedelta(milliseconds=int(ms))).isoformat(timespec="milliseconds") + "Z"
 
 
 def _hex(*parts: object, size: int = 12) -> str:
@@ -612,7 +621,7 @@ class World:
         model = int(data.ev_model[i])
         return {
             "id": "evt_" + _hex(self.seed, spec.uid, data.day, seq, "evt"),
-            "created_at": iso_ms(int(data.ev_t[i])),
+            "created_at": _iso_ms(data.ev_t[i]),
             "endpoint": path,
             "method": method,
             "status_code": int(data.ev_status[i]),
@@ -626,7 +635,7 @@ class World:
         method, path = ENDPOINTS[int(extras.ep[i])]
         return {
             "id": "evt_" + extras.ids[i],
-            "created_at": iso_ms(int(extras.t[i])),
+            "created_at": _iso_ms(extras.t[i]),
             "endpoint": path,
             "method": method,
             "status_code": int(extras.status[i]),
@@ -700,7 +709,7 @@ class World:
             "progress": progress,
             "output_url": output,
             "error": ERRORS[int(data.j_err[i])] if status == 3 else None,
-            "created_at": iso_ms(int(data.j_t[i])),
+            "created_at": _iso_ms(data.j_t[i]),
             "duration_seconds": float(data.j_dur[i]),
             "billing_status": _BILLING[int(data.j_billing[i])] if settled else "pending",
             "model": MODELS[int(data.j_model[i])],
@@ -708,8 +717,10 @@ class World:
             "credits": float(data.j_charged[i]) if settled else 0.0,
         }
 
-    def _jobs_of_day(self, data: DayData, now_ms: int, status: str | None) -> list[int]:
-        codes = data.status_codes(now_ms)
+    def _jobs_of_day(
+        self, data: DayData, now_ms: int, status: str | None, codes: np.ndarray | None = None
+    ) -> list[int]:
+        codes = data.status_codes(now_ms) if codes is None else codes
         mask = data.j_t <= now_ms
         if status is not None:
             mask &= codes == JOB_STATUSES.index(status)
@@ -745,9 +756,9 @@ class World:
                 skip -= count
                 continue
             data = self.day_data(spec, day)
-            chosen = self._jobs_of_day(data, now_ms, status)[skip : skip + limit - len(items)]
-            skip = 0
             codes = data.status_codes(now_ms)
+            chosen = self._jobs_of_day(data, now_ms, status, codes)[skip : skip + limit - len(items)]
+            skip = 0
             items.extend(self._job_at(data, i, int(codes[i]), now_ms) for i in chosen)
         return {"items": items, "total": int(sum(counts)), "limit": limit, "offset": offset}
 
@@ -827,14 +838,20 @@ class World:
         now_dt = self._resolve_now(now)
         now_ms = to_ms(now_dt)
         done = 0
-        for spec in self.catalog.keys:
-            for day in self._days_with_traffic(spec, now_ms):
-                self._day_agg(spec, day, now_ms)
-                done += 1
-            self.recent_events(spec.name, 100, now_dt)
-            self.jobs_page(spec.name, page_size, 0, None, now_dt)
+        # Lift the LRU cap while warming: at the default cap a large world evicted its own warmed days
+        # (then regenerated them per request, ~15 ms of stand-in CPU per request at 1,000 keys).
+        with self._lock:
+            cap, self._cache_days = self._cache_days, sys.maxsize
+        try:
+            for spec in self.catalog.keys:
+                for day in self._days_with_traffic(spec, now_ms):
+                    self._day_agg(spec, day, now_ms)
+                    done += 1
+                self.recent_events(spec.name, 100, now_dt)
+                self.jobs_page(spec.name, page_size, 0, None, now_dt)
+        finally:
             with self._lock:
-                self._cache_days = max(self._cache_days, len(self._cache))
+                self._cache_days = max(cap, len(self._cache))
         return done
 
     # --------------------------------------------------------------- runtime

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from store.connection import read_connection
+from store.results import arrow_frame
 
 # A charge event is the call that submitted a job and carries the credits charged for it.
 _CHARGE = (
@@ -52,38 +53,53 @@ def _df(db_path: str | Path, sql: str, params: list[Any] | None = None) -> pd.Da
         return con.execute(sql, params or []).df()
 
 
+def _rows_df(db_path: str | Path, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+    """Row-level reads (hundreds of thousands of jobs at scale) come through Arrow."""
+    with read_connection(db_path) as con:
+        return arrow_frame(con, sql, params)
+
+
 def jobs_with_charges(
     db_path: str | Path, since: datetime | None = None, until: datetime | None = None, envs: list[str] | None = None
 ) -> pd.DataFrame:
-    """Jobs created in [since, until] with their charge-event count and sum, and whether events covered them."""
+    """Jobs created in [since, until] with their charge-event count and sum, and whether events covered them.
+
+    The jobs in range are selected first; only their charge events are grouped (a semi-join), and
+    only they are matched against the recorded gaps, so a 30-day view does not group all history.
+    """
     where, params = _filters(since, until, "j.created_at", envs)
-    return _df(
+    return _rows_df(
         db_path,
         f"""
-        WITH charge AS ({_CHARGE}),
+        WITH sel AS (
+            SELECT j.job_id, j.key_name, k.environment, j.created_at, j.status, j.model, j.output_format,
+                   j.duration_seconds, j.credits_charged, j.billing_status, j.output_url, j.error
+            FROM jobs j LEFT JOIN keys k ON k.key_name = j.key_name
+            WHERE TRUE{where}
+        ),
         per_job AS (
-            SELECT job_id, count(*) AS charge_events, sum(credits) AS charge_credits,
-                   arg_min(credits, occurred_at) AS first_charge_credits,
-                   max(occurred_at) AS last_charge_at
-            FROM charge GROUP BY job_id
+            SELECT e.job_id, count(*) AS charge_events, sum(e.credits) AS charge_credits,
+                   arg_min(e.credits, e.occurred_at) AS first_charge_credits,
+                   max(e.occurred_at) AS last_charge_at
+            FROM usage_events e
+            WHERE e.credits > 0 AND e.job_id IS NOT NULL AND e.job_id IN (SELECT job_id FROM sel)
+            GROUP BY e.job_id
         ),
         coverage AS ({_COVERAGE}),
         gapped AS (
-            SELECT DISTINCT j.job_id FROM jobs j
-            JOIN coverage_gaps g ON g.key_name = j.key_name AND j.created_at BETWEEN g.gap_start AND g.gap_end
+            SELECT DISTINCT s.job_id FROM sel s
+            JOIN coverage_gaps g ON g.key_name = s.key_name AND s.created_at BETWEEN g.gap_start AND g.gap_end
         )
-        SELECT j.job_id, j.key_name, k.environment, j.created_at, j.status, j.model, j.output_format,
+        SELECT j.job_id, j.key_name, j.environment, j.created_at, j.status, j.model, j.output_format,
                j.duration_seconds, j.credits_charged, j.billing_status, j.output_url, j.error,
                coalesce(p.charge_events, 0) AS charge_events, p.charge_credits, p.first_charge_credits,
                p.last_charge_at,
                coalesce(c.covered_since IS NOT NULL AND j.created_at >= c.covered_since
                         AND gapped.job_id IS NULL, FALSE) AS events_covered
-        FROM jobs j
-        LEFT JOIN keys k ON k.key_name = j.key_name
+        FROM sel j
         LEFT JOIN per_job p ON p.job_id = j.job_id
         LEFT JOIN coverage c ON c.key_name = j.key_name
         LEFT JOIN gapped ON gapped.job_id = j.job_id
-        WHERE TRUE{where}
         ORDER BY j.created_at, j.job_id
     """,
         params,
@@ -95,7 +111,7 @@ def orphan_charge_events(
 ) -> pd.DataFrame:
     """Charge events whose job id the jobs list never returned (for any key)."""
     where, params = _filters(since, until, "e.occurred_at", envs)
-    return _df(
+    return _rows_df(
         db_path,
         f"""
         SELECT e.event_id, e.key_name, k.environment, e.occurred_at, e.job_id, e.model, e.credits, e.request_id
@@ -126,17 +142,25 @@ def daily_charges(
     if envs:
         where += " AND list_contains(?, k.environment)"
         params.append(list(envs))
+    # Every part is cut to the days shown before grouping: jobs by creation day, orphan charges by their
+    # day, and duplicated jobs by the day of their last charge (so only jobs charged in range are grouped).
+    ranged = start is not None or end is not None
+    lo = start if start is not None else date.min
+    hi = (end + timedelta(days=1)) if end is not None else date.max
     return _df(
         db_path,
         f"""
         WITH charge AS ({_CHARGE}),
+        charged_in_range AS (
+            SELECT DISTINCT job_id FROM charge WHERE occurred_at >= ?::DATE AND occurred_at < ?::DATE
+        ),
         per_job AS (
             SELECT job_id, count(*) AS n, sum(credits) AS credits, max(occurred_at) AS last_at
-            FROM charge GROUP BY job_id
+            FROM charge {"WHERE job_id IN (SELECT job_id FROM charged_in_range)" if ranged else ""} GROUP BY job_id
         ),
         job_part AS (
             SELECT key_name, CAST(created_at AS DATE) AS day, sum(coalesce(credits_charged, 0)) AS credits
-            FROM jobs GROUP BY ALL
+            FROM jobs WHERE created_at >= ?::DATE AND created_at < ?::DATE GROUP BY ALL
         ),
         extra_part AS (
             SELECT j.key_name, CAST(p.last_at AS DATE) AS day,
@@ -146,7 +170,10 @@ def daily_charges(
         ),
         orphan_part AS (
             SELECT e.key_name, CAST(e.occurred_at AS DATE) AS day, sum(e.credits) AS credits
-            FROM charge e WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.job_id = e.job_id) GROUP BY ALL
+            FROM charge e
+            WHERE e.occurred_at >= ?::DATE AND e.occurred_at < ?::DATE
+              AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.job_id = e.job_id)
+            GROUP BY ALL
         )
         SELECT u.key_name, k.environment, u.day, u.credits AS summary_credits, d.fetched_at,
                coalesce(jp.credits, 0) + coalesce(xp.credits, 0) + coalesce(op.credits, 0) AS charges
@@ -159,7 +186,7 @@ def daily_charges(
         WHERE TRUE{where}
         ORDER BY u.day, u.key_name
     """,
-        params,
+        [lo, hi, lo, hi, lo, hi, *params],
     )
 
 

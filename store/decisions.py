@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from store.connection import StoreError
+from store.connection import StoreError, _is_lock_error
 
 DECISIONS = ("keep", "rotate", "disable", "delete", "investigate")
 STATE_ENV = "RBV_STATE_DB"
@@ -59,7 +59,8 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
         try:
             return duckdb.connect(str(path), read_only=read_only)
         except (duckdb.IOException, duckdb.ConnectionException) as exc:
-            if time.monotonic() >= deadline:
+            # Only a lock is worth waiting for; a file that is not a database fails at once.
+            if not _is_lock_error(exc) or time.monotonic() >= deadline:
                 raise StoreError(f"cannot open the dashboard state {path}: {exc}") from exc
         time.sleep(0.05)
 

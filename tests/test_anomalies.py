@@ -176,7 +176,8 @@ def test_constant_series_quiet_then_jump_scores_high(level: float) -> None:
     index = pd.date_range("2024-01-01", periods=300, freq="1h")
     s = pd.Series(level, index=index)
     assert (spike_scores(s) == 0.0).all()
-    s.iloc[250] = level * 3
+    # 5 -> 20: counts are judged against counting noise (sd ~ sqrt(5)), so 5 -> 15 is 4.5 sd, not an alarm
+    s.iloc[250] = level * 4
     scores = spike_scores(s)
     assert scores.iloc[250] > THR
     assert scores.iloc[:250].max() == 0.0
@@ -189,6 +190,51 @@ def test_count_noise_zero_to_three_calls_is_not_an_alarm() -> None:
     assert spike_scores(s).iloc[380] < THR
     low = pd.Series(np.random.default_rng(1).poisson(0.3, 400).astype(float), index=index)
     assert spike_scores(low).max() < THR
+
+
+def _quiet_key_with_clumps(seed: int, hours: int = 1200) -> pd.Series:
+    """A quiet key: a job now and then arrives as a clump of 4-8 calls (submit plus polls)."""
+    rng = np.random.default_rng(seed)
+    index = pd.date_range("2024-01-01", periods=hours, freq="1h")
+    values = np.where(rng.random(hours) < 0.05, rng.integers(4, 9, hours), rng.poisson(0.1, hours))
+    return pd.Series(values.astype(float), index=index)
+
+
+def test_clumps_on_a_quiet_key_are_learned_as_noise() -> None:
+    s = _quiet_key_with_clumps(seed=5)
+    scores = spike_scores(s)
+    # after a week of seeing jobs arrive as clumps, a clump is not an alarm
+    assert scores.iloc[168:].max() < THR
+
+
+def test_an_incident_on_a_quiet_key_does_not_teach_it_that_bursts_are_normal() -> None:
+    s = _quiet_key_with_clumps(seed=6)
+    s.iloc[600] = 60.0
+    s.iloc[601] = 55.0
+    s.iloc[1000] = 60.0
+    scores = spike_scores(s)
+    assert scores.iloc[600] > THR and scores.iloc[1000] > THR
+
+
+def test_a_run_of_small_counts_where_none_are_expected_is_an_incident() -> None:
+    index = pd.date_range("2024-01-01", periods=600, freq="1h")
+    rng = np.random.default_rng(8)
+    failed = pd.Series((rng.random(600) < 0.01).astype(float), index=index)
+    alone = failed.copy()
+    alone.iloc[500] = 4.0
+    failed.iloc[500:504] = 4.0  # a failure storm on a small key
+    scores = spike_scores(failed)
+    one_hour = spike_scores(alone).iloc[500]
+    # the hours that follow the first add their evidence: each scores clearly above one hour alone
+    assert scores.iloc[501:503].min() > max(THR, one_hour + 0.1)
+    assert scores.iloc[:500].max() < THR
+
+
+def test_run_evidence_does_not_add_up_a_seasonal_models_small_misses() -> None:
+    s = seasonal_counts(days=21, seed=23)
+    pos = busy_positions(s, day=16)
+    s.iloc[pos] = s.iloc[pos] * 1.3  # a mild, sustained rise: each hour a few sigma out
+    assert spike_scores(s).iloc[pos].max() < THR
 
 
 # --- detection ----------------------------------------------------------------------------

@@ -71,9 +71,13 @@ def test_wrong_password_is_refused_and_right_one_unlocks(gated):
 
 
 def test_identity_provider_requires_sign_in_on_every_page(gated):
-    oidc = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
-            "client_id": "monitor", "client_secret": "s", "server_metadata_url":
-            "https://idp.example/.well-known/openid-configuration"}
+    oidc = {
+        "redirect_uri": "http://localhost:8501/oauth2callback",
+        "cookie_secret": "x" * 32,
+        "client_id": "monitor",
+        "client_secret": "s",
+        "server_metadata_url": "https://idp.example/.well-known/openid-configuration",
+    }
     at = gated("auth", oidc).run()
     assert not at.exception
     assert not _shows_data(at)

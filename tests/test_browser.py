@@ -22,8 +22,15 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 if not Path(CHROMIUM).exists():  # `make test` installs it; a bare pytest run on a laptop may not have it
     pytest.skip("Debian's chromium is not installed (make test installs it)", allow_module_level=True)
@@ -40,13 +47,30 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def app_url(collected):
     port = _free_port()
-    env = dict(os.environ, RBV_DB=str(collected.db_path), RBV_CONFIG=str(collected.config_path),
-               RBV_NOW=SIM_NOW.isoformat())
+    env = dict(
+        os.environ, RBV_DB=str(collected.db_path), RBV_CONFIG=str(collected.config_path), RBV_NOW=SIM_NOW.isoformat()
+    )
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "dashboard.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -74,8 +98,12 @@ def page(app_url):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
         context = p.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
-            viewport={"width": 1400, "height": 1000}, accept_downloads=True,
+            profile,
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1400, "height": 1000},
+            accept_downloads=True,
         )
         yield context.new_page()
         context.close()
@@ -86,7 +114,9 @@ def wait_idle(page, timeout_ms: int = 60_000) -> None:
     page.wait_for_selector("[data-testid='stMain'] h1, [data-testid='stException']", timeout=timeout_ms)
     page.wait_for_function(
         "() => { const w = document.querySelector('[data-testid=\"stStatusWidget\"]');"
-        " return !w || !/Running/.test(w.innerText); }", timeout=timeout_ms)
+        " return !w || !/Running/.test(w.innerText); }",
+        timeout=timeout_ms,
+    )
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stSkeleton\"]')", timeout=timeout_ms)
     page.wait_for_timeout(700)
 

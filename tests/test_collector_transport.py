@@ -26,38 +26,68 @@ class FakeApi:
         self.events: list[dict] = []
         self.jobs: list[dict] = []
         self.calls: list[str] = []
+        self.raw_paths: list[bytes] = []
         self.fail_next: list[httpx.Response] = []
 
     def add_events(self, n: int, start: datetime) -> None:
         base = len(self.events)
         for i in range(n):
-            self.events.append({"id": f"evt_{base + i}", "created_at": (start + timedelta(seconds=i)).isoformat() + "Z",
-                                "endpoint": "/v1/jobs", "method": "GET", "status_code": 200,
-                                "request_id": f"req_{base + i}", "job_id": None, "model": None, "credits": 0})
+            self.events.append(
+                {
+                    "id": f"evt_{base + i}",
+                    "created_at": (start + timedelta(seconds=i)).isoformat() + "Z",
+                    "endpoint": "/v1/jobs",
+                    "method": "GET",
+                    "status_code": 200,
+                    "request_id": f"req_{base + i}",
+                    "job_id": None,
+                    "model": None,
+                    "credits": 0,
+                }
+            )
 
     def add_jobs(self, n: int, status: str = "completed") -> None:
         base = len(self.jobs)
         for i in range(n):
-            self.jobs.append({"id": f"job_{base + i:05d}", "status": status, "progress": 100,
-                              "output_url": "https://cdn/x.mp4", "error": None,
-                              "created_at": (NOW - timedelta(hours=1000 - base - i)).isoformat() + "Z",
-                              "duration_seconds": 60, "billing_status": "charged", "model": "pro",
-                              "output_format": "mp4", "credits": 180})
+            self.jobs.append(
+                {
+                    "id": f"job_{base + i:05d}",
+                    "status": status,
+                    "progress": 100,
+                    "output_url": "https://cdn/x.mp4",
+                    "error": None,
+                    "created_at": (NOW - timedelta(hours=1000 - base - i)).isoformat() + "Z",
+                    "duration_seconds": 60,
+                    "billing_status": "charged",
+                    "model": "pro",
+                    "output_format": "mp4",
+                    "credits": 180,
+                }
+            )
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         self.calls.append(request.url.path)
+        self.raw_paths.append(request.url.raw_path)
         if self.fail_next:
             return self.fail_next.pop(0)
         if request.url.path == "/api/pricing":
             return httpx.Response(200, json={"models": [{"model": "pro", "credits_per_minute": 180}]})
         if request.headers.get("x-api-key") != SECRET_A:
-            return httpx.Response(401, json={"error": {"code": "invalid_api_key", "message": "bad key",
-                                                       "request_id": "req_401"}})
+            return httpx.Response(
+                401, json={"error": {"code": "invalid_api_key", "message": "bad key", "request_id": "req_401"}}
+            )
         path = request.url.path
         if path == "/v1/usage/summary":
-            return httpx.Response(200, json={"days": 2, "daily": [
-                {"date": "2026-11-19", "calls": 10, "jobs": 1, "credits": 180.0, "failed": 0},
-                {"date": "2026-11-20", "calls": 5, "jobs": 0, "credits": 0, "failed": 0}]})
+            return httpx.Response(
+                200,
+                json={
+                    "days": 2,
+                    "daily": [
+                        {"date": "2026-11-19", "calls": 10, "jobs": 1, "credits": 180.0, "failed": 0},
+                        {"date": "2026-11-20", "calls": 5, "jobs": 0, "credits": 0, "failed": 0},
+                    ],
+                },
+            )
         if path == "/v1/usage/events":
             limit = int(request.url.params.get("limit", 20))
             newest = sorted(self.events, key=lambda e: e["created_at"], reverse=True)[:limit]
@@ -65,8 +95,15 @@ class FakeApi:
         if path == "/v1/jobs":
             limit, offset = int(request.url.params["limit"]), int(request.url.params["offset"])
             ordered = sorted(self.jobs, key=lambda j: j["created_at"], reverse=True)
-            return httpx.Response(200, json={"items": ordered[offset:offset + limit], "total": len(ordered),
-                                             "limit": limit, "offset": offset})
+            return httpx.Response(
+                200,
+                json={
+                    "items": ordered[offset : offset + limit],
+                    "total": len(ordered),
+                    "limit": limit,
+                    "offset": offset,
+                },
+            )
         if path.startswith("/v1/jobs/"):
             job = next((j for j in self.jobs if j["id"] == path.rsplit("/", 1)[1]), None)
             return httpx.Response(200, json=job) if job else httpx.Response(404, json={"error": {"code": "not_found"}})
@@ -74,17 +111,20 @@ class FakeApi:
 
 
 def _config(page_size: int = 10):
-    return config_from_dict({
-        "api": {"base_url": "http://fake"},
-        "collector": {"backoff_scale": 0.001, "jobs_page_size": page_size, "events_limit": 100},
-        "keys": [{"name": "api-gateway-prod", "environment": "prod", "secret": SECRET_A},
-                 {"name": "billing-prod", "environment": "prod", "secret": SECRET_B}],
-    })
+    return config_from_dict(
+        {
+            "api": {"base_url": "http://fake"},
+            "collector": {"backoff_scale": 0.001, "jobs_page_size": page_size, "events_limit": 100},
+            "keys": [
+                {"name": "api-gateway-prod", "environment": "prod", "secret": SECRET_A},
+                {"name": "billing-prod", "environment": "prod", "secret": SECRET_B},
+            ],
+        }
+    )
 
 
 def _run(api: FakeApi, db, **kwargs):
-    return asyncio.run(collect(_config(**kwargs), db, transport=httpx.MockTransport(api.handler),
-                               now=lambda: NOW))
+    return asyncio.run(collect(_config(**kwargs), db, transport=httpx.MockTransport(api.handler), now=lambda: NOW))
 
 
 def _count(db, sql: str) -> int:
@@ -100,8 +140,14 @@ def test_rejected_key_is_recorded_and_others_continue(tmp_path):
     assert summary.status == "partial" and summary.keys_ok == 1
     db = tmp_path / "m.duckdb"
     assert _count(db, "SELECT count(*) FROM jobs WHERE key_name = 'api-gateway-prod'") == 3
-    assert _count(db, "SELECT count(*) FROM collector_run_items WHERE key_name = 'billing-prod' "
-                      "AND error_code = 'invalid_api_key'") == 1
+    assert (
+        _count(
+            db,
+            "SELECT count(*) FROM collector_run_items WHERE key_name = 'billing-prod' "
+            "AND error_code = 'invalid_api_key'",
+        )
+        == 1
+    )
     # a rejected key stops after its first endpoint instead of failing three times
     assert _count(db, "SELECT count(*) FROM collector_run_items WHERE key_name = 'billing-prod'") == 1
 
@@ -143,9 +189,23 @@ def test_unsettled_jobs_are_repolled_and_history_kept(tmp_path):
     api.jobs[12]["status"] = "completed"
     _run(api, db)
     with duckdb.connect(str(db), read_only=True) as con:
-        history = con.execute("SELECT status FROM job_status_history WHERE job_id = 'job_00012' "
-                              "ORDER BY observed_at, status").fetchall()
+        history = con.execute(
+            "SELECT status FROM job_status_history WHERE job_id = 'job_00012' ORDER BY observed_at, status"
+        ).fetchall()
     assert {h[0] for h in history} == {"processing", "completed"}
+
+
+def test_an_upstream_job_id_cannot_reach_another_route(tmp_path):
+    api = FakeApi()
+    api.add_jobs(12)
+    api.add_jobs(1, status="processing")
+    api.jobs[12]["id"] = "job/../../admin/keys?x=1"
+    db = tmp_path / "m.duckdb"
+    _run(api, db)
+    del api.jobs[12]  # no longer listed: the unsettled job is polled by its id
+    _run(api, db)
+    detail = [p for p in api.raw_paths if p.startswith(b"/v1/jobs/")]
+    assert detail == [b"/v1/jobs/job%2F..%2F..%2Fadmin%2Fkeys%3Fx%3D1"]
 
 
 def test_event_window_overflow_records_a_coverage_gap(tmp_path):
@@ -196,8 +256,11 @@ def test_retry_policy_retries_429_and_5xx_but_not_4xx():
         async with ApiClient("http://x", retry=RetryPolicy(5, 0.001), transport=httpx.MockTransport(handler)) as c:
             ok = await c.get_json("/a")
             assert ok.attempts == 3
-        async with ApiClient("http://x", retry=RetryPolicy(5, 0.001),
-                             transport=httpx.MockTransport(lambda r: httpx.Response(400, json={}))) as c:
+        async with ApiClient(
+            "http://x",
+            retry=RetryPolicy(5, 0.001),
+            transport=httpx.MockTransport(lambda r: httpx.Response(400, json={})),
+        ) as c:
             with pytest.raises(ApiError) as info:
                 await c.get_json("/b")
             assert info.value.attempts == 1

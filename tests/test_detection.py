@@ -146,7 +146,9 @@ def test_cli_finds_labelled_failed_jobs_incidents_and_reports_recall(collected, 
     found, labelled, false = report["failed_jobs"]
     assert found == labelled
     assert false <= 2
-    # Known gap: credits miss checkout-prod (its key is disabled upstream) and raise ~125 false
-    # incidents on heavy-tailed per-job charges; this pins today's recall, not the goal.
-    found, labelled, _ = report["credits"]
+    # credits miss checkout-prod (its key is disabled upstream, so its jobs are never collected);
+    # heavy-tailed per-job charges are scored in compound-count units, which keeps false
+    # incidents rare (about 125 before that, 16 with it on this world).
+    found, labelled, false = report["credits"]
     assert found >= labelled - 1
+    assert false <= 30

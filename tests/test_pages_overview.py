@@ -58,7 +58,8 @@ def test_environment_filter_changes_the_numbers(app_env):
     with duckdb.connect(str(app_env.db_path), read_only=True) as con:
         dev_calls = con.execute(
             "SELECT sum(u.calls) FROM key_daily_usage u JOIN keys k USING (key_name) "
-            "WHERE k.environment = 'dev' AND day BETWEEN ? AND ?", [end - timedelta(days=29), end]
+            "WHERE k.environment = 'dev' AND day BETWEEN ? AND ?",
+            [end - timedelta(days=29), end],
         ).fetchone()[0]
     assert _metric(at, "Calls") == f"{dev_calls:,.0f}" != all_calls
     assert set(at.dataframe[0].value["environment"]) == {"dev"}

@@ -14,8 +14,18 @@ from collectors.config import load_config
 from tests.conftest import collect_once
 
 ROOT = Path(__file__).resolve().parents[1]
-PUBLIC_VIEWS = ["keys", "key_daily_usage", "key_last_used", "usage_events", "jobs", "collector_runs",
-                "job_status_history", "pricing", "admin_keys", "collector_run_items"]
+PUBLIC_VIEWS = [
+    "keys",
+    "key_daily_usage",
+    "key_last_used",
+    "usage_events",
+    "jobs",
+    "collector_runs",
+    "job_status_history",
+    "pricing",
+    "admin_keys",
+    "collector_run_items",
+]
 
 
 def _rows(db: Path, sql: str, params=None) -> list[tuple]:
@@ -33,13 +43,21 @@ def test_every_public_view_is_filled(collected):
 
 
 def test_daily_calls_and_credits_equal_the_truth(collected):
-    held = {(k, d): (calls, credits, jobs, failed) for k, d, calls, credits, jobs, failed in _rows(
-        collected.db_path, "SELECT key_name, day, calls, credits, jobs, failed FROM key_daily_usage")}
+    held = {
+        (k, d): (calls, credits, jobs, failed)
+        for k, d, calls, credits, jobs, failed in _rows(
+            collected.db_path, "SELECT key_name, day, calls, credits, jobs, failed FROM key_daily_usage"
+        )
+    }
     expected = {}
     for key in _served_keys(collected):
         for row in collected.world.daily_usage(key.name, collected.world.now()):
             expected[(key.name, date.fromisoformat(row["date"]))] = (
-                row["calls"], row["credits"], row["jobs"], row["failed"])
+                row["calls"],
+                row["credits"],
+                row["jobs"],
+                row["failed"],
+            )
     assert set(held) == set(expected)
     for cell, (calls, credits, jobs, failed) in expected.items():
         got = held[cell]
@@ -69,8 +87,11 @@ def test_last_used_per_key_equals_the_truth(collected):
 def test_rejected_key_is_recorded_and_does_not_stop_the_others(collected):
     disabled = [k.name for k in collected.world.keys() if k.managed and not k.enabled]
     assert disabled, "the stand-in world should hold a key disabled upstream"
-    failed = _rows(collected.db_path, "SELECT key_name, error_code FROM collector_run_items WHERE status <> 'ok' "
-                                      "AND run_id = ?", [collected.first_run.run_id])
+    failed = _rows(
+        collected.db_path,
+        "SELECT key_name, error_code FROM collector_run_items WHERE status <> 'ok' AND run_id = ?",
+        [collected.first_run.run_id],
+    )
     assert {(name, "invalid_api_key") for name in disabled} == set(failed)
     assert collected.first_run.keys_ok == len(_served_keys(collected))
 
@@ -78,8 +99,11 @@ def test_rejected_key_is_recorded_and_does_not_stop_the_others(collected):
 def test_second_run_adds_no_rows(collected, tmp_path):
     copy = tmp_path / "again.duckdb"
     copy.write_bytes(collected.db_path.read_bytes())
-    before = {v: _rows(copy, f"SELECT count(*) FROM {v}")[0][0] for v in PUBLIC_VIEWS if v not in
-              ("collector_runs", "collector_run_items")}
+    before = {
+        v: _rows(copy, f"SELECT count(*) FROM {v}")[0][0]
+        for v in PUBLIC_VIEWS
+        if v not in ("collector_runs", "collector_run_items")
+    }
     second = collect_once(load_config(collected.config_path), copy)
     after = {v: _rows(copy, f"SELECT count(*) FROM {v}")[0][0] for v in before}
     assert after == before
@@ -100,8 +124,9 @@ def test_database_file_holds_no_secret(collected):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "collectors", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "collectors", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.parametrize(

@@ -30,9 +30,11 @@ def guard_store(db_path: Any) -> bool:
     try:
         read(reads.freshness, db_path)
     except StoreNotReady as exc:
-        st.info(f"No collected data yet. {exc}.\n\n"
-                f"Collect once with `python -m collectors once --config CONFIG --db {db_path}`, "
-                "or start the demo with `make run`.")
+        st.info(
+            f"No collected data yet. {exc}.\n\n"
+            f"Collect once with `python -m collectors once --config CONFIG --db {db_path}`, "
+            "or start the demo with `make run`."
+        )
         return False
     except StoreError as exc:
         st.error(f"Cannot read the database: {exc}")

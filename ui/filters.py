@@ -47,8 +47,9 @@ def sidebar_filters() -> Filters:
         st.header("Filters")
         choice = st.selectbox("Time range", [*RANGES, "Custom"], index=2, key="range_choice")
         if choice == "Custom":
-            picked = st.date_input("From – to (UTC days)", value=(today - timedelta(days=29), today),
-                                   max_value=today, key="range_custom")
+            picked = st.date_input(
+                "From – to (UTC days)", value=(today - timedelta(days=29), today), max_value=today, key="range_custom"
+            )
             if isinstance(picked, tuple) and len(picked) == 2:
                 start, end = picked
             else:
@@ -56,9 +57,11 @@ def sidebar_filters() -> Filters:
                 start = end = picked[0] if isinstance(picked, tuple) else picked
         else:
             start, end = today - timedelta(days=RANGES[choice] - 1), today
-        envs = st.multiselect("Environments", ENVIRONMENTS, default=ENVIRONMENTS, key="env_filter",
-                              help="Empty means all environments.")
+        envs = st.multiselect(
+            "Environments", ENVIRONMENTS, default=ENVIRONMENTS, key="env_filter", help="Empty means all environments."
+        )
         zones = sorted(available_timezones())
-        tz_name = st.selectbox("Show times in", zones, index=zones.index("UTC") if "UTC" in zones else 0,
-                               key="tz_choice")
+        tz_name = st.selectbox(
+            "Show times in", zones, index=zones.index("UTC") if "UTC" in zones else 0, key="tz_choice"
+        )
     return Filters(start=start, end=end, environments=list(envs) or list(ENVIRONMENTS), tz=ZoneInfo(tz_name))

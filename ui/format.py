@@ -34,3 +34,17 @@ def localize_column(series: pd.Series, tz: ZoneInfo) -> pd.Series:
 
 def number(value: float, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
+
+
+# Inline markdown that can act mid-sentence: emphasis, code, links/images, HTML, math, strikethrough,
+# tables and Streamlit's `:color[...]` / `:material/icon:` directives.  (Line-start syntax such as
+# `#`, `-` or `1.` cannot act: the text is one line inside a sentence.)
+_MARKDOWN_SPECIAL = "\\`*_[]<>$~|:"
+
+
+def plain(value: object, limit: int = 80) -> str:
+    """Untrusted text (a URL parameter, a file's content) shown literally in markdown: escaped, one line, cut."""
+    text = " ".join("".join(ch if ch.isprintable() else " " for ch in str(value)).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in text)

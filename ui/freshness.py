@@ -20,8 +20,7 @@ def freshness_banner(db_path: object, now: datetime, tz: ZoneInfo, demo: bool = 
     if info.last_success_at is None:
         parts.append("no successful collection yet")
     else:
-        parts.append(f"Data as of {local_time(info.last_success_at, tz)} "
-                     f"({relative_age(info.last_success_at, now)})")
+        parts.append(f"Data as of {local_time(info.last_success_at, tz)} ({relative_age(info.last_success_at, now)})")
     if info.last_run_status and info.last_run_status != "ok":
         parts.append(f"last run **{info.last_run_status}** ({info.failed_items_last_run} key/endpoint failures)")
     if info.coverage_gaps:

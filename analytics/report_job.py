@@ -1,0 +1,41 @@
+"""Writes the weekly key review as HTML, Markdown and JSON into a folder: the collector service's Monday job."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+from analytics import credits
+from analytics.cli_keys import rules_from_file
+from analytics.review import build_review, default_week, load_inputs
+from analytics.review_render import render
+
+FORMATS = ("html", "md", "json")
+
+
+def write_weekly_review(
+    db_path: str | Path, out_dir: str | Path, config_path: str | Path | None, now: datetime
+) -> list[Path]:
+    """Render the last full ISO week before `now` (naive UTC) into `out_dir/review-YYYY-Www.{html,md,json}`.
+
+    Each file is written beside its target and renamed into place, so a reader never sees half a report.
+    Raises the CLI's UsageError / ReconcileConfigError for a bad config and StoreError for the database.
+    """
+    from store.decisions import state_path
+
+    week = default_week(now)
+    rules = rules_from_file(config_path)
+    settings = credits.load_settings(config_path)
+    state = state_path(db_path)
+    review = build_review(load_inputs(db_path, week, now, rules, settings, state), week, now)
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in FORMATS:
+        target = folder / f"review-{week}.{fmt}"
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_text(render(review, fmt), encoding="utf-8")
+        os.replace(partial, target)
+        written.append(target)
+    return written
