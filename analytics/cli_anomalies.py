@@ -39,7 +39,7 @@ def _instant(text: str | None, flag: str) -> datetime | None:
 
 def incidents_for(db_path: str | Path, now: datetime, since: datetime | None = None) -> pd.DataFrame:
     """The shared path of the CLI and the page: read hourly series, detect (whole history scored)."""
-    return detect(hourly_series(db_path, now), now, since=since)
+    return detect(hourly_series(db_path, now, ordered=False), now, since=since)  # detect pivots: order is moot
 
 
 def run(args: argparse.Namespace) -> int:

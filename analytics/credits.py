@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -593,6 +593,41 @@ def daily_usage(jobs: pd.DataFrame, rates: Mapping[str, float], settings: Reconc
     )
     keys = ["day", "key_name", "environment", "model"]
     return frame.groupby(keys, as_index=False)[columns[4:]].sum()[columns]
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What the Credits page shows for a range: discrepancies, the headline summary and settled usage per day."""
+
+    found: pd.DataFrame
+    summary: CreditSummary
+    usage: pd.DataFrame
+
+
+def judge_range(
+    data: BillingData,
+    settings: ReconcileSettings,
+    now: datetime,
+    start: datetime,
+    end: datetime,
+    ledger: pd.DataFrame | None = None,
+    ledger_since: datetime | None = None,
+    ledger_jobs: pd.DataFrame | None = None,
+    environments: Sequence[str] | None = None,
+) -> Judgement:
+    """Discrepancies, summary and daily usage of [start, end]; with a ledger matched against `ledger_jobs`
+    (every environment's jobs), ledger findings of keys outside `environments` are dropped afterwards."""
+    found = find_discrepancies(
+        data, settings, now, start=start, end=end, ledger=ledger, ledger_since=ledger_since, ledger_jobs=ledger_jobs
+    )
+    if ledger_jobs is not None and environments is not None and not found.empty:
+        environment_of = dict(zip(ledger_jobs["key_name"], ledger_jobs["environment"], strict=True))
+        outside = found["key_name"].map(lambda k: environment_of.get(k) not in (None, *environments) if k else False)
+        found = found[~outside.astype(bool)].reset_index(drop=True)
+    summary = summarize(data, found, settings, now, start=start, end=end)
+    created = pd.to_datetime(data.jobs["created_at"])
+    in_range = data.jobs[(created >= pd.Timestamp(start)) & (created <= pd.Timestamp(end))]
+    return Judgement(found, summary, daily_usage(in_range, data.rates, settings))
 
 
 def credits_over_time(usage: pd.DataFrame, by: str, top: int = 8) -> pd.DataFrame:

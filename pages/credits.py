@@ -51,12 +51,8 @@ def reconcile(
     and does not judge hundreds of thousands of jobs again.
     """
     data = _billing(db_path, since, until, envs)
-    found = credits.find_discrepancies(data, policy, now, start=start, end=end)
-    summary = credits.summarize(data, found, policy, now, start=start, end=end)
-    created = pd.to_datetime(data.jobs["created_at"])
-    in_range = data.jobs[(created >= pd.Timestamp(start)) & (created <= pd.Timestamp(end))]
-    usage = credits.daily_usage(in_range, data.rates, policy)
-    return data.jobs.empty and data.daily.empty, found, summary, usage, data.rates
+    judged = credits.judge_range(data, policy, now, start, end)
+    return data.jobs.empty and data.daily.empty, judged.found, judged.summary, judged.usage, data.rates
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
@@ -165,17 +161,8 @@ if data is not None:
     if ledger_since is not None:
         # The ledger is matched against every environment's jobs, then narrowed to the selected ones.
         ledger_jobs = load_all_jobs(str(settings.db_path), ledger_since, load_until)
-    found = credits.find_discrepancies(
-        data, policy, now, start=start, end=end, ledger=ledger, ledger_since=ledger_since, ledger_jobs=ledger_jobs
-    )
-    if ledger_jobs is not None and not found.empty:
-        environment_of = dict(zip(ledger_jobs["key_name"], ledger_jobs["environment"], strict=True))
-        outside = found["key_name"].map(lambda k: environment_of.get(k) not in (None, *envs) if k else False)
-        found = found[~outside.astype(bool)].reset_index(drop=True)
-    summary = credits.summarize(data, found, policy, now, start=start, end=end)
-    created = pd.to_datetime(data.jobs["created_at"])
-    in_range = data.jobs[(created >= pd.Timestamp(start)) & (created <= pd.Timestamp(end))]
-    usage = credits.daily_usage(in_range, data.rates, policy)
+    judged = credits.judge_range(data, policy, now, start, end, ledger, ledger_since, ledger_jobs, envs)
+    found, summary, usage = judged.found, judged.summary, judged.usage
 
 st.caption(
     f"{filters.start:%d %b %Y} – {filters.end:%d %b %Y} (UTC days) · environments: {', '.join(envs)} · "
