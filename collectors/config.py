@@ -39,7 +39,8 @@ _KEY_FIELDS = {
 }
 _API_FIELDS = {"base_url", "admin_token_env", "admin_token"}
 _SECTIONS = {"api", "keys", "collector", "rules", "alerts", "reconciliation", "review", "dashboard"}
-_ALERT_FIELDS = {"webhook_url_env", "cooldown_hours"}
+_ALERT_FIELDS = {"webhook_url_env", "cooldown_hours", "check_minutes"}
+DEFAULT_ALERT_CHECK_MINUTES = 10
 _REVIEW_FIELDS = {"weekly_cron", "reports_dir"}
 DEFAULT_REPORTS_DIR = "data/reports"
 
@@ -218,6 +219,9 @@ def _check_alerts(alerts: Any, label: str) -> None:
     if unknown:
         known = ", ".join(sorted(_ALERT_FIELDS))
         raise ConfigError(f"{label} [alerts]: unknown field(s) {', '.join(sorted(unknown))} (known: {known})")
+    minutes = alerts.get("check_minutes", DEFAULT_ALERT_CHECK_MINUTES)
+    if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not 1 <= minutes <= 1440:
+        raise ConfigError(f"{label} [alerts] check_minutes: must be a number of minutes from 1 to 1440")
 
 
 def _check_review(review: Any, label: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from collectors.config import DEFAULT_REPORTS_DIR, Config
+from collectors.config import DEFAULT_ALERT_CHECK_MINUTES, DEFAULT_REPORTS_DIR, Config
 from collectors.endpoints import ENDPOINTS
 from collectors.sync import collect, prune_store
 from store import StoreError
@@ -77,6 +77,9 @@ def build_scheduler(
             print(f"[retention] database error: {exc}", file=sys.stderr, flush=True)
 
     scheduler.add_job(housekeeping, "interval", hours=6, id="retention", name="retention")
+    alerts = config.sections.get("alerts") or {}
+    minutes = float(alerts.get("check_minutes", DEFAULT_ALERT_CHECK_MINUTES))
+    scheduler.add_job(alert_check_job(config, db_path), "interval", minutes=minutes, id="alerts", name="alerts")
     review = config.sections.get("review") or {}
     if review.get("weekly_cron"):
         folder = Path(review.get("reports_dir", DEFAULT_REPORTS_DIR))
@@ -85,6 +88,23 @@ def build_scheduler(
     for job_id, (func, trigger) in (extra_jobs or {}).items():
         scheduler.add_job(func, id=job_id, name=job_id, **trigger)
     return scheduler
+
+
+def alert_check_job(config: Config, db_path: str | Path) -> Callable[[], Coroutine[Any, Any, None]]:
+    """Detect on what was collected and open (and post) alerts for new incidents, without anyone watching."""
+
+    async def run() -> None:
+        from analytics.alert_job import check_alerts
+
+        try:
+            now = datetime.now(UTC).replace(tzinfo=None)
+            result = await asyncio.to_thread(check_alerts, db_path, config.sections, now)
+            if result.opened:
+                print(f"[alerts] {result.line()}", flush=True)
+        except Exception as exc:  # a locked state file or a bad [alerts] table: say so, keep collecting
+            print(f"[alerts] check failed: {exc}", file=sys.stderr, flush=True)
+
+    return run
 
 
 def weekly_review_job(config: Config, db_path: str | Path, folder: Path) -> Callable[[], Coroutine[Any, Any, None]]:

@@ -10,7 +10,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from analytics.alerts import cooldown_from_config, deliver, slack_payload, webhook_url_from_config
+from analytics.alert_job import open_and_deliver
+from analytics.alerts import cooldown_from_config, webhook_url_from_config
 from analytics.anomalies import DEFAULT_THRESHOLD
 from analytics.detection import METRICS, detect, key_frame, score_metric
 from store import StoreError
@@ -18,10 +19,8 @@ from store.alert_store import (
     AlertError,
     acknowledge,
     list_alerts,
-    mark_delivery,
     resolve,
     state_db_path,
-    upsert_incidents,
 )
 from store.anomaly_reads import hourly_series
 from ui.data import guard_store
@@ -149,14 +148,9 @@ st.caption(
 )
 if st.button("Open alerts for these incidents", disabled=shown.empty, key="alerts_sync"):
     try:
-        opened = upsert_incidents(state_path, shown, now, cooldown)
-        delivered = failed = 0
-        for alert in opened if webhook else []:
-            ok, attempts, error = deliver(webhook, slack_payload(alert))
-            mark_delivery(state_path, alert["alert_id"], ok, attempts, error, now)
-            delivered, failed = delivered + ok, failed + (not ok)
-        note = f" Delivered {delivered}, failed {failed}." if webhook and opened else ""
-        st.success(f"Opened {len(opened)} new alert(s).{note}")
+        run = open_and_deliver(state_path, shown, now, cooldown, webhook)
+        note = f" Delivered {run.delivered}, failed {run.failed}." if webhook and run.opened else ""
+        st.success(f"Opened {run.opened} new alert(s).{note}")
     except StoreError as exc:
         st.error(f"Alerts: {exc}")
 

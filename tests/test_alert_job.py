@@ -1,0 +1,55 @@
+"""Alerts reach people without anyone watching: the service's check opens alerts once and posts each once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from analytics.alert_job import check_alerts
+from collectors.config import ConfigError, load_config
+from collectors.schedule import build_scheduler
+from store.alert_store import list_alerts, state_db_path
+from tests.test_alerts import receiver
+
+HOOK_ENV = "RBV_TEST_SERVICE_HOOK"
+
+
+def test_the_check_opens_and_posts_each_incident_once(collected, tmp_path, monkeypatch):
+    monkeypatch.setenv("RBV_STATE_DB", str(tmp_path / "state.duckdb"))  # never beside the shared fixture
+    sections = {"alerts": {"webhook_url_env": HOOK_ENV, "cooldown_hours": 0}}
+    with receiver([]) as (url, state):
+        monkeypatch.setenv(HOOK_ENV, url)
+        first = check_alerts(collected.db_path, sections, collected.now, lookback=timedelta(days=120))
+        again = check_alerts(collected.db_path, sections, collected.now, lookback=timedelta(days=120))
+    assert first.opened > 0 and first.delivered == first.opened and first.failed == 0
+    assert again.opened == 0  # idempotent: the same incidents never alert twice
+    assert len(state.bodies) == first.opened
+    alerts = list_alerts(state_db_path(collected.db_path))
+    assert len(alerts) == first.opened and set(alerts["status"]) == {"open"}
+    assert alerts["delivered_at"].notna().all()
+    posted = "\n".join(body["text"] for body in state.bodies)
+    assert all(name in posted for name in alerts["key_name"])
+
+
+def test_serve_checks_alerts_on_the_configured_interval(tmp_path):
+    path = tmp_path / "keys.toml"
+    path.write_text(
+        '[api]\nbase_url = "http://127.0.0.1:9"\n\n[[keys]]\nname = "api-gateway-prod"\nenvironment = "prod"\n'
+        'secret = "rbv_live_aaaaaaaaaaaaaaaa"\n\n[alerts]\ncheck_minutes = 5\n',
+        encoding="utf-8",
+    )
+    job = next(j for j in build_scheduler(load_config(path), tmp_path / "m.duckdb").get_jobs() if j.id == "alerts")
+    assert job.trigger.interval == timedelta(minutes=5)
+
+
+@pytest.mark.parametrize("value", ["0", "true", '"often"', "100000"])
+def test_a_bad_check_interval_is_one_clear_error(tmp_path, value):
+    path = tmp_path / "keys.toml"
+    path.write_text(
+        '[api]\nbase_url = "http://127.0.0.1:9"\n\n[[keys]]\nname = "api-gateway-prod"\nenvironment = "prod"\n'
+        f'secret = "rbv_live_aaaaaaaaaaaaaaaa"\n\n[alerts]\ncheck_minutes = {value}\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match="check_minutes"):
+        load_config(path)
