@@ -34,7 +34,7 @@ def _billing(db_path: str, since: datetime, until: datetime, envs: tuple[str, ..
     )
 
 
-@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=8)
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner="Reconciling every job in the range…", max_entries=8)
 def reconcile(
     db_path: str,
     since: datetime,
