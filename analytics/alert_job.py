@@ -12,7 +12,8 @@ import pandas as pd
 
 from analytics.alerts import cooldown_from_config, deliver, slack_payload, webhook_url_from_config
 from analytics.cli_anomalies import incidents_for
-from store.alert_store import mark_delivery, state_db_path, upsert_incidents
+from store.alert_store import mark_delivery, upsert_incidents
+from store.state_file import state_path
 
 # Incidents ending this long before a check are still alerted: a service down for a day catches up.
 LOOKBACK = timedelta(hours=48)
@@ -29,14 +30,14 @@ class AlertRun:
 
 
 def open_and_deliver(
-    state_path: str | Path, incidents: pd.DataFrame, now: datetime, cooldown: timedelta, webhook: str | None
+    state_file: str | Path, incidents: pd.DataFrame, now: datetime, cooldown: timedelta, webhook: str | None
 ) -> AlertRun:
     """Record `incidents` as alerts (idempotent, cooldown-merged) and post each newly opened one."""
-    opened = upsert_incidents(state_path, incidents, now, cooldown)
+    opened = upsert_incidents(state_file, incidents, now, cooldown)
     delivered = failed = 0
     for alert in opened if webhook else []:
         ok, attempts, error = deliver(webhook, slack_payload(alert))
-        mark_delivery(state_path, alert["alert_id"], ok, attempts, error, now)
+        mark_delivery(state_file, alert["alert_id"], ok, attempts, error, now)
         delivered, failed = delivered + ok, failed + (not ok)
     return AlertRun(len(opened), delivered, failed)
 
@@ -51,4 +52,4 @@ def check_alerts(
     cooldown = cooldown_from_config(sections)
     webhook = webhook_url_from_config(sections)
     incidents = incidents_for(db_path, now, since=now - lookback)
-    return open_and_deliver(state_db_path(db_path), incidents, now, cooldown, webhook)
+    return open_and_deliver(state_path(db_path), incidents, now, cooldown, webhook)

@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def report(args: argparse.Namespace) -> str:
     """The rendered report for the parsed arguments (raises UsageError with one line)."""
-    from store.decisions import state_path
+    from store.state_file import state_path
 
     now = parse_now(args.now)
     week = args.week or default_week(now)

@@ -10,6 +10,7 @@ from analytics import credits
 from analytics.cli_keys import rules_from_file
 from analytics.review import build_review, default_week, load_inputs
 from analytics.review_render import render
+from store.state_file import state_path
 
 FORMATS = ("html", "md", "json")
 
@@ -22,7 +23,6 @@ def write_weekly_review(
     Each file is written beside its target and renamed into place, so a reader never sees half a report.
     Raises the CLI's UsageError / ReconcileConfigError for a bad config and StoreError for the database.
     """
-    from store.decisions import state_path
 
     week = default_week(now)
     rules = rules_from_file(config_path)

@@ -20,9 +20,9 @@ from store.alert_store import (
     acknowledge,
     list_alerts,
     resolve,
-    state_db_path,
 )
 from store.anomaly_reads import hourly_series
+from store.state_file import state_path
 from ui.data import guard_store
 from ui.filters import sidebar_filters, utc_now
 from ui.freshness import freshness_banner
@@ -128,7 +128,7 @@ else:
     )
 
 st.subheader("Alerts")
-state_path = state_db_path(settings.db_path)
+state_file = state_path(settings.db_path)
 sections = config_sections(settings.config_path)
 try:
     cooldown = cooldown_from_config(sections)
@@ -137,7 +137,7 @@ except ValueError as exc:
     st.error(f"Alerts config: {exc}")
     st.stop()
 st.caption(
-    f"Alerts live in the dashboard's own state file (`{state_path.name}`). One alert per incident; a new "
+    f"Alerts live in the dashboard's own state file (`{state_file.name}`). One alert per incident; a new "
     f"incident of the same key, metric and direction within {cooldown.total_seconds() / 3600:g} h of an active "
     "alert's end is merged into it. "
     + (
@@ -148,14 +148,14 @@ st.caption(
 )
 if st.button("Open alerts for these incidents", disabled=shown.empty, key="alerts_sync"):
     try:
-        run = open_and_deliver(state_path, shown, now, cooldown, webhook)
+        run = open_and_deliver(state_file, shown, now, cooldown, webhook)
         note = f" Delivered {run.delivered}, failed {run.failed}." if webhook and run.opened else ""
         st.success(f"Opened {run.opened} new alert(s).{note}")
     except StoreError as exc:
         st.error(f"Alerts: {exc}")
 
 try:
-    alerts = list_alerts(state_path)
+    alerts = list_alerts(state_file)
 except StoreError as exc:
     st.error(f"Alerts: {exc}")
     st.stop()
@@ -199,10 +199,10 @@ who = who_col.text_input("Who", key="alert_who")
 ack_col, resolve_col = st.columns(2)
 try:
     if ack_col.button("Acknowledge", key="alert_ack", disabled=status_of[chosen] != "open"):
-        acknowledge(state_path, chosen, who, now)
+        acknowledge(state_file, chosen, who, now)
         st.rerun()
     if resolve_col.button("Resolve", key="alert_resolve"):
-        resolve(state_path, chosen, now)
+        resolve(state_file, chosen, now)
         st.rerun()
 except AlertError as exc:
     st.warning(str(exc))

@@ -6,31 +6,19 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from analytics.cli_keys import UsageError, facts_for, rules_from_file
-from analytics.keys import FINDINGS, KeyFacts, Rules, evaluate
+from analytics.keys import FINDINGS
 from analytics.traffic import rollup
 from store import key_reads
 from ui.data import guard_store
 from ui.filters import sidebar_filters, utc_now
 from ui.format import local_time, number, plain, relative_age
 from ui.freshness import freshness_banner
+from ui.key_findings import keys_with_findings
 
 
 @st.cache_data(ttl=30, show_spinner=False)
 def key_read(function: str, db_path: str, *args: object) -> object:
     return getattr(key_reads, function)(db_path, *args)
-
-
-# Same name and source as in pages/keys.py: Streamlit keys the cache by both, so the two pages share one entry.
-@st.cache_data(ttl=30, show_spinner=False)
-def keys_with_findings(db_path: str, now: datetime, config_path: str | None) -> tuple[dict, pd.DataFrame, str | None]:
-    """Store facts, findings as of `now` (to the minute, so reruns share the cache), and a [rules] warning."""
-    try:
-        rules, problem = rules_from_file(config_path), None
-    except UsageError as exc:
-        rules, problem = Rules(), f"{exc}; using the default rules"
-    facts = facts_for(db_path, now, rules, spark_days=30)
-    return facts, evaluate(KeyFacts.from_frames(facts), now, rules), problem
 
 
 settings = st.session_state["settings"]
@@ -43,9 +31,7 @@ if not guard_store(settings.db_path):
 freshness_banner(settings.db_path, now, filters.tz, settings.demo)
 
 db = str(settings.db_path)
-facts, findings, _ = keys_with_findings(
-    db, now.replace(second=0, microsecond=0), str(settings.config_path) if settings.config_path else None
-)
+facts, findings, _ = keys_with_findings(settings, now)
 inventory = facts["keys"]
 names = inventory["key_name"].tolist()
 requested = st.query_params.get("key")

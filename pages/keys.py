@@ -1,18 +1,17 @@
 """Keys: the inventory with activity, staleness and governance findings, and the deletion candidates."""
 
-from datetime import datetime
 from urllib.parse import quote
 
 import pandas as pd
 import streamlit as st
 
-from analytics.cli_keys import UsageError, facts_for, rules_from_file
 from analytics.export import csv_frame
-from analytics.keys import FINDINGS, STALE_FINDINGS, KeyFacts, Rules, deletion_candidates, evaluate
+from analytics.keys import FINDINGS, STALE_FINDINGS, deletion_candidates
 from ui.data import guard_store
 from ui.filters import sidebar_filters, utc_now
 from ui.format import local_time, relative_age
 from ui.freshness import freshness_banner
+from ui.key_findings import keys_with_findings
 
 BADGE_COLOR = {
     "disabled_upstream": "red", "unmanaged_key": "red", "sandbox_in_prod": "red", "rotation_overdue": "red",
@@ -20,17 +19,6 @@ BADGE_COLOR = {
     "missing_owner": "orange", "env_mismatch": "violet", "staging_shape_drift": "violet",
     "generic_name": "gray", "bad_name": "gray",
 }  # fmt: skip
-
-
-@st.cache_data(ttl=30, show_spinner=False)
-def keys_with_findings(db_path: str, now: datetime, config_path: str | None) -> tuple[dict, pd.DataFrame, str | None]:
-    """Store facts, findings as of `now` (to the minute, so reruns share the cache), and a [rules] warning."""
-    try:
-        rules, problem = rules_from_file(config_path), None
-    except UsageError as exc:
-        rules, problem = Rules(), f"{exc}; using the default rules"
-    facts = facts_for(db_path, now, rules, spark_days=30)
-    return facts, evaluate(KeyFacts.from_frames(facts), now, rules), problem
 
 
 def badge(finding: str) -> str:
@@ -46,10 +34,7 @@ if not guard_store(settings.db_path):
     st.stop()
 freshness_banner(settings.db_path, now, filters.tz, settings.demo)
 
-db = str(settings.db_path)
-facts, findings, rules_problem = keys_with_findings(
-    db, now.replace(second=0, microsecond=0), str(settings.config_path) if settings.config_path else None
-)
+facts, findings, rules_problem = keys_with_findings(settings, now)
 if rules_problem:
     st.warning(rules_problem, icon=":material/rule:")
 inventory = facts["keys"]

@@ -11,7 +11,8 @@ from analytics.keys import Rules
 from analytics.review import build_review, default_week, load_inputs, week_bounds
 from analytics.review_render import charts, render, sections
 from store import StoreError
-from store.decisions import DECISIONS, Decision, last_decisions, record, state_path
+from store.decisions import DECISIONS, Decision, last_decisions, record
+from store.state_file import state_path
 from ui.data import guard_store
 from ui.filters import sidebar_filters, utc_now
 from ui.freshness import freshness_banner

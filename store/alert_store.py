@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,8 +18,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from store.connection import LOCK_RETRY_SECONDS, _open, _write_lock
 from store.results import first_row
+from store.state_file import state_read, state_write
 
 STATUSES = ("open", "acknowledged", "resolved")
 ACTIVE = ("open", "acknowledged")
@@ -69,15 +67,6 @@ class AlertError(Exception):
     """An alert action that cannot apply (unknown alert, or a transition from the wrong status)."""
 
 
-def state_db_path(collector_db: str | Path) -> Path:
-    """The dashboard's own state file: `RBV_STATE_DB`, else `<collector db>.dashboard.duckdb`."""
-    env = os.environ.get("RBV_STATE_DB")
-    if env:
-        return Path(env)
-    db = Path(collector_db)
-    return db.with_name(db.name + ".dashboard.duckdb")
-
-
 def _naive(moment: Any) -> datetime:
     """A naive UTC datetime (the store keeps TIMESTAMP without time zone, in UTC)."""
     ts = pd.Timestamp(moment)
@@ -91,24 +80,9 @@ def _alert_id(key_name: str, metric: str, direction: str, start: datetime) -> st
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
 
 
-@contextlib.contextmanager
-def _write(path: str | Path, deadline_s: float = LOCK_RETRY_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
+def _write(path: str | Path) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
     """One read-write transaction on the state file, creating the alerts table on first use."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _write_lock:
-        con = _open(str(target), read_only=False, deadline_s=deadline_s)
-        try:
-            con.execute(_DDL).fetchall()
-            con.execute("BEGIN TRANSACTION").fetchall()
-            try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK").fetchall()
-                raise
-            con.execute("COMMIT").fetchall()
-        finally:
-            con.close()
+    return state_write(path, _DDL)
 
 
 def _rows(con: duckdb.DuckDBPyConnection, where: str = "", params: list[Any] | None = None) -> list[dict[str, Any]]:
@@ -178,22 +152,12 @@ def list_alerts(path: str | Path, status: str | None = None) -> pd.DataFrame:
     """Alerts newest incident first (all, or only one status); empty frame when the state file is new."""
     if status is not None and status not in STATUSES:
         raise AlertError(f"unknown alert status {status!r}")
-    target = Path(path)
-    if not target.exists():
-        return pd.DataFrame(columns=COLUMNS)
-    with _write_lock:
-        con = _open(str(target), read_only=True, deadline_s=LOCK_RETRY_SECONDS)
-        try:
-            exists = first_row(
-                con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'alerts'")
-            )
-            if not exists or not exists[0]:
-                return pd.DataFrame(columns=COLUMNS)
-            where = "WHERE status = ?" if status else ""
-            sql = f"SELECT {', '.join(COLUMNS)} FROM alerts {where} ORDER BY incident_start DESC, alert_id"
-            return con.execute(sql, [status] if status else []).df()
-        finally:
-            con.close()
+    with state_read(path, "alerts") as con:
+        if con is None:
+            return pd.DataFrame(columns=COLUMNS)
+        where = "WHERE status = ?" if status else ""
+        sql = f"SELECT {', '.join(COLUMNS)} FROM alerts {where} ORDER BY incident_start DESC, alert_id"
+        return con.execute(sql, [status] if status else []).df()
 
 
 def _transition(path: str | Path, alert_id: str, allowed: tuple[str, ...], sql: str, params: list[Any]) -> None:

@@ -58,15 +58,20 @@ def _open(path: str, read_only: bool, deadline_s: float) -> duckdb.DuckDBPyConne
 
 @contextlib.contextmanager
 def write_transaction(
-    db_path: str | Path, deadline_s: float = LOCK_RETRY_SECONDS
+    db_path: str | Path, deadline_s: float = LOCK_RETRY_SECONDS, schema: str | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the database read-write (migrating it once per process), run one transaction, close."""
+    """Open the database read-write (migrating it once per process), run one transaction, close.
+
+    `schema` (idempotent DDL) replaces the migrations for a file that is not the collector's database.
+    """
     path = str(db_path)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with _write_lock:
         con = _open(path, read_only=False, deadline_s=deadline_s)
         try:
-            if path not in _migrated_paths:
+            if schema is not None:
+                con.execute(schema).fetchall()
+            elif path not in _migrated_paths:
                 apply_migrations(con)
                 _migrated_paths.add(path)
             con.execute("BEGIN TRANSACTION").fetchall()

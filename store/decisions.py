@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import threading
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
-from store.connection import StoreError, _is_lock_error
+from store.state_file import state_read, state_write
 
 DECISIONS = ("keep", "rotate", "disable", "delete", "investigate")
-STATE_ENV = "RBV_STATE_DB"
 _LOCK_SECONDS = 10.0
-_lock = threading.RLock()
 _SCHEMA = """
 CREATE SEQUENCE IF NOT EXISTS review_decision_seq START 1;
 CREATE TABLE IF NOT EXISTS review_decisions (
@@ -42,29 +36,6 @@ class Decision:
     week: str
 
 
-def state_path(collector_db: str | Path | None) -> Path:
-    """RBV_STATE_DB, or `<collector db>.dashboard.duckdb` beside the collector's database."""
-    override = os.environ.get(STATE_ENV)
-    if override:
-        return Path(override)
-    if collector_db is None:
-        raise StoreError("no state database: set RBV_STATE_DB or give the collector database path")
-    base = Path(collector_db)
-    return base.with_name(base.name + ".dashboard.duckdb")
-
-
-def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-    deadline = time.monotonic() + _LOCK_SECONDS
-    while True:
-        try:
-            return duckdb.connect(str(path), read_only=read_only)
-        except (duckdb.IOException, duckdb.ConnectionException) as exc:
-            # Only a lock is worth waiting for; a file that is not a database fails at once.
-            if not _is_lock_error(exc) or time.monotonic() >= deadline:
-                raise StoreError(f"cannot open the dashboard state {path}: {exc}") from exc
-        time.sleep(0.05)
-
-
 def record(path: str | Path, item: Decision, now: datetime | None = None) -> int:
     """Store one decision in its own short transaction; returns its id."""
     if item.decision not in DECISIONS:
@@ -73,42 +44,23 @@ def record(path: str | Path, item: Decision, now: datetime | None = None) -> int
     if not who:
         raise ValueError("say who decided")
     moment = now or datetime.now(UTC).replace(tzinfo=None)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _lock:
-        con = _connect(target, read_only=False)
-        try:
-            con.execute(_SCHEMA)
-            con.execute("BEGIN TRANSACTION")
-            rows = con.execute(
-                """
-                INSERT INTO review_decisions (key_name, decision, decided_by, note, decided_at, week)
-                VALUES (?, ?, ?, ?, ?, ?) RETURNING decision_id
-                """,
-                [item.key_name, item.decision, who, item.note.strip(), moment, item.week],
-            ).fetchall()
-            con.execute("COMMIT")
-        finally:
-            con.close()
+    with state_write(path, _SCHEMA, deadline_s=_LOCK_SECONDS) as con:
+        rows = con.execute(
+            """
+            INSERT INTO review_decisions (key_name, decision, decided_by, note, decided_at, week)
+            VALUES (?, ?, ?, ?, ?, ?) RETURNING decision_id
+            """,
+            [item.key_name, item.decision, who, item.note.strip(), moment, item.week],
+        ).fetchall()
     return int(rows[0][0])
 
 
 def all_decisions(path: str | Path) -> pd.DataFrame:
     """Every decision, oldest first (an empty frame when nothing was ever decided)."""
-    target = Path(path)
-    if not target.exists():
-        return pd.DataFrame(columns=COLUMNS)
-    with _lock:
-        con = _connect(target, read_only=True)
-        try:
-            known = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'review_decisions'").fetchall()
-            if not known[0][0]:
-                return pd.DataFrame(columns=COLUMNS)
-            return con.execute(
-                f"SELECT {', '.join(COLUMNS)} FROM review_decisions ORDER BY decided_at, decision_id"
-            ).df()
-        finally:
-            con.close()
+    with state_read(path, "review_decisions", deadline_s=_LOCK_SECONDS) as con:
+        if con is None:
+            return pd.DataFrame(columns=COLUMNS)
+        return con.execute(f"SELECT {', '.join(COLUMNS)} FROM review_decisions ORDER BY decided_at, decision_id").df()
 
 
 def last_decisions(path: str | Path, until: datetime | None = None) -> pd.DataFrame:

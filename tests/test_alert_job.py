@@ -9,7 +9,8 @@ import pytest
 from analytics.alert_job import check_alerts
 from collectors.config import ConfigError, load_config
 from collectors.schedule import build_scheduler
-from store.alert_store import list_alerts, state_db_path
+from store.alert_store import list_alerts
+from store.state_file import state_path
 from tests.test_alerts import receiver
 
 HOOK_ENV = "RBV_TEST_SERVICE_HOOK"
@@ -25,7 +26,7 @@ def test_the_check_opens_and_posts_each_incident_once(collected, tmp_path, monke
     assert first.opened > 0 and first.delivered == first.opened and first.failed == 0
     assert again.opened == 0  # idempotent: the same incidents never alert twice
     assert len(state.bodies) == first.opened
-    alerts = list_alerts(state_db_path(collected.db_path))
+    alerts = list_alerts(state_path(collected.db_path))
     assert len(alerts) == first.opened and set(alerts["status"]) == {"open"}
     assert alerts["delivered_at"].notna().all()
     posted = "\n".join(body["text"] for body in state.bodies)

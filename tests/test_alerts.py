@@ -24,9 +24,9 @@ from store.alert_store import (
     list_alerts,
     mark_delivery,
     resolve,
-    state_db_path,
     upsert_incidents,
 )
+from store.state_file import state_path
 
 NOW = datetime(2026, 11, 20, 12, 0, 0)
 H = timedelta(hours=1)
@@ -52,9 +52,9 @@ def frame(*rows) -> pd.DataFrame:
 
 def test_state_db_path_default_and_env(tmp_path, monkeypatch):
     monkeypatch.delenv("RBV_STATE_DB", raising=False)
-    assert state_db_path(tmp_path / "rbv.duckdb") == tmp_path / "rbv.duckdb.dashboard.duckdb"
+    assert state_path(tmp_path / "rbv.duckdb") == tmp_path / "rbv.duckdb.dashboard.duckdb"
     monkeypatch.setenv("RBV_STATE_DB", str(tmp_path / "state.duckdb"))
-    assert state_db_path(tmp_path / "rbv.duckdb") == tmp_path / "state.duckdb"
+    assert state_path(tmp_path / "rbv.duckdb") == tmp_path / "state.duckdb"
 
 
 def test_lifecycle_open_acknowledged_resolved(tmp_path):

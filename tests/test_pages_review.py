@@ -81,7 +81,8 @@ def test_week_picker_and_json_download_match_the_cli(app_env, tmp_path):
     # The page renders the same review the CLI does (the buttons carry render(review, fmt) of it).
     from analytics.review import build_review, load_inputs
     from analytics.review_render import render
-    from store.decisions import last_decisions, state_path
+    from store.decisions import last_decisions
+    from store.state_file import state_path
 
     inputs = load_inputs(
         app_env.db_path, "2026-W45", SIM_NOW.replace(tzinfo=None), state_db=state_path(app_env.db_path)

@@ -12,7 +12,8 @@ from analytics.__main__ import main
 from analytics.cli_keys import findings_for, rules_from_file
 from analytics.review import SECTIONS, build_review, default_week, load_inputs, parse_week, week_bounds
 from analytics.review_render import to_html, to_markdown
-from store.decisions import Decision, all_decisions, last_decisions, record, state_path
+from store.decisions import Decision, all_decisions, last_decisions, record
+from store.state_file import state_path
 
 NOW = datetime(2026, 11, 20, 12, 0, 0)
 WEEK = "2026-W46"
