@@ -7,44 +7,16 @@ import asyncio
 import dataclasses
 import logging
 import sys
-from typing import NoReturn
 
+from cli_args import OneLineParser, non_negative, positive_int
 from collectors.config import Config, ConfigError, load_config
 from collectors.sync import collect, prune_store
 from store import StoreError
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one line on stderr (exit 2) like every other error here."""
-
-    def error(self, message: str) -> NoReturn:
-        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
-        raise SystemExit(2)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0")
-    return value
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m collectors", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = OneLineParser(prog="python -m collectors", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     for name, help_text in (
         ("once", "collect every endpoint for every key once, then exit"),
         ("serve", "keep collecting on a schedule until SIGTERM/SIGINT"),
@@ -53,8 +25,8 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--config", required=True, help="key config TOML")
         cmd.add_argument("--db", required=True, help="DuckDB file to write")
         cmd.add_argument("--base-url", help="override [api] base_url")
-        cmd.add_argument("--concurrency", type=_positive_int, help="requests in flight at once")
-        cmd.add_argument("--backoff-scale", type=_non_negative, help="multiply retry waits (tests use 0.01)")
+        cmd.add_argument("--concurrency", type=positive_int, help="requests in flight at once")
+        cmd.add_argument("--backoff-scale", type=non_negative, help="multiply retry waits (tests use 0.01)")
         cmd.add_argument("--endpoints", help="comma-separated subset: pricing,admin,summary,events,jobs")
         cmd.add_argument("-v", "--verbose", action="store_true", help="log every request attempt")
         if name == "serve":

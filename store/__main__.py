@@ -6,30 +6,12 @@ import argparse
 import json
 import sys
 from datetime import UTC, datetime
-from typing import NoReturn
 
 import duckdb
 
+from cli_args import OneLineParser, positive_int
 from store import lifecycle
 from store.connection import StoreError
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one line on stderr like every other error here."""
-
-    def error(self, message: str) -> NoReturn:
-        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
-        raise SystemExit(2)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
-    return value
 
 
 def _instant(text: str) -> datetime:
@@ -41,8 +23,10 @@ def _instant(text: str) -> datetime:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m store", description="Back up, restore, prune and inspect the collectors' database.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = OneLineParser(
+        prog="python -m store", description="Back up, restore, prune and inspect the collectors' database."
+    )
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     b = sub.add_parser("backup", help="EXPORT DATABASE to Parquet plus a manifest (schema version, row counts)")
     b.add_argument("--db", required=True, help="the DuckDB file to back up")
     b.add_argument("--out", required=True, help="a new (or empty) folder for the backup")
@@ -52,8 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="replace an existing file (it is kept beside, renamed)")
     pr = sub.add_parser("prune", help="retention: drop raw landings and events older than their cut-offs")
     pr.add_argument("--db", required=True)
-    pr.add_argument("--raw-days", type=_positive_int, default=lifecycle.DEFAULT_RAW_DAYS)
-    pr.add_argument("--events-days", type=_positive_int, default=lifecycle.DEFAULT_EVENTS_DAYS)
+    pr.add_argument("--raw-days", type=positive_int, default=lifecycle.DEFAULT_RAW_DAYS)
+    pr.add_argument("--events-days", type=positive_int, default=lifecycle.DEFAULT_EVENTS_DAYS)
     pr.add_argument("--now", type=_instant, default=None, help="ISO instant the cut-offs count back from (UTC)")
     i = sub.add_parser("info", help="schema version, row counts per public view, file size")
     i.add_argument("--db", required=True)
