@@ -23,9 +23,7 @@ from store.alert_store import (
 )
 from store.anomaly_reads import hourly_series
 from store.state_file import state_path
-from ui.data import guard_store
-from ui.filters import sidebar_filters, utc_now
-from ui.freshness import freshness_banner
+from ui.page import open_page
 
 
 # Incidents need the whole fleet's hourly history scored; they change when the last complete hour does,
@@ -57,14 +55,7 @@ def config_sections(config_path: Path | None) -> dict[str, Any]:
         return {}
 
 
-settings = st.session_state["settings"]
-filters = sidebar_filters()
-now = utc_now()
-
-st.title("Anomalies")
-if not guard_store(settings.db_path):
-    st.stop()
-freshness_banner(settings.db_path, now, filters.tz, settings.demo)
+settings, filters, now = open_page("Anomalies")
 st.caption(
     "Hourly grain. Calls are hourly only from when event polling began (earlier, the store holds daily "
     "calls only); failed jobs and credits are hourly over the whole job history. Scores are causal: "

@@ -3,18 +3,10 @@
 import streamlit as st
 
 from store import reads
-from ui.data import guard_store, read
-from ui.filters import sidebar_filters, utc_now
-from ui.freshness import freshness_banner
+from ui.data import read
+from ui.page import open_page
 
-settings = st.session_state["settings"]
-filters = sidebar_filters()
-now = utc_now()
-
-st.title("Collection health")
-if not guard_store(settings.db_path):
-    st.stop()
-freshness_banner(settings.db_path, now, filters.tz, settings.demo)
+settings, filters, now = open_page("Collection health")
 
 st.subheader("Recent runs")
 runs = read(reads.recent_runs, settings.db_path)

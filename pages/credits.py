@@ -10,10 +10,8 @@ from analytics import credits
 from analytics.export import csv_frame
 from analytics.ledger import LedgerResult, parse_ledger
 from store import StoreError, credit_reads
-from ui.data import guard_store
-from ui.filters import sidebar_filters, utc_now
 from ui.format import local_time, localize_column, number
-from ui.freshness import freshness_banner
+from ui.page import open_page
 
 CACHE_TTL_S = 30
 
@@ -75,14 +73,7 @@ def check_ledger(data: bytes, max_bytes: int) -> LedgerResult:
     return parse_ledger(data, max_bytes)
 
 
-settings = st.session_state["settings"]
-filters = sidebar_filters()
-now = utc_now()
-
-st.title("Credits")
-if not guard_store(settings.db_path):
-    st.stop()
-freshness_banner(settings.db_path, now, filters.tz, settings.demo)
+settings, filters, now = open_page("Credits")
 
 try:
     policy = credits.load_settings(settings.config_path)

@@ -9,11 +9,9 @@ import streamlit as st
 from analytics.keys import FINDINGS
 from analytics.traffic import rollup
 from store import key_reads
-from ui.data import guard_store
-from ui.filters import sidebar_filters, utc_now
 from ui.format import local_time, number, plain, relative_age
-from ui.freshness import freshness_banner
 from ui.key_findings import keys_with_findings
+from ui.page import open_page
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -21,14 +19,7 @@ def key_read(function: str, db_path: str, *args: object) -> object:
     return getattr(key_reads, function)(db_path, *args)
 
 
-settings = st.session_state["settings"]
-filters = sidebar_filters()
-now = utc_now()
-
-st.title("Key detail")
-if not guard_store(settings.db_path):
-    st.stop()
-freshness_banner(settings.db_path, now, filters.tz, settings.demo)
+settings, filters, now = open_page("Key detail")
 
 db = str(settings.db_path)
 facts, findings, _ = keys_with_findings(settings, now)

@@ -7,11 +7,9 @@ import streamlit as st
 
 from analytics.export import csv_frame
 from analytics.keys import FINDINGS, STALE_FINDINGS, deletion_candidates
-from ui.data import guard_store
-from ui.filters import sidebar_filters, utc_now
 from ui.format import local_time, relative_age
-from ui.freshness import freshness_banner
 from ui.key_findings import keys_with_findings
+from ui.page import open_page
 
 BADGE_COLOR = {
     "disabled_upstream": "red", "unmanaged_key": "red", "sandbox_in_prod": "red", "rotation_overdue": "red",
@@ -25,14 +23,7 @@ def badge(finding: str) -> str:
     return f":{BADGE_COLOR.get(finding, 'blue')}-badge[{finding}]"
 
 
-settings = st.session_state["settings"]
-filters = sidebar_filters()
-now = utc_now()
-
-st.title("Keys")
-if not guard_store(settings.db_path):
-    st.stop()
-freshness_banner(settings.db_path, now, filters.tz, settings.demo)
+settings, filters, now = open_page("Keys")
 
 facts, findings, rules_problem = keys_with_findings(settings, now)
 if rules_problem:

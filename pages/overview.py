@@ -6,19 +6,11 @@ import streamlit as st
 
 from analytics.export import csv_frame
 from store import reads
-from ui.data import guard_store, read
-from ui.filters import sidebar_filters, utc_now
+from ui.data import read
 from ui.format import local_time, number, relative_age
-from ui.freshness import freshness_banner
+from ui.page import open_page
 
-settings = st.session_state["settings"]
-filters = sidebar_filters()
-now = utc_now()
-
-st.title("Overview")
-if not guard_store(settings.db_path):
-    st.stop()
-freshness_banner(settings.db_path, now, filters.tz, settings.demo)
+settings, filters, now = open_page("Overview")
 
 envs = filters.environments
 totals = read(reads.usage_totals, settings.db_path, filters.start, filters.end, envs)

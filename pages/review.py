@@ -13,9 +13,8 @@ from analytics.review_render import charts, render, sections
 from store import StoreError
 from store.decisions import DECISIONS, Decision, last_decisions, record
 from store.state_file import state_path
-from ui.data import guard_store
-from ui.filters import sidebar_filters, utc_now
-from ui.freshness import freshness_banner
+from ui.filters import utc_now
+from ui.page import open_page
 
 WEEKS_OFFERED = 12
 
@@ -35,14 +34,7 @@ def review_inputs(db_path: str, week: str, now: datetime, config_path: str | Non
     return load_inputs(db_path, week, now, rules, settings, state_db=None), problem
 
 
-settings = st.session_state["settings"]
-filters = sidebar_filters()
-now = utc_now()
-
-st.title("Weekly review")
-if not guard_store(settings.db_path):
-    st.stop()
-freshness_banner(settings.db_path, now, filters.tz, settings.demo)
+settings, filters, now = open_page("Weekly review")
 
 latest = default_week(now)
 latest_start, _ = week_bounds(latest)

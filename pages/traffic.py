@@ -10,9 +10,7 @@ import streamlit as st
 from analytics.export import csv_frame
 from analytics.traffic import rollup, top_movers
 from store import key_reads
-from ui.data import guard_store
-from ui.filters import sidebar_filters, utc_now
-from ui.freshness import freshness_banner
+from ui.page import open_page
 
 METRICS = {"calls": "Calls", "jobs": "Jobs", "failed": "Failed jobs", "credits": "Credits"}
 
@@ -22,14 +20,7 @@ def key_read(function: str, db_path: str, *args: object) -> object:
     return getattr(key_reads, function)(db_path, *args)
 
 
-settings = st.session_state["settings"]
-filters = sidebar_filters()
-now = utc_now()
-
-st.title("Traffic explorer")
-if not guard_store(settings.db_path):
-    st.stop()
-freshness_banner(settings.db_path, now, filters.tz, settings.demo)
+settings, filters, now = open_page("Traffic explorer")
 
 db = str(settings.db_path)
 envs = filters.environments
