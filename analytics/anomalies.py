@@ -25,9 +25,11 @@ is at least u * max(0.4, 0.5 * sqrt(expected / u)), so 0 -> 3 calls is not an al
 burst size learned from quiet points (calls come in clumps: a job is a submit plus its polls;
 see `_forecast`), 1 for a key that is never quiet.  Otherwise the detector is scale-invariant
 (floors are relative to the expected value), from 0.01 to 1e6.  Counting noise is independent
-from point to point, so where it sets the spread, a run of 2-3 points that lean the same way
+from point to point, so where it sets the spread, a run of 2-4 points that lean the same way
 adds up its evidence (`_run_evidence`): a few failed jobs an hour for three hours is an
-incident although no single hour is.
+incident although no single hour is.  Likewise a run of silent points is judged by the total
+expected over it (`_silence_evidence`): eight silent hours where two calls an hour were due
+are an outage although no single silent hour is.
 Drops in non-negative series are boosted by their depth (up to x2.5 for total silence):
 a drop's z can never exceed expected / spread, yet silence where traffic was expected is an
 outage, e.g. 40 calls/h expected and 0 seen.
@@ -86,7 +88,7 @@ class DetectorConfig:
     count_floor_sqrt: float = 0.5
     unit_prior: float = 3.0
     unit_cap: float = 25.0
-    run_points: int = 3
+    run_points: int = 4  # longest run whose counting-noise evidence adds up
     run_min_z: float = 2.0
     drop_boost: float = 2.5
     z_half: float = 10.0
@@ -151,7 +153,9 @@ def _forecast(x: np.ndarray, index: pd.Index, cfg: DetectorConfig) -> tuple[np.n
     over burst sizes X.  u is learned from the non-zero values at points where less than one is
     expected (a busy key has none and keeps 1), before t, from `unit_prior` bursts of size 1;
     values that score as anomalies never teach it and larger ones count as `unit_cap`, so an
-    incident on a quiet key cannot make the next one look normal.
+    incident on a quiet key cannot make the next one look normal.  A value teaches it only
+    `run_points - 1` points later, once no run through it adds up to an incident, so a sustained
+    incident does not widen its own band while it unfolds.
     """
     n, m = x.shape
     seasons = _seasonal_slots(index, _infer_interval(index, cfg)) if cfg.seasonal else []
@@ -181,6 +185,12 @@ def _forecast(x: np.ndarray, index: pd.Index, cfg: DetectorConfig) -> tuple[np.n
     count_like = np.ones(m, dtype=bool)
     burst_sum = np.zeros(m)
     burst_sq = np.zeros(m)
+    lag = max(int(cfg.run_points), 1)
+    candidates = np.zeros((lag, m))  # burst sizes waiting to teach the unit
+    last = np.zeros((lag, m))  # signed z (where counting noise sets the spread) of the last `lag` points
+    runs = np.zeros((lag, m))  # evidence of the `lag`-point run ending at each of those points
+    streak = np.zeros(m)
+    prev_lean = np.zeros(m)
     for t in range(n):
         xt = x[t]
         valid = np.isfinite(xt)
@@ -206,13 +216,23 @@ def _forecast(x: np.ndarray, index: pd.Index, cfg: DetectorConfig) -> tuple[np.n
         seen_out[t] = n_mad[best, cols]
         unit = (burst_sq + cfg.unit_prior) / (burst_sum + cfg.unit_prior)
         unit_out[t], count_out[t] = unit, count_like
-        spread, _ = _spread(sigma_out[t], seen_out[t], expected_out[t], unit, count_like, cfg)
+        spread, bound = _spread(sigma_out[t], seen_out[t], expected_out[t], unit, count_like, cfg)
         e_t = expected_out[t]
-        with np.errstate(invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):
             burst = valid & (xv > 0) & (e_t < 1.0) & (np.abs(xv - e_t) < cfg.z_half * spread)
-        size = np.where(burst, np.minimum(xv, cfg.unit_cap), 0.0)
-        burst_sum += size
-        burst_sq += size * size
+            signed = np.where(valid & bound & np.isfinite(e_t), (xv - e_t) / spread, 0.0)
+        # A burst teaches the unit `lag - 1` points later, and only if no `lag`-point run through it adds
+        # up to an incident: a sustained incident on a quiet key must not raise the unit that measures it.
+        lean = np.where(np.abs(signed) >= cfg.run_min_z, np.sign(signed), 0.0)
+        streak = np.where(lean == 0.0, 0.0, np.where(lean == prev_lean, streak + 1.0, 1.0))
+        prev_lean = lean
+        last[t % lag] = signed
+        runs[t % lag] = np.where(streak >= lag, np.abs(last.sum(axis=0)) / np.sqrt(lag), 0.0)
+        candidates[t % lag] = np.where(burst, np.minimum(xv, cfg.unit_cap), 0.0)
+        if t >= lag - 1:
+            size = np.where(runs.max(axis=0) < cfg.z_half, candidates[(t + 1) % lag], 0.0)
+            burst_sum += size
+            burst_sq += size * size
 
         resid = xv - pred
         ready = n_mad >= cfg.min_history
@@ -265,6 +285,26 @@ def _run_evidence(signed: np.ndarray, cfg: DetectorConfig) -> np.ndarray:
     return best
 
 
+def _silence_evidence(expected: np.ndarray, spread: np.ndarray, silent: np.ndarray) -> np.ndarray:
+    """z of the current run of silent points taken as one: total expected over the root of summed variances.
+
+    One silent hour where 2 calls were due is nothing; eight in a row where 2 an hour were due is an
+    outage.  Under counting noise both have the probability of seeing nothing where their *total* was
+    expected, so a run is judged by its total, exactly as one hour with that many expected would be.
+    """
+    n, m = expected.shape
+    out = np.zeros((n, m))
+    total = np.zeros(m)
+    variance = np.zeros(m)
+    for t in range(n):
+        quiet = silent[t]
+        total = np.where(quiet, total + expected[t], 0.0)
+        variance = np.where(quiet, variance + spread[t] * spread[t], 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[t] = np.where(quiet & (variance > 0), total / np.sqrt(variance), 0.0)
+    return out
+
+
 def _score_block(x: np.ndarray, index: pd.Index, cfg: DetectorConfig) -> dict[str, np.ndarray]:
     expected, sigma, seen, unit, count_like = _forecast(x, index, cfg)
     valid = np.isfinite(x)
@@ -282,6 +322,9 @@ def _score_block(x: np.ndarray, index: pd.Index, cfg: DetectorConfig) -> dict[st
     non_negative = np.cumsum(valid & (xv < 0), axis=0) == 0
     depth = np.where(non_negative & (dev < 0) & np.isfinite(depth), depth, 0.0)
     z = np.fmax(z * (1.0 + (cfg.drop_boost - 1.0) * depth**4), _run_evidence(np.where(count_bound, signed, 0.0), cfg))
+    with np.errstate(invalid="ignore"):
+        silent = valid & (xv == 0) & non_negative & (expected > 0)
+    z = np.fmax(z, cfg.drop_boost * _silence_evidence(np.where(silent, expected, 0.0), spread, silent))
     with np.errstate(invalid="ignore"):
         score = np.where(np.isinf(z), 1.0, z * z / (z * z + cfg.z_half**2))
     score = score * np.minimum(1.0, seen / cfg.warmup_points)

@@ -3,12 +3,13 @@
 `detect(hourly, now)` takes the long frame the store gives ([key_name, hour, metric, value]),
 builds one wide hourly frame per metric (one column per key, shared index ending at the hour
 before `now`), fills hours with no row with 0 from each key's first hour on (NaN values, e.g.
-hours inside an events coverage gap, stay unknown and score 0), scores every column in one
-vectorised `score_many` pass and merges consecutive flagged hours into incidents.
+hours inside an events coverage gap, stay unknown and score 0), scores every column of every
+metric in one vectorised pass (as `score_many` does) and merges consecutive flagged hours into incidents.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import numpy as np
@@ -84,45 +85,61 @@ def credit_units(hourly: pd.DataFrame, credits: pd.DataFrame, now: datetime) -> 
     return unit.where(unit > 0).ffill().fillna(1.0)
 
 
-def score_wide(wide: pd.DataFrame, config: DetectorConfig | None = None) -> dict[str, pd.DataFrame]:
-    """value/expected/lower/upper/score/dev (value - expected) frames for a wide frame in one pass.
-
-    The same pass as `score_many` (whose scores equal these), keeping the band and expected
-    values that `score_many` drops; re-running `score_frame` per key would cost a Python loop
-    over every hour for each key.
-    """
-    cfg = config or DetectorConfig()
-    parts = _score_block(wide.to_numpy(dtype=float), wide.index, cfg)
-    out = {"value": wide}
-    for name in ("expected", "lower", "upper", "score"):
-        out[name] = pd.DataFrame(parts[name], index=wide.index, columns=wide.columns)
-    out["dev"] = pd.DataFrame(parts["dev"], index=wide.index, columns=wide.columns)
-    return out
-
-
 def score_metric(
     hourly: pd.DataFrame, metric: str, now: datetime, config: DetectorConfig | None = None
 ) -> dict[str, pd.DataFrame] | None:
-    """`score_wide` frames for one metric of the long hourly frame; None when it has no series.
+    """value/expected/lower/upper/score/dev (value - expected) frames, one column per key, for one metric
+    of the long hourly frame; None when it has no series.
 
     Credits are scored in units of `credit_units` (a count the count-noise floor understands)
     and their value, expected and band are reported back in credits.
     """
-    wide = wide_frame(hourly, metric, now)
-    if wide.empty or wide.shape[1] == 0:
-        return None
-    if metric != "credits":
-        return score_wide(wide, config)
-    unit = credit_units(hourly, wide, now)
-    scored = score_wide((wide / unit).round(), config)
-    for name in ("expected", "lower", "upper"):
-        scored[name] = scored[name] * unit
-    scored["value"] = wide
-    return scored
+    return score_metrics(hourly, [metric], now, config).get(metric)
+
+
+def score_metrics(
+    hourly: pd.DataFrame, metrics: Sequence[str], now: datetime, config: DetectorConfig | None = None
+) -> dict[str, dict[str, pd.DataFrame]]:
+    """`score_metric` for several metrics in one vectorised pass (metrics with no series are left out).
+
+    The metrics' wide frames share one hourly index (each padded with NaN before its own first hour,
+    which no state sees), so the detector's per-hour loop runs once for every key and metric instead of
+    once per metric: its cost is mostly per hour, not per column.
+    """
+    wides: dict[str, pd.DataFrame] = {}
+    units: dict[str, pd.DataFrame] = {}
+    for metric in metrics:
+        wide = wide_frame(hourly, metric, now)
+        if wide.empty or wide.shape[1] == 0:
+            continue
+        wides[metric] = wide
+        if metric == "credits":
+            units[metric] = credit_units(hourly, wide, now)
+    if not wides:
+        return {}
+    index = min((w.index for w in wides.values()), key=lambda i: i[0])
+    blocks = [(wides[m] / units[m]).round() if m in units else wides[m] for m in wides]
+    x = np.hstack([b.reindex(index).to_numpy(dtype=float) for b in blocks])
+    parts = _score_block(x, index, config or DetectorConfig())
+    out: dict[str, dict[str, pd.DataFrame]] = {}
+    first = 0
+    for metric, wide in wides.items():
+        cols = slice(first, first + wide.shape[1])
+        start = index.get_loc(wide.index[0])
+        rows = slice(start, start + len(wide.index))
+        first = cols.stop
+        scored = {"value": wide}
+        for name in ("expected", "lower", "upper", "score", "dev"):
+            scored[name] = pd.DataFrame(parts[name][rows, cols], index=wide.index, columns=wide.columns)
+        if metric in units:
+            for name in ("expected", "lower", "upper"):
+                scored[name] = scored[name] * units[metric]
+        out[metric] = scored
+    return out
 
 
 def key_frame(scored: dict[str, pd.DataFrame], key: str) -> pd.DataFrame:
-    """One key's `score_frame`-shaped frame from `score_wide` output, from its first hour on."""
+    """One key's `score_frame`-shaped frame from `score_metrics` output, from its first hour on."""
     frame = pd.DataFrame({name: scored[name][key] for name in ("value", "expected", "lower", "upper", "score")})
     dev = scored["dev"][key].to_numpy()
     sign = np.where(dev > 0, "spike", np.where(dev < 0, "drop", ""))
@@ -151,7 +168,7 @@ def _labelled(found: dict, key: str, metric: str, grain: str) -> dict:
 
 
 def _scored_incidents(scored: dict[str, pd.DataFrame], metric: str, threshold: float) -> list[dict]:
-    """Incident rows of every key in `score_wide` output, touching only the keys that flagged."""
+    """Incident rows of every key in `score_metrics` output, touching only the keys that flagged."""
     score = scored["score"].to_numpy()
     flagged = np.flatnonzero((np.nan_to_num(score, nan=0.0) >= threshold).any(axis=0))
     value, expected, dev = (scored[name].to_numpy() for name in ("value", "expected", "dev"))
@@ -178,10 +195,7 @@ def detect(
     ending at or after `since` are kept (the whole history is still scored so baselines are warm).
     """
     rows: list[dict] = []
-    for metric in METRICS:
-        scored = score_metric(hourly, metric, now, config)
-        if scored is None:
-            continue
+    for metric, scored in score_metrics(hourly, METRICS, now, config).items():
         rows.extend(_scored_incidents(scored, metric, threshold))
     return _finish(rows, since)
 

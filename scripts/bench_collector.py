@@ -1,8 +1,9 @@
 """Benchmark the collector against the stand-in (1,000 keys, 50 ms latency) and print a markdown table.
 
 The stand-in runs in its own process (so it does not share the GIL with the collector), with a
-frozen clock, and warms its daily aggregates before the clock starts: what is timed is the
-collector, not the stand-in's data generation. Measured in one run:
+frozen clock, and before the clock starts it warms its daily aggregates and renders the bodies a first
+collection reads (a frozen clock makes them immutable): what is timed is the collector, not the
+stand-in's data generation. Measured in one run:
 
 1. first collection: pricing + admin, then summary (90 days) + events + the first jobs page per
    key, at the configured concurrency. A key's whole job history (dozens of pages for a busy key)

@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ledger-days", type=int, default=30, help="days the ledger covers, ending now")
     p.add_argument("--admin-token", default=DEFAULT_ADMIN_TOKEN)
     p.add_argument("--no-serve", action="store_true", help="only write the requested files, then exit")
-    p.add_argument("--warm", action="store_true", help="precompute daily aggregates before serving (benchmarks)")
+    p.add_argument("--warm", action="store_true", help="precompute what a first collection reads (benchmarks)")
     return p
 
 

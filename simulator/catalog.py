@@ -289,6 +289,12 @@ def _generated_names(seed: int, count: int, taken: set[str]) -> list[tuple[str, 
     return out
 
 
+# A labelled calls spike is one worth paging someone for: on a quiet key it adds at least this many calls
+# an hour at its peak (three jobs with their status polls).  Fewer is one person trying the API, and the
+# detector is required not to alarm on that ("a key going from 0 to 3 calls is not an alarm").
+MIN_SPIKE_EXTRA_CALLS = 40.0
+
+
 def _business_start(day: datetime, tz: int, local_hour: int) -> datetime:
     """UTC instant of `local_hour` local time on the weekday nearest before `day`."""
     local_day = (day + timedelta(hours=tz)).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -381,6 +387,7 @@ def build_catalog(seed: int, n_keys: int, anchor: datetime, world_start: datetim
             if history > 10:
                 days_ago = int(rng.integers(9, history))
                 mult = {"calls": float(rng.uniform(3, 10)), "failed_jobs": 0.8, "credits": float(rng.uniform(5, 10))}
+                mult["calls"] = max(mult["calls"], 1.0 + MIN_SPIKE_EXTRA_CALLS / spec.base_rate)
                 planned.append(
                     (metric, direction, days_ago, int(rng.integers(1, 7)), 0.0 if direction == "drop" else mult[metric])
                 )

@@ -14,6 +14,7 @@ import re
 import socket
 import sys
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -23,7 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from .catalog import MODEL_RATES, MODELS
 from .clock import iso, parse_instant
 from .faults import FaultInjector, FaultSpec, FaultSpecError, faults_from_mapping
-from .world import JOB_STATUSES, World
+from .world import JOB_STATUSES, World, json_bytes
 
 DEFAULT_ADMIN_TOKEN = "sim-admin-token"
 _JOB_PATH = re.compile(r"^/v1/jobs/([^/]+)$")
@@ -100,6 +101,16 @@ _REASONS = {status.value: status.phrase for status in HTTPStatus}
 _MAX_HEAD = 64 * 1024
 IDLE_TIMEOUT_S = 120.0  # idle keep-alive connections are closed after this many seconds
 SERVER_NAME = "removebgvideo-api/1.0"
+_date: tuple[int, str] = (0, "")  # (epoch second, its Date header value)
+
+
+def _http_date() -> str:
+    """The Date header value, formatted once per second rather than once per answer."""
+    global _date
+    now = int(time.time())
+    if _date[0] != now:
+        _date = (now, formatdate(now, usegmt=True))
+    return _date[1]
 
 
 class _Request:
@@ -178,7 +189,7 @@ class _Connection:
         lines = [
             f"HTTP/1.1 {status} {_REASONS.get(status, '')}",
             f"Server: {SERVER_NAME}",
-            f"Date: {formatdate(usegmt=True)}",
+            f"Date: {_http_date()}",
             "Content-Type: application/json",
             f"Content-Length: {len(body)}",
             f"X-Request-Id: {request_id}",
@@ -190,7 +201,7 @@ class _Connection:
 
     def _error(self, err: ApiError, request_id: str, close: bool) -> None:
         body = {"error": {"code": err.code, "message": err.message, "request_id": request_id}}
-        self._write(err.status, _json_bytes(body), request_id, err.headers, close)
+        self._write(err.status, json_bytes(body), request_id, err.headers, close)
 
     async def _dispatch(self, req: _Request, close: bool) -> bool:
         """Answer one request; False when the connection must close without (or after) an answer."""
@@ -199,7 +210,7 @@ class _Connection:
         try:
             if req.path.startswith("/_sim/"):
                 status, payload = _route_sim(app, req)
-                self._write(status, _json_bytes(payload), request_id, {}, close)
+                self._write(status, json_bytes(payload), request_id, {}, close)
                 return True
             if app.latency_ms > 0:
                 await asyncio.sleep(app.latency_ms / 1000.0)
@@ -220,7 +231,7 @@ class _Connection:
                 status = int(app.faults.choose((500, 502, 503)))  # type: ignore[call-overload]
                 raise ApiError(status, "internal_error", "Internal error, please retry")
             status, payload = _route(app, req)
-            raw = _json_bytes(payload)
+            raw = payload if isinstance(payload, bytes) else json_bytes(payload)
             if fault == "malformed":
                 raw = raw[: max(1, len(raw) // 2)]
             self._write(status, raw, request_id, {}, close)
@@ -230,10 +241,6 @@ class _Connection:
             traceback.print_exc(file=sys.stderr)
             self._error(ApiError(500, "internal_error", "stand-in failure"), request_id, close)
         return True
-
-
-def _json_bytes(obj: object) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
 
 
 # ------------------------------------------------------------------ routes
@@ -257,6 +264,7 @@ def _authenticate(app: App, req: _Request):
 
 
 def _route(app: App, req: _Request) -> tuple[int, object]:
+    """(status, payload): a JSON-able object, or bytes already rendered (the per-key views)."""
     world, method, path, query = app.world, req.method, req.path, req.query
     if path == "/health":
         _only(method, "GET")
@@ -277,9 +285,12 @@ def _route(app: App, req: _Request) -> tuple[int, object]:
         now = world.now()
         if path == "/v1/usage/summary":
             days = _int_param(query, "days", 7, 1, 90)
-            return 200, world.summary(spec.name, days, now)
+            return 200, world.body("summary", spec.name, (days,), now)
         if path == "/v1/usage/events":
             limit = _int_param(query, "limit", 20, 1, 100)
+            if app.faults.spec.duplicated <= 0:
+                return 200, world.body("events", spec.name, (limit,), now)
+            # The duplicated fault edits the items (and draws from the fault RNG): no kept body.
             items = app.faults.duplicate_items(world.recent_events(spec.name, limit, now))
             return 200, {"items": items}
         if path == "/v1/jobs":
@@ -288,7 +299,7 @@ def _route(app: App, req: _Request) -> tuple[int, object]:
             status = (query.get("status") or [""])[-1] or None
             if status is not None and status not in JOB_STATUSES:
                 raise ApiError(400, "invalid_request", f"'status' must be one of {', '.join(JOB_STATUSES)}")
-            return 200, world.jobs_page(spec.name, limit, offset, status, now)
+            return 200, world.body("jobs", spec.name, (limit, offset, status), now)
         job_id = unquote(job_match.group(1))  # type: ignore[union-attr]
         job = world.job(spec.name, job_id, now)
         if job is None:

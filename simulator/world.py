@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 import numpy as np
 
@@ -58,6 +60,7 @@ ERRORS = (
 CHARGED, REFUNDED, NOT_CHARGED = 0, 1, 2
 _BILLING = ("charged", "refunded", "not_charged")
 SETTLE_MARGIN_MS = 15 * 60 * 1000  # every job settles within 10 minutes of creation
+BODY_CACHE_BYTES = 256 << 20  # rendered bodies kept (a warmed first collection of 1,000 keys is ~60 MB)
 JOB_STATUSES = ("pending", "processing", "completed", "failed")
 
 
@@ -79,8 +82,31 @@ def _iso_ms(ms: int) -> str:
     return (_EPOCH + timedelta(milliseconds=int(ms))).isoformat(timespec="milliseconds") + "Z"
 
 
+def _iso_list(ms: np.ndarray) -> list[str]:
+    """_iso_ms of every element, formatted by numpy in one call."""
+    return [text + "Z" for text in np.datetime_as_string(ms.astype("datetime64[ms]"), unit="ms").tolist()]
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+@lru_cache(maxsize=4096)
+def _day_iso(day: int) -> str:
+    """YYYY-MM-DD of an epoch day (every summary row names its day; a few hundred distinct days)."""
+    return date.fromordinal(_EPOCH_ORDINAL + day).isoformat()
+
+
 def _hex(*parts: object, size: int = 12) -> str:
-    return hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=size).hexdigest()
+    return _blake("|".join(map(str, parts)), size)
+
+
+def _blake(text: str, size: int = 12) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=size).hexdigest()
+
+
+def json_bytes(obj: object) -> bytes:
+    """The wire encoding of every JSON body the stand-in sends."""
+    return json.dumps(obj, separators=(",", ":")).encode()
 
 
 @dataclass
@@ -114,14 +140,33 @@ class DayData:
     j_no_output: np.ndarray
     j_injected: np.ndarray  # index into catalog.injected_jobs or -1
     _index: dict[str, int] | None = None
+    _job_table: tuple[np.ndarray, np.ndarray] | None = None
+    _final_codes: np.ndarray | None = None
 
     def job_index(self) -> dict[str, int]:
         if self._index is None:
             self._index = {job_id: i for i, job_id in enumerate(self.j_id)}
         return self._index
 
+    def job_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """The job columns as two row-major tables, so a page of jobs is two gathers rather than
+        one per column: (created, format, pending, settle, fail progress, no output, error,
+        billing, model) as integers, and (duration, charged) as floats."""
+        if self._job_table is None:
+            ints = [self.j_t, self.j_fmt, self.j_pending_ms, self.j_settle_ms, self.j_fail_progress,
+                    self.j_no_output, self.j_err, self.j_billing, self.j_model]  # fmt: skip
+            self._job_table = (np.column_stack(ints).astype(np.int64), np.column_stack([self.j_dur, self.j_charged]))
+        return self._job_table
+
     def status_codes(self, now_ms: int) -> np.ndarray:
         """Per job status as of now: 0 pending, 1 processing, 2 completed, 3 failed."""
+        if (self.day + 1) * DAY_MS + SETTLE_MARGIN_MS <= now_ms:
+            # Every job of the day has settled (see SETTLE_MARGIN_MS): the codes no longer change.
+            if self._final_codes is None:
+                codes = np.where(self.j_fail, 3, 2)
+                codes.flags.writeable = False  # shared by every caller from now on
+                self._final_codes = codes
+            return self._final_codes
         age = now_ms - self.j_t
         final = np.where(self.j_fail, 3, 2)
         return np.where(age < self.j_pending_ms, 0, np.where(age < self.j_settle_ms, 1, final))
@@ -226,6 +271,8 @@ class World:
         self._cache_days = cache_days
         self._agg: dict[tuple[int, int], DayAgg] = {}
         self._extras: dict[int, Extras] = {}
+        self._bodies: OrderedDict[tuple, tuple[int, Extras | None, bytes]] = OrderedDict()
+        self._body_bytes = 0
         self._bursts: list[dict] = []
         self._billing_truth: list[dict] | None = None
         self.ledger_truth: list[dict] | None = None
@@ -582,7 +629,7 @@ class World:
 
     def _usage_row(self, spec: KeySpec, day: int, now_ms: int, reported: bool) -> dict:
         agg = self._day_agg(spec, day, now_ms)
-        day_iso = date.fromordinal(date(1970, 1, 1).toordinal() + day).isoformat()
+        day_iso = _day_iso(day)
         calls = agg.calls + self._extra_calls(spec, day * DAY_MS, min((day + 1) * DAY_MS, now_ms + 1))
         credits = agg.credits
         if reported:
@@ -606,30 +653,41 @@ class World:
         }
         return {"days": days, "totals": totals, "daily": daily}
 
-    def _event_dict(self, spec: KeySpec, data: DayData, i: int, credits: float) -> dict:
-        seq = int(i)
-        ep = int(data.ev_ep[i])
-        method, path = ENDPOINTS[ep]
-        job = int(data.ev_job[i])
-        job_id: str | None = None
-        if job >= 0:
-            job_id = data.j_id[job]
-        elif data.ev_orphan[i] >= 0:
-            job_id = data.orphan_ids[int(data.ev_orphan[i])]
-        if ep == 1 and job_id is not None:
-            path = f"/v1/jobs/{job_id}"
-        model = int(data.ev_model[i])
-        return {
-            "id": "evt_" + _hex(self.seed, spec.uid, data.day, seq, "evt"),
-            "created_at": _iso_ms(data.ev_t[i]),
-            "endpoint": path,
-            "method": method,
-            "status_code": int(data.ev_status[i]),
-            "request_id": "req_" + _hex(self.seed, spec.uid, data.day, seq, "req"),
-            "job_id": job_id,
-            "model": MODELS[model] if model >= 0 else None,
-            "credits": float(credits),
-        }
+    def _day_events(self, spec: KeySpec, data: DayData, lo: int, hi: int, credits: np.ndarray) -> list[tuple]:
+        """Events lo..hi-1 of a day, newest first, as (t, 0, event dict).
+
+        Columns are sliced and converted to Python values once per slice: reading numpy scalars
+        item by item cost more than building the dicts.
+        """
+        rows = slice(lo, hi)
+        stamps = _iso_list(data.ev_t[rows])
+        columns = (data.ev_t, data.ev_ep, data.ev_status, data.ev_job, data.ev_orphan, data.ev_model, credits)
+        t, ep, status, job, orphan, model, credit = (col[rows].tolist() for col in columns)
+        prefix = f"{self.seed}|{spec.uid}|{data.day}|"  # the leading parts of _hex(seed, uid, day, seq, tag)
+        out = []
+        for k in range(hi - lo - 1, -1, -1):
+            seq = lo + k
+            method, path = ENDPOINTS[ep[k]]
+            job_id: str | None = None
+            if job[k] >= 0:
+                job_id = data.j_id[job[k]]
+            elif orphan[k] >= 0:
+                job_id = data.orphan_ids[orphan[k]]
+            if ep[k] == 1 and job_id is not None:
+                path = f"/v1/jobs/{job_id}"
+            event = {
+                "id": "evt_" + _blake(f"{prefix}{seq}|evt"),
+                "created_at": stamps[k],
+                "endpoint": path,
+                "method": method,
+                "status_code": status[k],
+                "request_id": "req_" + _blake(f"{prefix}{seq}|req"),
+                "job_id": job_id,
+                "model": MODELS[model[k]] if model[k] >= 0 else None,
+                "credits": credit[k],
+            }
+            out.append((t[k], 0, event))
+        return out
 
     def _extra_dict(self, extras: Extras, i: int) -> dict:
         method, path = ENDPOINTS[int(extras.ep[i])]
@@ -669,9 +727,7 @@ class World:
             if limit is not None:
                 lo = max(lo, hi - (limit - len(found)))
             if hi > lo:
-                credits = data.event_credits(until_ms)
-                for i in range(hi - 1, lo - 1, -1):
-                    found.append((int(data.ev_t[i]), 0, self._event_dict(spec, data, i, credits[i])))
+                found.extend(self._day_events(spec, data, lo, hi, data.event_credits(until_ms)))
             if limit is not None and len(found) >= limit:
                 break
         extras = self._extras_for(spec)
@@ -686,45 +742,104 @@ class World:
         items = [event for _, _, event in found]
         return items[:limit] if limit is not None else items
 
+    def body(self, view: str, key_name: str, args: tuple, now: datetime | None = None) -> bytes:
+        """The JSON body of a per-key view as of now, rendered once per world state.
+
+        view is "summary" (days,), "events" (limit,) or "jobs" (limit, offset, status). A view is a
+        function of the key, args, now to the millisecond and the key's burst calls only, so with a
+        frozen clock a repeat is a lookup, while a moved clock or a new burst renders afresh. A wall
+        clock never asks for the same millisecond twice, so its bodies are not kept.
+        """
+        spec = self._keys[key_name]
+        now_dt = self._resolve_now(now)
+        now_ms = to_ms(now_dt)
+        cache_key = (view, spec.uid, args)
+        with self._lock:
+            # Read before rendering: a burst landing meanwhile leaves a stale tag, hence a miss, never a stale hit.
+            extras = self._extras.get(spec.uid)
+            kept = self._bodies.get(cache_key)
+            if kept is not None and kept[0] == now_ms and kept[1] is extras:
+                self._bodies.move_to_end(cache_key)
+                return kept[2]
+        body = json_bytes(self._view(view, key_name, args, now_dt))
+        if self.clock.frozen:
+            self._keep_body(cache_key, (now_ms, extras, body))
+        return body
+
+    def _view(self, view: str, key_name: str, args: tuple, now: datetime) -> dict:
+        if view == "summary":
+            return self.summary(key_name, *args, now)
+        if view == "events":
+            return {"items": self.recent_events(key_name, *args, now)}
+        if view == "jobs":
+            return self.jobs_page(key_name, *args, now)
+        raise ValueError(f"unknown view {view!r}")
+
+    def _keep_body(self, cache_key: tuple, entry: tuple[int, Extras | None, bytes]) -> None:
+        with self._lock:
+            old = self._bodies.pop(cache_key, None)
+            if old is not None:
+                self._body_bytes -= len(old[2])
+            self._bodies[cache_key] = entry
+            self._body_bytes += len(entry[2])
+            while self._body_bytes > BODY_CACHE_BYTES:
+                self._body_bytes -= len(self._bodies.popitem(last=False)[1][2])
+
     def _job_at(self, data: DayData, i: int, status: int, now_ms: int) -> dict:
-        job_id = data.j_id[i]
-        fmt = FORMATS[int(data.j_fmt[i])]
-        settled = status >= 2
-        if status == 0:
-            progress = 0
-        elif status == 1:
-            span = max(1, int(data.j_settle_ms[i] - data.j_pending_ms[i]))
-            done = now_ms - int(data.j_t[i]) - int(data.j_pending_ms[i])
-            progress = int(min(99, max(1, 100 * done // span)))
-        elif status == 2:
-            progress = 100
-        else:
-            progress = int(data.j_fail_progress[i])
-        output = None
-        if status == 2 and not data.j_no_output[i]:
-            output = f"https://cdn.removebgvideo.com/out/{job_id}.{_OUTPUT_EXT[fmt]}"
-        return {
-            "id": job_id,
-            "status": JOB_STATUSES[status],
-            "progress": progress,
-            "output_url": output,
-            "error": ERRORS[int(data.j_err[i])] if status == 3 else None,
-            "created_at": _iso_ms(data.j_t[i]),
-            "duration_seconds": float(data.j_dur[i]),
-            "billing_status": _BILLING[int(data.j_billing[i])] if settled else "pending",
-            "model": MODELS[int(data.j_model[i])],
-            "output_format": fmt,
-            "credits": float(data.j_charged[i]) if settled else 0.0,
-        }
+        return self._jobs_at(data, np.array([i]), np.array([status]), now_ms)[0]
+
+    def _jobs_at(self, data: DayData, idx: np.ndarray, statuses: np.ndarray, now_ms: int) -> list[dict]:
+        """The jobs idx of a day as of now, given their status codes.
+
+        Rows are gathered and converted to Python values in one go per call: reading numpy
+        scalars item by item cost more than building the dicts.
+        """
+        ints, floats = data.job_table()
+        stamps = _iso_list(data.j_t[idx])
+        out = []
+        rows = zip(idx.tolist(), statuses.tolist(), ints[idx].tolist(), floats[idx].tolist(), stamps, strict=True)
+        for i, status, row, (duration, charged), stamp in rows:
+            t, fmt_code, pending, settle, fail_progress, no_output, err, billing, model = row
+            job_id = data.j_id[i]
+            fmt = FORMATS[fmt_code]
+            settled = status >= 2
+            if status == 0:
+                progress = 0
+            elif status == 1:
+                progress = min(99, max(1, 100 * (now_ms - t - pending) // max(1, settle - pending)))
+            elif status == 2:
+                progress = 100
+            else:
+                progress = fail_progress
+            output = None
+            if status == 2 and not no_output:
+                output = f"https://cdn.removebgvideo.com/out/{job_id}.{_OUTPUT_EXT[fmt]}"
+            out.append(
+                {
+                    "id": job_id,
+                    "status": JOB_STATUSES[status],
+                    "progress": progress,
+                    "output_url": output,
+                    "error": ERRORS[err] if status == 3 else None,
+                    "created_at": stamp,
+                    "duration_seconds": duration,
+                    "billing_status": _BILLING[billing] if settled else "pending",
+                    "model": MODELS[model],
+                    "output_format": fmt,
+                    "credits": charged if settled else 0.0,
+                }
+            )
+        return out
 
     def _jobs_of_day(
         self, data: DayData, now_ms: int, status: str | None, codes: np.ndarray | None = None
-    ) -> list[int]:
+    ) -> np.ndarray:
+        """Indices of the day's jobs created by now (with that status, if given), newest first."""
         codes = data.status_codes(now_ms) if codes is None else codes
         mask = data.j_t <= now_ms
         if status is not None:
             mask &= codes == JOB_STATUSES.index(status)
-        return [int(i) for i in np.flatnonzero(mask)[::-1]]
+        return np.flatnonzero(mask)[::-1]
 
     def _job_count(self, spec: KeySpec, day: int, now_ms: int, status: str | None) -> int:
         agg = self._day_agg(spec, day, now_ms)
@@ -759,7 +874,7 @@ class World:
             codes = data.status_codes(now_ms)
             chosen = self._jobs_of_day(data, now_ms, status, codes)[skip : skip + limit - len(items)]
             skip = 0
-            items.extend(self._job_at(data, i, int(codes[i]), now_ms) for i in chosen)
+            items.extend(self._jobs_at(data, chosen, codes[chosen], now_ms))
         return {"items": items, "total": int(sum(counts)), "limit": limit, "offset": offset}
 
     def jobs(self, key_name: str, now: datetime | None = None) -> list[dict]:
@@ -770,7 +885,8 @@ class World:
         for day in self._days_with_traffic(spec, now_ms):
             data = self.day_data(spec, day)
             codes = data.status_codes(now_ms)
-            out.extend(self._job_at(data, i, int(codes[i]), now_ms) for i in self._jobs_of_day(data, now_ms, None))
+            chosen = self._jobs_of_day(data, now_ms, None, codes)
+            out.extend(self._jobs_at(data, chosen, codes[chosen], now_ms))
         return out
 
     def job(self, key_name: str, job_id: str, now: datetime | None = None) -> dict | None:
@@ -828,8 +944,9 @@ class World:
         return out
 
     def warm(self, page_size: int = 100, now: datetime | None = None) -> int:
-        """Precompute what a first collection reads: every day's aggregates (the summary), and the
-        days behind each key's newest events and first jobs page; returns the key-days computed.
+        """Precompute what a first collection reads: every day's aggregates, the days behind each
+        key's newest events and first jobs page, and (frozen clock) the rendered bodies of its
+        90-day summary, 100 newest events and first jobs page; returns the key-days computed.
 
         A benchmark serving thousands of keys warms first, so it times the collector rather than
         the stand-in's generation (the real API answers from stored aggregates). The day cache
@@ -842,13 +959,16 @@ class World:
         # (then regenerated them per request, ~15 ms of stand-in CPU per request at 1,000 keys).
         with self._lock:
             cap, self._cache_days = self._cache_days, sys.maxsize
+        # A wall clock keeps no bodies (see body): warm only the days behind them.
+        render = self.body if self.clock.frozen else self._view
         try:
             for spec in self.catalog.keys:
                 for day in self._days_with_traffic(spec, now_ms):
                     self._day_agg(spec, day, now_ms)
                     done += 1
-                self.recent_events(spec.name, 100, now_dt)
-                self.jobs_page(spec.name, page_size, 0, None, now_dt)
+                render("summary", spec.name, (90,), now_dt)
+                render("events", spec.name, (100,), now_dt)
+                render("jobs", spec.name, (page_size, 0, None), now_dt)
         finally:
             with self._lock:
                 self._cache_days = max(cap, len(self._cache))

@@ -230,6 +230,34 @@ def test_a_run_of_small_counts_where_none_are_expected_is_an_incident() -> None:
     assert scores.iloc[:500].max() < THR
 
 
+def test_a_sustained_incident_on_a_quiet_key_does_not_widen_its_own_band() -> None:
+    # 3, 2, 2, 3 failures an hour where almost none are expected: no hour alone is an incident, and the
+    # first hours must not teach the burst size that then measures the later ones (seed 5 of the stand-in).
+    index = pd.date_range("2024-01-01", periods=900, freq="1h")
+    failed = pd.Series((np.random.default_rng(3).random(900) < 0.02).astype(float), index=index)
+    failed.iloc[700:706] = [3.0, 2.0, 2.0, 3.0, 1.0, 2.0]
+    scores = spike_scores(failed)
+    assert scores.iloc[700:706].max() >= THR
+    assert scores.iloc[:700].max() < THR
+
+
+def test_hours_of_silence_add_up_to_an_outage() -> None:
+    # ~20 calls an hour in clumps of 5: one silent hour is noise, eight in a row (160 calls due) an outage.
+    rng = np.random.default_rng(12)
+    index = pd.date_range("2024-03-04", periods=24 * 21, freq="1h")
+    s = pd.Series(rng.poisson(4.0, len(index)) * 5.0, index=index)
+    start = 24 * 18 + 10
+    one = s.copy()
+    one.iloc[start] = 0.0
+    assert spike_scores(one).iloc[start] < THR
+    s.iloc[start : start + 8] = 0.0
+    frame = score_frame(s).iloc[start : start + 8]
+    assert frame["score"].max() >= THR
+    assert (frame["direction"][frame["score"] >= THR] == "drop").all()
+    # and the evidence is causal: it grows with the run, it does not reach back to its first hour
+    assert frame["score"].iloc[0] < THR
+
+
 def test_run_evidence_does_not_add_up_a_seasonal_models_small_misses() -> None:
     s = seasonal_counts(days=21, seed=23)
     pos = busy_positions(s, day=16)

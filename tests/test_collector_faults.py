@@ -20,7 +20,8 @@ from store import reads
 from tests.conftest import ADMIN_TOKEN, collect_once, make_world, write_sim_config
 
 # 20% of API requests fault: 429 (Retry-After 1 s), 5xx, truncated JSON, dropped connections and
-# stalls longer than the collector's read timeout.
+# stalls longer than the collector's read timeout (1.0 s: long enough that a loaded CI machine answering slowly
+# is not mistaken for a stall).
 FAULTS = FaultSpec(rate429=0.06, rate5xx=0.05, malformed=0.03, drop=0.03, timeout=0.03, retry_after=1, timeout_s=1.5)
 FAULT_CODES = {"rate_limited", "internal_error", "malformed", "transport"}
 # Small enough for seconds per run, large enough for multi-page job histories (up to ~19 pages).
@@ -28,7 +29,7 @@ WORLD = {"n_keys": 12, "days": 20}
 COLLECTOR = """
 [collector]
 backoff_scale = 0.01
-read_timeout_s = 0.5
+read_timeout_s = 1.0
 connect_timeout_s = 2
 concurrency = 8
 """
