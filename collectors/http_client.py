@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib.util
 import logging
 import random
 import ssl
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,12 +16,6 @@ import orjson
 from httpx_aiohttp import AiohttpTransport
 
 log = logging.getLogger("collectors.http")
-
-# httpcore tries `import sniffio` on every request and falls back to asyncio when it is missing;
-# a failed import is not cached, so each request scanned sys.path (a third of the client's CPU).
-# Marking the absent module as absent makes that import fail at once, with the same fallback.
-if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
