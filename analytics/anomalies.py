@@ -211,9 +211,10 @@ def _forecast(x: np.ndarray, index: pd.Index, cfg: DetectorConfig) -> tuple[np.n
             better = usable[c] & (sigma[c] < cfg.switch_ratio * best_sigma)
             best = np.where(better, c, best)
             best_sigma = np.where(better, sigma[c], best_sigma)
-        expected_out[t] = np.where(usable[best, cols], pred[best, cols], np.nan)
-        sigma_out[t] = sigma[best, cols]
-        seen_out[t] = n_mad[best, cols]
+        chosen = best * m + cols  # flat positions of each series' model: one gather instead of fancy indexing
+        expected_out[t] = np.where(usable.take(chosen), pred.take(chosen), np.nan)
+        sigma_out[t] = sigma.take(chosen)
+        seen_out[t] = n_mad.take(chosen)
         unit = (burst_sq + cfg.unit_prior) / (burst_sum + cfg.unit_prior)
         unit_out[t], count_out[t] = unit, count_like
         spread, bound = _spread(sigma_out[t], seen_out[t], expected_out[t], unit, count_like, cfg)
@@ -273,6 +274,11 @@ def _run_evidence(signed: np.ndarray, cfg: DetectorConfig) -> np.ndarray:
     up), and each must itself be `run_min_z` out.
     """
     best = np.zeros_like(signed)
+    # Only series with a point `run_min_z` out can have a run; most have none (busy keys' spreads are the model's).
+    cols = np.flatnonzero((np.abs(signed) >= cfg.run_min_z).any(axis=0))
+    if cols.size < signed.shape[1]:
+        best[:, cols] = _run_evidence(signed[:, cols], cfg)
+        return best
     total = signed.copy()
     same = np.abs(signed) >= cfg.run_min_z
     with np.errstate(invalid="ignore"):

@@ -32,18 +32,47 @@ def wide_frame(hourly: pd.DataFrame, metric: str, now: datetime) -> pd.DataFrame
 
     Repeated (key, hour) rows are summed; a cell with any NaN row stays NaN (unknown).
     """
-    rows = hourly[hourly["metric"] == metric]
+    return wide_frames(hourly, [metric], now).get(metric, pd.DataFrame(index=pd.DatetimeIndex([], name="hour")))
+
+
+def wide_frames(hourly: pd.DataFrame, metrics: Sequence[str], now: datetime) -> dict[str, pd.DataFrame]:
+    """`wide_frame` for each metric that has rows, factorising the long frame's columns once.
+
+    Filtering a multi-million-row long frame per metric (string compares, then copying its string
+    columns) cost more than the bincounts that build the wide frames.
+    """
     end = _last_hour(now)
-    hours = pd.to_datetime(rows["hour"])
-    keep = (hours <= end).to_numpy()
-    if not keep.any():
-        return pd.DataFrame(index=pd.DatetimeIndex([], name="hour"))
-    hours = hours[keep]
-    codes, keys = pd.factorize(rows["key_name"][keep], sort=True)
-    values = rows["value"].to_numpy(dtype=float)[keep]
-    first_hour = hours.min()
-    index = pd.date_range(first_hour, end, freq="h", name="hour")
-    pos = ((hours - first_hour) // pd.Timedelta(hours=1)).to_numpy(dtype=np.int64)
+    hours = pd.to_datetime(hourly["hour"])
+    unit = hours.dt.unit  # the index keeps the input's resolution
+    ns = hours.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    keep = ns <= end.as_unit("ns").value
+    metric_codes, metric_names = pd.factorize(hourly["metric"])
+    key_codes, key_names = pd.factorize(hourly["key_name"], sort=True)
+    values = hourly["value"].to_numpy(dtype=float)
+    hour_ns = pd.Timedelta(hours=1).value
+    out: dict[str, pd.DataFrame] = {}
+    for metric in metrics:
+        found = np.flatnonzero(metric_names == metric)
+        if found.size == 0:
+            continue
+        rows = np.flatnonzero(keep & (metric_codes == found[0]))
+        if rows.size == 0:
+            continue
+        # The keys with rows for this metric, renumbered in order (a bincount, not a sort).
+        present = np.bincount(key_codes[rows], minlength=len(key_names)) > 0
+        present_keys = np.flatnonzero(present)
+        codes = (np.cumsum(present) - 1)[key_codes[rows]]
+        first_ns = int(ns[rows].min())
+        index = pd.date_range(pd.Timestamp(first_ns).as_unit(unit), end, freq="h", name="hour")
+        pos = (ns[rows] - first_ns) // hour_ns
+        out[metric] = _wide(index, pos, codes, values[rows], key_names[present_keys])
+    return out
+
+
+def _wide(
+    index: pd.DatetimeIndex, pos: np.ndarray, codes: np.ndarray, values: np.ndarray, keys: pd.Index
+) -> pd.DataFrame:
+    """Sum values into (hour position, key code) cells; see `wide_frame` for what NaN means."""
     n, m = len(index), len(keys)
     cell = pos * m + codes
     unknown = np.isnan(values)
@@ -58,7 +87,7 @@ def wide_frame(hourly: pd.DataFrame, metric: str, now: datetime) -> pd.DataFrame
     return pd.DataFrame(wide, index=index, columns=pd.Index(keys, name=None))
 
 
-def credit_units(hourly: pd.DataFrame, credits: pd.DataFrame, now: datetime) -> pd.DataFrame:
+def credit_units(jobs: pd.DataFrame, credits: pd.DataFrame) -> pd.DataFrame:
     """Per key and hour, the charge that counts as one unit of credits noise (causal).
 
     Hourly credits are a compound count: N jobs times a heavy-tailed charge X per job (video
@@ -66,11 +95,10 @@ def credit_units(hourly: pd.DataFrame, credits: pd.DataFrame, now: datetime) -> 
     equal to its mean: a count the detector's count-noise floor understands.  One long video on
     a quiet key is then one unit, not a spike; many jobs at once are.  E[X] and E[X^2] come from
     hourly sums only, using every hour strictly before t: with n jobs and sum S in an hour,
-    E[S^2] = n E[X^2] + n (n - 1) E[X]^2.  Without a `jobs` metric every non-zero hour counts as
+    E[S^2] = n E[X^2] + n (n - 1) E[X]^2, n from the `jobs` wide frame; when it is empty every non-zero hour counts as
     one job.  Hours before any charge use that hour's own mean charge.
     """
     s = credits.fillna(0.0)
-    jobs = wide_frame(hourly, "jobs", now)
     if jobs.empty:
         n = (s > 0).astype(float)
     else:
@@ -106,15 +134,10 @@ def score_metrics(
     which no state sees), so the detector's per-hour loop runs once for every key and metric instead of
     once per metric: its cost is mostly per hour, not per column.
     """
-    wides: dict[str, pd.DataFrame] = {}
-    units: dict[str, pd.DataFrame] = {}
-    for metric in metrics:
-        wide = wide_frame(hourly, metric, now)
-        if wide.empty or wide.shape[1] == 0:
-            continue
-        wides[metric] = wide
-        if metric == "credits":
-            units[metric] = credit_units(hourly, wide, now)
+    frames = wide_frames(hourly, [*metrics, "jobs"], now)
+    wides = {m: frames[m] for m in metrics if m in frames and frames[m].shape[1] > 0}
+    empty = pd.DataFrame(index=pd.DatetimeIndex([], name="hour"))
+    units = {m: credit_units(frames.get("jobs", empty), wides[m]) for m in wides if m == "credits"}
     if not wides:
         return {}
     index = min((w.index for w in wides.values()), key=lambda i: i[0])
