@@ -23,7 +23,7 @@ class ContractError(Exception):
 
 
 # Records are NamedTuples: a first collection builds hundreds of thousands of them, and a tuple is
-# several times cheaper to build than a frozen dataclass; the store writes them column by column.
+# several times cheaper to build than a frozen dataclass, and Arrow reads them as rows in C (store.writes).
 
 
 class DailyUsage(NamedTuple):

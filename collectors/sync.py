@@ -23,8 +23,8 @@ from store.collector_state import load_collector_state
 log = logging.getLogger("collectors.sync")
 
 PER_KEY_ORDER = ("summary", "events", "jobs")
-# Each write transaction costs a fixed ~0.3 s (open, commit, checkpoint on close) on top of its rows:
-# flushing every 1 s instead of every 0.25 s cut the writer's CPU by a third in a 1,000-key first collection.
+# Each write transaction costs a fixed ~0.3 s (open, commit, checkpoint on close) on top of its rows, so
+# fewer, larger ones are cheaper (1,000-key first collection: writer CPU 6.6 s at 0.25 s, 3.6 s at 3 s).
 FLUSH_INTERVAL_S = 1.0
 
 
