@@ -9,12 +9,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import chain
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import duckdb
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from store.results import first_row
@@ -22,22 +21,16 @@ from store.results import first_row
 KeyRows = Sequence[tuple[str, Sequence[Any]]]  # [(key_name, records), ...] written in one statement
 
 
-def _frame(rows: Sequence[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame(list(rows), columns=columns)
-
-
 _TIME = pa.timestamp("us")
 
 
-def _table(schema: pa.Schema, tuples: Sequence[tuple[Any, ...]], unique: int | None = None) -> pa.Table:
-    """Rows as tuples in `schema`'s column order -> an Arrow table, keeping the last row per `unique` column.
+def _table(schema: pa.Schema, tuples: Sequence[tuple[Any, ...]]) -> pa.Table:
+    """Rows as tuples in `schema`'s column order -> an Arrow table.
 
     A first collection writes hundreds of thousands of rows and the writer shares the GIL with the HTTP
     loop: Arrow converts tuples to a struct array in C, 8x faster than transposing them into columns
     and 80x faster than a pandas frame built from dicts.
     """
-    if unique is not None:
-        tuples = list({row[unique]: row for row in tuples}.values())
     return pa.Table.from_struct_array(pa.array(tuples, type=pa.struct(list(schema))))
 
 
@@ -50,7 +43,7 @@ def _records_table(per_key: KeyRows, schema: pa.Schema, unique: Sequence[str], n
     """
     records = list(chain.from_iterable(rows for _, rows in per_key))
     width = len(records[0]) if records else 0
-    table = pa.Table.from_struct_array(pa.array(records, type=pa.struct(list(schema)[1 : 1 + width])))
+    table = _table(pa.schema(list(schema)[1 : 1 + width]), records)
     n = table.num_rows
     if n == 0:
         return schema.empty_table()
@@ -66,10 +59,10 @@ def _records_table(per_key: KeyRows, schema: pa.Schema, unique: Sequence[str], n
     return table if len(positions) == n else table.take(positions)
 
 
-def _changed(con: duckdb.DuckDBPyConnection, sql: str, frame: pd.DataFrame | pa.Table) -> int:
-    if len(frame) == 0:
+def _changed(con: duckdb.DuckDBPyConnection, sql: str, table: pa.Table) -> int:
+    if len(table) == 0:
         return 0
-    con.register("incoming", frame)
+    con.register("incoming", table)
     try:
         row = first_row(con.execute(sql))
     finally:
@@ -77,24 +70,27 @@ def _changed(con: duckdb.DuckDBPyConnection, sql: str, frame: pd.DataFrame | pa.
     return int(row[0]) if row else 0
 
 
+_REGISTRY = pa.schema(
+    [
+        ("key_name", pa.string()),
+        ("environment", pa.string()),
+        ("owner", pa.string()),
+        ("owner_status", pa.string()),
+        ("fingerprint", pa.string()),
+        ("masked_key", pa.string()),
+        ("created_at", _TIME),
+        ("rotated_at", _TIME),
+        ("first_seen_at", _TIME),
+        ("updated_at", _TIME),
+    ]
+)
+
+
 def sync_key_registry(con: duckdb.DuckDBPyConnection, keys: Iterable[dict[str, Any]], now: datetime) -> int:
     """Make the registry match the config: upsert configured keys, mark the rest unconfigured."""
-    rows = [dict(k, first_seen_at=now, updated_at=now) for k in keys]
-    columns = [
-        "key_name",
-        "environment",
-        "owner",
-        "owner_status",
-        "fingerprint",
-        "masked_key",
-        "created_at",
-        "rotated_at",
-        "first_seen_at",
-        "updated_at",
-    ]
-    frame = _frame(rows, columns)
-    for col in ("created_at", "rotated_at", "first_seen_at", "updated_at"):
-        frame[col] = pd.to_datetime(frame[col])
+    fields = itemgetter(*_REGISTRY.names[:-2])
+    rows = [(*fields(k), now, now) for k in keys]
+    columns = _REGISTRY.names
     tracked = ["environment", "owner", "owner_status", "fingerprint", "masked_key", "created_at", "rotated_at"]
     changed = _changed(
         con,
@@ -107,9 +103,9 @@ def sync_key_registry(con: duckdb.DuckDBPyConnection, keys: Iterable[dict[str, A
         WHERE NOT key_registry.configured
            OR {" OR ".join(f"key_registry.{c} IS DISTINCT FROM excluded.{c}" for c in tracked)}
     """,
-        frame,
+        _table(_REGISTRY, rows),
     )
-    names = [r["key_name"] for r in rows]
+    names = [r[0] for r in rows]
     removed = first_row(
         con.execute(
             "UPDATE key_registry SET configured = FALSE, updated_at = ? "
@@ -225,11 +221,10 @@ def upsert_jobs(con: duckdb.DuckDBPyConnection, per_key: KeyRows, now: datetime)
     return changed
 
 
+_PRICING = pa.schema([("model", pa.string()), ("credits_per_minute", pa.float64()), ("fetched_at", _TIME)])
+
+
 def upsert_pricing(con: duckdb.DuckDBPyConnection, rates: dict[str, float], now: datetime) -> int:
-    frame = _frame(
-        [{"model": m, "credits_per_minute": r, "fetched_at": now} for m, r in rates.items()],
-        ["model", "credits_per_minute", "fetched_at"],
-    )
     return _changed(
         con,
         """
@@ -238,24 +233,33 @@ def upsert_pricing(con: duckdb.DuckDBPyConnection, rates: dict[str, float], now:
             fetched_at = excluded.fetched_at
         WHERE model_pricing.credits_per_minute <> excluded.credits_per_minute
     """,
-        frame,
+        _table(_PRICING, [(model, rate, now) for model, rate in rates.items()]),
     )
 
 
-_INVENTORY_COLUMNS = ["key_fingerprint", "client_id", "name", "note", "enabled", "created_at", "last_used_at"]
+_INVENTORY = pa.schema(
+    [
+        ("key_fingerprint", pa.string()),
+        ("client_id", pa.string()),
+        ("name", pa.string()),
+        ("note", pa.string()),
+        ("enabled", pa.bool_()),
+        ("created_at", _TIME),
+        ("last_used_at", _TIME),
+        ("fetched_at", _TIME),
+    ]
+)
+_INVENTORY_COLUMNS = _INVENTORY.names[:-1]
 
 
 def replace_inventory(con: duckdb.DuckDBPyConnection, rows: Sequence[Any], now: datetime) -> int:
-    """The admin inventory is a snapshot: keys gone upstream leave it."""
-    frame = _frame([dict(vars(r), fetched_at=now) for r in rows], [*_INVENTORY_COLUMNS, "fetched_at"])
-    frame = frame.drop_duplicates("key_fingerprint")
-    for col in ("created_at", "last_used_at", "fetched_at"):
-        frame[col] = pd.to_datetime(frame[col])
-    frame["enabled"] = frame["enabled"].astype("boolean")
+    """The admin inventory is a snapshot: keys gone upstream leave it; the first row per fingerprint wins."""
+    fields = attrgetter(*_INVENTORY_COLUMNS)
+    first = {r.key_fingerprint: (*fields(r), now) for r in reversed(rows)}
     gone = first_row(
         con.execute(
             "DELETE FROM admin_inventory WHERE NOT list_contains(?, key_fingerprint)",
-            [frame["key_fingerprint"].tolist()],
+            [list(first)],
         )
     )
     changed = _changed(
@@ -266,7 +270,7 @@ def replace_inventory(con: duckdb.DuckDBPyConnection, rows: Sequence[Any], now: 
             {", ".join(f"{c} = excluded.{c}" for c in _INVENTORY_COLUMNS[1:])}, fetched_at = excluded.fetched_at
         WHERE {" OR ".join(f"admin_inventory.{c} IS DISTINCT FROM excluded.{c}" for c in _INVENTORY_COLUMNS[1:])}
     """,
-        frame,
+        _table(_INVENTORY, list(first.values())),
     )
     return changed + (int(gone[0]) if gone else 0)
 
