@@ -16,21 +16,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.chromium import CHROMIUM, chromium_context, wait_until_idle
 from tests.conftest import ROOT, SIM_NOW
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 if not Path(CHROMIUM).exists():  # `make test` installs it; a bare pytest run on a laptop may not have it
     pytest.skip("Debian's chromium is not installed (make test installs it)", allow_module_level=True)
@@ -96,29 +87,11 @@ def app_url(collected):
 @pytest.fixture(scope="module")
 def page(app_url):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
-        context = p.chromium.launch_persistent_context(
-            profile,
-            executable_path=CHROMIUM,
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1400, "height": 1000},
-            accept_downloads=True,
-        )
+    with (
+        sync_api.sync_playwright() as p,
+        chromium_context(p, viewport={"width": 1400, "height": 1000}, accept_downloads=True) as context,
+    ):
         yield context.new_page()
-        context.close()
-
-
-def wait_idle(page, timeout_ms: int = 60_000) -> None:
-    """Wait for the script run to finish and for charts and tables to replace their placeholders."""
-    page.wait_for_selector("[data-testid='stMain'] h1, [data-testid='stException']", timeout=timeout_ms)
-    page.wait_for_function(
-        "() => { const w = document.querySelector('[data-testid=\"stStatusWidget\"]');"
-        " return !w || !/Running/.test(w.innerText); }",
-        timeout=timeout_ms,
-    )
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stSkeleton\"]')", timeout=timeout_ms)
-    page.wait_for_timeout(700)
 
 
 def _pages() -> list[tuple[str, str]]:
@@ -133,7 +106,7 @@ def test_every_page_renders_without_an_exception(page, app_url):
     for slug, title in pages:
         query = "?key=api-gateway-prod" if slug == "key_detail" else ""
         page.goto(f"{app_url}/{slug}{query}")
-        wait_idle(page)
+        wait_until_idle(page)
         page.screenshot(path=str(ARTIFACTS / f"{slug or 'overview'}.png"), full_page=True)
         assert page.locator("[data-testid='stException']").count() == 0, title
         assert page.locator("[data-testid='stMain'] h1").first.inner_text().strip(), title
@@ -141,7 +114,7 @@ def test_every_page_renders_without_an_exception(page, app_url):
 
 def test_overview_draws_charts(page, app_url):
     page.goto(app_url)
-    wait_idle(page)
+    wait_until_idle(page)
     selector = "[data-testid='stVegaLiteChart'] svg.marks, [data-testid='stVegaLiteChart'] canvas"
     page.wait_for_selector(selector, timeout=30_000)
     charts = page.locator(selector)
@@ -157,12 +130,12 @@ def _metric(page, label: str) -> str:
 
 def test_environment_filter_changes_what_is_shown(page, app_url):
     page.goto(app_url)
-    wait_idle(page)
+    wait_until_idle(page)
     before = _metric(page, "Calls")
     # narrow the sidebar's time range from 30 to 7 days
     page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first.click()
     page.get_by_role("option", name="Last 7 days").click()
-    wait_idle(page)
+    wait_until_idle(page)
     after = _metric(page, "Calls")
     page.screenshot(path=str(ARTIFACTS / "overview_filtered.png"), full_page=True)
     assert after != before
@@ -171,7 +144,7 @@ def test_environment_filter_changes_what_is_shown(page, app_url):
 
 def test_key_table_csv_download_arrives_and_parses(page, app_url, collected):
     page.goto(app_url)
-    wait_idle(page)
+    wait_until_idle(page)
     with page.expect_download() as info:
         page.get_by_role("button", name=re.compile("Download key table")).click()
     text = Path(info.value.path()).read_text(encoding="utf-8")

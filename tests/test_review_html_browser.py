@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from analytics.__main__ import main
+from tests.chromium import CHROMIUM, chromium_context
 from tests.conftest import ROOT, SIM_NOW
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts" / "review"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 
 if not Path(CHROMIUM).exists():
     pytest.skip("Debian's chromium is not installed (make test installs it)", allow_module_level=True)
@@ -44,24 +41,20 @@ def test_html_report_shows_charts_offline(collected, tmp_path, monkeypatch, week
             external.append(request.url)
             route.abort()
 
-    with sync_api.sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
-        context = pw.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, offline=True,
-            viewport={"width": 1000, "height": 1400},
-        )  # fmt: skip
-        try:
-            context.route("**/*", guard)
-            page = context.new_page()
-            page.on("request", lambda r: None if r.url.startswith(("file:", "data:")) else external.append(r.url))
-            page.goto(report.as_uri(), wait_until="load")
-            widths = page.eval_on_selector_all(
-                "img.chart", "els => els.map(e => [e.complete, e.naturalWidth, e.naturalHeight])"
-            )
-            page.screenshot(path=str(ARTIFACTS / f"review_{week}.png"), full_page=True)
-            page.emulate_media(media="print")
-            assert page.locator("h1").inner_text().startswith("Weekly key review")
-        finally:
-            context.close()
+    with (
+        sync_api.sync_playwright() as pw,
+        chromium_context(pw, offline=True, viewport={"width": 1000, "height": 1400}) as context,
+    ):
+        context.route("**/*", guard)
+        page = context.new_page()
+        page.on("request", lambda r: None if r.url.startswith(("file:", "data:")) else external.append(r.url))
+        page.goto(report.as_uri(), wait_until="load")
+        widths = page.eval_on_selector_all(
+            "img.chart", "els => els.map(e => [e.complete, e.naturalWidth, e.naturalHeight])"
+        )
+        page.screenshot(path=str(ARTIFACTS / f"review_{week}.png"), full_page=True)
+        page.emulate_media(media="print")
+        assert page.locator("h1").inner_text().startswith("Weekly key review")
 
     assert len(widths) == 2
     assert all(done and w > 0 and h > 0 for done, w, h in widths), widths
