@@ -280,15 +280,20 @@ def _analytics_cases(world_db) -> dict[str, tuple[list[str], str]]:
     }  # fmt: skip
 
 
-def test_analytics_cli_bad_values(world_db):
+def _assert_every_case_one_clear_line(main, cases: dict[str, tuple[list[str], str]]) -> None:
+    """Run every {label: (argv, expected fragment)} case; report all that fail, not just the first."""
     failures = []
-    for label, (argv, expected) in _analytics_cases(world_db).items():
-        code, out, err = _run(analytics_main, argv)
+    for label, (argv, expected) in cases.items():
+        code, out, err = _run(main, argv)
         try:
             _assert_one_clear_line(code, out, err, expected)
         except AssertionError as exc:
             failures.append(f"{label}: {exc}")
     assert not failures, "\n".join(failures)
+
+
+def test_analytics_cli_bad_values(world_db):
+    _assert_every_case_one_clear_line(analytics_main, _analytics_cases(world_db))
 
 
 def test_store_cli_bad_values(world_db):
@@ -304,14 +309,7 @@ def test_store_cli_bad_values(world_db):
         "restore over a file": (["restore", "--from", str(folder), "--db", existing], ""),
         "no command": ([], "command"),
     }
-    failures = []
-    for label, (argv, expected) in cases.items():
-        code, out, err = _run(store_main, argv)
-        try:
-            _assert_one_clear_line(code, out, err, expected)
-        except AssertionError as exc:
-            failures.append(f"{label}: {exc}")
-    assert not failures, "\n".join(failures)
+    _assert_every_case_one_clear_line(store_main, cases)
     assert Path(existing).read_bytes() == b"keep me"
 
 
