@@ -38,7 +38,7 @@ _KEY_FIELDS = {
     "note",
 }
 _API_FIELDS = {"base_url", "admin_token_env", "admin_token"}
-_SECTIONS = {"api", "keys", "collector", "rules", "alerts", "reconciliation", "review", "dashboard"}
+_SECTIONS = {"api", "keys", "collector", "rules", "alerts", "reconciliation", "pricing", "review", "dashboard"}
 _ALERT_FIELDS = {"webhook_url_env", "cooldown_hours", "check_minutes"}
 DEFAULT_ALERT_CHECK_MINUTES = 10
 _REVIEW_FIELDS = {"weekly_cron", "reports_dir"}

@@ -10,7 +10,8 @@ from typing import Any
 import pandas as pd
 
 from store.connection import read_connection
-from store.results import arrow_frame
+from store.reads import unreadable_endpoints
+from store.results import arrow_frame, first_row
 
 # A charge event is the call that submitted a job and carries the credits charged for it.
 _CHARGE = (
@@ -198,6 +199,54 @@ def pricing_rates(db_path: str | Path) -> dict[str, float]:
 
 def pricing(db_path: str | Path) -> pd.DataFrame:
     return _df(db_path, "SELECT model, credits_per_minute, fetched_at FROM pricing ORDER BY model")
+
+
+@dataclass(frozen=True)
+class PricingState:
+    """The collected pricing and how current it is: last read, and since when it could not be read."""
+
+    rates: pd.DataFrame  # model (lower-case), credits_per_minute, fetched_at
+    read_at: datetime | None
+    unreadable_since: datetime | None
+    unreadable_reason: str | None
+
+
+def pricing_state(db_path: str | Path) -> PricingState:
+    """What analytics.pricing needs to choose the rates and say where they came from."""
+    with read_connection(db_path) as con:
+        rates = con.execute(
+            "SELECT lower(model) AS model, credits_per_minute, fetched_at FROM pricing ORDER BY model"
+        ).df()
+        row = first_row(
+            con.execute(
+                "SELECT max(finished_at) FROM collector_run_items WHERE endpoint = 'pricing' AND status = 'ok'"
+            )
+        )
+        broken = next((u for u in unreadable_endpoints(con) if u.endpoint == "pricing"), None)
+    return PricingState(
+        rates=rates,
+        read_at=row[0] if row else None,
+        unreadable_since=broken.since if broken else None,
+        unreadable_reason=broken.reason if broken else None,
+    )
+
+
+def jobs_history_from(db_path: str | Path) -> dict[str, datetime]:
+    """Per key whose first job backfill was capped (max_job_pages_first_run): the oldest job held."""
+    frame = _df(
+        db_path,
+        """
+        SELECT s.key_name, min(j.created_at) AS history_from
+        FROM sync_state s JOIN job_state j ON j.key_name = s.key_name
+        WHERE s.endpoint = 'jobs' AND json_extract(s.cursor, '$.history_pages') IS NOT NULL
+        GROUP BY s.key_name
+    """,
+    )
+    return {
+        str(k): pd.Timestamp(t).to_pydatetime()
+        for k, t in zip(frame["key_name"], frame["history_from"], strict=True)
+        if pd.notna(t)
+    }
 
 
 def jobs_listed_at(db_path: str | Path) -> dict[str, datetime]:

@@ -675,4 +675,4 @@ def test_exported_discrepancies_cannot_run_as_spreadsheet_formulas() -> None:
     text = csv_frame(credits.output_rows(find(data))).decode()
     body = text.splitlines()[1]
     assert body.startswith("undercharged,'+cmd|calc,\"'=HYPERLINK(")
-    assert body.endswith(",60.0,40.0,-20.0")
+    assert body.endswith(",60.0,40.0,-20.0,api")
