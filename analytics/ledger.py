@@ -227,7 +227,7 @@ _AMBIGUOUS = re.compile(r"^[+-]?\d{1,3}(?:[.,]\d{3})+$")  # "1,234" and "1.234":
 
 def decimal_mark(values: Iterable[str], default: str = ".") -> str:
     """The decimal mark a column's values use: the one the unambiguous values show most, else `default`."""
-    votes = Counter()
+    votes: Counter[str] = Counter()
     for raw in values:
         text = raw.strip()
         if not text or _AMBIGUOUS.match(text):
@@ -235,7 +235,7 @@ def decimal_mark(values: Iterable[str], default: str = ".") -> str:
         dot, comma = text.rfind("."), text.rfind(",")
         if dot >= 0 or comma >= 0:
             votes["." if dot > comma else ","] += 1
-    if not votes:
+    if votes[","] == votes["."]:
         return default
     return "," if votes[","] > votes["."] else "."
 

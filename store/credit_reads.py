@@ -10,7 +10,6 @@ from typing import Any
 import pandas as pd
 
 from store.connection import read_connection
-from store.reads import unreadable_endpoints
 from store.results import arrow_frame, first_row
 
 # A charge event is the call that submitted a job and carries the credits charged for it.
@@ -212,22 +211,35 @@ class PricingState:
 
 
 def pricing_state(db_path: str | Path) -> PricingState:
-    """What analytics.pricing needs to choose the rates and say where they came from."""
+    """What analytics.pricing needs to choose the rates and say where they came from: the rates last read,
+    when, and since when the pricing endpoint has failed or been unreadable (None while it reads fine)."""
     with read_connection(db_path) as con:
         rates = con.execute(
             "SELECT lower(model) AS model, credits_per_minute, fetched_at FROM pricing ORDER BY model"
         ).df()
         row = first_row(
             con.execute(
-                "SELECT max(finished_at) FROM collector_run_items WHERE endpoint = 'pricing' AND status = 'ok'"
+                """
+            WITH items AS (SELECT status, finished_at, coalesce(error_code, status) || ': ' || coalesce(message, '')
+                                  AS reason
+                           FROM collector_run_items WHERE endpoint = 'pricing'),
+            last_ok AS (SELECT max(finished_at) AS ok_at FROM items WHERE status = 'ok')
+            SELECT (SELECT ok_at FROM last_ok),
+                   min(finished_at) FILTER (WHERE status <> 'ok'),
+                   arg_max(reason, finished_at) FILTER (WHERE status <> 'ok'),
+                   arg_max(status, finished_at)
+            FROM items WHERE finished_at > coalesce((SELECT ok_at FROM last_ok), '-infinity'::TIMESTAMP)
+        """
             )
         )
-        broken = next((u for u in unreadable_endpoints(con) if u.endpoint == "pricing"), None)
+    # Aggregates over the outcomes after the last good read: none means pricing reads fine.
+    read_at, failing_since, reason, latest = row if row else (None, None, None, None)
+    broken = latest is not None and latest != "ok"
     return PricingState(
         rates=rates,
-        read_at=row[0] if row else None,
-        unreadable_since=broken.since if broken else None,
-        unreadable_reason=broken.reason if broken else None,
+        read_at=read_at,
+        unreadable_since=failing_since if broken else None,
+        unreadable_reason=reason if broken else None,
     )
 
 
