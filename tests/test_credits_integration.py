@@ -53,7 +53,10 @@ def reported(collected, ledger) -> list[dict]:
 def test_rows_have_the_documented_shape(reported):
     assert reported, "the stand-in injects discrepancies; none were reported"
     for row in reported:
-        assert list(row) == ["category", "key_name", "job_id", "day", "expected_credits", "charged_credits", "delta"]
+        assert list(row) == [
+            "category", "key_name", "job_id", "day", "expected_credits", "charged_credits", "delta", "pricing_source"
+        ]  # fmt: skip
+        assert row["pricing_source"] == "api", "the stand-in's pricing is readable"
         if row["category"] == "summary_mismatch":
             assert row["job_id"] == ""
         assert row["day"] == "" or len(row["day"]) == 10
@@ -110,6 +113,7 @@ def test_without_a_ledger_only_provider_categories_and_csv_matches_json(collecte
         "expected_credits",
         "charged_credits",
         "delta",
+        "pricing_source",
     ]
     as_csv = {(r["category"], r["key_name"], r["job_id"], r["day"], float(r["delta"])) for r in rows}
     as_json = {
@@ -131,7 +135,10 @@ def test_since_limits_the_report(collected, reported):
 
 def _bad_ledgers(folder: Path) -> dict[str, tuple[Path, str]]:
     cases = {
-        "wrong_columns": (b"id,amount\njob_1,3\n", "required column(s) job_id, credits missing; found: id, amount"),
+        "wrong_columns": (
+            b"reference,amount\njob_1,3\n",
+            "required column(s) job_id, credits missing; found: reference, amount",
+        ),
         "text_in_numbers": (
             b"job_id,credits\njob_1,12.5\njob_2,twelve\n",
             "line 3, column 'credits': 'twelve' is not a number",

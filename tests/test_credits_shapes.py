@@ -4,13 +4,11 @@ difference reported once when the vendor's daily summary leaves duplicate and or
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import json
 import shutil
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -18,12 +16,18 @@ import pytest
 
 from analytics.__main__ import main as analytics_main
 from collectors.config import load_config
-from collectors.sync import collect
 from simulator import shapes
 from simulator.server import start_server
-from simulator.world import World
 from store import reads
-from tests.conftest import ADMIN_TOKEN, SIM_KEYS, SIM_NOW, SIM_SEED, collect_once, write_sim_config
+from tests.conftest import (
+    ADMIN_TOKEN,
+    PAST_MIDNIGHT,
+    SIM_NOW,
+    collect_once,
+    collect_world,
+    make_world,
+    write_sim_config,
+)
 
 NOW_ARG = SIM_NOW.isoformat().replace("+00:00", "Z")
 JUDGED = ("category", "key_name", "job_id", "day", "expected_credits", "charged_credits", "delta")
@@ -144,21 +148,17 @@ def test_other_record_shapes_collect_the_same_store_and_discrepancies(collected,
 
 # --- every credit of difference reported once -------------------------------------------------------------
 
-# At 00:30 the stand-in's duplicate charges (placed 50-95 minutes before its clock) fall on yesterday,
-# a settled summary day, beside its orphan charges: the days where a summary may count them or not.
-PAST_MIDNIGHT = datetime(2026, 11, 20, 0, 30, tzinfo=UTC)
 
-
-@pytest.fixture(scope="module", params=[(), ("duplicate_charge", "orphan_charge")], ids=["counts all", "leaves out"])
+@pytest.fixture(scope="module", params=["counts all", "leaves out"])
 def summary_world(request, tmp_path_factory, admin_token_env):
-    world = World(seed=SIM_SEED, n_keys=SIM_KEYS, days=90, now=PAST_MIDNIGHT, summary_excludes=request.param)
-    server = start_server(world, admin_token=ADMIN_TOKEN)
-    folder = tmp_path_factory.mktemp("summary_world")
-    config = load_config(write_sim_config(server, folder / "keys.toml"))
-    db = folder / "monitor.duckdb"
-    asyncio.run(collect(config, db, now=lambda: PAST_MIDNIGHT.replace(tzinfo=None)))
-    yield world, db
-    server.stop()
+    """The world at PAST_MIDNIGHT whose summary counts every charge, and the one that leaves some out."""
+    if request.param == "leaves out":
+        done = request.getfixturevalue("summary_leaves_out")
+        yield done.world, done.db_path
+        return
+    done = collect_world(tmp_path_factory.mktemp("summary_counts_all"), make_world(now=PAST_MIDNIGHT))
+    yield done.world, done.db_path
+    done.server.stop()
 
 
 def test_no_credit_appears_in_two_rows(summary_world):

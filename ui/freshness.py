@@ -13,7 +13,7 @@ from ui.format import local_time, plain, relative_age
 
 # What an unreadable endpoint means for the numbers on every page.
 _CONSEQUENCE = {
-    "pricing": "expected credits use fallback rates (the Credits page says which)",
+    "pricing": "expected credits use fallback rates, named on the Credits page",
     "summary": "daily totals are not updated",
     "events": "recent calls and last-used times are not updated",
     "jobs": "jobs and credits are not updated",
@@ -32,7 +32,7 @@ def unreadable_text(items: tuple[reads.Unreadable, ...], tz: ZoneInfo) -> str:
             f"**{plain(item.endpoint)} unreadable**{scope} since {local_time(item.since, tz)}: "
             f"its records were quarantined, so {consequence}"
         )
-    return "; ".join(parts) + " (see Collection health)." if parts else ""
+    return "; ".join(parts) + " — see Collection health." if parts else ""
 
 
 def freshness_banner(db_path: object, now: datetime, tz: ZoneInfo, demo: bool = False) -> reads.Freshness:
