@@ -89,7 +89,8 @@ def _read_ledger(path: str, settings: credits.ReconcileSettings) -> Any:
         raise UsageError(first) from None
 
 
-def reconcile(args: argparse.Namespace) -> str:
+def reconcile(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """The report text, and the notes for stderr: which pricing judged it, and what was not judged."""
     from collectors.contract import PUBLISHED_PRICING
     from store import StoreError, credit_reads
 
@@ -119,23 +120,23 @@ def reconcile(args: argparse.Namespace) -> str:
     except ValueError as exc:
         raise UsageError(f"ledger {args.ledger}: {exc}") from None
     # Which pricing judged the rows: every row carries its source, and this line says it in words.
-    print(f"pricing: {pricing.label}", file=sys.stderr)
+    notes = [f"pricing: {pricing.label}"]
     if pricing.warning:
-        print(f"warning: {pricing.warning}", file=sys.stderr)
+        notes.append(f"warning: {pricing.warning}")
     if done.ledger_unjudged is not None and not done.ledger_unjudged.empty:
         reasons = done.ledger_unjudged["window"].value_counts()
-        print(
+        notes.append(
             f"ledger: {len(done.ledger_unjudged)} row(s) the provider never listed are outside its listing and "
-            "were not judged (" + "; ".join(f"{n} {why}" for why, n in reasons.items()) + ")",
-            file=sys.stderr,
+            "were not judged (" + "; ".join(f"{n} {why}" for why, n in reasons.items()) + ")"
         )
     rows = credits.output_rows(done.found)
-    return to_json(rows) + "\n" if args.format == "json" else to_csv(rows, list(credits.OUTPUT_COLUMNS))
+    text = to_json(rows) + "\n" if args.format == "json" else to_csv(rows, list(credits.OUTPUT_COLUMNS))
+    return text, notes
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        text = reconcile(args)
+        text, notes = reconcile(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -147,4 +148,6 @@ def run(args: argparse.Namespace) -> int:
             return 2
     else:
         sys.stdout.write(text)
+    for note in notes:
+        print(note, file=sys.stderr)
     return 0

@@ -190,16 +190,6 @@ def daily_charges(
     )
 
 
-def pricing_rates(db_path: str | Path) -> dict[str, float]:
-    """Credits per minute by (lower-case) model, as last fetched from /api/pricing."""
-    frame = _df(db_path, "SELECT lower(model) AS model, credits_per_minute FROM pricing ORDER BY model")
-    return {str(m): float(r) for m, r in zip(frame["model"], frame["credits_per_minute"], strict=True)}
-
-
-def pricing(db_path: str | Path) -> pd.DataFrame:
-    return _df(db_path, "SELECT model, credits_per_minute, fetched_at FROM pricing ORDER BY model")
-
-
 @dataclass(frozen=True)
 class PricingState:
     """The collected pricing and how current it is: last read, and since when it could not be read."""
