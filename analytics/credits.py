@@ -829,16 +829,23 @@ def judge_range(
     done = reconcile(
         data, settings, now, start=start, end=end, ledger=ledger, ledger_since=ledger_since, ledger_jobs=ledger_jobs
     )
-    found = done.found
-    if ledger_jobs is not None and environments is not None and not found.empty:
+    found, unjudged = done.found, done.ledger_unjudged
+    if ledger_jobs is not None and environments is not None:
         environment_of = dict(zip(ledger_jobs["key_name"], ledger_jobs["environment"], strict=True))
-        outside = found["key_name"].map(lambda k: environment_of.get(k) not in (None, *environments) if k else False)
-        found = found[~outside.astype(bool)].reset_index(drop=True)
+
+        shown = (None, *environments)
+
+        def inside(frame: pd.DataFrame) -> pd.DataFrame:
+            outside = frame["key_name"].map(lambda k: environment_of.get(k) not in shown if k else False)
+            return frame[~outside.astype(bool)].reset_index(drop=True)
+
+        found = inside(found) if not found.empty else found
+        unjudged = inside(unjudged) if unjudged is not None and not unjudged.empty else unjudged
     summary = summarize(data, found, settings, now, start=start, end=end)
     created = pd.to_datetime(data.jobs["created_at"])
     in_range = data.jobs[(created >= pd.Timestamp(start)) & (created <= pd.Timestamp(end))]
     usage = daily_usage(in_range, data.rates, settings)
-    return Judgement(found, summary, usage, done.summary_days, data.pricing_used, done.ledger_unjudged)
+    return Judgement(found, summary, usage, done.summary_days, data.pricing_used, unjudged)
 
 
 def credits_over_time(usage: pd.DataFrame, by: str, top: int = 8) -> pd.DataFrame:

@@ -607,6 +607,30 @@ def test_ledger_rows_newer_than_the_last_listing_are_not_missing_yet() -> None:
     assert find(billing([job("a")], listed_at={"api-prod": listed}), ledger=ledger).empty
 
 
+def test_ledger_rows_outside_the_providers_listing_are_labelled_not_judged() -> None:
+    listed = NOW - timedelta(hours=1)
+    cut = DAY - timedelta(days=3)  # the key's first job backfill was capped: nothing older is held
+    when = {"a": DAY, "lost": DAY - timedelta(days=1), "fresh": listed + timedelta(minutes=5),
+            "old": cut - timedelta(days=1), "theirs": DAY}  # fmt: skip
+    rows = [
+        {"job_id": j, "credits": 60, "key_name": "other-team-key" if j == "theirs" else "api-prod",
+         "created_at": at.isoformat()}
+        for j, at in when.items()
+    ]  # fmt: skip
+    data = credits.BillingData(**{**billing([job("a")]).__dict__, "jobs_listed_at": {"api-prod": listed},
+                                  "jobs_history_from": {"api-prod": cut}})  # fmt: skip
+    done = credits.reconcile(data, SETTINGS, NOW, ledger=ledger_frame(rows))
+    assert categories(done.found) == [("missing_in_provider", "lost")], "only the row the listing covers is judged"
+    labels = dict(zip(done.ledger_unjudged["job_id"], done.ledger_unjudged["window"], strict=True))
+    assert labels == {
+        "fresh": "created after the key's last jobs listing (not collected yet)",
+        "old": "older than the job history collected for its key",
+        "theirs": "its key's jobs were never listed by the provider here",
+    }
+    later = credits.reconcile(data, SETTINGS, NOW, ledger=ledger_frame(rows), ledger_since=cut)
+    assert later.ledger_unjudged.set_index("job_id").loc["old", "window"] == "before the ledger period"
+
+
 # --- summaries -------------------------------------------------------------------------------------
 
 

@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from collectors.config import load_config
 from simulator.ledger import write_ledger
-from tests.conftest import ROOT, SIM_NOW
+from simulator.server import start_server
+from store import credit_reads
+from tests.conftest import ADMIN_TOKEN, ROOT, SIM_NOW, collect_once, write_sim_config
 
 LEDGER_CATEGORIES = {"missing_in_provider", "missing_in_ledger", "ledger_mismatch"}
 NOW_ARG = SIM_NOW.isoformat().replace("+00:00", "Z")
@@ -206,3 +209,28 @@ def test_ledger_without_dates_asks_for_since(collected, tmp_path):
     path.write_text("job_id,credits\njob_1,3\n", encoding="utf-8")
     done = reconcile("--db", str(collected.db_path), "--ledger", str(path), "--now", NOW_ARG)
     assert done.returncode == 2 and "give a start (--since)" in done.stderr
+
+
+def test_ledger_rows_older_than_a_capped_job_history_are_labelled_not_judged(collected, tmp_path):
+    server = start_server(collected.world, admin_token=ADMIN_TOKEN)
+    try:
+        config = load_config(
+            write_sim_config(server, tmp_path / "keys.toml", "[collector]\nmax_job_pages_first_run = 1")
+        )
+        db = tmp_path / "capped.duckdb"
+        collect_once(config, db)
+    finally:
+        server.stop()
+    history_from = credit_reads.jobs_history_from(db)
+    assert history_from, "busy keys' first backfill stopped after one page of jobs"
+    ledger = tmp_path / "ledger.csv"
+    issues = write_ledger(collected.world, ledger, SIM_NOW)
+    done = reconcile("--db", str(db), "--ledger", str(ledger), "--now", NOW_ARG, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    missing = {r["job_id"] for r in rows if r["category"] == "missing_in_provider"}
+    ghosts = {i["job_id"] for i in issues if i["category"] == "missing_in_provider"}
+    assert missing <= ghosts, "a job older than the collected history is never called missing"
+    note = next(line for line in done.stderr.splitlines() if line.startswith("ledger: "))
+    count = int(note.split()[1])
+    assert count > 100 and f"({count} older than the job history collected for its key)" in note
