@@ -401,41 +401,46 @@ def _summary_days(
     if frame.empty:
         return pd.DataFrame(columns=columns)
     limit = settings.tolerance + _EPSILON
-    summary = frame["summary_credits"].astype("float64").tolist()
-    charges = frame["charges"].astype("float64").fillna(0.0).tolist()
-    keys, day_texts = frame["key_name"].tolist(), _day_text(frame["day"]).tolist()
+    out = pd.DataFrame(
+        {
+            "key_name": frame["key_name"].to_numpy(),
+            "day": _day_text(frame["day"]).to_numpy(),
+            "summary_credits": frame["summary_credits"].astype("float64").to_numpy(),
+            "charges": frame["charges"].astype("float64").fillna(0.0).to_numpy(),
+        }
+    )
+    out["delta"] = out["summary_credits"] - out["charges"]
+    out["explained_credits"] = 0.0
+    out["explained_by"] = [[] for _ in range(len(out))]
+    # Only the key-days with listed rows need a closer look; the rest match or not by their delta alone.
     grouped = {k: g for k, g in items.groupby(["key_name", "day"])} if not items.empty else {}
-    fits_of: list[list[frozenset[int]]] = []
+    with_items = [
+        (i, grouped[(k, d)])
+        for i, (k, d) in enumerate(zip(out["key_name"], out["day"], strict=True))
+        if (k, d) in grouped
+    ]
+    fits_of = [_explanations(float(out["delta"].iat[i]), day_items, limit) for i, day_items in with_items]
     votes: dict[str, list[int]] = {c: [0, 0] for c in EXPLAINING}  # category -> [left out, counted]
-    for key, day, billed, charged in zip(keys, day_texts, summary, charges, strict=True):
-        day_items = grouped.get((key, day))
-        fits = _explanations(billed - charged, day_items, limit) if day_items is not None else []
-        fits_of.append(fits)
-        if day_items is not None and len(fits) == 1:  # only days with one explanation teach the convention
-            categories = day_items["category"].tolist()
-            for position, category in enumerate(categories):
+    for (_, day_items), fits in zip(with_items, fits_of, strict=True):
+        if len(fits) == 1:  # only days with one explanation teach the convention
+            for position, category in enumerate(day_items["category"]):
                 votes[category][0 if position in fits[0] else 1] += 1
-    left_out = {c for c, (out, counted) in votes.items() if out > counted}
-    rows = []
-    for key, day, billed, charged, fits in zip(keys, day_texts, summary, charges, fits_of, strict=True):
-        day_items = grouped.get((key, day))
-        delta = billed - charged
-        if day_items is None or (not fits and abs(delta) <= limit):
-            chosen: frozenset[int] = frozenset()
-        elif fits:
-            # Of the explanations, the one that agrees best with the convention.
-            categories = day_items["category"].tolist()
+    left_out = {c for c, (dropped, counted) in votes.items() if dropped > counted}
+    for (i, day_items), fits in zip(with_items, fits_of, strict=True):
+        categories = day_items["category"].tolist()
+        if fits:  # of the explanations, the one that agrees best with the convention
             chosen = min(fits, key=lambda f: sum((c in left_out) != (p in f) for p, c in enumerate(categories)))
         else:
-            chosen = frozenset(p for p, c in enumerate(day_items["category"]) if c in left_out)
-        explained = float(day_items["credits"].iloc[sorted(chosen)].sum()) if chosen else 0.0
-        remainder = delta + explained
-        by = (
-            [f"{day_items['category'].iloc[p]} {day_items['job_id'].iloc[p]}" for p in sorted(chosen)] if chosen else []
-        )
-        status = "unexplained" if abs(remainder) > limit else ("explained" if chosen else "matches")
-        rows.append((key, day, billed, charged, delta, explained, by, remainder, status))
-    return pd.DataFrame(rows, columns=columns)
+            chosen = frozenset(p for p, c in enumerate(categories) if c in left_out)
+        positions = sorted(chosen)
+        out.iat[i, out.columns.get_loc("explained_credits")] = float(day_items["credits"].iloc[positions].sum())
+        out.iat[i, out.columns.get_loc("explained_by")] = [
+            f"{categories[p]} {day_items['job_id'].iloc[p]}" for p in positions
+        ]
+    out["remainder"] = out["delta"] + out["explained_credits"]
+    unexplained = out["remainder"].abs() > limit
+    out["status"] = np.where(unexplained, "unexplained", np.where(out["explained_credits"] > 0, "explained", "matches"))
+    return out[columns]
 
 
 def _summary_discrepancies(days: pd.DataFrame) -> pd.DataFrame:
@@ -808,7 +813,7 @@ class Judgement:
     found: pd.DataFrame
     summary: CreditSummary
     usage: pd.DataFrame
-    summary_days: pd.DataFrame
+    summary_days: pd.DataFrame  # the judged summary days that differ from the charges: explained or not
     pricing: Pricing
     ledger_unjudged: pd.DataFrame | None = None
 
@@ -845,7 +850,9 @@ def judge_range(
     created = pd.to_datetime(data.jobs["created_at"])
     in_range = data.jobs[(created >= pd.Timestamp(start)) & (created <= pd.Timestamp(end))]
     usage = daily_usage(in_range, data.rates, settings)
-    return Judgement(found, summary, usage, done.summary_days, data.pricing_used, unjudged)
+    # The page keeps the summary days that differ (explained or not): matching days are most of them at scale.
+    differing = done.summary_days[done.summary_days["status"] != "matches"].reset_index(drop=True)
+    return Judgement(found, summary, usage, differing, data.pricing_used, unjudged)
 
 
 def credits_over_time(usage: pd.DataFrame, by: str, top: int = 8) -> pd.DataFrame:

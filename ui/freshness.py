@@ -17,7 +17,6 @@ _CONSEQUENCE = {
     "summary": "daily totals are not updated",
     "events": "recent calls and last-used times are not updated",
     "jobs": "jobs and credits are not updated",
-    "job_detail": "unsettled jobs are not updated",
     "admin": "the key inventory is not updated",
 }
 
