@@ -9,7 +9,7 @@ import logging
 import sys
 
 from cli_args import OneLineParser, non_negative, positive_int
-from collectors.config import Config, ConfigError, load_config
+from config import Config, ConfigError, load_config
 from collectors.sync import collect, prune_store
 from store import StoreError
 

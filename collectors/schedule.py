@@ -14,7 +14,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from collectors.config import DEFAULT_ALERT_CHECK_MINUTES, DEFAULT_REPORTS_DIR, Config
+from config import DEFAULT_ALERT_CHECK_MINUTES, DEFAULT_REPORTS_DIR, Config
 from collectors.endpoints import ENDPOINTS
 from collectors.sync import collect, prune_store
 from store import StoreError

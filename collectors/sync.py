@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from collectors import contract
-from collectors.config import Config, KeyConfig
+from config import Config, KeyConfig
 from collectors.endpoints import ENDPOINTS, FetchContext, Outcome
 from collectors.http_client import ApiClient, ApiError, RetryPolicy
 from store import write_transaction, writes

@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from collectors.config import Config, load_config  # noqa: E402
+from config import Config, load_config  # noqa: E402
 from collectors.sync import RunSummary, collect  # noqa: E402
 from store import read_connection  # noqa: E402
 

@@ -10,12 +10,11 @@ full history the store holds.
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from store.connection import read_connection
+from store.connection import Source, reading
 from store.results import arrow_frame
 
 METRICS = ("calls", "failed_jobs", "credits")
@@ -31,29 +30,13 @@ _COVERAGE = """
 """
 
 
-def _df(db_path: str | Path, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-    with read_connection(db_path) as con:
+def _df(db_path: Source, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+    with reading(db_path) as con:
         return con.execute(sql, params or []).df()
 
 
-def events_coverage(db_path: str | Path) -> pd.DataFrame:
-    """Per configured key: `covered_since` (NaT when events were never collected) and `hourly_from`.
-
-    `hourly_from` is the first whole hour at or after `covered_since`: from there on hourly calls are complete.
-    """
-    return _df(
-        db_path,
-        f"""
-        SELECT key_name, covered_since,
-               CASE WHEN covered_since = date_trunc('hour', covered_since) THEN covered_since
-                    ELSE date_trunc('hour', covered_since) + INTERVAL 1 HOUR END AS hourly_from
-        FROM ({_COVERAGE}) ORDER BY key_name
-        """,
-    )
-
-
 def hourly_series(
-    db_path: str | Path,
+    db_path: Source,
     until: datetime,
     since: datetime | None = None,
     keys: list[str] | None = None,
@@ -114,11 +97,11 @@ def hourly_series(
         {"ORDER BY metric, key_name, hour" if ordered else ""}
     """
     params = [lo, *params_keys, until, until, lo, until, *params_keys, lo, until, *params_keys]
-    with read_connection(db_path) as con:  # millions of rows for a whole fleet: through Arrow
+    with reading(db_path) as con:  # millions of rows for a whole fleet: through Arrow
         return arrow_frame(con, sql, params)
 
 
-def daily_calls(db_path: str | Path, keys: list[str] | None = None) -> pd.DataFrame:
+def daily_calls(db_path: Source, keys: list[str] | None = None) -> pd.DataFrame:
     """Daily grain: [key_name, day, value, hourly_covered] from the usage summary, all days the store holds.
 
     `hourly_covered` is true for days on or after the day events coverage began (hourly calls exist).

@@ -22,7 +22,7 @@ from store.results import first_row
 MANIFEST = "manifest.json"
 BACKUP_FORMAT = "rbv-store-backup"
 BACKUP_FORMAT_VERSION = 1
-# Match the collectors' defaults (collectors.config.CollectorSettings); the store must not import them.
+# Match the collectors' defaults (config.CollectorSettings); the store must not import them.
 DEFAULT_RAW_DAYS = 14
 DEFAULT_EVENTS_DAYS = 400
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from collectors.config import Config, load_config
 from collectors.sync import RunSummary, collect
+from config import Config, load_config
 from simulator.config_writer import write_config
 from simulator.server import ServerHandle, start_server
 from simulator.world import World

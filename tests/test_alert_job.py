@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from analytics.alert_job import check_alerts
-from collectors.config import ConfigError, load_config
 from collectors.schedule import build_scheduler
+from config import ConfigError, load_config
 from store.alert_store import list_alerts
 from store.state_file import state_path
 from tests.test_alerts import receiver

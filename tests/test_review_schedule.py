@@ -10,8 +10,8 @@ import pytest
 
 from analytics.report_job import write_weekly_review
 from analytics.review import default_week
-from collectors.config import ConfigError, load_config
 from collectors.schedule import build_scheduler, weekly_review_job
+from config import ConfigError, load_config
 
 KEY = (
     '[api]\nbase_url = "http://127.0.0.1:9"\n\n'

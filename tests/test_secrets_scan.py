@@ -346,7 +346,7 @@ def test_no_secret_in_any_artifact(scan):
 
 def test_fingerprints_and_masks_are_what_is_stored(scan):
     artifacts, secrets = scan
-    from collectors.config import fingerprint, mask_secret
+    from config import fingerprint, mask_secret
 
     stored = artifacts["values of monitor.duckdb"]
     for label, secret in secrets.items():
