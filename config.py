@@ -112,6 +112,7 @@ class CollectorSettings:
             "summary": 900.0,
             "pricing": 86400.0,
             "admin": 3600.0,
+            "results": 300.0,  # how often `serve` refreshes the stored findings when new data arrived
         }
     )
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 
 from collectors import contract
-from config import Config, KeyConfig
 from collectors.endpoints import ENDPOINTS, FetchContext, Outcome
 from collectors.http_client import ApiClient, ApiError, RetryPolicy
+from config import Config, KeyConfig
 from store import write_transaction, writes
 from store.collector_state import load_collector_state
 

@@ -6,13 +6,14 @@ import pandas as pd
 import streamlit as st
 
 from analytics import credits
-from analytics.cli_keys import UsageError, rules_from_file
 from analytics.keys import Rules
-from analytics.review import build_review, default_week, load_inputs, week_bounds
+from analytics.review import attach_decisions, default_week, week_bounds
 from analytics.review_render import charts, render, sections
+from service import review as review_cases
 from store import StoreError
 from store.decisions import DECISIONS, Decision, last_decisions, record
 from store.state_file import state_path
+from ui.data import page_config, provenance_caption
 from ui.filters import utc_now
 from ui.page import open_page
 
@@ -20,18 +21,19 @@ WEEKS_OFFERED = 12
 
 
 @st.cache_data(ttl=60, show_spinner="Building the review…")
-def review_inputs(db_path: str, week: str, now: datetime, config_path: str | None) -> tuple[dict, str | None]:
-    """Store inputs of the review (decisions are read fresh on every run, not cached)."""
-    problem = None
-    try:
-        rules = rules_from_file(config_path)
-    except UsageError as exc:
-        rules, problem = Rules(), f"{exc}; using the default rules"
-    try:
-        settings = credits.load_settings(config_path)
-    except credits.ReconcileConfigError as exc:
-        settings, problem = credits.ReconcileSettings(), f"{exc}; using the default reconciliation settings"
-    return load_inputs(db_path, week, now, rules, settings, state_db=None), problem
+def week_review(
+    db_path: str, week: str, now: datetime, rules: Rules, settings: credits.ReconcileSettings
+) -> review_cases.WeekReview:
+    """The review without decisions (they are read fresh on every run and attached): the one the collector's
+    refresh stored for this week when it stands for `now`, else built from one snapshot of the store.
+    Shared by every session: six people opening it in a meeting build it once."""
+    return review_cases.week_review(db_path, week, now, rules, settings, state_db=None)
+
+
+@st.cache_data(ttl=60, show_spinner=False, max_entries=16)
+def exports(review: dict, fmt: str) -> str:
+    """A rendered download (the HTML one draws its charts to PNG): once per review and decisions, not per rerun."""
+    return render(review, fmt)
 
 
 settings, filters, now = open_page("Weekly review")
@@ -44,17 +46,17 @@ week = st.selectbox(
 )
 db = str(settings.db_path)
 state = state_path(settings.db_path)
+config, problem = page_config(settings.config_path)
+if problem:
+    st.warning(problem, icon=":material/rule:")
 try:
-    inputs, problem = review_inputs(
-        db, week, now.replace(second=0, microsecond=0), str(settings.config_path) if settings.config_path else None
-    )
+    built = week_review(db, week, now.replace(second=0, microsecond=0), config.rules, config.reconciliation)
     decided = last_decisions(state)
 except StoreError as exc:
     st.error(f"Cannot build the review: {exc}")
     st.stop()
-if problem:
-    st.warning(problem, icon=":material/rule:")
-review = build_review({**inputs, "decisions": decided}, week, now)
+provenance_caption("this review", built.provenance)
+review = attach_decisions(built.review, decided)
 
 info = review["week"]
 act = info["activity"]
@@ -124,7 +126,7 @@ for col, fmt, mime in (
 ):
     col.download_button(
         f"Download {fmt.upper()}",
-        render(review, fmt),
+        exports(review, fmt),
         file_name=f"key_review_{week}.{fmt}",
         mime=mime,
         key=f"download_{fmt}",

@@ -35,8 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from config import Config, load_config  # noqa: E402
 from collectors.sync import RunSummary, collect  # noqa: E402
+from config import Config, load_config  # noqa: E402
 from store import read_connection  # noqa: E402
 
 SIM_NOW = datetime(2026, 11, 20, 12, 0, 0)

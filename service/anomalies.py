@@ -36,16 +36,22 @@ class Incidents:
     provenance: Provenance
 
 
+def stored_incidents(db_path: Source, now: datetime, since: datetime | None = None) -> Incidents | None:
+    """The stored incidents ending at or after `since`, when they stand for `now` (else None)."""
+    meta = usable(db_path, "incidents", now)
+    if meta is None:
+        return None
+    frame = result_tables.incidents(db_path, since)
+    return Incidents(frame, result_tables.series_keys(db_path), provenance(db_path, now, meta))
+
+
 def incidents(db_path: Source, now: datetime, since: datetime | None = None) -> Incidents:
     """Incidents ending at or after `since`: stored when they stand for `now`, else detected now."""
-    meta = usable(db_path, "incidents", now)
-    if meta is not None:
-        frame = result_tables.incidents(db_path, since)
-        keys = result_tables.series_keys(db_path)
-    else:
-        found = detect_incidents(db_path, now, since)
-        frame, keys = found.incidents, found.keys
-    return Incidents(frame, keys, provenance(db_path, now, meta))
+    stored = stored_incidents(db_path, now, since)
+    if stored is not None:
+        return stored
+    found = detect_incidents(db_path, now, since)
+    return Incidents(found.incidents, found.keys, provenance(db_path, now, None))
 
 
 def key_series(db_path: Source, now: datetime, metric: str, key: str) -> pd.DataFrame:

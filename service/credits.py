@@ -100,8 +100,6 @@ def stored_frames(
     judged = credits.judge_range(data, settings, now, start, now)
     environment = dict(zip(data.daily["key_name"], data.daily["environment"], strict=True))
     environment.update(zip(data.jobs["key_name"], data.jobs["environment"], strict=True))
-    found = judged.found.assign(
-        environment=judged.found["key_name"].map(environment), ordinal=range(len(judged.found))
-    )
+    found = judged.found.assign(environment=judged.found["key_name"].map(environment), ordinal=range(len(judged.found)))
     days = judged.summary_days.assign(environment=judged.summary_days["key_name"].map(environment))
     return credits.Judgement(found, judged.summary, judged.usage, days, judged.pricing, None, judged.days), start

@@ -23,7 +23,7 @@ from service.anomalies import detect_incidents
 from service.keys import evaluate_findings
 from service.results import settings_tag
 from service.review import load_inputs
-from store import result_tables, snapshot
+from store import StoreError, result_tables, snapshot
 from store.result_tables import ResultSet
 
 
@@ -103,3 +103,17 @@ def refresh_results(
         "discrepancies": len(judged.found),
     }
     return RefreshSummary(refresh_id, as_of, mark.run_id, seconds, cpu_seconds, rows)
+
+
+def refresh_due(db_path: str | Path, now: datetime, max_age_s: float = 3600.0) -> bool:
+    """True when a collection finished after the stored results' run, or they are older than `max_age_s`
+    (findings such as staleness move with time even when no data arrives), or there are none."""
+    try:
+        meta = result_tables.current_results(db_path).get("findings")
+        mark = result_tables.data_mark(db_path)
+    except StoreError:
+        return True
+    if meta is None:
+        return True
+    newer = mark.run_id is not None and (meta.data_run_id is None or mark.run_id > meta.data_run_id)
+    return newer or (now - meta.as_of).total_seconds() >= max_age_s

@@ -7,8 +7,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from store import Source, StoreError, result_tables
 from store.result_tables import ResultMeta
 
@@ -26,8 +24,8 @@ def usable(source: Source, kind: str, now: datetime, **settings: Any) -> ResultM
     """
     try:
         meta = result_tables.current_results(source).get(kind)
-    except (duckdb.CatalogException, StoreError):
-        return None  # a database no refresh has written yet
+    except StoreError:
+        return None
     if meta is None or meta.as_of > now:
         return None
     if any(meta.detail.get(name) != settings_tag(value) for name, value in settings.items()):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 
@@ -165,10 +166,13 @@ def fail_refresh(db_path: str | os.PathLike[str], refresh_id: int, message: str,
 def current_results(source: Source) -> dict[str, ResultMeta]:
     """Per kind, the stored results' metadata (empty before the first refresh)."""
     with reading(source) as con:
-        rows = con.execute(
-            "SELECT kind, refresh_id, as_of, data_run_id, data_as_of, window_start, window_end, detail "
-            "FROM result_current ORDER BY kind"
-        ).fetchall()
+        try:
+            rows = con.execute(
+                "SELECT kind, refresh_id, as_of, data_run_id, data_as_of, window_start, window_end, detail "
+                "FROM result_current ORDER BY kind"
+            ).fetchall()
+        except duckdb.CatalogException:  # a file written before result tables existed
+            return {}
     return {
         kind: ResultMeta(kind, int(rid), as_of, run, run_at, lo, hi, json.loads(detail) if detail else {})
         for kind, rid, as_of, run, run_at, lo, hi, detail in rows
@@ -186,12 +190,16 @@ def last_refresh(source: Source) -> dict[str, Any] | None:
 
 
 def refresh_log(source: Source, limit: int = 20) -> pd.DataFrame:
+    """The newest refreshes, newest first (empty for a database written before result tables existed)."""
     with reading(source) as con:
-        return con.execute(
-            "SELECT refresh_id, started_at, finished_at, as_of, data_run_id, status, seconds, cpu_seconds, message "
-            "FROM result_refresh_log ORDER BY refresh_id DESC LIMIT ?",
-            [limit],
-        ).df()
+        try:
+            return con.execute(
+                "SELECT refresh_id, started_at, finished_at, as_of, data_run_id, status, seconds, cpu_seconds, "
+                "message FROM result_refresh_log ORDER BY refresh_id DESC LIMIT ?",
+                [limit],
+            ).df()
+        except duckdb.CatalogException:  # a file written before result tables existed
+            return pd.DataFrame()
 
 
 def _rows(source: Source, table: str, where: str = "", params: list[Any] | None = None) -> pd.DataFrame:

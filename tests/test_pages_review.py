@@ -79,14 +79,21 @@ def test_week_picker_and_json_download_match_the_cli(app_env, tmp_path):
     cli = json.loads(out.read_text(encoding="utf-8"))
     assert cli["week"]["week"] == "2026-W45"
     # The page renders the same review the CLI does (the buttons carry render(review, fmt) of it).
-    from analytics.review import build_review, load_inputs
     from analytics.review_render import render
+    from config import load_config
+    from service.review import week_review
     from store.decisions import last_decisions
     from store.state_file import state_path
 
-    inputs = load_inputs(
-        app_env.db_path, "2026-W45", SIM_NOW.replace(tzinfo=None), state_db=state_path(app_env.db_path)
+    config = load_config(app_env.config_path, secrets=False)
+    done = week_review(
+        app_env.db_path,
+        "2026-W45",
+        SIM_NOW.replace(tzinfo=None),
+        config.rules,
+        config.reconciliation,
+        state_path(app_env.db_path),
     )
-    page_json = json.loads(render(build_review(inputs, "2026-W45", SIM_NOW.replace(tzinfo=None)), "json"))
+    page_json = json.loads(render(done.review, "json"))
     assert page_json == cli
     assert last_decisions(state_path(app_env.db_path)).empty

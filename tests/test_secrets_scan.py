@@ -28,7 +28,7 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from analytics.__main__ import main as analytics_main
-from analytics.alerts import deliver
+from collectors.http_client import RetryPolicy, post_json
 from simulator.config_writer import write_config
 from simulator.faults import FaultSpec
 from simulator.ledger import write_ledger
@@ -285,7 +285,8 @@ def scan(tmp_path_factory):
         # A failing delivery: the error returned (and stored) must not name the URL.
         unreachable = f"http://127.0.0.1:9{WEBHOOK_PATH}"
         secrets["webhook URL (unreachable)"] = unreachable
-        ok, _, error = deliver(unreachable, {"text": "x"}, attempts=2, backoff_s=0.01, timeout_s=2)
+        outcome = post_json(unreachable, {"text": "x"}, RetryPolicy(max_attempts=2, scale=0.01), timeout_s=2)
+        ok, error = outcome.ok, outcome.error
         assert not ok
         artifacts["deliver() error"] = error or ""
 

@@ -1,0 +1,95 @@
+"""Command line: `python -m collectors once|serve --config FILE --db FILE` (the service's collection and schedule)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import sys
+
+from cli_args import OneLineParser, non_negative, positive_int
+from config import Config, ConfigError, load_config
+from service.collection import apply_retention, collect_and_refresh
+from store import StoreError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="python -m collectors", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    for name, help_text in (
+        ("once", "collect every endpoint for every key once, then exit"),
+        ("serve", "keep collecting on a schedule until SIGTERM/SIGINT"),
+    ):
+        cmd = sub.add_parser(name, help=help_text)
+        cmd.add_argument("--config", required=True, help="key config TOML")
+        cmd.add_argument("--db", required=True, help="DuckDB file to write")
+        cmd.add_argument("--base-url", help="override [api] base_url")
+        cmd.add_argument("--concurrency", type=positive_int, help="requests in flight at once")
+        cmd.add_argument("--backoff-scale", type=non_negative, help="multiply retry waits (tests use 0.01)")
+        cmd.add_argument("--endpoints", help="comma-separated subset: pricing,admin,summary,events,jobs")
+        cmd.add_argument("-v", "--verbose", action="store_true", help="log every request attempt")
+        if name == "serve":
+            cmd.add_argument("--run-first", action="store_true", help="collect everything once at start")
+    return parser
+
+
+def _apply_overrides(config: Config, args: argparse.Namespace) -> Config:
+    settings = config.collector
+    if args.concurrency:
+        settings = dataclasses.replace(settings, concurrency=args.concurrency)
+    if args.backoff_scale is not None:
+        settings = dataclasses.replace(settings, backoff_scale=args.backoff_scale)
+    return dataclasses.replace(config, collector=settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not args.verbose:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        config = _apply_overrides(load_config(args.config, args.base_url), args)
+        endpoints = None
+        if args.endpoints:
+            from collectors.endpoints import ENDPOINTS
+
+            endpoints = [e.strip() for e in args.endpoints.split(",") if e.strip()]
+            unknown = [e for e in endpoints if e not in ENDPOINTS]
+            if unknown:
+                raise ConfigError(f"unknown endpoint(s) {', '.join(unknown)}; known: {', '.join(ENDPOINTS)}")
+        if args.command == "once":
+            kwargs = {"endpoints": endpoints} if endpoints else {}
+            done = asyncio.run(
+                collect_and_refresh(config, args.db, progress=lambda m: print(m, file=sys.stderr), **kwargs)
+            )
+            apply_retention(config, args.db)
+            summary = done.run
+            print(summary.line())
+            if done.results is not None:  # stdout keeps its one line; the refresh is reported beside progress
+                print(done.results.line(), file=sys.stderr)
+            return 0 if summary.keys_ok or not config.keys else 1
+        from service.scheduler import serve
+
+        return serve(config, args.db, run_first=args.run_first)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"database error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. --db under a path that is a file: cannot create the database there
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"database error: cannot create {args.db}: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Collection as the service runs it: collect, apply retention, then refresh the stored results."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+from collectors.sync import PER_KEY_ORDER, RunSummary, collect, prune_store, utc_now
+from config import Config
+from service.refresh import RefreshSummary, refresh_results
+
+
+@dataclass(frozen=True)
+class Collected:
+    run: RunSummary
+    results: RefreshSummary | None
+
+
+async def collect_and_refresh(
+    config: Config,
+    db_path: str | Path,
+    *,
+    endpoints: Sequence[str] = ("pricing", "admin", *PER_KEY_ORDER),
+    mode: str = "once",
+    transport: httpx.AsyncBaseTransport | None = None,
+    now: Callable[[], datetime] = utc_now,
+    progress: Callable[[str], None] | None = None,
+    refresh: bool = True,
+) -> Collected:
+    """One collection, then the results refresh as of the collector's clock (when any key was collected)."""
+    run = await collect(
+        config, db_path, endpoints=endpoints, mode=mode, transport=transport, now=now, progress=progress
+    )
+    results = None
+    if refresh and run.keys_ok:
+        results = refresh_results(db_path, config.rules, config.reconciliation, as_of=now())
+    return Collected(run, results)
+
+
+def apply_retention(config: Config, db_path: str | Path, now: datetime | None = None) -> int:
+    return prune_store(config, db_path, now)
