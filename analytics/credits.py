@@ -790,7 +790,8 @@ def credit_days(
     out = pd.concat(parts, ignore_index=True)
     for name in CREDIT_DAY_COLUMNS[4:]:
         out[name] = out[name].fillna(0) if name in out else 0
-    out["model"] = out["model"].astype("object").where(out["model"].notna(), None)
+    model = out["model"].astype("object") if "model" in out else pd.Series(None, index=out.index, dtype=object)
+    out["model"] = model.where(model.notna(), None)
     return out[CREDIT_DAY_COLUMNS].sort_values(["day", "key_name", "model"], na_position="first").reset_index(drop=True)
 
 

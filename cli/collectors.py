@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             print(summary.line())
             if done.results is not None:  # stdout keeps its one line; the refresh is reported beside progress
                 print(done.results.line(), file=sys.stderr)
+            elif done.results_error is not None:
+                print(f"results not refreshed: {done.results_error}", file=sys.stderr)
             return 0 if summary.keys_ok or not config.keys else 1
         from service.scheduler import serve
 

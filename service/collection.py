@@ -18,6 +18,7 @@ from service.refresh import RefreshSummary, refresh_results
 class Collected:
     run: RunSummary
     results: RefreshSummary | None
+    results_error: str | None = None  # the refresh failed: the collection stands, pages compute on the fly
 
 
 async def collect_and_refresh(
@@ -35,10 +36,12 @@ async def collect_and_refresh(
     run = await collect(
         config, db_path, endpoints=endpoints, mode=mode, transport=transport, now=now, progress=progress
     )
-    results = None
-    if refresh and run.keys_ok:
-        results = refresh_results(db_path, config.rules, config.reconciliation, as_of=now())
-    return Collected(run, results)
+    if not (refresh and run.keys_ok):
+        return Collected(run, None)
+    try:
+        return Collected(run, refresh_results(db_path, config.rules, config.reconciliation, as_of=now()))
+    except Exception as exc:  # logged as failed in result_refresh_log; the data collected is kept either way
+        return Collected(run, None, f"{type(exc).__name__}: {exc}")
 
 
 def apply_retention(config: Config, db_path: str | Path, now: datetime | None = None) -> int:

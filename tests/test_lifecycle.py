@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from simulator import scale
-from store import write_transaction, writes
+from store import lifecycle, write_transaction, writes
 from store.__main__ import main as store_main
 
 NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
@@ -252,17 +252,18 @@ def test_prune_removes_only_rows_past_the_cutoff_and_is_idempotent(backup_dir, t
 def test_info_reports_version_views_and_size(source, capsys):
     assert store_main(["info", "--db", str(source), "--json"]) == 0
     found = json.loads(capsys.readouterr().out)
-    assert found["schema_version"] == 2 and found["file_bytes"] == source.stat().st_size
+    assert found["schema_version"] == lifecycle.latest_schema_version()
+    assert found["file_bytes"] == source.stat().st_size
     assert found["views"]["usage_events"] == found["tables"]["usage_event_log"] > 0
     assert {"keys", "jobs", "key_daily_usage", "coverage_gaps", "quarantine"} <= set(found["views"])
     assert store_main(["info", "--db", str(source)]) == 0
     text = capsys.readouterr().out
-    assert "schema v2" in text and "usage_events" in text
+    assert f"schema v{lifecycle.latest_schema_version()}" in text and "usage_events" in text
 
 
 def test_manifest_describes_the_backup(source, backup_dir):
     manifest = json.loads((backup_dir / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["schema_version"] == 2
+    assert manifest["schema_version"] == lifecycle.latest_schema_version()
     assert manifest["tables"]["usage_event_log"] == _rows(source, "SELECT count(*) FROM usage_event_log")[0][0]
     assert {"schema.sql", "load.sql", "usage_event_log.parquet"} <= set(manifest["files"])
     assert manifest["views"]["keys"] == _rows(source, "SELECT count(*) FROM keys")[0][0]
