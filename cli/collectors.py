@@ -1,4 +1,5 @@
-"""Command line: `python -m collectors once|serve --config FILE --db FILE` (the service's collection and schedule)."""
+"""Command line: `python -m collectors once|serve --config FILE --db FILE` (the service's collection and
+schedule), and `python -m collectors refresh --db FILE` (recompute the stored results, e.g. after a rules change)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,30 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("-v", "--verbose", action="store_true", help="log every request attempt")
         if name == "serve":
             cmd.add_argument("--run-first", action="store_true", help="collect everything once at start")
+    cmd = sub.add_parser("refresh", help="recompute the stored findings from what is collected, then exit")
+    cmd.add_argument("--db", required=True, help="the collectors' DuckDB file")
+    cmd.add_argument("--config", help="key config TOML ([rules], [reconciliation], [pricing]); secrets not needed")
+    cmd.add_argument("--now", help="compute as of this ISO instant (UTC if no offset); default: now")
     return parser
+
+
+def _refresh(args: argparse.Namespace) -> int:
+    from cli.common import UsageError, analysis_config, parse_now, require_db
+    from service.refresh import refresh_results
+
+    try:
+        now = parse_now(args.now)
+        config = analysis_config(args.config)
+        require_db(args.db)
+        done = refresh_results(args.db, config.rules, config.reconciliation, as_of=now)
+    except UsageError as exc:
+        print(f"python -m collectors refresh: error: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"database error: {exc}", file=sys.stderr)
+        return 1
+    print(done.line())
+    return 0
 
 
 def _apply_overrides(config: Config, args: argparse.Namespace) -> Config:
@@ -45,6 +69,8 @@ def _apply_overrides(config: Config, args: argparse.Namespace) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "refresh":
+        return _refresh(args)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -6,12 +6,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from collectors.sync import PER_KEY_ORDER, RunSummary, collect, prune_store, utc_now
 from config import Config
 from service.refresh import RefreshSummary, refresh_results
+
+if TYPE_CHECKING:  # the transport is the test seam; only collectors.http_client does HTTP
+    import httpx
 
 
 @dataclass(frozen=True)
