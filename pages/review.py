@@ -31,9 +31,16 @@ def week_review(
 
 
 @st.cache_data(ttl=60, show_spinner=False, max_entries=16)
-def exports(review: dict, fmt: str) -> str:
-    """A rendered download (the HTML one draws its charts to PNG): once per review and decisions, not per rerun."""
-    return render(review, fmt)
+def chart_specs(review_id: str, _review: dict) -> list[tuple[str, dict]]:
+    """The report's charts as Vega-Lite specs, built (and validated) once per review, not per session."""
+    return [(title, chart.to_dict()) for title, chart in charts(_review)]
+
+
+@st.cache_data(ttl=60, show_spinner=False, max_entries=16)
+def exports(review_id: str, _review: dict, fmt: str) -> str:
+    """A rendered download (the HTML one draws its charts to PNG): once per review and decisions, not per rerun
+    or session. Keyed by `review_id`, not the review itself: hashing the whole review costs more than a rerun."""
+    return render(_review, fmt)
 
 
 settings, filters, now = open_page("Weekly review")
@@ -57,6 +64,10 @@ except StoreError as exc:
     st.stop()
 provenance_caption("this review", built.provenance)
 review = attach_decisions(built.review, decided)
+origin = built.provenance
+review_id = "|".join(
+    [week, origin.as_of.isoformat(), str(origin.meta.refresh_id if origin.meta else "now"), decided.to_csv(index=False)]
+)
 
 info = review["week"]
 act = info["activity"]
@@ -79,30 +90,36 @@ for item in needed:
     labels = ", ".join(f["label"] + (" (new)" if f["new"] else "") for f in item["findings"])
     last = item["last_decision"]
     header = f"{'🆕 ' if item['new'] else ''}{key}: {labels}"
+    lines = [f"- **{finding['label']}**: {finding['detail']}" for finding in item["findings"]]
+    if last:
+        lines.append(
+            f"\nLast decision: **{last['decision']}** by {last['decided_by']} on "
+            f"{str(last['decided_at'])[:10]} (week {last['week']})" + (f": {last['note']}" if last["note"] else "")
+        )
+    else:
+        lines.append("\n*No decision recorded yet.*")
     with st.expander(header, expanded=item["new"]):
-        for finding in item["findings"]:
-            st.markdown(f"- **{finding['label']}**: {finding['detail']}")
-        if last:
-            st.markdown(
-                f"Last decision: **{last['decision']}** by {last['decided_by']} on "
-                f"{str(last['decided_at'])[:10]} (week {last['week']})" + (f": {last['note']}" if last["note"] else "")
-            )
-        else:
-            st.caption("No decision recorded yet.")
-        with st.form(f"decide_{key}", clear_on_submit=True):
-            who = st.text_input("Who", key=f"who_{key}")
-            choice = st.selectbox("Decision", DECISIONS, key=f"decision_{key}")
-            note = st.text_area("Note", key=f"note_{key}", height=68)
-            if st.form_submit_button("Record decision"):
-                try:
-                    record(state, Decision(key, choice, who, note, week), now=utc_now())
-                except ValueError as exc:
-                    st.error(str(exc))
-                except StoreError as exc:
-                    st.error(f"Could not store the decision: {exc}")
-                else:
-                    st.toast(f"Recorded {choice} for {key}")
-                    st.rerun()
+        st.markdown("\n".join(lines))  # one element per key: a fleet flags dozens, each session draws them all
+if needed:
+    # One form for every flagged key: a meeting records a few decisions, and a form per key would put
+    # four widgets per flagged key on every rerun of every session (hundreds at a fleet's size).
+    with st.form("decide", clear_on_submit=True):
+        names = [item["key_name"] for item in needed]
+        key_col, who_col, choice_col = st.columns([2, 1, 1])
+        key = key_col.selectbox("Key", names, key="decide_key", help="The flagged keys above, newest findings first.")
+        who = who_col.text_input("Who", key="decide_who")
+        choice = choice_col.selectbox("Decision", DECISIONS, key="decide_choice")
+        note = st.text_area("Note", key="decide_note", height=68)
+        if st.form_submit_button("Record decision"):
+            try:
+                record(state, Decision(key, choice, who, note, week), now=utc_now())
+            except ValueError as exc:
+                st.error(str(exc))
+            except StoreError as exc:
+                st.error(f"Could not store the decision: {exc}")
+            else:
+                st.toast(f"Recorded {choice} for {key}")
+                st.rerun()
 
 for title, rows, _columns, note in sections(review)[1:]:
     st.subheader(title)
@@ -113,9 +130,9 @@ for title, rows, _columns, note in sections(review)[1:]:
     else:
         st.caption("None.")
     if title == "Top movers by calls":
-        for chart_title, chart in charts(review):
+        for chart_title, spec in chart_specs(review_id, review):
             st.markdown(f"**{chart_title}**")
-            st.altair_chart(chart, width="stretch")
+            st.vega_lite_chart(spec, width="stretch")
 
 st.subheader("Export")
 left, middle, right = st.columns(3)
@@ -126,7 +143,7 @@ for col, fmt, mime in (
 ):
     col.download_button(
         f"Download {fmt.upper()}",
-        exports(review, fmt),
+        exports(review_id, review, fmt),
         file_name=f"key_review_{week}.{fmt}",
         mime=mime,
         key=f"download_{fmt}",

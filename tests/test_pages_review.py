@@ -49,10 +49,11 @@ def test_page_shows_sections_in_meeting_order(app_env):
 
 def test_recording_a_decision_shows_it_after_a_rerun(app_env):
     at = _page(app_env)
-    at.text_input(key="who_frontend-dev").input("ana")
-    at.selectbox(key="decision_frontend-dev").select("delete")
-    at.text_area(key="note_frontend-dev").input("unused since October")
-    form_button = next(b for b in at.button if "decide_frontend-dev" in str(b.key))
+    at.selectbox(key="decide_key").select("frontend-dev")
+    at.text_input(key="decide_who").input("ana")
+    at.selectbox(key="decide_choice").select("delete")
+    at.text_area(key="decide_note").input("unused since October")
+    form_button = next(b for b in at.button if "decide" in str(b.key))
     form_button.click().run()
     assert not at.exception, [e.value for e in at.exception]
     at.run()  # a plain rerun (and a fresh AppTest: a restart) still shows it
@@ -65,7 +66,8 @@ def test_recording_a_decision_shows_it_after_a_rerun(app_env):
 
 def test_empty_decision_author_is_refused(app_env):
     at = _page(app_env)
-    next(b for b in at.button if "decide_frontend-dev" in str(b.key)).click().run()
+    at.selectbox(key="decide_key").select("frontend-dev")
+    next(b for b in at.button if "decide" in str(b.key)).click().run()
     assert any("say who decided" in e.value for e in at.error)
 
 
