@@ -157,10 +157,14 @@ def _mix(values: np.ndarray, seed: int, tag: str) -> np.ndarray:
     return x ^ (x >> _U64(31))
 
 
-def _hex_into(out: np.ndarray, start: int, values: np.ndarray, width: int) -> None:
-    v = values.astype(_U64)
-    for i in range(width):
-        out[:, start + i] = _HEX[((v >> _U64(4 * (width - 1 - i))) & _U64(15)).astype(np.intp)]
+# Each byte's two hex digits, so a column of numbers becomes text with a few whole-array operations.
+_BYTE_HEX = np.frombuffer(b"".join(f"{b:02x}".encode() for b in range(256)), dtype=np.uint16)
+
+
+def _hex_text(values: np.ndarray, width: int) -> pa.Array:
+    """The low `width` (even) hex digits of each value, as Arrow text."""
+    raw = np.ascontiguousarray(values.astype(">u8").view(np.uint8).reshape(-1, 8)[:, 8 - width // 2 :])
+    return pa.array(_BYTE_HEX[raw].view(f"S{width}").ravel(), type=pa.binary()).cast(pa.string())
 
 
 def _ids(seq: np.ndarray, seed: int, tag: str, prefix: str) -> pa.Array:
@@ -169,12 +173,7 @@ def _ids(seq: np.ndarray, seed: int, tag: str, prefix: str) -> pa.Array:
     Ids that arrive in order keep DuckDB's primary-key index (ART) and string compression cheap:
     loading random ids was five times slower and made a bigger file.
     """
-    head = prefix.encode()
-    out = np.empty((len(seq), len(head) + 24), dtype=np.uint8)
-    out[:, : len(head)] = np.frombuffer(head, dtype=np.uint8)
-    _hex_into(out, len(head), seq, 10)
-    _hex_into(out, len(head) + 10, _mix(seq, seed, tag) >> _U64(8), 14)
-    return pa.array(out.view(f"S{out.shape[1]}").ravel(), type=pa.binary()).cast(pa.string())
+    return pc.binary_join_element_wise(prefix, _hex_text(seq, 10), _hex_text(_mix(seq, seed, tag) >> _U64(8), 14), "")
 
 
 def _small_id(seed: int, tag: str, text: str, prefix: str) -> str:
