@@ -71,6 +71,8 @@ def judge(
         first, last = start.date(), min(end, meta.as_of).date()
         found = result_tables.discrepancies(db_path, first, last, envs)
         found = found[list(credits.DISCREPANCY_COLUMNS)].reset_index(drop=True)
+        for name in ("category", "key_name", "job_id", "day", "pricing_source", "detail"):
+            found[name] = found[name].astype("object").where(found[name].notna(), None)  # as judged: None
         days = result_tables.credit_days(db_path, first, last, envs)
         summary_days = result_tables.summary_days(db_path, first, last, envs).drop(columns="environment")
         summary_days["explained_by"] = summary_days["explained_by"].map(lambda v: list(v) if v is not None else [])

@@ -102,9 +102,13 @@ def begin_refresh(db_path: str | os.PathLike[str], as_of: datetime, now: datetim
     return int(row[0])
 
 
+ORDER = "result_order"  # each stored row's position in the frame it came from: reads give rows back in order
+
+
 def _arrow(frame: pd.DataFrame) -> pa.Table:
-    """A frame as Arrow, with columns no value could type (all empty) as text, so DuckDB can store them."""
+    """A frame as Arrow with its row order, and columns no value could type (all empty) as text."""
     table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+    table = table.append_column(ORDER, pa.array(range(table.num_rows), type=pa.int64()))
     for i, column in enumerate(table.schema):
         if pa.types.is_null(column.type):
             table = table.set_column(i, column.name, table.column(i).cast(pa.string()))
@@ -203,27 +207,29 @@ def refresh_log(source: Source, limit: int = 20) -> pd.DataFrame:
 
 
 def _rows(source: Source, table: str, where: str = "", params: list[Any] | None = None) -> pd.DataFrame:
+    """A result table's rows (WHERE `where`), in the order they were stored."""
     if table not in TABLES:
         raise ValueError(f"{table} is not a result table")
     with reading(source) as con:
-        return arrow_frame(con, f"SELECT * FROM result_{table} {where}", params)
+        frame = arrow_frame(con, f"SELECT * FROM result_{table} {where} ORDER BY {ORDER}", params)
+    return frame.drop(columns=ORDER)
 
 
 def key_findings(source: Source) -> pd.DataFrame:
     """Every key finding of the last refresh: key_name, finding, detail, since."""
-    return _rows(source, "key_findings", "ORDER BY key_name, finding")
+    return _rows(source, "key_findings")
 
 
 def incidents(source: Source, ending_since: datetime | None = None) -> pd.DataFrame:
     """The detector's incidents of the last refresh (every column it returned), ending at or after a time."""
     if ending_since is None:
-        return _rows(source, "incidents", 'ORDER BY "start", key_name, metric')
-    return _rows(source, "incidents", 'WHERE "end" >= ? ORDER BY "start", key_name, metric', [ending_since])
+        return _rows(source, "incidents")
+    return _rows(source, "incidents", 'WHERE "end" >= ?', [ending_since])
 
 
 def series_keys(source: Source) -> list[str]:
     """The keys that had an hourly series to score at the last refresh."""
-    return _rows(source, "series_keys", "ORDER BY key_name")["key_name"].tolist()
+    return _rows(source, "series_keys")["key_name"].tolist()
 
 
 def _days_where(start: date | None, end: date | None, envs: list[str] | None, day: str = "day") -> tuple[str, list]:
@@ -243,7 +249,7 @@ def _days_where(start: date | None, end: date | None, envs: list[str] | None, da
 def discrepancies(source: Source, start: date | None, end: date | None, envs: list[str] | None) -> pd.DataFrame:
     """Stored discrepancies of [start, end] (days, UTC) in the environments given, in their judged order."""
     where, params = _days_where(start, end, envs)
-    return _rows(source, "discrepancies", where + " ORDER BY ordinal", params)
+    return _rows(source, "discrepancies", where, params)
 
 
 def credit_days(source: Source, start: date | None, end: date | None, envs: list[str] | None) -> pd.DataFrame:
