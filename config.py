@@ -292,9 +292,8 @@ def _review(review: Any, label: str) -> ReviewSettings:
 
 
 def rules_section(section: Mapping[str, Any] | None) -> Rules:
-    """Rules from a TOML `[rules]` table; unknown scalar names and bad values raise ConfigError.
+    """Rules from a TOML `[rules]` table; unknown names and bad values raise ConfigError.
 
-    Sub-tables with names this module does not know are left to the modules that own them.
     `release_cycle_days` is accepted as a friendlier name for staging's rotation due age.
     """
     rules = Rules()
@@ -309,8 +308,6 @@ def rules_section(section: Mapping[str, Any] | None) -> Rules:
             changes["rotation_due_days"] = due
             continue
         if name not in known:
-            if isinstance(value, Mapping):
-                continue
             raise ConfigError(f"[rules] {name}: unknown setting (known: {', '.join(sorted(known))})")
         default = getattr(rules, name)
         where = f"rules.{name}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +16,21 @@ def settings_tag(settings: Any) -> str:
     return repr(settings)
 
 
+# Pages judge to the minute (so reruns share a cache entry): results stamped within that minute stand for it.
+SAME_MINUTE = timedelta(minutes=1)
+
+
 def usable(source: Source, kind: str, now: datetime, **settings: Any) -> ResultMeta | None:
     """The stored `kind` of results when they can stand for a computation as of `now` with these settings.
 
-    They can when they were computed at or before `now` with the same settings; an explicit `now` before them
-    (replaying the past) or other settings compute on the fly instead, with the same code.
+    They can when they were computed at or before `now` (or within its minute) with the same settings; an
+    explicit `now` before them (replaying the past) or other settings compute on the fly, with the same code.
     """
     try:
         meta = result_tables.current_results(source).get(kind)
     except StoreError:
         return None
-    if meta is None or meta.as_of > now:
+    if meta is None or meta.as_of >= now + SAME_MINUTE:
         return None
     if any(meta.detail.get(name) != settings_tag(value) for name, value in settings.items()):
         return None

@@ -187,6 +187,7 @@ def test_results_stand_only_for_their_settings_and_later_instants_and_say_when_s
     db = _copy(small_db, tmp_path)
     refresh_results(db, Rules(), ReconcileSettings(), as_of=NOW)
     assert usable(db, "findings", NOW, rules=Rules()) is not None
+    assert usable(db, "findings", NOW - timedelta(seconds=30), rules=Rules()) is not None  # a page's minute
     assert usable(db, "findings", NOW - timedelta(minutes=1), rules=Rules()) is None  # an explicit earlier now
     assert usable(db, "findings", NOW, rules=Rules(sandbox_share=0.9)) is None  # other [rules]
     assert not keys.key_findings(db, NOW, Rules(sandbox_share=0.9)).provenance.stored
