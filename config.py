@@ -292,8 +292,9 @@ def _review(review: Any, label: str) -> ReviewSettings:
 
 
 def rules_section(section: Mapping[str, Any] | None) -> Rules:
-    """Rules from a TOML `[rules]` table; unknown names and bad values raise ConfigError.
+    """Rules from a TOML `[rules]` table; unknown scalar names and bad values raise ConfigError.
 
+    Sub-tables (e.g. `[rules.spikes]`) are left to the rules that will read them, as before.
     `release_cycle_days` is accepted as a friendlier name for staging's rotation due age.
     """
     rules = Rules()
@@ -308,6 +309,8 @@ def rules_section(section: Mapping[str, Any] | None) -> Rules:
             changes["rotation_due_days"] = due
             continue
         if name not in known:
+            if isinstance(value, Mapping):
+                continue
             raise ConfigError(f"[rules] {name}: unknown setting (known: {', '.join(sorted(known))})")
         default = getattr(rules, name)
         where = f"rules.{name}"
