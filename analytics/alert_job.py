@@ -12,11 +12,14 @@ import pandas as pd
 
 from analytics.alerts import cooldown_from_config, deliver, slack_payload, webhook_url_from_config
 from analytics.cli_anomalies import incidents_for
-from store.alert_store import mark_delivery, upsert_incidents
+from store.alert_store import mark_delivery, undelivered, upsert_incidents
 from store.state_file import state_path
 
 # Incidents ending this long before a check are still alerted: a service down for a day catches up.
 LOOKBACK = timedelta(hours=48)
+# An undelivered alert is posted again at every check (3 attempts each) until this many attempts were made;
+# with the default 10-minute check that is about 1 h 40 min of retrying, and the error stays on the page.
+MAX_DELIVERY_ATTEMPTS = 30
 
 
 @dataclass(frozen=True)
@@ -24,22 +27,40 @@ class AlertRun:
     opened: int
     delivered: int
     failed: int
+    errors: tuple[str, ...] = ()
 
     def line(self) -> str:
-        return f"{self.opened} new alert(s), {self.delivered} delivered, {self.failed} failed"
+        text = f"{self.opened} new alert(s), {self.delivered} delivered, {self.failed} failed"
+        return text + (f" ({'; '.join(sorted(set(self.errors)))})" if self.errors else "")
 
 
 def open_and_deliver(
-    state_file: str | Path, incidents: pd.DataFrame, now: datetime, cooldown: timedelta, webhook: str | None
+    state_file: str | Path,
+    incidents: pd.DataFrame,
+    now: datetime,
+    cooldown: timedelta,
+    webhook: str | None,
+    undeliverable: str | None = None,
 ) -> AlertRun:
-    """Record `incidents` as alerts (idempotent, cooldown-merged) and post each newly opened one."""
+    """Record `incidents` as alerts (idempotent, cooldown-merged), then post every active alert not yet delivered.
+
+    A delivery that fails, or cannot even be attempted (a bad URL), is recorded on the alert (its last error
+    is shown on the Anomalies page) and tried again at the next check, up to MAX_DELIVERY_ATTEMPTS.
+    `undeliverable` says why the configured webhook cannot be posted to at all: pending alerts record it.
+    """
     opened = upsert_incidents(state_file, incidents, now, cooldown)
     delivered = failed = 0
-    for alert in opened if webhook else []:
-        ok, attempts, error = deliver(webhook, slack_payload(alert))
+    errors: list[str] = []
+    for alert in undelivered(state_file, MAX_DELIVERY_ATTEMPTS) if webhook or undeliverable else []:
+        if webhook is None:
+            ok, attempts, error = False, 0, undeliverable
+        else:
+            ok, attempts, error = deliver(webhook, slack_payload(alert))
         mark_delivery(state_file, alert["alert_id"], ok, attempts, error, now)
         delivered, failed = delivered + ok, failed + (not ok)
-    return AlertRun(len(opened), delivered, failed)
+        if error:
+            errors.append(error)
+    return AlertRun(len(opened), delivered, failed, tuple(errors))
 
 
 def check_alerts(
@@ -47,9 +68,14 @@ def check_alerts(
 ) -> AlertRun:
     """Detect over the collected history (`now` naive UTC) and alert on incidents ending in the last `lookback`.
 
-    Raises ValueError for a bad `[alerts]` table and StoreError for an unreadable database.
+    A webhook URL that cannot be posted to does not stop alerts from opening: each records why it was not
+    sent, and is sent once the URL is fixed. Raises ValueError for a bad `[alerts]` table (other than the
+    URL) and StoreError for an unreadable database.
     """
     cooldown = cooldown_from_config(sections)
-    webhook = webhook_url_from_config(sections)
+    try:
+        webhook, undeliverable = webhook_url_from_config(sections), None
+    except ValueError as exc:  # the message names the variable, never the URL
+        webhook, undeliverable = None, str(exc)
     incidents = incidents_for(db_path, now, since=now - lookback)
-    return open_and_deliver(state_path(db_path), incidents, now, cooldown, webhook)
+    return open_and_deliver(state_path(db_path), incidents, now, cooldown, webhook, undeliverable)

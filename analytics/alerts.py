@@ -18,6 +18,8 @@ from typing import Any
 
 import pandas as pd
 
+from untrusted import UnsafeURL, check_url
+
 log = logging.getLogger(__name__)
 
 DEFAULT_COOLDOWN = timedelta(hours=6)
@@ -36,12 +38,21 @@ def _section(config_sections: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 
 def webhook_url_from_config(config_sections: Mapping[str, Any] | None) -> str | None:
-    """The webhook URL from the env variable named by `[alerts] webhook_url_env` (None when unset)."""
-    name = _section(config_sections).get("webhook_url_env")
+    """The webhook URL from the env variable named by `[alerts] webhook_url_env` (None when unset).
+
+    Raises ValueError (never echoing the URL) when it is not an http(s) URL safe to post to.
+    """
+    section = _section(config_sections)
+    name = section.get("webhook_url_env")
     if not name:
         return None
     value = os.environ.get(str(name), "").strip()
-    return value or None
+    if not value:
+        return None
+    try:
+        return check_url(value, allow_link_local=section.get("allow_link_local") is True)
+    except UnsafeURL as exc:
+        raise ValueError(f"the webhook URL in ${name} {exc}; the URL is a secret, so it is not shown") from None
 
 
 def cooldown_from_config(config_sections: Mapping[str, Any] | None) -> timedelta:
@@ -78,20 +89,40 @@ def _scrub(text: str, url: str) -> str:
     return text.replace(url, "<webhook>") if url else text
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A webhook answers the POST itself: a redirect (to another scheme or host) is not followed."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def deliver(
     url: str, payload: Mapping[str, Any], attempts: int = 3, backoff_s: float = 0.5, timeout_s: float = 5
 ) -> tuple[bool, int, str | None]:
     """POST `payload` as JSON; retry 5xx, timeouts and connection errors (not 4xx).
 
-    Returns (ok, attempts made, error or None).  The error never contains the URL.
+    Returns (ok, attempts made, error or None).  The error never contains the URL.  A URL that cannot be
+    posted to (not http(s), credentials, spaces) is not attempted: (False, 0, why), for the caller to
+    record and retry once the URL is fixed.  Redirects are not followed (a 3xx is a failed delivery).
     """
+    try:
+        check_url(url, allow_link_local=True)  # the link-local rule was applied where the URL was configured
+    except UnsafeURL as exc:
+        reason = f"webhook URL {exc}; nothing was sent"
+        log.warning("alert delivery not attempted: %s", reason)
+        return False, 0, reason
     body = json.dumps(payload).encode("utf-8")
     error: str | None = None
     made = 0
     for made in range(1, max(1, attempts) + 1):
-        request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            request = urllib.request.Request(
+                url, data=body, method="POST", headers={"Content-Type": "application/json"}
+            )
+            with _OPENER.open(request, timeout=timeout_s) as response:
                 response.read()
             return True, made, None
         except urllib.error.HTTPError as exc:
@@ -105,8 +136,8 @@ def deliver(
         except (TimeoutError, OSError) as exc:
             error = _scrub(f"webhook unreachable: {type(exc).__name__}: {exc}", url)
         except ValueError:
-            # A malformed URL: the message would echo it, so say only what is wrong.
-            return False, made, "webhook URL is not a valid http(s) URL"
+            # A URL urllib cannot use: its message would echo it, so say only what is wrong.
+            return False, made, "webhook URL is not a valid http(s) URL; nothing was sent"
         log.warning("alert delivery attempt %d/%d failed: %s", made, attempts, error)
         if made < attempts:
             time.sleep(backoff_s * (2 ** (made - 1)))

@@ -11,7 +11,17 @@ import sys
 from cli_args import OneLineParser, non_negative, positive_int
 from collectors.config import Config, ConfigError, load_config
 from collectors.sync import collect, prune_store
+from private_files import restricted_umask
 from store import StoreError
+from untrusted import log_text
+
+
+class OneLineFormatter(logging.Formatter):
+    """Log records whose text (upstream error messages, names) cannot forge a line: control characters escaped."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        record.message = log_text(record.message)
+        return super().formatMessage(record)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,13 +55,20 @@ def _apply_overrides(config: Config, args: argparse.Namespace) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[handler])
     if not args.verbose:
         logging.getLogger("httpx").setLevel(logging.WARNING)
+    with restricted_umask():
+        return _run(args)
+
+
+def _progress(message: str) -> None:
+    print(log_text(message), file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         config = _apply_overrides(load_config(args.config, args.base_url), args)
         endpoints = None
@@ -64,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"unknown endpoint(s) {', '.join(unknown)}; known: {', '.join(ENDPOINTS)}")
         if args.command == "once":
             kwargs = {"endpoints": endpoints} if endpoints else {}
-            summary = asyncio.run(collect(config, args.db, progress=lambda m: print(m, file=sys.stderr), **kwargs))
+            summary = asyncio.run(collect(config, args.db, progress=_progress, **kwargs))
             prune_store(config, args.db)
             print(summary.line())
             return 0 if summary.keys_ok or not config.keys else 1
@@ -72,10 +89,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return serve(config, args.db, run_first=args.run_first)
     except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
+        print(f"config error: {log_text(exc)}", file=sys.stderr)
         return 2
     except StoreError as exc:
-        print(f"database error: {exc}", file=sys.stderr)
+        print(f"database error: {log_text(exc)}", file=sys.stderr)
         return 1
     except OSError as exc:  # e.g. --db under a path that is a file: cannot create the database there
         where = f" ({exc.filename})" if exc.filename else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -18,6 +19,7 @@ from collectors.config import DEFAULT_ALERT_CHECK_MINUTES, DEFAULT_REPORTS_DIR, 
 from collectors.endpoints import ENDPOINTS
 from collectors.sync import collect, prune_store
 from store import StoreError
+from untrusted import log_text
 
 log = logging.getLogger("collectors.schedule")
 
@@ -47,7 +49,7 @@ def build_scheduler(
                 summary = await collect(config, db_path, endpoints=[endpoint], mode="serve")
                 print(f"[{endpoint}] {summary.line()}", flush=True)
             except StoreError as exc:
-                print(f"[{endpoint}] database error: {exc}", file=sys.stderr, flush=True)
+                print(f"[{endpoint}] database error: {log_text(exc)}", file=sys.stderr, flush=True)
             except asyncio.CancelledError:
                 # Shutdown outlived its grace period: what was written is complete (rows and cursors
                 # commit together), and the next start resumes from the stored cursors.
@@ -74,7 +76,7 @@ def build_scheduler(
             if removed:
                 print(f"[retention] removed {removed} rows past retention", flush=True)
         except StoreError as exc:
-            print(f"[retention] database error: {exc}", file=sys.stderr, flush=True)
+            print(f"[retention] database error: {log_text(exc)}", file=sys.stderr, flush=True)
 
     scheduler.add_job(housekeeping, "interval", hours=6, id="retention", name="retention")
     alerts = config.sections.get("alerts") or {}
@@ -99,10 +101,12 @@ def alert_check_job(config: Config, db_path: str | Path) -> Callable[[], Corouti
         try:
             now = datetime.now(UTC).replace(tzinfo=None)
             result = await asyncio.to_thread(check_alerts, db_path, config.sections, now)
-            if result.opened:
-                print(f"[alerts] {result.line()}", flush=True)
+            if result.opened or result.delivered or result.failed:
+                stream = sys.stderr if result.failed else sys.stdout
+                print(f"[alerts] {log_text(result.line())}", file=stream, flush=True)
         except Exception as exc:  # a locked state file or a bad [alerts] table: say so, keep collecting
-            print(f"[alerts] check failed: {exc}", file=sys.stderr, flush=True)
+            message = log_text(_without_webhook(str(exc), config.sections))
+            print(f"[alerts] check failed: {message}", file=sys.stderr, flush=True)
 
     return run
 
@@ -118,9 +122,17 @@ def weekly_review_job(config: Config, db_path: str | Path, folder: Path) -> Call
             written = await asyncio.to_thread(write_weekly_review, db_path, folder, config.path, now)
             print(f"[review] wrote {', '.join(str(p) for p in written)}", flush=True)
         except Exception as exc:  # a bad config, a locked or missing database, a full disk: say so, keep collecting
-            print(f"[review] weekly report not written: {exc}", file=sys.stderr, flush=True)
+            print(f"[review] weekly report not written: {log_text(exc)}", file=sys.stderr, flush=True)
 
     return run
+
+
+def _without_webhook(text: str, sections: dict[str, Any]) -> str:
+    """An error message with the webhook URL (a secret, valid or not) cut out, should any library echo it."""
+    alerts = sections.get("alerts") or {}
+    name = alerts.get("webhook_url_env") if isinstance(alerts, dict) else None
+    url = os.environ.get(str(name), "").strip() if name else ""
+    return text.replace(url, "<webhook>") if url else text
 
 
 async def _serve(config: Config, db_path: str | Path, run_first: bool) -> None:
