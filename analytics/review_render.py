@@ -12,6 +12,7 @@ import pandas as pd
 import vl_convert as vlc
 
 from analytics.export import _plain
+from untrusted import markdown_text
 
 
 def _jsonable(value: Any) -> Any:
@@ -37,7 +38,8 @@ def _pct(value: Any) -> str:
 
 
 def _md_cell(value: Any) -> str:
-    return str("" if value is None else value).replace("|", "\\|").replace("\n", " ")
+    """A table cell: names, owners, notes and errors came from data, so they are text, never Markdown or HTML."""
+    return markdown_text("" if value is None else value, block_start=False)
 
 
 def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> list[str]:
@@ -208,7 +210,7 @@ def to_markdown(review: dict[str, Any]) -> str:
     for title, rows, columns, note in sections(review):
         out += [f"## {title}", ""]
         if note:
-            out += [note, ""]
+            out += [markdown_text(note), ""]  # some notes carry an error message from the data
         out += _table(rows, columns)
     return "\n".join(out).rstrip() + "\n"
 

@@ -23,6 +23,7 @@ from store.alert_store import (
 )
 from store.anomaly_reads import hourly_series
 from store.state_file import state_path
+from ui.format import plain
 from ui.page import open_page
 
 
@@ -76,7 +77,8 @@ start = pd.Timestamp(filters.start)
 frame = frame[frame.index >= start] if not frame.empty else frame
 if frame.empty:
     st.info(
-        f"No hourly {metric} for {key} in this range" + (" (events not covered yet)." if metric == "calls" else ".")
+        f"No hourly {metric} for {plain(key, None)} in this range"
+        + (" (events not covered yet)." if metric == "calls" else ".")
     )
 else:
     data = frame.reset_index(names="hour")
@@ -125,10 +127,10 @@ try:
     cooldown = cooldown_from_config(sections)
     webhook = webhook_url_from_config(sections)
 except ValueError as exc:
-    st.error(f"Alerts config: {exc}")
+    st.error(f"Alerts config: {plain(exc, None)}")
     st.stop()
 st.caption(
-    f"Alerts live in the dashboard's own state file (`{state_file.name}`). One alert per incident; a new "
+    f"Alerts live in the dashboard's own state file ({plain(state_file.name)}). One alert per incident; a new "
     f"incident of the same key, metric and direction within {cooldown.total_seconds() / 3600:g} h of an active "
     "alert's end is merged into it. "
     + (
@@ -143,12 +145,12 @@ if st.button("Open alerts for these incidents", disabled=shown.empty, key="alert
         note = f" Delivered {run.delivered}, failed {run.failed}." if webhook and run.opened else ""
         st.success(f"Opened {run.opened} new alert(s).{note}")
     except StoreError as exc:
-        st.error(f"Alerts: {exc}")
+        st.error(f"Alerts: {plain(exc, None)}")
 
 try:
     alerts = list_alerts(state_file)
 except StoreError as exc:
-    st.error(f"Alerts: {exc}")
+    st.error(f"Alerts: {plain(exc, None)}")
     st.stop()
 if alerts.empty:
     st.info("No alerts yet.")
@@ -196,6 +198,6 @@ try:
         resolve(state_file, chosen, now)
         st.rerun()
 except AlertError as exc:
-    st.warning(str(exc))
+    st.warning(plain(exc, None))
 except StoreError as exc:
-    st.error(f"Alerts: {exc}")
+    st.error(f"Alerts: {plain(exc, None)}")

@@ -14,6 +14,7 @@ from store import StoreError
 from store.decisions import DECISIONS, Decision, last_decisions, record
 from store.state_file import state_path
 from ui.filters import utc_now
+from ui.format import plain
 from ui.page import open_page
 
 WEEKS_OFFERED = 12
@@ -50,10 +51,10 @@ try:
     )
     decided = last_decisions(state)
 except StoreError as exc:
-    st.error(f"Cannot build the review: {exc}")
+    st.error(f"Cannot build the review: {plain(exc, None)}")
     st.stop()
 if problem:
-    st.warning(problem, icon=":material/rule:")
+    st.warning(plain(problem, None), icon=":material/rule:")
 review = build_review({**inputs, "decisions": decided}, week, now)
 
 info = review["week"]
@@ -76,14 +77,15 @@ for item in needed:
     key = item["key_name"]
     labels = ", ".join(f["label"] + (" (new)" if f["new"] else "") for f in item["findings"])
     last = item["last_decision"]
-    header = f"{'🆕 ' if item['new'] else ''}{key}: {labels}"
+    header = f"{'🆕 ' if item['new'] else ''}{plain(f'{key}: {labels}', None)}"
     with st.expander(header, expanded=item["new"]):
         for finding in item["findings"]:
-            st.markdown(f"- **{finding['label']}**: {finding['detail']}")
+            st.markdown(f"- **{plain(finding['label'], None)}**: {plain(finding['detail'], None)}")
         if last:
             st.markdown(
-                f"Last decision: **{last['decision']}** by {last['decided_by']} on "
-                f"{str(last['decided_at'])[:10]} (week {last['week']})" + (f": {last['note']}" if last["note"] else "")
+                f"Last decision: **{plain(last['decision'])}** by {plain(last['decided_by'], None)} on "
+                f"{str(last['decided_at'])[:10]} (week {plain(last['week'])})"
+                + (f": {plain(last['note'], None)}" if last["note"] else "")
             )
         else:
             st.caption("No decision recorded yet.")
@@ -95,17 +97,17 @@ for item in needed:
                 try:
                     record(state, Decision(key, choice, who, note, week), now=utc_now())
                 except ValueError as exc:
-                    st.error(str(exc))
+                    st.error(plain(exc, None))
                 except StoreError as exc:
-                    st.error(f"Could not store the decision: {exc}")
+                    st.error(f"Could not store the decision: {plain(exc, None)}")
                 else:
-                    st.toast(f"Recorded {choice} for {key}")
+                    st.toast(f"Recorded {choice} for {plain(key, None)}")
                     st.rerun()
 
 for title, rows, _columns, note in sections(review)[1:]:
     st.subheader(title)
     if note:
-        st.caption(note)
+        st.caption(plain(note, None))  # some notes carry an error message from the data
     if rows:
         st.dataframe(pd.DataFrame(rows)[[c for c, _ in _columns]], hide_index=True, width="stretch")
     else:
