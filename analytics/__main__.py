@@ -6,6 +6,7 @@ import importlib
 import sys
 
 from cli_args import OneLineParser
+from private_files import restricted_umask
 
 # Each command lives in its own module exposing `register(subparsers)` and `run(args) -> int`.
 COMMANDS = {
@@ -30,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         module.register(sub)
         modules[name] = module
     args = parser.parse_args(argv)
-    return modules[args.command].run(args)
+    with restricted_umask():
+        return modules[args.command].run(args)
 
 
 if __name__ == "__main__":

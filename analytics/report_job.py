@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from pathlib import Path
 
@@ -10,6 +9,7 @@ from analytics import credits
 from analytics.cli_keys import rules_from_file
 from analytics.review import build_review, default_week, load_inputs
 from analytics.review_render import render
+from private_files import make_private_dir, write_private
 from store.state_file import state_path
 
 FORMATS = ("html", "md", "json")
@@ -20,7 +20,8 @@ def write_weekly_review(
 ) -> list[Path]:
     """Render the last full ISO week before `now` (naive UTC) into `out_dir/review-YYYY-Www.{html,md,json}`.
 
-    Each file is written beside its target and renamed into place, so a reader never sees half a report.
+    Each file is written beside its target and renamed into place, so a reader never sees half a report;
+    files are owner-only (0600, see private_files), and the same week written again replaces its files.
     Raises the CLI's UsageError / ReconcileConfigError for a bad config and StoreError for the database.
     """
 
@@ -29,13 +30,5 @@ def write_weekly_review(
     settings = credits.load_settings(config_path)
     state = state_path(db_path)
     review = build_review(load_inputs(db_path, week, now, rules, settings, state), week, now)
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for fmt in FORMATS:
-        target = folder / f"review-{week}.{fmt}"
-        partial = target.with_name(f".{target.name}.partial")
-        partial.write_text(render(review, fmt), encoding="utf-8")
-        os.replace(partial, target)
-        written.append(target)
-    return written
+    folder = make_private_dir(out_dir)
+    return [write_private(folder / f"review-{week}.{fmt}", render(review, fmt), replace=True) for fmt in FORMATS]

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from private_files import restrict_umask
 from store import StoreError, write_transaction
 from store.results import first_row
 
@@ -914,6 +915,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    restrict_umask()  # a database like the collectors': owner-only
 
     def fail(message: str) -> int:
         print(f"simulator.scale: error: {message}", file=sys.stderr)
