@@ -71,14 +71,20 @@ def _when(value: Any) -> str:
     return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _slack_text(value: Any) -> str:
+    """A value as Slack message text: `<…>` (links, @channel mentions) and `&` escaped as Slack asks."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_payload(alert: Mapping[str, Any]) -> dict[str, str]:
     """`{"text": ...}` naming the key, metric, direction, incident start and peak score."""
     peak = alert.get("peak_score")
     peak_text = "?" if peak is None or pd.isna(peak) else f"{float(peak):.2f}"
-    direction = str(alert.get("direction", "?"))
+    direction = _slack_text(alert.get("direction", "?"))
     arrow = {"up": "spike", "down": "drop"}.get(direction, direction)
     text = (
-        f":rotating_light: Anomaly on key *{alert.get('key_name', '?')}*: {alert.get('metric', '?')} "
+        f":rotating_light: Anomaly on key *{_slack_text(alert.get('key_name', '?'))}*: "
+        f"{_slack_text(alert.get('metric', '?'))} "
         f"{arrow} ({direction}) since {_when(alert.get('incident_start', alert.get('start')))}, "
         f"peak score {peak_text}"
     )

@@ -355,6 +355,14 @@ def test_deliver_does_not_follow_redirects():
     assert accepted == [], "the redirect was followed"
 
 
+def test_slack_payload_cannot_mention_or_link():
+    from analytics.alerts import slack_payload
+
+    text = slack_payload({"key_name": "<!channel> <http://evil.example|x> & co", "metric": "calls"})["text"]
+    assert "<" not in text.replace(":rotating_light:", "") and ">" not in text
+    assert "&lt;!channel&gt; &lt;http://evil.example|x&gt; &amp; co" in text
+
+
 def _incident(now: datetime) -> pd.DataFrame:
     return pd.DataFrame(
         [
