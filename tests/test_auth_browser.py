@@ -13,19 +13,15 @@ import base64
 import os
 import shutil
 import socket
-import subprocess
-import sys
-import tempfile
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-import httpx
 import pytest
 
 from tests.chromium import CHROMIUM, chromium_context, wait_until_idle
 from tests.conftest import ROOT, SIM_NOW
+from tests.dashboard_process import dashboard_process
 from ui.auth import hash_password
 
 pytestmark = pytest.mark.browser
@@ -51,41 +47,12 @@ def project(tmp_path_factory) -> Path:
     return copy
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def dashboard(project: Path, cwd: Path, db: Path):
     """`streamlit run <project>/dashboard.py` in a fresh process, from `cwd`; yields its URL."""
-    port = _free_port()
     env = dict(os.environ, RBV_DB=str(db), RBV_NOW=SIM_NOW.isoformat(), RBV_STATE_DB=str(cwd / "state.duckdb"))
-    log = tempfile.TemporaryFile()
-    # The address is given on the command line: a test must never listen beyond loopback.
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(project / "dashboard.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/_stcore/health", timeout=2).text == "ok":
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        else:
-            log.seek(0)
-            pytest.fail("the dashboard did not come up: " + log.read().decode(errors="replace")[-2000:])
+    with dashboard_process(project / "dashboard.py", cwd, env) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
 
 
 def _first_view(url: str) -> tuple[str, int]:

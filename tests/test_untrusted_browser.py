@@ -9,18 +9,12 @@ the browser must request nothing outside the app, and the pages must show the va
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import tempfile
 import threading
-import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
 
-import httpx
 import pandas as pd
 import pytest
 
@@ -31,6 +25,7 @@ from store.alert_store import acknowledge, upsert_incidents
 from store.decisions import Decision, record
 from tests.chromium import CHROMIUM, chromium_context, wait_until_idle
 from tests.conftest import ROOT, SIM_NOW, collect_once, make_world, write_sim_config
+from tests.dashboard_process import dashboard_process
 from tests.untrusted_text import WORD_JOINER, hostile_values, write_hostile_config
 
 pytestmark = pytest.mark.browser
@@ -100,15 +95,8 @@ def hostile(tmp_path_factory, receiver, admin_token_env):
     server.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app(hostile):
-    port = _free_port()
     env = dict(
         os.environ,
         RBV_DB=str(hostile["db"]),
@@ -116,31 +104,8 @@ def app(hostile):
         RBV_STATE_DB=str(hostile["state"]),
         RBV_NOW=SIM_NOW.isoformat(),
     )
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/_stcore/health", timeout=2).text == "ok":
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        proc.wait()
-        log.seek(0)
-        pytest.fail("the dashboard did not come up: " + log.read().decode(errors="replace")[-2000:])
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
+    with dashboard_process("dashboard.py", ROOT, env) as url:
+        yield url
 
 
 def _expand_visible(page) -> None:
