@@ -12,6 +12,7 @@ from typing import Any
 from analytics import credits
 from analytics.export import to_csv, to_json
 from analytics.ledger import LedgerInvalid, describe_size, load_ledger
+from analytics.pricing import resolve_pricing
 from cli_args import check_output
 from private_files import write_private
 
@@ -25,7 +26,8 @@ def register(subparsers: Any) -> None:
         "reconcile",
         help="reconcile charged credits against jobs (and a team ledger)",
         description="One row per discrepancy: category, key_name, job_id, day, expected_credits, "
-        f"charged_credits, delta. Categories: {', '.join(credits.CATEGORIES)}.",
+        f"charged_credits, delta, pricing_source. Categories: {', '.join(credits.CATEGORIES)}. "
+        "stderr says which pricing was used (the API's, [pricing] from --config, or the published rates).",
     )
     cmd.add_argument("--db", required=True, help="the collectors' DuckDB file (opened read-only)")
     cmd.add_argument("--ledger", help="team ledger CSV (job_id, credits, and optional columns)")
@@ -36,7 +38,9 @@ def register(subparsers: Any) -> None:
     )
     cmd.add_argument("--now", help="ISO instant to reconcile as of (default: the current time, UTC)")
     cmd.add_argument("--format", choices=("json", "csv"), default="json", help="output format (default json)")
-    cmd.add_argument("--config", help="key config TOML whose [reconciliation] section sets rounding/tolerance")
+    cmd.add_argument(
+        "--config", help="key config TOML: [reconciliation] sets rounding/tolerance, [pricing] fallback rates"
+    )
     cmd.add_argument("--rounding", choices=tuple(credits.ROUNDING_POLICIES), help="override the rounding policy")
     cmd.add_argument("--tolerance", type=float, help="override the tolerance in credits (default 0.01)")
     cmd.add_argument("--output", "-o", help="write to this file instead of stdout (never one of the inputs)")
@@ -88,7 +92,9 @@ def _read_ledger(path: str, settings: credits.ReconcileSettings) -> Any:
         raise UsageError(first) from None
 
 
-def reconcile(args: argparse.Namespace) -> str:
+def reconcile(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """The report text, and the notes for stderr: which pricing judged it, and what was not judged."""
+    from collectors.contract import PUBLISHED_PRICING
     from store import StoreError, credit_reads
 
     if args.output:  # before the work, not after
@@ -105,28 +111,40 @@ def reconcile(args: argparse.Namespace) -> str:
     if not Path(args.db).is_file():
         raise UsageError(f"no database at {args.db}: run `python -m collectors once` first")
     try:
+        pricing = resolve_pricing(credit_reads.pricing_state(args.db), settings.pricing, PUBLISHED_PRICING)
         data = credits.BillingData(
             jobs=credit_reads.jobs_with_charges(args.db, until=now),
             orphan_events=credit_reads.orphan_charge_events(args.db, since, now),
             daily=credit_reads.daily_charges(args.db, since.date() if since else None, now.date()),
-            rates=credit_reads.pricing_rates(args.db),
+            rates=pricing.rates,
             jobs_listed_at=credit_reads.jobs_listed_at(args.db),
+            pricing=pricing,
+            jobs_history_from=credit_reads.jobs_history_from(args.db),
         )
     except StoreError as exc:
         raise UsageError(f"database error: {exc}") from None
-    if not data.rates:
-        print("warning: no pricing collected yet; over/undercharge checks are skipped", file=sys.stderr)
     try:
-        found = credits.find_discrepancies(data, settings, now, start=since, ledger=ledger, ledger_since=since)
+        done = credits.reconcile(data, settings, now, start=since, ledger=ledger, ledger_since=since)
     except ValueError as exc:
         raise UsageError(f"ledger {args.ledger}: {exc}") from None
-    rows = credits.output_rows(found)
-    return to_json(rows) + "\n" if args.format == "json" else to_csv(rows, list(credits.OUTPUT_COLUMNS))
+    # Which pricing judged the rows: every row carries its source, and this line says it in words.
+    notes = [f"pricing: {pricing.label}"]
+    if pricing.warning:
+        notes.append(f"warning: {pricing.warning}")
+    if done.ledger_unjudged is not None and not done.ledger_unjudged.empty:
+        reasons = done.ledger_unjudged["window"].value_counts()
+        notes.append(
+            f"ledger: {len(done.ledger_unjudged)} row(s) the provider never listed are outside its listing and "
+            "were not judged (" + "; ".join(f"{n} {why}" for why, n in reasons.items()) + ")"
+        )
+    rows = credits.output_rows(done.found)
+    text = to_json(rows) + "\n" if args.format == "json" else to_csv(rows, list(credits.OUTPUT_COLUMNS))
+    return text, notes
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        text = reconcile(args)
+        text, notes = reconcile(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -141,4 +159,6 @@ def run(args: argparse.Namespace) -> int:
             return 2
     else:
         sys.stdout.write(text)
+    for note in notes:
+        print(note, file=sys.stderr)
     return 0

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.ledger import DEFAULT_MAX_BYTES
+from analytics.pricing import Pricing, PricingConfig, PricingConfigError, api_only, pricing_from_config
 
 CATEGORIES = (
     "overcharged",
@@ -34,15 +36,29 @@ CATEGORY_HELP = {
     "missing_output": "completed, but the provider lists no output URL",
     "duplicate_charge": "more than one charge event for one job",
     "orphan_charge": "a charge event for a job the provider never listed",
-    "summary_mismatch": "a key's daily summary credits differ from the sum of its charges that day",
+    "summary_mismatch": "a key's daily summary credits differ from the sum of its charges that day, "
+    "by more than the listed duplicate, orphan and failed-but-charged rows of that day explain",
     "missing_in_provider": "in the team ledger, but the provider never listed the job",
     "missing_in_ledger": "the provider ran the job, but the team ledger does not have it",
     "ledger_mismatch": "model, status or credits differ between the ledger and the provider",
 }
 # Categories whose (positive) delta is money the provider owes back.
 REFUNDABLE = frozenset({"overcharged", "failed_but_charged", "duplicate_charge", "orphan_charge"})
-OUTPUT_COLUMNS = ("category", "key_name", "job_id", "day", "expected_credits", "charged_credits", "delta")
+OUTPUT_COLUMNS = (
+    "category",
+    "key_name",
+    "job_id",
+    "day",
+    "expected_credits",
+    "charged_credits",
+    "delta",
+    "pricing_source",
+)
 DISCREPANCY_COLUMNS = (*OUTPUT_COLUMNS, "refund_due", "detail")
+# Rows whose credits a provider's daily summary may leave out; a day's difference they add up to is explained.
+EXPLAINING = ("duplicate_charge", "orphan_charge", "failed_but_charged")
+# Beyond this many explaining rows on one key-day, only whole categories are tried (2^n subsets otherwise).
+_MAX_SUBSET_ROWS = 12
 ROUNDING_POLICIES = {
     "exact": "exact seconds (billed minutes = seconds / 60)",
     "second": "each started second (seconds rounded up)",
@@ -54,7 +70,7 @@ _EPSILON = 1e-9
 
 
 class ReconcileConfigError(ValueError):
-    """The [reconciliation] settings cannot be used; the message names the setting and the fix."""
+    """The [reconciliation] or [pricing] settings cannot be used; the message names the setting and the fix."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +80,7 @@ class ReconcileSettings:
     # A day's summary is compared only once this long has passed after the day ended (jobs settle late).
     summary_settle_minutes: float = 15.0
     ledger_max_bytes: int = DEFAULT_MAX_BYTES
+    pricing: PricingConfig = PricingConfig()
 
 
 def settings_from_config(section: Mapping[str, Any] | None) -> ReconcileSettings:
@@ -135,6 +152,14 @@ class BillingData:
     rates: dict[str, float]
     # per key: when the last successful jobs listing started (charges before it must belong to a listed job)
     jobs_listed_at: dict[str, datetime] = field(default_factory=dict)
+    # where `rates` came from (see analytics.pricing); None means they were all read from the API
+    pricing: Pricing | None = None
+    # per key whose job history was deliberately cut (max_job_pages_first_run): its oldest job held
+    jobs_history_from: dict[str, datetime] = field(default_factory=dict)
+
+    @property
+    def pricing_used(self) -> Pricing:
+        return self.pricing if self.pricing is not None else api_only(self.rates)
 
 
 def _in_window(moments: pd.Series, start: datetime | None, end: datetime) -> pd.Series:
@@ -179,7 +204,7 @@ def prepare_jobs(jobs: pd.DataFrame, rates: Mapping[str, float], settings: Recon
     return out
 
 
-def _job_discrepancies(jobs: pd.DataFrame, tolerance: float) -> list[pd.DataFrame]:
+def _job_discrepancies(jobs: pd.DataFrame, tolerance: float, pricing: Pricing) -> list[pd.DataFrame]:
     settled = jobs[jobs["settled"]]
     day = _day_text(settled["created_at"])
     limit = tolerance + _EPSILON
@@ -220,6 +245,7 @@ def _job_discrepancies(jobs: pd.DataFrame, tolerance: float) -> list[pd.DataFram
                 delta=delta[mask],
                 refund_due=refund,
                 detail=hit["model"].astype(str) + " · " + minutes.round(2).astype(str) + " min",
+                pricing_source=hit["model"].map(pricing.source_of),
             )
         )
 
@@ -236,6 +262,7 @@ def _job_discrepancies(jobs: pd.DataFrame, tolerance: float) -> list[pd.DataFram
             delta=no_output["credits_charged"] - no_output["expected_full"],
             refund_due=0.0,
             detail="completed without an output URL",
+            pricing_source=no_output["model"].map(pricing.source_of),
         )
     )
 
@@ -255,6 +282,8 @@ def _job_discrepancies(jobs: pd.DataFrame, tolerance: float) -> list[pd.DataFram
             delta=extra,
             refund_due=extra.clip(lower=0),
             detail=dup["charge_events"].astype(str) + " charge events for one job",
+            # The summary day that counted the extra charge is the day of the last one (store.credit_reads).
+            charge_day=_day_text(dup["last_charge_at"] if "last_charge_at" in dup else dup["created_at"]),
         )
     )
     return found
@@ -299,37 +328,143 @@ def judged_summary_days(
     return ok.fillna(False).astype(bool)
 
 
-def _summary_discrepancies(
+def _explaining_items(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The credits each listed duplicate, orphan or failed-but-charged row adds to its key-day's charges."""
+    columns = ["key_name", "day", "category", "job_id", "credits"]
+    rows = [p for p in parts if not p.empty and p["category"].iloc[0] in EXPLAINING]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    frame = pd.concat(rows, ignore_index=True)
+    day = frame["charge_day"].where(frame["category"] == "duplicate_charge") if "charge_day" in frame else None
+    out = pd.DataFrame(
+        {
+            "key_name": frame["key_name"],
+            "day": frame["day"] if day is None else day.fillna(frame["day"]),
+            "category": frame["category"],
+            "job_id": frame["job_id"],
+            # duplicate: the extra charge(s); orphan: the charge; failed: what the failed job was charged
+            "credits": frame["delta"].where(frame["category"] == "duplicate_charge", frame["charged_credits"]),
+        }
+    )
+    return out[out["credits"].fillna(0.0) > 0].reset_index(drop=True)
+
+
+def _explanations(delta: float, items: pd.DataFrame, limit: float) -> list[frozenset[int]]:
+    """Sets of item positions whose credits, if the summary left them out, account for `delta` (summary −
+    charges) within `limit`; whole categories first, then any subset of a small day's rows."""
+    credits_of = items["credits"].astype("float64").tolist()
+    by_category: dict[str, list[int]] = {}
+    for position, category in enumerate(items["category"]):
+        by_category.setdefault(category, []).append(position)
+    fits: list[frozenset[int]] = []
+    names = sorted(by_category)
+    for size in range(len(names) + 1):
+        for chosen in itertools.combinations(names, size):
+            left_out = frozenset(p for c in chosen for p in by_category[c])
+            if abs(delta + sum(credits_of[p] for p in left_out)) <= limit:
+                fits.append(left_out)
+    if not fits and len(credits_of) <= _MAX_SUBSET_ROWS:
+        for size in range(1, len(credits_of) + 1):
+            for chosen in itertools.combinations(range(len(credits_of)), size):
+                if abs(delta + sum(credits_of[p] for p in chosen)) <= limit:
+                    return [frozenset(chosen)]
+    return fits
+
+
+def _summary_days(
     daily: pd.DataFrame,
     listed_at: Mapping[str, datetime],
     now: datetime,
     start: datetime | None,
     end: datetime,
     settings: ReconcileSettings,
+    items: pd.DataFrame,
 ) -> pd.DataFrame:
+    """Every judged key-day of the usage summary against the key's charges, and how far the listed
+    duplicate, orphan and failed-but-charged rows of that day explain the difference.
+
+    The vendor does not say whether its daily summary counts a duplicate charge, a charge for an unlisted
+    job or a failed job's charge. A day whose difference those rows account for is `explained`; which
+    categories the summary leaves out is learnt from the days that only one choice explains, and the
+    rest of a day's difference under that choice is its `remainder` (`unexplained` when beyond tolerance).
+    """
+    columns = ["key_name", "day", "summary_credits", "charges", "delta", "explained_credits", "explained_by",
+               "remainder", "status"]  # fmt: skip
     if daily.empty:
-        return _empty()
+        return pd.DataFrame(columns=columns)
     frame = daily[judged_summary_days(daily, listed_at, now, settings)]
     days = pd.to_datetime(frame["day"])
     keep = days <= pd.Timestamp(end.date())
     if start is not None:
         keep &= days >= pd.Timestamp(start.date())
     frame = frame[keep]
-    summary = frame["summary_credits"].astype("float64")
-    charges = frame["charges"].astype("float64").fillna(0.0)
-    delta = summary - charges
-    hit = frame[delta.abs() > settings.tolerance + _EPSILON]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    limit = settings.tolerance + _EPSILON
+    out = pd.DataFrame(
+        {
+            "key_name": frame["key_name"].to_numpy(),
+            "day": _day_text(frame["day"]).to_numpy(),
+            "summary_credits": frame["summary_credits"].astype("float64").to_numpy(),
+            "charges": frame["charges"].astype("float64").fillna(0.0).to_numpy(),
+        }
+    )
+    out["delta"] = out["summary_credits"] - out["charges"]
+    out["explained_credits"] = 0.0
+    out["explained_by"] = [[] for _ in range(len(out))]
+    # Only the key-days with listed rows need a closer look; the rest match or not by their delta alone.
+    grouped = {k: g for k, g in items.groupby(["key_name", "day"])} if not items.empty else {}
+    with_items = [
+        (i, grouped[(k, d)])
+        for i, (k, d) in enumerate(zip(out["key_name"], out["day"], strict=True))
+        if (k, d) in grouped
+    ]
+    fits_of = [_explanations(float(out["delta"].iat[i]), day_items, limit) for i, day_items in with_items]
+    votes: dict[str, list[int]] = {c: [0, 0] for c in EXPLAINING}  # category -> [left out, counted]
+    for (_, day_items), fits in zip(with_items, fits_of, strict=True):
+        if len(fits) == 1:  # only days with one explanation teach the convention
+            for position, category in enumerate(day_items["category"]):
+                votes[category][0 if position in fits[0] else 1] += 1
+    left_out = {c for c, (dropped, counted) in votes.items() if dropped > counted}
+    for (i, day_items), fits in zip(with_items, fits_of, strict=True):
+        categories = day_items["category"].tolist()
+        if fits:  # of the explanations, the one that agrees best with the convention
+            chosen = min(fits, key=lambda f: sum((c in left_out) != (p in f) for p, c in enumerate(categories)))
+        else:
+            chosen = frozenset(p for p, c in enumerate(categories) if c in left_out)
+        positions = sorted(chosen)
+        out.iat[i, out.columns.get_loc("explained_credits")] = float(day_items["credits"].iloc[positions].sum())
+        out.iat[i, out.columns.get_loc("explained_by")] = [
+            f"{categories[p]} {day_items['job_id'].iloc[p]}" for p in positions
+        ]
+    out["remainder"] = out["delta"] + out["explained_credits"]
+    unexplained = out["remainder"].abs() > limit
+    out["status"] = np.where(unexplained, "unexplained", np.where(out["explained_credits"] > 0, "explained", "matches"))
+    return out[columns]
+
+
+def _summary_discrepancies(days: pd.DataFrame) -> pd.DataFrame:
+    """One summary_mismatch per key-day whose difference the listed rows do not explain: the remainder only."""
+    hit = days[days["status"] == "unexplained"]
+    if hit.empty:
+        return _empty()
+    left_out = hit["explained_credits"].astype("float64")
+    detail = "daily summary vs the sum of the key's job and charge-event credits"
+    details = [
+        detail + (f"; {out:,.2f} credits of listed rows the summary leaves out are not counted again" if out else "")
+        for out in left_out
+    ]
     return _rows(
         "summary_mismatch",
         hit,
         key_name=hit["key_name"],
         job_id=None,
-        day=_day_text(hit["day"]),
-        expected_credits=charges[hit.index],
-        charged_credits=summary[hit.index],
-        delta=delta[hit.index],
+        day=hit["day"],
+        expected_credits=hit["charges"].astype("float64") - left_out,
+        charged_credits=hit["summary_credits"],
+        delta=hit["remainder"],
         refund_due=0.0,
-        detail="daily summary vs the sum of the key's job and charge-event credits",
+        detail=details,
     )
 
 
@@ -350,8 +485,52 @@ def ledger_period(ledger: pd.DataFrame, now: datetime, since: datetime | None = 
     return LedgerPeriod(created.min().to_pydatetime(), now, "the ledger's earliest created_at")
 
 
+def ledger_windows(
+    ledger: pd.DataFrame,
+    period: LedgerPeriod,
+    listed_at: Mapping[str, datetime],
+    history_from: Mapping[str, datetime],
+) -> pd.Series:
+    """Why each ledger row cannot be judged against the provider ("" when it can): a job the provider never
+    listed is only missing if the provider's listing covers the row's key and time."""
+    created = pd.to_datetime(ledger["created_at"])
+    keys = ledger["key_name"] if "key_name" in ledger else pd.Series(None, index=ledger.index, dtype=object)
+    known = keys.notna() & keys.isin(list(listed_at))
+    listed = pd.to_datetime(keys.map(lambda k: listed_at.get(k)))
+    cut = pd.to_datetime(keys.map(lambda k: history_from.get(k)))
+    newest = max(listed_at.values()) if listed_at else None
+    # A row naming no key is judged against the latest listing and the latest history cut of any key.
+    listed = listed.where(known, pd.Timestamp(newest) if newest is not None else pd.NaT)
+    cut = cut.where(known, pd.Timestamp(max(history_from.values())) if history_from else pd.NaT)
+    labels = pd.Series("", index=ledger.index, dtype=object)
+    rules = (
+        (created > pd.Timestamp(period.end), "created after the reconciliation time"),
+        (created < pd.Timestamp(period.start), "before the ledger period"),
+        (keys.notna() & ~known, "its key's jobs were never listed by the provider here"),
+        (created >= listed, "created after the key's last jobs listing (not collected yet)"),
+        (created < cut, "older than the job history collected for its key"),
+    )
+    for mask, label in reversed(rules):  # the first rule that applies names the row
+        labels = labels.mask(mask.fillna(False).astype(bool), label)
+    return labels
+
+
+def ledger_outside_window(
+    ledger: pd.DataFrame, provider_ids: pd.Series, period: LedgerPeriod, data: BillingData
+) -> pd.DataFrame:
+    """Ledger rows the provider never listed that fall outside what its listing covers: labelled, not judged."""
+    unknown = ledger[~ledger["job_id"].isin(set(provider_ids))]
+    labels = ledger_windows(unknown, period, data.jobs_listed_at, data.jobs_history_from)
+    return unknown[labels != ""].assign(window=labels[labels != ""])
+
+
 def _ledger_discrepancies(
-    jobs: pd.DataFrame, ledger: pd.DataFrame, period: LedgerPeriod, listed_at: Mapping[str, datetime], tolerance: float
+    jobs: pd.DataFrame,
+    ledger: pd.DataFrame,
+    period: LedgerPeriod,
+    listed_at: Mapping[str, datetime],
+    history_from: Mapping[str, datetime],
+    tolerance: float,
 ) -> list[pd.DataFrame]:
     found: list[pd.DataFrame] = []
     provider_ids = set(jobs["job_id"])
@@ -374,15 +553,9 @@ def _ledger_discrepancies(
         )
     )
 
-    newest_listing = max(listed_at.values()) if listed_at else None
     ledger_created = pd.to_datetime(ledger["created_at"])
     unknown = ledger[~ledger["job_id"].isin(provider_ids)]
-    created = ledger_created[unknown.index]
-    judged = created.isna() | (created >= pd.Timestamp(period.start)) & (created <= pd.Timestamp(period.end))
-    if newest_listing is not None:
-        # Rows newer than the last jobs listing may just not be collected yet.
-        judged &= created.isna() | (created < pd.Timestamp(newest_listing))
-    unknown = unknown[judged.fillna(False).astype(bool)]
+    unknown = unknown[ledger_windows(unknown, period, listed_at, history_from) == ""]
     found.append(
         _rows(
             "missing_in_provider",
@@ -433,6 +606,82 @@ def _ledger_discrepancies(
     return found
 
 
+@dataclass(frozen=True)
+class Reconciliation:
+    """Every discrepancy of a range, and every judged summary day with how the listed rows explain it."""
+
+    found: pd.DataFrame
+    summary_days: pd.DataFrame
+    # ledger rows the provider never listed that fall outside its listing: labelled (`window`), not judged
+    ledger_unjudged: pd.DataFrame | None = None
+
+
+def reconcile(
+    data: BillingData,
+    settings: ReconcileSettings,
+    now: datetime,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    ledger: pd.DataFrame | None = None,
+    ledger_since: datetime | None = None,
+    ledger_jobs: pd.DataFrame | None = None,
+) -> Reconciliation:
+    """Every discrepancy in [start, end] (default: all history up to now), sorted by day, category, key, job.
+
+    Each credit of difference is reported once: a summary day's difference that its listed duplicate,
+    orphan and failed-but-charged rows explain is not reported again (see `_summary_days`).
+    With a ledger, the ledger categories cover its own period: from `ledger_since` (default its earliest
+    created_at) up to now, whatever the range. `ledger_jobs` (default `data.jobs`) are the provider jobs
+    to match it against: all of them, even when the rest of the view is narrowed to some environments,
+    or a row of another environment would look missing. Every row says which pricing it was judged with.
+    """
+    end = min(end, now) if end is not None else now
+    pricing = data.pricing_used
+    jobs = prepare_jobs(data.jobs, data.rates, settings)
+    jobs = jobs[_in_window(jobs["created_at"], None, now)]
+    ranged = jobs[_in_window(jobs["created_at"], start, end)]
+    orphans = data.orphan_events
+    if not orphans.empty:
+        orphans = orphans[_in_window(orphans["occurred_at"], start, end)]
+    parts = [
+        *_job_discrepancies(ranged, settings.tolerance, pricing),
+        _orphan_discrepancies(orphans, data.jobs_listed_at),
+    ]
+    days = _summary_days(data.daily, data.jobs_listed_at, now, start, end, settings, _explaining_items(parts))
+    parts.append(_summary_discrepancies(days))
+    unjudged = None
+    if ledger is not None:
+        period = ledger_period(ledger, now, ledger_since)
+        provider = jobs if ledger_jobs is None else prepare_jobs(ledger_jobs, data.rates, settings)
+        provider = provider[_in_window(provider["created_at"], None, now)]
+        unjudged = ledger_outside_window(ledger, provider["job_id"], period, data)
+        parts.extend(
+            _ledger_discrepancies(
+                provider, ledger, period, data.jobs_listed_at, data.jobs_history_from, settings.tolerance
+            )
+        )
+    parts = [p for p in parts if not p.empty]
+    if not parts:
+        found = _empty()
+    else:
+        found = pd.concat(parts, ignore_index=True)
+    for name in DISCREPANCY_COLUMNS:
+        if name not in found:
+            found[name] = None
+    found = found[list(DISCREPANCY_COLUMNS)]
+    sources = found["pricing_source"].astype("object")
+    found["pricing_source"] = sources.where(sources.notna(), pricing.source)
+    for name in _NUMERIC:
+        # Adding 0.0 turns the -0.0 that rounding leaves into 0.0, which reads better in exports.
+        found[name] = pd.to_numeric(found[name], errors="coerce").astype("float64").round(4) + 0.0
+    for name in ("key_name", "job_id", "day", "detail"):
+        found[name] = found[name].astype("object").where(found[name].notna(), None)
+    order = {c: i for i, c in enumerate(CATEGORIES)}
+    found["_order"] = found["category"].map(order)
+    found = found.sort_values(["day", "_order", "key_name", "job_id"], na_position="first", kind="stable")
+    return Reconciliation(found.drop(columns="_order").reset_index(drop=True), days, unjudged)
+
+
 def find_discrepancies(
     data: BillingData,
     settings: ReconcileSettings,
@@ -443,55 +692,17 @@ def find_discrepancies(
     ledger_since: datetime | None = None,
     ledger_jobs: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Every discrepancy in [start, end] (default: all history up to now), sorted by day, category, key, job.
-
-    With a ledger, the ledger categories cover its own period: from `ledger_since` (default its earliest
-    created_at) up to now, whatever the range. `ledger_jobs` (default `data.jobs`) are the provider jobs
-    to match it against: all of them, even when the rest of the view is narrowed to some environments,
-    or a row of another environment would look missing.
-    """
-    end = min(end, now) if end is not None else now
-    jobs = prepare_jobs(data.jobs, data.rates, settings)
-    jobs = jobs[_in_window(jobs["created_at"], None, now)]
-    ranged = jobs[_in_window(jobs["created_at"], start, end)]
-    orphans = data.orphan_events
-    if not orphans.empty:
-        orphans = orphans[_in_window(orphans["occurred_at"], start, end)]
-    parts = [
-        *_job_discrepancies(ranged, settings.tolerance),
-        _orphan_discrepancies(orphans, data.jobs_listed_at),
-        _summary_discrepancies(data.daily, data.jobs_listed_at, now, start, end, settings),
-    ]
-    if ledger is not None:
-        period = ledger_period(ledger, now, ledger_since)
-        provider = jobs if ledger_jobs is None else prepare_jobs(ledger_jobs, data.rates, settings)
-        provider = provider[_in_window(provider["created_at"], None, now)]
-        parts.extend(_ledger_discrepancies(provider, ledger, period, data.jobs_listed_at, settings.tolerance))
-    parts = [p for p in parts if not p.empty]
-    if not parts:
-        return _empty()
-    out = pd.concat(parts, ignore_index=True)
-    for name in DISCREPANCY_COLUMNS:
-        if name not in out:
-            out[name] = None
-    out = out[list(DISCREPANCY_COLUMNS)]
-    for name in _NUMERIC:
-        # Adding 0.0 turns the -0.0 that rounding leaves into 0.0, which reads better in exports.
-        out[name] = pd.to_numeric(out[name], errors="coerce").astype("float64").round(4) + 0.0
-    for name in ("key_name", "job_id", "day", "detail"):
-        out[name] = out[name].astype("object").where(out[name].notna(), None)
-    order = {c: i for i, c in enumerate(CATEGORIES)}
-    out["_order"] = out["category"].map(order)
-    out = out.sort_values(["day", "_order", "key_name", "job_id"], na_position="first", kind="stable")
-    return out.drop(columns="_order").reset_index(drop=True)
+    """The discrepancies of `reconcile` (same arguments)."""
+    return reconcile(data, settings, now, start, end, ledger, ledger_since, ledger_jobs).found
 
 
 def output_rows(discrepancies: pd.DataFrame) -> pd.DataFrame:
-    """The CLI/export shape: category, key_name, job_id, day, expected/charged credits (2 dp) and delta."""
+    """The CLI/export shape: category, key_name, job_id, day, expected/charged credits (2 dp), delta and
+    the pricing the row was judged with (api, config, published, or a + of them)."""
     out = discrepancies[list(OUTPUT_COLUMNS)].copy()
     for name in ("expected_credits", "charged_credits", "delta"):
         out[name] = out[name].round(2) + 0.0
-    for name in ("key_name", "job_id", "day"):
+    for name in ("key_name", "job_id", "day", "pricing_source"):
         out[name] = out[name].astype("object").where(out[name].notna(), "")
     return out
 
@@ -602,6 +813,9 @@ class Judgement:
     found: pd.DataFrame
     summary: CreditSummary
     usage: pd.DataFrame
+    summary_days: pd.DataFrame  # the judged summary days that differ from the charges: explained or not
+    pricing: Pricing
+    ledger_unjudged: pd.DataFrame | None = None
 
 
 def judge_range(
@@ -617,17 +831,28 @@ def judge_range(
 ) -> Judgement:
     """Discrepancies, summary and daily usage of [start, end]; with a ledger matched against `ledger_jobs`
     (every environment's jobs), ledger findings of keys outside `environments` are dropped afterwards."""
-    found = find_discrepancies(
+    done = reconcile(
         data, settings, now, start=start, end=end, ledger=ledger, ledger_since=ledger_since, ledger_jobs=ledger_jobs
     )
-    if ledger_jobs is not None and environments is not None and not found.empty:
+    found, unjudged = done.found, done.ledger_unjudged
+    if ledger_jobs is not None and environments is not None:
         environment_of = dict(zip(ledger_jobs["key_name"], ledger_jobs["environment"], strict=True))
-        outside = found["key_name"].map(lambda k: environment_of.get(k) not in (None, *environments) if k else False)
-        found = found[~outside.astype(bool)].reset_index(drop=True)
+
+        shown = (None, *environments)
+
+        def inside(frame: pd.DataFrame) -> pd.DataFrame:
+            outside = frame["key_name"].map(lambda k: environment_of.get(k) not in shown if k else False)
+            return frame[~outside.astype(bool)].reset_index(drop=True)
+
+        found = inside(found) if not found.empty else found
+        unjudged = inside(unjudged) if unjudged is not None and not unjudged.empty else unjudged
     summary = summarize(data, found, settings, now, start=start, end=end)
     created = pd.to_datetime(data.jobs["created_at"])
     in_range = data.jobs[(created >= pd.Timestamp(start)) & (created <= pd.Timestamp(end))]
-    return Judgement(found, summary, daily_usage(in_range, data.rates, settings))
+    usage = daily_usage(in_range, data.rates, settings)
+    # The page keeps the summary days that differ (explained or not): matching days are most of them at scale.
+    differing = done.summary_days[done.summary_days["status"] != "matches"].reset_index(drop=True)
+    return Judgement(found, summary, usage, differing, data.pricing_used, unjudged)
 
 
 def credits_over_time(usage: pd.DataFrame, by: str, top: int = 8) -> pd.DataFrame:
@@ -674,7 +899,13 @@ def load_settings(config_path: str | Path | None) -> ReconcileSettings:
         raise ReconcileConfigError(f"config file {path} does not exist") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ReconcileConfigError(f"{path}: cannot read the config ({exc})") from None
-    section = data.get("reconciliation", {})
+    section, pricing = data.get("reconciliation", {}), data.get("pricing", {})
     if not isinstance(section, dict):
         raise ReconcileConfigError(f"{path}: [reconciliation] must be a table")
-    return settings_from_config(section)
+    if not isinstance(pricing, dict):
+        raise ReconcileConfigError(f"{path}: [pricing] must be a table")
+    try:
+        configured = pricing_from_config(pricing)
+    except PricingConfigError as exc:
+        raise ReconcileConfigError(str(exc)) from None
+    return replace(settings_from_config(section), pricing=configured)

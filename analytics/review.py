@@ -17,6 +17,7 @@ import pandas as pd
 from analytics import credits
 from analytics.export import to_records
 from analytics.keys import FINDINGS, STALE_FINDINGS, Rules
+from analytics.pricing import resolve_pricing
 from analytics.traffic import top_movers
 
 SECTIONS = (
@@ -111,6 +112,7 @@ def load_inputs(
 ) -> dict[str, Any]:
     """Everything build_review needs, read from the collector store and the dashboard's decisions store."""
     from analytics.cli_keys import findings_for
+    from collectors.contract import PUBLISHED_PRICING
     from store import credit_reads, decisions, review_reads
 
     rules = rules or Rules()
@@ -121,15 +123,18 @@ def load_inputs(
     inputs: dict[str, Any] = review_reads.review_frames(db_path, start, end, prev_start)
     inputs["findings"] = findings_for(db_path, cut - timedelta(microseconds=1), rules) if cut > start else None
     inputs["previous_findings"] = findings_for(db_path, min(start, now) - timedelta(microseconds=1), rules)
+    pricing = resolve_pricing(credit_reads.pricing_state(db_path), settings.pricing, PUBLISHED_PRICING)
     data = credits.BillingData(
         # Only the week's jobs are judged (find_discrepancies cuts to [start, cut]); reading all history
         # would load every job ever listed.
         jobs=credit_reads.jobs_with_charges(db_path, start, cut),
         orphan_events=credit_reads.orphan_charge_events(db_path, start, cut),
         daily=credit_reads.daily_charges(db_path, start.date(), (end - timedelta(days=1)).date()),
-        rates=credit_reads.pricing_rates(db_path),
+        rates=pricing.rates,
         jobs_listed_at=credit_reads.jobs_listed_at(db_path),
+        pricing=pricing,
     )
+    inputs["pricing"] = pricing.as_dict()
     if cut > start:
         inputs["discrepancies"] = credits.find_discrepancies(data, settings, now, start=start, end=cut)
     else:
@@ -305,6 +310,8 @@ def build_review(inputs: Mapping[str, Any], week: str, now: datetime) -> dict[st
             "total": len(discrepancies),
             "refunds_due": round(refunds, 2),
             "by_category": by_category,
+            # Which rates judged over- and undercharges: the API's, [pricing], or the published ones.
+            "pricing": dict(inputs.get("pricing") or {"source": "unknown", "label": "not recorded", "warning": None}),
         },
         "collector_health": {
             "runs": len(runs),

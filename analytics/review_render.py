@@ -51,6 +51,14 @@ def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> list[s
     return [*out, ""]
 
 
+def _pricing_note(pricing: dict[str, Any] | None) -> str:
+    """Which rates priced the expected credits, and why the API's were not used when they were not."""
+    if not pricing:
+        return ""
+    note = f"Pricing used: {pricing['label']}."
+    return note + (f" Warning: {pricing['warning']}." if pricing.get("warning") else "")
+
+
 def sections(review: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]], list[tuple[str, str]], str]]:
     """Each report section in meeting order: (title, rows, columns, note). Shared by Markdown and HTML."""
     gov, rot, rec, health, anomalies = (
@@ -140,7 +148,8 @@ def sections(review: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]], li
             "Reconciliation",
             [r for r in rec["by_category"] if r["count"]],
             [("category", "Category"), ("count", "Count"), ("delta", "Delta (credits)"), ("help", "Meaning")],
-            f"{rec['total']} discrepancies, {_num(rec['refunds_due'], 2)} credits refund due.",
+            f"{rec['total']} discrepancies, {_num(rec['refunds_due'], 2)} credits refund due. "
+            + _pricing_note(rec.get("pricing")),
         ),
         (
             "Collector health: failed items",

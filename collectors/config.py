@@ -39,7 +39,7 @@ _KEY_FIELDS = {
     "rotated_at",
 }
 _API_FIELDS = {"base_url", "admin_token_env", "allow_link_local"}
-_SECTIONS = {"api", "keys", "collector", "rules", "alerts", "reconciliation", "review", "dashboard"}
+_SECTIONS = {"api", "keys", "collector", "rules", "alerts", "reconciliation", "pricing", "review", "dashboard"}
 _ALERT_FIELDS = {"webhook_url_env", "cooldown_hours", "check_minutes", "allow_link_local"}
 MAX_KEY_NAME = 100
 MAX_OWNER = 200

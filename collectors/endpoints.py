@@ -42,6 +42,9 @@ class Outcome:
     landings: list[Landing] = field(default_factory=list)
     rejects: list[tuple[str, Any, str | None]] = field(default_factory=list)
     apply: Callable[[writes.Batch], None] | None = None
+    # Records the contract accepted and rejected: an endpoint whose records were all rejected is unreadable.
+    parsed: int = 0
+    rejected: int = 0
 
     @property
     def key_name(self) -> str:
@@ -102,7 +105,10 @@ class _Request:
         )
         return response
 
-    def reject(self, rejects: list[contract.Reject], request_id: str | None) -> None:
+    def records(self, parsed: int, rejects: list[contract.Reject], request_id: str | None) -> None:
+        """Count what one body gave, and send its rejects to quarantine."""
+        self.outcome.parsed += parsed
+        self.outcome.rejected += len(rejects)
         self.outcome.rejects.extend((reason, record, request_id) for reason, record in rejects)
 
 
@@ -110,7 +116,7 @@ async def fetch_pricing(ctx: FetchContext, outcome: Outcome) -> None:
     req = _Request(ctx, outcome)
     response = await req.get("/api/pricing")
     rates, rejects = contract.parse_pricing(response.body)
-    req.reject(rejects, response.request_id)
+    req.records(len(rates), rejects, response.request_id)
     outcome.apply = lambda batch: batch.snapshots.append(lambda con, now: writes.upsert_pricing(con, rates, now))
 
 
@@ -118,7 +124,7 @@ async def fetch_admin(ctx: FetchContext, outcome: Outcome) -> None:
     req = _Request(ctx, outcome)
     response = await req.get("/v1/admin/keys", headers={"X-Admin-Token": ctx.config.admin_token or ""})
     rows, rejects = contract.parse_inventory(response.body)
-    req.reject(rejects, response.request_id)
+    req.records(len(rows), rejects, response.request_id)
     outcome.apply = lambda batch: batch.snapshots.append(lambda con, now: writes.replace_inventory(con, rows, now))
 
 
@@ -136,7 +142,7 @@ async def fetch_summary(ctx: FetchContext, outcome: Outcome) -> None:
     req = _Request(ctx, outcome)
     response = await req.get("/v1/usage/summary", {"days": days})
     rows, rejects = contract.parse_summary(response.body)
-    req.reject(rejects, response.request_id)
+    req.records(len(rows), rejects, response.request_id)
     # The response covered every day up to today, so the next cycle only refreshes from here.
     new_cursor = {"last_day": today.isoformat()}
 
@@ -154,7 +160,7 @@ async def fetch_events(ctx: FetchContext, outcome: Outcome) -> None:
     req = _Request(ctx, outcome)
     response = await req.get("/v1/usage/events", {"limit": limit})
     events, rejects = contract.parse_events(response.body)
-    req.reject(rejects, response.request_id)
+    req.records(len(events), rejects, response.request_id)
     # Distinct ids: a response that repeats an event must not look like a full window.
     raw_count = len({e.event_id for e in events}) + len(rejects)
     cursor = ctx.state.cursor(key.name, "events") or {}
@@ -203,7 +209,7 @@ async def fetch_jobs(ctx: FetchContext, outcome: Outcome) -> None:
         response = await req.get("/v1/jobs", {"limit": page_size, "offset": offset})
         pages += 1
         page, rejects = contract.parse_jobs_page(response.body)
-        req.reject(rejects, response.request_id)
+        req.records(len(page.jobs), rejects, response.request_id)
         for job in page.jobs:
             seen[job.job_id] = job
         total = page.total if page.total is not None else total
@@ -231,7 +237,7 @@ async def fetch_jobs(ctx: FetchContext, outcome: Outcome) -> None:
                 continue
             raise
         jobs, rejects = contract.parse_job_detail(response.body)
-        req.reject(rejects, response.request_id)
+        req.records(len(jobs), rejects, response.request_id)
         for job in jobs:
             seen[job.job_id] = job
     new_cursor: dict[str, object] = {"complete": True, "total": total}

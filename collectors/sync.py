@@ -23,6 +23,8 @@ from store.collector_state import load_collector_state
 log = logging.getLogger("collectors.sync")
 
 PER_KEY_ORDER = ("summary", "events", "jobs")
+# The status of an endpoint whose response was landed but every record of it was quarantined.
+UNREADABLE = "unreadable"
 # Each write transaction costs a fixed ~0.3 s (open, commit, checkpoint on close) on top of its rows, so
 # fewer, larger ones are cheaper (1,000-key first collection: writer CPU 6.6 s at 0.25 s, 3.6 s at 3 s).
 FLUSH_INTERVAL_S = 1.0
@@ -151,6 +153,12 @@ async def _run_endpoint(ctx: FetchContext, name: str, key: KeyConfig | None) -> 
         outcome.status, outcome.error_code, outcome.message = "failed", "contract", str(exc)
         landed = outcome.landings[-1].body if outcome.landings else None
         outcome.rejects.append((f"{name}: {exc}", landed, outcome.request_id))
+    else:
+        if outcome.rejected and not outcome.parsed:
+            # Every record was quarantined: nothing is written and the cursor stays, so the run is not "ok".
+            first = outcome.rejects[0][0]
+            outcome.status, outcome.error_code = UNREADABLE, UNREADABLE
+            outcome.message = f"all {outcome.rejected} record(s) quarantined, e.g. {first}"
     return outcome
 
 

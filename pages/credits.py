@@ -1,5 +1,6 @@
 """Credits: what we were charged versus what the jobs should cost, down to the job that explains it."""
 
+import math
 from datetime import datetime, timedelta
 
 import altair as alt
@@ -8,7 +9,9 @@ import streamlit as st
 
 from analytics import credits
 from analytics.export import csv_frame
-from analytics.ledger import LedgerResult, parse_ledger
+from analytics.ledger import HEADER_ALIASES, REQUIRED_COLUMNS, LedgerResult, describe_size, parse_ledger
+from analytics.pricing import PricingConfig, resolve_pricing
+from collectors.contract import PUBLISHED_PRICING
 from store import StoreError, credit_reads
 from ui.format import local_time, localize_column, number
 from ui.page import open_page
@@ -17,18 +20,26 @@ CACHE_TTL_S = 30
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def load_billing(db_path: str, since: datetime, until: datetime, envs: tuple[str, ...]) -> credits.BillingData:
-    return _billing(db_path, since, until, envs)
+def load_billing(
+    db_path: str, since: datetime, until: datetime, envs: tuple[str, ...], configured: PricingConfig
+) -> credits.BillingData:
+    return _billing(db_path, since, until, envs, configured)
 
 
-def _billing(db_path: str, since: datetime, until: datetime, envs: tuple[str, ...]) -> credits.BillingData:
+def _billing(
+    db_path: str, since: datetime, until: datetime, envs: tuple[str, ...], configured: PricingConfig
+) -> credits.BillingData:
     envs_list = list(envs)
+    # The API's rates where readable, else [pricing], else the published ones; the page says which.
+    pricing = resolve_pricing(credit_reads.pricing_state(db_path), configured, PUBLISHED_PRICING)
     return credits.BillingData(
         jobs=credit_reads.jobs_with_charges(db_path, since, until, envs_list),
         orphan_events=credit_reads.orphan_charge_events(db_path, since, until, envs_list),
         daily=credit_reads.daily_charges(db_path, since.date(), until.date(), envs_list),
-        rates=credit_reads.pricing_rates(db_path),
+        rates=pricing.rates,
         jobs_listed_at=credit_reads.jobs_listed_at(db_path),
+        pricing=pricing,
+        jobs_history_from=credit_reads.jobs_history_from(db_path),
     )
 
 
@@ -42,15 +53,14 @@ def reconcile(
     now: datetime,
     start: datetime,
     end: datetime,
-) -> tuple[bool, pd.DataFrame, credits.CreditSummary, pd.DataFrame, dict[str, float]]:
-    """Without a ledger: (no data?, discrepancies, summary, settled jobs per day, rates), all small.
+) -> tuple[bool, credits.Judgement]:
+    """Without a ledger: (no data?, the judgement: discrepancies, summary, usage per day, summary days, pricing).
 
-    A rerun (a filter or drill-down choice) then unpickles these few rows instead of every job in range
-    and does not judge hundreds of thousands of jobs again.
+    All of it is small: a rerun (a filter or drill-down choice) then unpickles these few rows instead of
+    every job in range and does not judge hundreds of thousands of jobs again.
     """
-    data = _billing(db_path, since, until, envs)
-    judged = credits.judge_range(data, policy, now, start, end)
-    return data.jobs.empty and data.daily.empty, judged.found, judged.summary, judged.usage, data.rates
+    data = _billing(db_path, since, until, envs, policy.pricing)
+    return data.jobs.empty and data.daily.empty, credits.judge_range(data, policy, now, start, end)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
@@ -69,8 +79,29 @@ def load_job_detail(db_path: str, job_id: str) -> credit_reads.JobDetail:
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-def check_ledger(data: bytes, max_bytes: int) -> LedgerResult:
-    return parse_ledger(data, max_bytes)
+def check_ledger(data: bytes, max_bytes: int, mapping: tuple[tuple[str, str], ...] = ()) -> LedgerResult:
+    return parse_ledger(data, max_bytes, dict(mapping))
+
+
+def map_columns(result: LedgerResult, file_key: str) -> tuple[tuple[str, str], ...] | None:
+    """The column-mapping step: the user says which of the file's columns is which; None until both required are."""
+    st.warning(
+        f"The columns {', '.join(f'`{c}`' for c in result.missing)} were not recognised in this file. "
+        "Choose which of its columns hold them (optional ones may stay unset).",
+        icon=":material/table_edit:",
+    )
+    options = ["—", *result.columns]
+    chosen: dict[str, str] = {}
+    unset = [c for c in HEADER_ALIASES if c not in result.recognized]
+    cols = st.columns(min(4, len(unset)) or 1)
+    for index, canonical in enumerate(unset):
+        label = canonical + ("" if canonical in REQUIRED_COLUMNS else " (optional)")
+        picked = cols[index % len(cols)].selectbox(label, options, key=f"ledger_map_{canonical}_{file_key}")
+        if picked != "—":
+            chosen[canonical] = picked
+    if any(c not in chosen for c in result.missing):
+        return None
+    return tuple(sorted({**result.recognized, **chosen}.items()))
 
 
 settings, filters, now = open_page("Credits")
@@ -87,16 +118,37 @@ envs = tuple(filters.environments)
 # --- the team ledger: parsed in memory only; a bad file never reaches the collected data ----------
 ledger = None
 ledger_since = None
+# The server refuses bodies over server.maxUploadSize (.streamlit/config.toml) before any of this runs.
+upload_limit = min(policy.ledger_max_bytes, int(st.get_option("server.maxUploadSize")) * 1_048_576)
 with st.expander("Team ledger (optional): compare your own job records", expanded=False):
     st.caption(
-        "A CSV with `job_id` and `credits`, optionally `key_name, project_id, model, output_format, "
-        f"duration_seconds, status, created_at`. Up to {policy.ledger_max_bytes / 1_048_576:.0f} MB, UTF-8. "
-        "It is checked here and never stored."
+        "CSV (`,` `;` or tab; thousands separators and decimal commas are fine) or JSON Lines, with a job id "
+        "and its credits, optionally `key_name, project_id, model, output_format, duration_seconds, status, "
+        f"created_at`; common header names are recognised, others you map here. Up to "
+        f"{describe_size(upload_limit)}, UTF-8. It is checked here and never stored."
     )
-    upload = st.file_uploader("Ledger CSV", type=["csv", "txt"], key="ledger_upload")
+    upload = st.file_uploader(
+        "Ledger file",
+        type=["csv", "txt", "tsv", "jsonl", "ndjson"],
+        key="ledger_upload",
+        max_upload_size=max(1, math.floor(upload_limit / 1_048_576)),
+    )
     if upload is not None:
-        result = check_ledger(upload.getvalue(), policy.ledger_max_bytes)
-        if result.ok:
+        result = None
+        if upload.size > policy.ledger_max_bytes:
+            # Refused by its size alone: the bytes are never copied out or parsed.
+            st.error(
+                f"**{upload.name}** cannot be used: the file is {describe_size(upload.size)}; the limit is "
+                f"{describe_size(policy.ledger_max_bytes)} (split the ledger by period, or raise "
+                "[reconciliation] ledger_max_mb)."
+            )
+        else:
+            data_bytes = upload.getvalue()
+            result = check_ledger(data_bytes, policy.ledger_max_bytes)
+            if result.needs_mapping:
+                mapping = map_columns(result, f"{upload.file_id}")
+                result = check_ledger(data_bytes, policy.ledger_max_bytes, mapping) if mapping else None
+        if result is not None and result.ok:
             ledger = result.frame
             created = pd.to_datetime(ledger["created_at"]).dropna()
             default_since = created.min().date() if not created.empty else filters.start
@@ -113,9 +165,10 @@ with st.expander("Team ledger (optional): compare your own job records", expande
             else:
                 ledger_since = datetime(picked.year, picked.month, picked.day)
             st.success(
-                f"Ledger **{upload.name}**: {len(ledger):,} rows; period {ledger_since:%d %b %Y %H:%M} – now (UTC)."
+                f"Ledger **{upload.name}** ({result.file_format}): {len(ledger):,} rows; "
+                f"period {ledger_since:%d %b %Y %H:%M} – now (UTC)."
             )
-        else:
+        elif result is not None and not result.needs_mapping:
             lines = result.error_lines()
             st.error(
                 f"**{upload.name}** cannot be used ({len(result.errors) + result.more_errors} problem(s)); "
@@ -132,13 +185,13 @@ try:
         # The common case: judged once per data window and cached; the job rows stay out of the rerun path.
         # Judged as of the minute (as on the Keys page) so reruns within a minute share the cached judgement.
         minute = now.replace(second=0, microsecond=0)
-        nothing, found, summary, usage, rates = reconcile(
+        nothing, judged = reconcile(
             str(settings.db_path), load_since, load_until, envs, policy, minute, start, min(end, minute)
         )
         data = None
     else:
-        data = load_billing(str(settings.db_path), load_since, load_until, envs)
-        nothing, rates = data.jobs.empty and data.daily.empty, data.rates
+        data = load_billing(str(settings.db_path), load_since, load_until, envs, policy.pricing)
+        nothing = data.jobs.empty and data.daily.empty
 except StoreError as exc:
     st.error(f"Cannot read the database: {exc}")
     st.stop()
@@ -153,13 +206,30 @@ if data is not None:
         # The ledger is matched against every environment's jobs, then narrowed to the selected ones.
         ledger_jobs = load_all_jobs(str(settings.db_path), ledger_since, load_until)
     judged = credits.judge_range(data, policy, now, start, end, ledger, ledger_since, ledger_jobs, envs)
-    found, summary, usage = judged.found, judged.summary, judged.usage
+found, summary, usage, pricing = judged.found, judged.summary, judged.usage, judged.pricing
+rates = pricing.rates
 
 st.caption(
     f"{filters.start:%d %b %Y} – {filters.end:%d %b %Y} (UTC days) · environments: {', '.join(envs)} · "
     f"expected = billed minutes × model rate, {credits.ROUNDING_POLICIES[policy.rounding]}, "
-    f"tolerance {policy.tolerance:g} credits"
+    f"tolerance {policy.tolerance:g} credits · **pricing: {pricing.label}**"
 )
+if pricing.warning:
+    st.warning(f"Pricing: {pricing.warning}. Over- and undercharges are judged with {pricing.label}.")
+if judged.ledger_unjudged is not None and not judged.ledger_unjudged.empty:
+    unjudged = judged.ledger_unjudged
+    reasons = unjudged["window"].value_counts()
+    st.info(
+        f"{len(unjudged):,} ledger row(s) the provider never listed fall outside what its listing covers, so "
+        "they are labelled, not judged: " + "; ".join(f"{n:,} {why}" for why, n in reasons.items()) + ".",
+        icon=":material/label:",
+    )
+    with st.expander("Ledger rows not judged"):
+        st.dataframe(
+            unjudged[["line", "job_id", "key_name", "created_at", "credits", "window"]],
+            hide_index=True,
+            width="stretch",
+        )
 
 cols = st.columns(5)
 cols[0].metric(
@@ -226,6 +296,15 @@ with st.expander("Event coverage per key"):
 
 # --- discrepancies -------------------------------------------------------------------------------
 st.subheader("Discrepancies")
+summary_days = judged.summary_days
+explained_days = summary_days[summary_days["status"] == "explained"] if not summary_days.empty else summary_days
+if not explained_days.empty:
+    explained_credits = number(explained_days["explained_credits"].sum(), 2)
+    st.caption(
+        f"{len(explained_days):,} key-day(s) where the daily summary differs from the jobs and charge events only "
+        f"by listed duplicate, orphan or failed-but-charged rows ({explained_credits} credits): those credits are "
+        "reported once, in those rows, not again as a summary mismatch."
+    )
 if found.empty:
     st.success("No discrepancies in this range: every settled job was charged as expected.")
 else:
@@ -262,6 +341,7 @@ else:
                 "charged_credits",
                 "delta",
                 "refund_due",
+                "pricing_source",
                 "detail",
             ]
         ],
@@ -286,6 +366,20 @@ else:
     if picked_label != "—":
         row = view.iloc[labels.index(picked_label)]
         st.markdown(f"**{row['category']}** — {credits.CATEGORY_HELP[row['category']]}. {row['detail'] or ''}")
+        st.caption(f"Judged with pricing `{row['pricing_source']}`: {pricing.label}.")
+        if row["category"] in credits.EXPLAINING and not summary_days.empty:
+            # Where this row's credits stand in its key's daily summary: counted there, or what the summary left out.
+            named = f"{row['category']} {row['job_id']}"
+            day_row = summary_days[summary_days["explained_by"].map(lambda by: named in by)]
+            if not day_row.empty:
+                day = day_row.iloc[0]
+                st.info(
+                    f"Explained: the usage summary of `{day['key_name']}` on {day['day']} billed "
+                    f"{number(day['summary_credits'], 2)} credits, {number(-day['delta'], 2)} less than its jobs "
+                    f"and charge events ({number(day['charges'], 2)}); this row accounts for that difference "
+                    f"({'; '.join(day['explained_by'])}), so it is not reported again as a summary mismatch.",
+                    icon=":material/check_circle:",
+                )
         if row["job_id"]:
             detail = load_job_detail(str(settings.db_path), str(row["job_id"]))
             if detail.job is None:
@@ -328,7 +422,7 @@ else:
                 st.dataframe(events, hide_index=True, width="stretch")
         elif row["category"] == "summary_mismatch":
             if data is None:  # the job rows are only read again for this drill-down
-                data = load_billing(str(settings.db_path), load_since, load_until, envs)
+                data = load_billing(str(settings.db_path), load_since, load_until, envs, policy.pricing)
             day_jobs = data.jobs[
                 (data.jobs["key_name"] == row["key_name"])
                 & (pd.to_datetime(data.jobs["created_at"]).dt.strftime("%Y-%m-%d") == row["day"])
@@ -338,6 +432,14 @@ else:
                 f"`{row['key_name']}` on {row['day']}; its jobs and charge events add up to "
                 f"{number(row['expected_credits'], 2)} ({len(day_jobs)} jobs)."
             )
+            same_day = summary_days[(summary_days["key_name"] == row["key_name"]) & (summary_days["day"] == row["day"])]
+            if not same_day.empty and same_day.iloc[0]["explained_credits"]:
+                day = same_day.iloc[0]
+                st.caption(
+                    f"Already reported in their own rows and left out here: {number(day['explained_credits'], 2)} "
+                    f"credits ({'; '.join(day['explained_by'])}). The {number(row['delta'], 2)} above is the "
+                    "unexplained remainder."
+                )
             st.dataframe(
                 day_jobs[
                     ["job_id", "created_at", "status", "model", "duration_seconds", "credits_charged", "charge_events"]
@@ -397,11 +499,18 @@ else:
         },
     )
 
-with st.expander("Pricing used"):
-    if rates:
-        st.dataframe(pd.DataFrame({"model": list(rates), "credits per minute": list(rates.values())}), hide_index=True)
-    else:
-        st.warning("No pricing collected yet: expected credits cannot be computed.")
+with st.expander(f"Pricing used: {pricing.source}"):
+    st.caption(pricing.label[:1].upper() + pricing.label[1:] + ".")
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "model": list(rates),
+                "credits per minute": list(rates.values()),
+                "source": [pricing.sources.get(m, pricing.source) for m in rates],
+            }
+        ),
+        hide_index=True,
+    )
     st.caption(
         f"Summary days are compared once they are over by {policy.summary_settle_minutes:g} minutes and "
         "both the summary and the jobs were collected after that. "

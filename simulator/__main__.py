@@ -15,7 +15,8 @@ from .config_writer import write_config
 from .faults import FaultSpec, FaultSpecError, parse_faults
 from .ledger import write_ledger
 from .server import DEFAULT_ADMIN_TOKEN, start_server
-from .world import World
+from .shapes import ACCEPTED, PRICING_SHAPES, RECORD_SHAPES, ShapeError, parse_shapes
+from .world import SUMMARY_EXCLUDABLE, World
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,6 +33,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--write-config", metavar="FILE", help="write the key config TOML for this world")
     p.add_argument("--write-ledger", metavar="FILE", help="write the team ledger CSV for this world")
     p.add_argument("--ledger-days", type=int, default=30, help="days the ledger covers, ending now")
+    p.add_argument(
+        "--shapes",
+        default=None,
+        help=f"answer record kinds in other JSON shapes, e.g. pricing=mixed,jobs=camel (pricing: "
+        f"{', '.join(PRICING_SHAPES)}; summary, events, jobs: {', '.join(RECORD_SHAPES)}); "
+        f"accepted by the contract: {', '.join(ACCEPTED['pricing'])} and camel",
+    )
+    p.add_argument(
+        "--summary-excludes",
+        default="",
+        help="categories the daily usage summary leaves out of its credits, e.g. duplicate_charge,orphan_charge "
+        "(default: it counts every charge)",
+    )
     p.add_argument("--admin-token", default=DEFAULT_ADMIN_TOKEN)
     p.add_argument("--no-serve", action="store_true", help="only write the requested files, then exit")
     p.add_argument("--warm", action="store_true", help="precompute what a first collection reads (benchmarks)")
@@ -50,13 +64,20 @@ def main(argv: list[str] | None = None) -> int:
         faults = parse_faults(args.faults, FaultSpec(retry_after=args.retry_after, timeout_s=args.timeout_s))
     except FaultSpecError as exc:
         return _fail(f"bad --faults: {exc}")
+    try:
+        shapes = parse_shapes(args.shapes)
+    except ShapeError as exc:
+        return _fail(f"bad --shapes: {exc}")
+    excludes = frozenset(c.strip() for c in args.summary_excludes.split(",") if c.strip())
+    if excludes - set(SUMMARY_EXCLUDABLE):
+        return _fail(f"bad --summary-excludes: known categories are {', '.join(SUMMARY_EXCLUDABLE)}")
     if args.keys < 1 or args.days < 1 or not 0 <= args.port <= 65535:
         return _fail("--keys and --days must be >= 1 and --port in 0..65535")
     try:
         clock = Clock(parse_instant(args.now)) if args.now else Clock(None)
     except ValueError:
         return _fail(f"bad --now: {args.now!r} is not an ISO-8601 instant")
-    world = World(seed=args.seed, n_keys=args.keys, days=args.days, now=clock)
+    world = World(seed=args.seed, n_keys=args.keys, days=args.days, now=clock, summary_excludes=excludes)
     if args.warm:
         print(f"warming: {world.warm()} key-days computed", flush=True)
         # Millions of long-lived warmed objects: keep the cyclic GC from rescanning them per request.
@@ -64,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     handle = None
     if not args.no_serve:
         try:
-            handle = start_server(world, args.port, faults, args.latency_ms, args.admin_token)
+            handle = start_server(world, args.port, faults, args.latency_ms, args.admin_token, shapes)
         except OSError as exc:
             return _fail(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}")
     port = handle.port if handle else args.port

@@ -21,7 +21,7 @@ from email.utils import formatdate
 from http import HTTPStatus
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .catalog import MODEL_RATES, MODELS
+from . import shapes as wire
 from .clock import iso, parse_instant
 from .faults import FaultInjector, FaultSpec, FaultSpecError, faults_from_mapping
 from .world import JOB_STATUSES, World, json_bytes
@@ -49,6 +49,8 @@ class App:
     faults: FaultInjector
     latency_ms: float = 0.0
     admin_token: str = DEFAULT_ADMIN_TOKEN
+    # record kind -> wire shape (simulator.shapes); kinds not named answer in the canonical shape
+    shapes: dict[str, str] = field(default_factory=dict)
     stopping: threading.Event = field(default_factory=threading.Event)
     _counter: itertools.count = field(default_factory=itertools.count)
 
@@ -271,8 +273,10 @@ def _route(app: App, req: _Request) -> tuple[int, object]:
         return 200, {"status": "ok", "time": iso(world.now())}
     if path == "/api/pricing":
         _only(method, "GET")
-        models = [{"model": m, "credits_per_minute": int(r)} for m, r in zip(MODELS, MODEL_RATES, strict=True)]
-        return 200, {"unit": "credits_per_minute", "models": models}
+        status, body = wire.pricing(app.shapes.get("pricing", "canonical"))
+        if status != 200:
+            raise ApiError(status, "not_found", "No route for GET /api/pricing")
+        return status, body
     if path == "/v1/admin/keys":
         _only(method, "GET")
         if req.headers.get("x-admin-token") != app.admin_token:
@@ -285,27 +289,36 @@ def _route(app: App, req: _Request) -> tuple[int, object]:
         now = world.now()
         if path == "/v1/usage/summary":
             days = _int_param(query, "days", 7, 1, 90)
-            return 200, world.body("summary", spec.name, (days,), now)
+            return 200, _shaped(app, "summary", world.body("summary", spec.name, (days,), now))
         if path == "/v1/usage/events":
             limit = _int_param(query, "limit", 20, 1, 100)
             if app.faults.spec.duplicated <= 0:
-                return 200, world.body("events", spec.name, (limit,), now)
+                return 200, _shaped(app, "events", world.body("events", spec.name, (limit,), now))
             # The duplicated fault edits the items (and draws from the fault RNG): no kept body.
             items = app.faults.duplicate_items(world.recent_events(spec.name, limit, now))
-            return 200, {"items": items}
+            return 200, _shaped(app, "events", {"items": items})
         if path == "/v1/jobs":
             limit = _int_param(query, "limit", 20, 1, 100)
             offset = _int_param(query, "offset", 0, 0, None)
             status = (query.get("status") or [""])[-1] or None
             if status is not None and status not in JOB_STATUSES:
                 raise ApiError(400, "invalid_request", f"'status' must be one of {', '.join(JOB_STATUSES)}")
-            return 200, world.body("jobs", spec.name, (limit, offset, status), now)
+            return 200, _shaped(app, "jobs", world.body("jobs", spec.name, (limit, offset, status), now))
         job_id = unquote(job_match.group(1))  # type: ignore[union-attr]
         job = world.job(spec.name, job_id, now)
         if job is None:
             raise ApiError(404, "not_found", f"No job {job_id}")
-        return 200, job
+        return 200, _shaped(app, "jobs", job, detail=True)
     raise ApiError(404, "not_found", f"No route for {method} {path}")
+
+
+def _shaped(app: App, kind: str, body: bytes | dict, detail: bool = False) -> bytes | object:
+    """A canonical body in the wire shape chosen for its kind (the canonical bytes untouched)."""
+    shape = app.shapes.get(kind, "canonical")
+    if shape == "canonical":
+        return body
+    payload = json.loads(body) if isinstance(body, bytes) else body
+    return wire.reshape("job" if detail else kind, payload, shape)
 
 
 def _route_sim(app: App, req: _Request) -> tuple[int, object]:
@@ -343,6 +356,16 @@ def _route_sim(app: App, req: _Request) -> tuple[int, object]:
         if not isinstance(calls, int) or not 1 <= calls <= 100_000:
             raise ApiError(400, "invalid_request", "'calls' must be an integer in 1..100000")
         return 200, world.burst(name, calls, world.now())
+    if path == "/_sim/shapes":
+        if method == "POST":
+            try:
+                chosen = wire.parse_shapes(str(data["spec"])) if "spec" in data else dict(data)
+                for kind, shape in chosen.items():
+                    wire.check(str(kind), str(shape))
+            except wire.ShapeError as exc:
+                raise ApiError(400, "invalid_request", str(exc)) from None
+            app.shapes = {str(k): str(v) for k, v in chosen.items()}
+        return 200, {kind: app.shapes.get(kind, "canonical") for kind in wire.KINDS}
     if path == "/_sim/faults":
         if method == "POST":
             try:
@@ -455,10 +478,14 @@ def start_server(
     faults: FaultSpec | FaultInjector | None = None,
     latency_ms: float = 0.0,
     admin_token: str = DEFAULT_ADMIN_TOKEN,
+    shapes: dict[str, str] | None = None,
 ) -> ServerHandle:
-    """Serve `world` on 127.0.0.1:`port` (0 = a free port) from a background thread."""
+    """Serve `world` on 127.0.0.1:`port` (0 = a free port) from a background thread, answering each record
+    kind in the wire shape `shapes` names for it (simulator.shapes; default canonical)."""
     injector = faults if isinstance(faults, FaultInjector) else FaultInjector(faults, seed=world.seed)
-    app = App(world=world, faults=injector, latency_ms=latency_ms, admin_token=admin_token)
+    for kind, shape in (shapes or {}).items():
+        wire.check(kind, shape)
+    app = App(world=world, faults=injector, latency_ms=latency_ms, admin_token=admin_token, shapes=dict(shapes or {}))
     server = _Server(app, port)
     thread = threading.Thread(target=server.run, daemon=True, name=f"stand-in-api:{server.server_address[1]}")
     thread.start()

@@ -60,6 +60,7 @@ ERRORS = (
 CHARGED, REFUNDED, NOT_CHARGED = 0, 1, 2
 _BILLING = ("charged", "refunded", "not_charged")
 SETTLE_MARGIN_MS = 15 * 60 * 1000  # every job settles within 10 minutes of creation
+INJECTED_SETTLE_MS = 120_000  # an injected billing job settles this long after creation
 BODY_CACHE_BYTES = 256 << 20  # rendered bodies kept (a warmed first collection of 1,000 keys is ~60 MB)
 JOB_STATUSES = ("pending", "processing", "completed", "failed")
 
@@ -225,6 +226,10 @@ class Extras:
     ids: list[str]
 
 
+# What a vendor's daily usage summary might leave out of its credits (World(summary_excludes=...)).
+SUMMARY_EXCLUDABLE = ("duplicate_charge", "orphan_charge", "failed_but_charged")
+
+
 class World:
     """A deterministic function of (seed, n_keys, days, anchor) and the clock.
 
@@ -239,7 +244,10 @@ class World:
         days: int = 90,
         now: datetime | Clock | None = None,
         cache_days: int = 20_000,
+        summary_excludes: frozenset[str] | tuple[str, ...] = (),
     ) -> None:
+        """`summary_excludes` (of SUMMARY_EXCLUDABLE): charges the usage summary's daily credits leave out,
+        as a vendor may (the default counts every charge); the charges themselves stay in events and jobs."""
         if isinstance(now, Clock):
             self.clock = now
         elif isinstance(now, datetime):
@@ -276,6 +284,10 @@ class World:
         self._bursts: list[dict] = []
         self._billing_truth: list[dict] | None = None
         self.ledger_truth: list[dict] | None = None
+        unknown = set(summary_excludes) - set(SUMMARY_EXCLUDABLE)
+        if unknown:
+            raise ValueError(f"summary_excludes: unknown {', '.join(sorted(unknown))}")
+        self.summary_excludes = frozenset(summary_excludes)
 
     # ------------------------------------------------------------------ keys
 
@@ -447,7 +459,7 @@ class World:
             tags.append(f"inj{inj.k}")
             values = {
                 "t": inj.created_ms, "model": inj.model, "fmt": inj.fmt, "dur": inj.duration,
-                "fail": inj.failed, "pending": 5_000, "settle": 120_000, "fprog": 40, "err": 1,
+                "fail": inj.failed, "pending": 5_000, "settle": INJECTED_SETTLE_MS, "fprog": 40, "err": 1,
                 "billing": CHARGED, "charged": inj.charged, "noout": inj.missing_output,
                 "inj": self.catalog.injected_jobs.index(inj),
             }  # fmt: skip
@@ -627,12 +639,34 @@ class World:
         first = self._summary_first_day(spec)
         return [self._usage_row(spec, day, now_ms, reported) for day in range(first, now_ms // DAY_MS + 1)]
 
+    def _left_out(self, spec: KeySpec, day: int, now_ms: int) -> float:
+        """Credits of a day's charges seen by now that the reported summary leaves out (summary_excludes)."""
+        excludes, out = self.summary_excludes, 0.0
+        if not excludes:
+            return 0.0
+        for inj in self._injected.get((spec.uid, day), ()):
+            if inj.created_ms + INJECTED_SETTLE_MS > now_ms:
+                continue  # an unsettled job's charge events carry no credits yet (DayData.event_credits)
+            submits = [inj.created_ms]
+            if inj.duplicate_after_ms is not None:
+                submits.append(inj.created_ms + inj.duplicate_after_ms)
+            seen = sum(t <= now_ms for t in submits)
+            if inj.failed and "failed_but_charged" in excludes:
+                out += inj.charged * seen
+            elif "duplicate_charge" in excludes and seen > 1:
+                out += inj.charged * (seen - 1)
+        if "orphan_charge" in excludes:
+            out += sum(o.credits for o in self._orphans.get((spec.uid, day), ()) if o.created_ms <= now_ms)
+        return out
+
     def _usage_row(self, spec: KeySpec, day: int, now_ms: int, reported: bool) -> dict:
         agg = self._day_agg(spec, day, now_ms)
         day_iso = _day_iso(day)
         calls = agg.calls + self._extra_calls(spec, day * DAY_MS, min((day + 1) * DAY_MS, now_ms + 1))
         credits = agg.credits
         if reported:
+            if self.summary_excludes:
+                credits = round(max(0.0, credits - self._left_out(spec, day, now_ms)), 2)
             delta = self.catalog.summary_mismatch.get((spec.name, day_iso))
             if delta is not None and (day + 1) * DAY_MS <= now_ms:
                 credits = round(max(0.0, credits + delta), 2)
@@ -1066,7 +1100,9 @@ class World:
         for (key_name, day_iso), delta in sorted(self.catalog.summary_mismatch.items()):
             spec = self._keys[key_name]
             day = date.fromisoformat(day_iso).toordinal() - date(1970, 1, 1).toordinal()
-            true = self._day_agg(spec, day, (day + 2) * DAY_MS).credits
+            settled_ms = (day + 2) * DAY_MS
+            # What the summary would say without the injected mismatch (it may leave some charges out).
+            true = round(self._day_agg(spec, day, settled_ms).credits - self._left_out(spec, day, settled_ms), 2)
             out.append(
                 {
                     "category": "summary_mismatch",

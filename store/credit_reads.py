@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from store.connection import read_connection
-from store.results import arrow_frame
+from store.results import arrow_frame, first_row
 
 # A charge event is the call that submitted a job and carries the credits charged for it.
 _CHARGE = (
@@ -190,14 +190,65 @@ def daily_charges(
     )
 
 
-def pricing_rates(db_path: str | Path) -> dict[str, float]:
-    """Credits per minute by (lower-case) model, as last fetched from /api/pricing."""
-    frame = _df(db_path, "SELECT lower(model) AS model, credits_per_minute FROM pricing ORDER BY model")
-    return {str(m): float(r) for m, r in zip(frame["model"], frame["credits_per_minute"], strict=True)}
+@dataclass(frozen=True)
+class PricingState:
+    """The collected pricing and how current it is: last read, and since when it could not be read."""
+
+    rates: pd.DataFrame  # model (lower-case), credits_per_minute, fetched_at
+    read_at: datetime | None
+    unreadable_since: datetime | None
+    unreadable_reason: str | None
 
 
-def pricing(db_path: str | Path) -> pd.DataFrame:
-    return _df(db_path, "SELECT model, credits_per_minute, fetched_at FROM pricing ORDER BY model")
+def pricing_state(db_path: str | Path) -> PricingState:
+    """What analytics.pricing needs to choose the rates and say where they came from: the rates last read,
+    when, and since when the pricing endpoint has failed or been unreadable (None while it reads fine)."""
+    with read_connection(db_path) as con:
+        rates = con.execute(
+            "SELECT lower(model) AS model, credits_per_minute, fetched_at FROM pricing ORDER BY model"
+        ).df()
+        row = first_row(
+            con.execute(
+                """
+            WITH items AS (SELECT status, finished_at, coalesce(error_code, status) || ': ' || coalesce(message, '')
+                                  AS reason
+                           FROM collector_run_items WHERE endpoint = 'pricing'),
+            last_ok AS (SELECT max(finished_at) AS ok_at FROM items WHERE status = 'ok')
+            SELECT (SELECT ok_at FROM last_ok),
+                   min(finished_at) FILTER (WHERE status <> 'ok'),
+                   arg_max(reason, finished_at) FILTER (WHERE status <> 'ok'),
+                   arg_max(status, finished_at)
+            FROM items WHERE finished_at > coalesce((SELECT ok_at FROM last_ok), '-infinity'::TIMESTAMP)
+        """
+            )
+        )
+    # Aggregates over the outcomes after the last good read: none means pricing reads fine.
+    read_at, failing_since, reason, latest = row if row else (None, None, None, None)
+    broken = latest is not None and latest != "ok"
+    return PricingState(
+        rates=rates,
+        read_at=read_at,
+        unreadable_since=failing_since if broken else None,
+        unreadable_reason=reason if broken else None,
+    )
+
+
+def jobs_history_from(db_path: str | Path) -> dict[str, datetime]:
+    """Per key whose first job backfill was capped (max_job_pages_first_run): the oldest job held."""
+    frame = _df(
+        db_path,
+        """
+        SELECT s.key_name, min(j.created_at) AS history_from
+        FROM sync_state s JOIN job_state j ON j.key_name = s.key_name
+        WHERE s.endpoint = 'jobs' AND json_extract(s.cursor, '$.history_pages') IS NOT NULL
+        GROUP BY s.key_name
+    """,
+    )
+    return {
+        str(k): pd.Timestamp(t).to_pydatetime()
+        for k, t in zip(frame["key_name"], frame["history_from"], strict=True)
+        if pd.notna(t)
+    }
 
 
 def jobs_listed_at(db_path: str | Path) -> dict[str, datetime]:

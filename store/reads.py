@@ -25,6 +25,16 @@ def _env_filter(environments: list[str] | None, column: str = "k.environment") -
 
 
 @dataclass(frozen=True)
+class Unreadable:
+    """An endpoint whose latest answer (for `keys` keys, or globally) could not be read: since when, and why."""
+
+    endpoint: str
+    keys: int
+    since: datetime
+    reason: str | None
+
+
+@dataclass(frozen=True)
 class Freshness:
     last_success_at: datetime | None
     last_run_at: datetime | None
@@ -33,6 +43,31 @@ class Freshness:
     coverage_gaps: int
     quarantined: int
     keys: int
+    unreadable: tuple[Unreadable, ...] = ()
+
+
+# Per key and endpoint whose latest outcome was unreadable (every record quarantined, or a body of the wrong
+# shape): when that streak began, i.e. the first such outcome after the last good one.
+_UNREADABLE = """
+    WITH items AS (
+        SELECT key_name, endpoint, finished_at, status, message,
+               (status = 'unreadable' OR coalesce(error_code, '') = 'contract') AS bad
+        FROM run_item_log
+    ),
+    per AS (
+        SELECT key_name, endpoint, arg_max(bad, finished_at) AS latest_bad, arg_max(message, finished_at) AS reason,
+               max(finished_at) FILTER (WHERE status = 'ok') AS last_ok
+        FROM items GROUP BY ALL
+    ),
+    streak AS (
+        SELECT i.key_name, i.endpoint, min(i.finished_at) AS since, any_value(p.reason) AS reason
+        FROM items i JOIN per p USING (key_name, endpoint)
+        WHERE p.latest_bad AND i.bad AND (p.last_ok IS NULL OR i.finished_at > p.last_ok)
+        GROUP BY ALL
+    )
+    SELECT endpoint, count(*) AS keys, min(since) AS since, min(reason) AS reason
+    FROM streak GROUP BY endpoint ORDER BY endpoint
+"""
 
 
 def freshness(db_path: str | Path) -> Freshness:
@@ -53,6 +88,7 @@ def freshness(db_path: str | Path) -> Freshness:
         gaps = first_row(con.execute("SELECT count(*) FROM coverage_gaps"))
         quarantined = first_row(con.execute("SELECT count(*) FROM quarantine"))
         keys = first_row(con.execute("SELECT count(*) FROM keys"))
+        unreadable = unreadable_endpoints(con)
     return Freshness(
         last_success_at=last_ok[0] if last_ok else None,
         last_run_at=last[1] if last else None,
@@ -61,7 +97,13 @@ def freshness(db_path: str | Path) -> Freshness:
         coverage_gaps=int(gaps[0]) if gaps else 0,
         quarantined=int(quarantined[0]) if quarantined else 0,
         keys=int(keys[0]) if keys else 0,
+        unreadable=unreadable,
     )
+
+
+def unreadable_endpoints(con: Any) -> tuple[Unreadable, ...]:
+    """On an open read connection: the endpoints whose latest answers could not be read, and since when."""
+    return tuple(Unreadable(*row) for row in con.execute(_UNREADABLE).fetchall())
 
 
 def environments(db_path: str | Path) -> list[str]:

@@ -57,8 +57,9 @@ def write_sim_config(server: ServerHandle, path: Path, extra: str = "") -> Path:
     return path
 
 
-def collect_once(config: Config, db_path: Path, **kwargs) -> RunSummary:
-    return asyncio.run(collect(config, db_path, now=lambda: SIM_NOW.replace(tzinfo=None), **kwargs))
+def collect_once(config: Config, db_path: Path, at: datetime = SIM_NOW, **kwargs) -> RunSummary:
+    """One collection as of `at` (the stand-in's frozen clock)."""
+    return asyncio.run(collect(config, db_path, now=lambda: at.replace(tzinfo=None), **kwargs))
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +71,38 @@ def admin_token_env():
         os.environ.pop("RBV_ADMIN_TOKEN", None)
     else:
         os.environ["RBV_ADMIN_TOKEN"] = previous
+
+
+def collect_world(folder: Path, world: World, shapes: dict[str, str] | None = None) -> Collected:
+    """Serve `world` (in the wire `shapes` given) and collect it once, as of its clock, into `folder`."""
+    server = start_server(world, admin_token=ADMIN_TOKEN, shapes=shapes)
+    config_path = write_sim_config(server, folder / "keys.toml")
+    config = load_config(config_path)
+    db_path = folder / "monitor.duckdb"
+    first = collect_once(config, db_path, at=world.now())
+    return Collected(world, server, config_path, config, db_path, first)
+
+
+# At 00:30 the stand-in's duplicate charges (placed 50-95 minutes before its clock) fall on yesterday, a
+# settled summary day, beside its orphan charges: the days where a vendor's summary may count them or not.
+PAST_MIDNIGHT = datetime(2026, 11, 20, 0, 30, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def summary_leaves_out(tmp_path_factory, admin_token_env) -> Collected:
+    """A world whose daily usage summary leaves duplicate and orphan charges out, collected at PAST_MIDNIGHT."""
+    world = make_world(now=PAST_MIDNIGHT, summary_excludes=("duplicate_charge", "orphan_charge"))
+    done = collect_world(tmp_path_factory.mktemp("summary_leaves_out"), world)
+    yield done
+    done.server.stop()
+
+
+@pytest.fixture(scope="session")
+def unreadable_pricing(tmp_path_factory, admin_token_env) -> Collected:
+    """The default world collected while its pricing endpoint answers with rates nobody can read."""
+    done = collect_world(tmp_path_factory.mktemp("unreadable_pricing"), make_world(), {"pricing": "unreadable"})
+    yield done
+    done.server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -6,10 +6,12 @@ import csv
 import io
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from store import reads
 from tests.chromium import CHROMIUM, chromium_context, wait_until_idle
 from tests.conftest import ROOT, SIM_NOW
 from tests.dashboard_process import dashboard_process
@@ -24,8 +26,8 @@ if not Path(CHROMIUM).exists():  # `make test` installs it; a bare pytest run on
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
-@pytest.fixture(scope="module")
-def app_url(collected):
+def _serve(collected) -> Iterator[str]:
+    """The dashboard over `collected`'s database in its own Streamlit server; yields its URL."""
     env = dict(
         os.environ, RBV_DB=str(collected.db_path), RBV_CONFIG=str(collected.config_path), RBV_NOW=SIM_NOW.isoformat()
     )
@@ -34,7 +36,18 @@ def app_url(collected):
 
 
 @pytest.fixture(scope="module")
-def page(app_url):
+def app_url(collected):
+    yield from _serve(collected)
+
+
+@pytest.fixture(scope="module")
+def unreadable_url(unreadable_pricing):
+    yield from _serve(unreadable_pricing)
+
+
+@pytest.fixture(scope="module")
+def page(app_url, unreadable_url):
+    # Both dashboards (and the collections behind them, which run asyncio) start before Playwright's loop.
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with (
         sync_api.sync_playwright() as p,
@@ -49,13 +62,16 @@ def _pages() -> list[tuple[str, str]]:
     return [("" if i == 0 else slug, title) for i, (slug, title) in enumerate(found)]
 
 
+def _open(page, url: str, slug: str) -> None:
+    page.goto(f"{url}/{slug}" + ("?key=api-gateway-prod" if slug == "key_detail" else ""))
+    wait_until_idle(page)
+
+
 def test_every_page_renders_without_an_exception(page, app_url):
     pages = _pages()
     assert len(pages) >= 5
     for slug, title in pages:
-        query = "?key=api-gateway-prod" if slug == "key_detail" else ""
-        page.goto(f"{app_url}/{slug}{query}")
-        wait_until_idle(page)
+        _open(page, app_url, slug)
         page.screenshot(path=str(ARTIFACTS / f"{slug or 'overview'}.png"), full_page=True)
         assert page.locator("[data-testid='stException']").count() == 0, title
         assert page.locator("[data-testid='stMain'] h1").first.inner_text().strip(), title
@@ -102,3 +118,15 @@ def test_key_table_csv_download_arrives_and_parses(page, app_url, collected):
     assert all(r["masked key"].startswith("rbv_…") for r in rows)
     for key in collected.config.keys:
         assert key.secret not in text
+
+
+def test_every_page_shows_the_quarantine_banner(page, unreadable_url, unreadable_pricing):
+    since = reads.freshness(unreadable_pricing.db_path).unreadable[0].since
+    for slug, title in _pages():
+        _open(page, unreadable_url, slug)
+        banner = page.locator("[data-testid='stAlert']", has_text="Data as of").first
+        text = banner.inner_text()
+        if slug == "credits":
+            page.screenshot(path=str(ARTIFACTS / "credits_pricing_unreadable.png"), full_page=True)
+        assert f"pricing unreadable since {since:%Y-%m-%d %H:%M}" in text, (title, text)
+        assert "its records were quarantined" in text and "see Collection health" in text, (title, text)

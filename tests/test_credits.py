@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import pandas as pd
 import pytest
 
-from analytics import credits
-from analytics.ledger import DEFAULT_MAX_BYTES, MAX_REPORTED_ERRORS, LedgerInvalid, load_ledger, parse_ledger
+from analytics import credits, pricing
+from analytics.ledger import (
+    DEFAULT_MAX_BYTES,
+    MAX_COLUMNS,
+    MAX_REPORTED_ERRORS,
+    MAX_ROWS,
+    LedgerInvalid,
+    load_ledger,
+    parse_ledger,
+)
 
 NOW = datetime(2025, 6, 2, 12, 0)
 DAY = datetime(2025, 6, 1, 10, 0)
@@ -397,6 +406,51 @@ def test_summary_day_needs_a_jobs_listing_after_it_ended() -> None:
     assert find(billing([job("a")], daily=daily, listed_at={})).empty
 
 
+def orphan(event_id: str, at: datetime, credits_: float) -> dict[str, object]:
+    return {"event_id": event_id, "key_name": "api-prod", "environment": "prod", "occurred_at": at,
+            "job_id": f"ghost-{event_id}", "model": "pro", "credits": credits_}  # fmt: skip
+
+
+def test_a_summary_difference_the_listed_rows_explain_is_not_reported_again() -> None:
+    jobs = [job("a"), job("d", charge_events=2, charge_credits=120.0, last_charge_at=DAY + timedelta(minutes=1))]
+    orphans = [orphan("e1", DAY + timedelta(hours=2), 150.0)]
+    charges = 60 + 60 + 60 + 150  # two jobs, the duplicate's extra charge, the orphan charge
+    for summary, explained in ((charges, 0.0), (charges - 60, 60.0), (charges - 150, 150.0), (charges - 210, 210.0)):
+        data = billing(jobs, orphans=orphans, daily=[summary_day(DAY.date(), summary, charges)])
+        done = credits.reconcile(data, SETTINGS, NOW)
+        assert categories(done.found) == [("duplicate_charge", "d"), ("orphan_charge", "ghost-e1")], summary
+        [day] = done.summary_days.to_dict("records")
+        assert day["explained_credits"] == explained and day["remainder"] == pytest.approx(0.0)
+        assert day["status"] == ("matches" if not explained else "explained")
+        if explained == 210.0:
+            assert day["explained_by"] == ["duplicate_charge d", "orphan_charge ghost-e1"]
+
+
+def test_only_the_unexplained_remainder_is_a_summary_mismatch() -> None:
+    # May 30 teaches that this summary leaves orphan charges out; on May 31 it is also 42 too high.
+    orphans = [orphan("e1", datetime(2025, 5, 30, 9), 100.0), orphan("e2", datetime(2025, 5, 31, 9), 50.0)]
+    daily = [summary_day(date(2025, 5, 30), 0.0, 100.0), summary_day(date(2025, 5, 31), 42.0, 50.0)]
+    done = credits.reconcile(billing([job("a")], orphans=orphans, daily=daily), SETTINGS, NOW)
+    mismatch = done.found[done.found["category"] == "summary_mismatch"].to_dict("records")
+    assert [(m["day"], m["expected_credits"], m["charged_credits"], m["delta"]) for m in mismatch] == [
+        ("2025-05-31", 0.0, 42.0, 42.0)
+    ]
+    assert "50.00 credits of listed rows the summary leaves out are not counted again" in mismatch[0]["detail"]
+    assert done.summary_days["status"].tolist() == ["explained", "unexplained"]
+    # The orphan charges themselves are still reported, once each.
+    assert categories(done.found).count(("orphan_charge", "ghost-e1")) == 1
+
+
+def test_failed_but_charged_credits_left_out_of_the_summary_are_explained() -> None:
+    data = billing(
+        [job("a"), job("f", status="failed", output_url=None)],
+        daily=[summary_day(DAY.date(), 60.0, 120.0)],
+    )
+    done = credits.reconcile(data, SETTINGS, NOW)
+    assert categories(done.found) == [("failed_but_charged", "f")]
+    assert done.summary_days["status"].tolist() == ["explained"]
+
+
 def test_range_limits_job_and_summary_categories() -> None:
     data = billing(
         [job("old", created_at=datetime(2025, 5, 1, 9), credits_charged=80.0), job("new", credits_charged=80.0)],
@@ -410,6 +464,69 @@ def test_output_rows_have_the_cli_columns_and_rounding() -> None:
     rows = credits.output_rows(find(billing([job("a", credits_charged=60.123456)])))
     assert list(rows.columns) == list(credits.OUTPUT_COLUMNS)
     assert rows.iloc[0]["charged_credits"] == 60.12 and rows.iloc[0]["delta"] == 0.12
+
+
+def test_pricing_falls_back_to_config_then_published_rates_and_says_so() -> None:
+    @dataclass
+    class Collected:
+        rates: pd.DataFrame
+        read_at: datetime | None = None
+        unreadable_since: datetime | None = None
+        unreadable_reason: str | None = None
+
+    @dataclass
+    class Published:
+        rates: dict[str, float]
+        source: str = "the docs"
+        as_of: str = "2026-11-30"
+
+    published = Published(dict(RATES))
+    api = pd.DataFrame({"model": ["Pro", "light"], "credits_per_minute": [200.0, 45.0]})
+    none = pd.DataFrame({"model": [], "credits_per_minute": []})
+    config = pricing.pricing_from_config({"rates": {"pro": 170, "human": 40}})
+
+    full = pricing.resolve_pricing(Collected(api, read_at=NOW), config, published)
+    assert full.rates == {"pro": 200.0, "light": 45.0, "human": 40.0, "original": 60.0}
+    assert full.sources == {"pro": "api", "light": "api", "human": "config", "original": "published"}
+    assert full.source == "api+config+published" and full.warning is None
+    assert full.label == (
+        "light, pro from the API (read 2025-06-02 12:00 UTC); human from config [pricing]; "
+        "original the vendor's published rates (the docs, as of 2026-11-30)"
+    )
+
+    lost = pricing.resolve_pricing(
+        Collected(none, None, NOW, "unreadable: all 4 record(s) quarantined"), config, published
+    )
+    assert lost.source == "config+published" and lost.rates["pro"] == 170.0
+    assert lost.warning == (
+        "the API's pricing has been unreadable since 2025-06-02 12:00 UTC (unreadable: all 4 record(s) "
+        "quarantined); fallback rates are used"
+    )
+    stale = pricing.resolve_pricing(Collected(api, NOW - timedelta(days=2), NOW), pricing.PricingConfig(), published)
+    assert stale.rates["pro"] == 200.0 and "the last rates read at 2025-05-31 12:00 UTC are used" in stale.warning
+
+    preferred = pricing.pricing_from_config({"rates": {"pro": 170}, "prefer": "config"})
+    assert pricing.resolve_pricing(Collected(api), preferred, published).sources["pro"] == "config"
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [({"rate": {}}, "unknown setting(s) rate"), ({"prefer": "ledger"}, "prefer: 'ledger' is not one of"),
+     ({"rates": {"pro": -1}}, "rates.pro: expected credits per minute"), ({"rates": 3}, "expected a table"),
+     ({"prefer": "config"}, "needs rates")],
+)  # fmt: skip
+def test_pricing_config_errors(section: dict[str, object], message: str) -> None:
+    with pytest.raises(pricing.PricingConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        pricing.pricing_from_config(section)
+
+
+def test_rows_say_which_pricing_judged_them() -> None:
+    published = pricing.Pricing(dict(RATES), dict.fromkeys(RATES, "published"), "published", "published rates")
+    data = billing([job("over", credits_charged=80.0)], orphans=[orphan("e1", DAY, 10.0)])
+    data = credits.BillingData(**{**data.__dict__, "pricing": published})
+    found = find(data)
+    assert found["pricing_source"].tolist() == ["published", "published"]
+    assert credits.output_rows(found).columns.tolist()[-1] == "pricing_source"
 
 
 # --- ledger categories -----------------------------------------------------------------------------
@@ -488,6 +605,30 @@ def test_ledger_rows_newer_than_the_last_listing_are_not_missing_yet() -> None:
         ]
     )
     assert find(billing([job("a")], listed_at={"api-prod": listed}), ledger=ledger).empty
+
+
+def test_ledger_rows_outside_the_providers_listing_are_labelled_not_judged() -> None:
+    listed = NOW - timedelta(hours=1)
+    cut = DAY - timedelta(days=3)  # the key's first job backfill was capped: nothing older is held
+    when = {"a": DAY, "lost": DAY - timedelta(days=1), "fresh": listed + timedelta(minutes=5),
+            "old": cut - timedelta(days=1), "theirs": DAY}  # fmt: skip
+    rows = [
+        {"job_id": j, "credits": 60, "key_name": "other-team-key" if j == "theirs" else "api-prod",
+         "created_at": at.isoformat()}
+        for j, at in when.items()
+    ]  # fmt: skip
+    data = credits.BillingData(**{**billing([job("a")]).__dict__, "jobs_listed_at": {"api-prod": listed},
+                                  "jobs_history_from": {"api-prod": cut}})  # fmt: skip
+    done = credits.reconcile(data, SETTINGS, NOW, ledger=ledger_frame(rows))
+    assert categories(done.found) == [("missing_in_provider", "lost")], "only the row the listing covers is judged"
+    labels = dict(zip(done.ledger_unjudged["job_id"], done.ledger_unjudged["window"], strict=True))
+    assert labels == {
+        "fresh": "created after the key's last jobs listing (not collected yet)",
+        "old": "older than the job history collected for its key",
+        "theirs": "its key's jobs were never listed by the provider here",
+    }
+    later = credits.reconcile(data, SETTINGS, NOW, ledger=ledger_frame(rows), ledger_since=cut)
+    assert later.ledger_unjudged.set_index("job_id").loc["old", "window"] == "before the ledger period"
 
 
 # --- summaries -------------------------------------------------------------------------------------
@@ -591,8 +732,100 @@ def test_minimal_ledger_with_bom_semicolons_and_extra_columns() -> None:
 
 
 def test_missing_columns_are_named() -> None:
-    [line] = errors_of(b"id,amount\nj1,3\n")
-    assert "line 1" in line and "job_id, credits missing" in line and "found: id, amount" in line
+    [line] = errors_of(b"reference,amount\nj1,3\n")
+    assert "line 1" in line and "job_id, credits missing" in line and "found: reference, amount" in line
+    result = parse_ledger(b"reference,amount,Created\nj1,3,2025-06-01\n")
+    assert result.needs_mapping and result.columns == ["reference", "amount", "Created"]
+    assert result.missing == ["job_id", "credits"] and result.recognized == {"created_at": "Created"}
+
+
+def test_unknown_headers_are_mapped_by_the_user() -> None:
+    data = b"reference;amount;when\nj1;1.234,5;2025-06-01\n"
+    frame = load_ledger(data, mapping={"job_id": "reference", "credits": "amount", "created_at": "when"})
+    assert frame[["job_id", "credits"]].values.tolist() == [["j1", 1234.5]]
+    assert frame["created_at"].tolist() == [pd.Timestamp("2025-06-01")]
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Job ID,Credits Charged,API Key,Created", "jobId,creditsUsed,key,createdAt", "id,credit,key_label,timestamp",
+     "job-id,charged credits,api_key_name,date"],
+)  # fmt: skip
+def test_header_aliases(header: str) -> None:
+    frame = load_ledger(f"{header}\nj1,12.5,api-prod,2025-06-01T10:00:00Z\n".encode())
+    assert frame[["job_id", "credits", "key_name"]].values.tolist() == [["j1", 12.5, "api-prod"]]
+    assert frame["created_at"].tolist() == [pd.Timestamp("2025-06-01 10:00")]
+
+
+def test_the_canonical_name_wins_over_an_alias() -> None:
+    frame = load_ledger(b"cost_credits,credits,id,job_id\n1,2,x,j1\n")
+    assert frame[["job_id", "credits"]].values.tolist() == [["j1", 2.0]]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("job_id;credits\nj1;1.234,5\nj2;12,5\nj3;7\n", [1234.5, 12.5, 7.0]),  # European spreadsheet
+        ("job_id;credits\nj1;1 234,50\nj2;0,75\n", [1234.5, 0.75]),
+        ("job_id;credits\nj1;12.5\nj2;1,234.5\n", [12.5, 1234.5]),  # `;` but dots: the values say so
+        ('job_id,credits\nj1,"1,234.50"\nj2,3.5\n', [1234.5, 3.5]),  # quoted thousands separators
+        ('job_id,credits\nj1,"1,234"\n', [1234.0]),  # ambiguous: a comma file writes decimal points
+        ("job_id;credits\nj1;1,234\n", [1.234]),  # ambiguous: a `;` file writes decimal commas
+        ("job_id\tcredits\nj1\t2'500.25\n", [2500.25]),
+    ],
+)
+def test_thousands_separators_and_decimal_commas(text: str, expected: list[float]) -> None:
+    assert load_ledger(text.encode())["credits"].tolist() == pytest.approx(expected)
+
+
+def test_a_column_mixing_decimal_marks_is_an_error_not_a_guess() -> None:
+    lines = errors_of(b"job_id;credits\nj1;1.234,5\nj2;12.5\n")
+    assert lines == ["line 3, column 'credits': '12.5' is not a number (use a plain decimal such as 112.5)"]
+
+
+def test_json_lines_ledger() -> None:
+    data = (
+        b'{"job_id": "j1", "credits": 12.5, "created_at": "2025-06-01T10:00:00Z", "status": "done"}\n'
+        b"\n"
+        b'{"id": "j2", "credits": "1,234.5", "created_at": 1748772000000, "model": "Pro"}\n'
+        b'{"jobId": 3, "creditsCharged": 0}\n'
+    )
+    result = parse_ledger(data)
+    assert result.ok and result.file_format == "jsonl"
+    frame = result.frame
+    assert frame["job_id"].tolist() == ["j1", "j2", "3"]
+    assert frame["credits"].tolist() == [12.5, 1234.5, 0.0]
+    assert frame["line"].tolist() == [1, 3, 4]
+    assert frame["created_at"].tolist()[:2] == [pd.Timestamp("2025-06-01 10:00"), pd.Timestamp("2025-06-01 10:00")]
+    assert frame["status"].tolist()[0] == "completed" and frame["model"].tolist()[1] == "pro"
+
+
+def test_json_lines_problems_name_their_lines() -> None:
+    lines = errors_of(b'{"job_id": "j1", "credits": 1}\n[1, 2]\n{"job_id": "j3", "credits": }\n{"job_id": "j4"}\n')
+    assert lines[0] == "line 2: is a JSON list, not an object"
+    assert lines[1].startswith("line 3: is not a JSON object (")
+    assert lines[2] == "line 4, column 'credits': '(empty)' is not a number (use a plain decimal such as 112.5)"
+    result = parse_ledger(b'{"ref": "j1", "amount": 1}\n')
+    assert result.needs_mapping and result.file_format == "jsonl" and result.columns == ["ref", "amount"]
+
+
+def test_a_million_column_header_is_refused_before_any_parsing() -> None:
+    data = b",".join(b"c%d" % i for i in range(1_000_000)) + b"\njob_1,3\n"  # 7.9 MB, as in issue 14
+    assert len(data) < DEFAULT_MAX_BYTES, "under the size limit: the other bounds must catch it"
+    started = time.monotonic()
+    [line] = errors_of(data)
+    elapsed = time.monotonic() - started
+    assert line.startswith(f"line 1: the line is {len(data) / 1_048_576:.1f} MB long; the limit is 64 KB")
+    assert elapsed < 2.0, f"{elapsed:.2f} s"  # the quadratic header check took ~4 h here
+
+
+def test_bounds_on_columns_rows_and_line_length() -> None:
+    [line] = errors_of(("job_id,credits," + ",".join(f"c{i}" for i in range(600)) + "\nj1,1\n").encode())
+    assert line == f"line 1: the header has 602 columns; the limit is {MAX_COLUMNS}"
+    [line] = errors_of(b"job_id,credits,note\nj1,1,ok\nj2,2," + b"x" * 70_000 + b"\n")
+    assert line.startswith("line 3: the line is 68.4 KB long; the limit is 64 KB")
+    [line] = errors_of(b"job_id,credits\n" + b"j,1\n" * (MAX_ROWS + 1))
+    assert line == f"the file has {MAX_ROWS + 2:,} lines; the limit is {MAX_ROWS:,} rows (split the ledger by period)"
 
 
 def test_text_in_numbers_names_row_and_column() -> None:
@@ -675,4 +908,4 @@ def test_exported_discrepancies_cannot_run_as_spreadsheet_formulas() -> None:
     text = csv_frame(credits.output_rows(find(data))).decode()
     body = text.splitlines()[1]
     assert body.startswith("undercharged,'+cmd|calc,\"'=HYPERLINK(")
-    assert body.endswith(",60.0,40.0,-20.0")
+    assert body.endswith(",60.0,40.0,-20.0,api")

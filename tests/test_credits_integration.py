@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from collectors.config import load_config
 from simulator.ledger import write_ledger
-from tests.conftest import ROOT, SIM_NOW
+from simulator.server import start_server
+from store import credit_reads
+from tests.conftest import ADMIN_TOKEN, ROOT, SIM_NOW, collect_once, write_sim_config
 
 LEDGER_CATEGORIES = {"missing_in_provider", "missing_in_ledger", "ledger_mismatch"}
 NOW_ARG = SIM_NOW.isoformat().replace("+00:00", "Z")
@@ -53,7 +56,10 @@ def reported(collected, ledger) -> list[dict]:
 def test_rows_have_the_documented_shape(reported):
     assert reported, "the stand-in injects discrepancies; none were reported"
     for row in reported:
-        assert list(row) == ["category", "key_name", "job_id", "day", "expected_credits", "charged_credits", "delta"]
+        assert list(row) == [
+            "category", "key_name", "job_id", "day", "expected_credits", "charged_credits", "delta", "pricing_source"
+        ]  # fmt: skip
+        assert row["pricing_source"] == "api", "the stand-in's pricing is readable"
         if row["category"] == "summary_mismatch":
             assert row["job_id"] == ""
         assert row["day"] == "" or len(row["day"]) == 10
@@ -110,6 +116,7 @@ def test_without_a_ledger_only_provider_categories_and_csv_matches_json(collecte
         "expected_credits",
         "charged_credits",
         "delta",
+        "pricing_source",
     ]
     as_csv = {(r["category"], r["key_name"], r["job_id"], r["day"], float(r["delta"])) for r in rows}
     as_json = {
@@ -131,7 +138,10 @@ def test_since_limits_the_report(collected, reported):
 
 def _bad_ledgers(folder: Path) -> dict[str, tuple[Path, str]]:
     cases = {
-        "wrong_columns": (b"id,amount\njob_1,3\n", "required column(s) job_id, credits missing; found: id, amount"),
+        "wrong_columns": (
+            b"reference,amount\njob_1,3\n",
+            "required column(s) job_id, credits missing; found: reference, amount",
+        ),
         "text_in_numbers": (
             b"job_id,credits\njob_1,12.5\njob_2,twelve\n",
             "line 3, column 'credits': 'twelve' is not a number",
@@ -199,3 +209,28 @@ def test_ledger_without_dates_asks_for_since(collected, tmp_path):
     path.write_text("job_id,credits\njob_1,3\n", encoding="utf-8")
     done = reconcile("--db", str(collected.db_path), "--ledger", str(path), "--now", NOW_ARG)
     assert done.returncode == 2 and "give a start (--since)" in done.stderr
+
+
+def test_ledger_rows_older_than_a_capped_job_history_are_labelled_not_judged(collected, tmp_path):
+    server = start_server(collected.world, admin_token=ADMIN_TOKEN)
+    try:
+        config = load_config(
+            write_sim_config(server, tmp_path / "keys.toml", "[collector]\nmax_job_pages_first_run = 1")
+        )
+        db = tmp_path / "capped.duckdb"
+        collect_once(config, db)
+    finally:
+        server.stop()
+    history_from = credit_reads.jobs_history_from(db)
+    assert history_from, "busy keys' first backfill stopped after one page of jobs"
+    ledger = tmp_path / "ledger.csv"
+    issues = write_ledger(collected.world, ledger, SIM_NOW)
+    done = reconcile("--db", str(db), "--ledger", str(ledger), "--now", NOW_ARG, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    missing = {r["job_id"] for r in rows if r["category"] == "missing_in_provider"}
+    ghosts = {i["job_id"] for i in issues if i["category"] == "missing_in_provider"}
+    assert missing <= ghosts, "a job older than the collected history is never called missing"
+    note = next(line for line in done.stderr.splitlines() if line.startswith("ledger: "))
+    count = int(note.split()[1])
+    assert count > 100 and f"({count} older than the job history collected for its key)" in note

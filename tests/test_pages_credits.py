@@ -6,7 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from simulator.ledger import write_ledger
-from tests.conftest import ROOT, SIM_NOW
+from tests.conftest import PAST_MIDNIGHT, ROOT, SIM_NOW
 from ui.settings import Settings
 
 PAGE = str(ROOT / "pages" / "credits.py")
@@ -114,7 +114,6 @@ def test_ledger_upload_adds_ledger_categories(page_env, tmp_path):
     ("content", "message"),
     [
         ("job_id,credits,key_name\njob_1,4,caf\u00e9\n".encode("latin-1"), "not UTF-8 text"),
-        (b"id,amount\njob_1,4\n", "required column(s) job_id, credits missing"),
         (b"job_id,credits\njob_1,4\njob_2,four\njob_1,5\n", "line 3, column 'credits': 'four' is not a number"),
     ],
 )
@@ -137,3 +136,66 @@ def test_missing_database_shows_an_empty_state(tmp_path, monkeypatch):
     at.run()
     assert not at.exception
     assert any("No collected data yet" in i.value for i in at.info)
+
+
+def test_unknown_headers_get_a_mapping_step(page_env, tmp_path):
+    path = tmp_path / "ledger.csv"
+    issues = write_ledger(page_env.world, path, SIM_NOW)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    # The team's own words for the two required columns, a `;` file with decimal commas.
+    header = lines[0].replace("job_id", "Reference").replace("credits", "Amount").split(",")
+    rows = [line.split(",") for line in lines[1:]]
+    text = "\n".join([";".join(header)] + [";".join(c.replace(".", ",") if i == 1 else c for i, c in enumerate(r))
+                                           for r in rows])  # fmt: skip
+    at = open_page(page_env)
+    at.file_uploader(key="ledger_upload").upload("ours.csv", text.encode(), "text/csv").run()
+    assert not at.exception and not at.error
+    assert any("`job_id`, `credits` were not recognised" in w.value for w in at.warning)
+    file_id = next(k for k in at.session_state if str(k).startswith("ledger_map_job_id_")).removeprefix(
+        "ledger_map_job_id_"
+    )
+    at.selectbox(key=f"ledger_map_job_id_{file_id}").set_value("Reference").run()
+    assert not at.success, "nothing is judged until both required columns are chosen"
+    at.selectbox(key=f"ledger_map_credits_{file_id}").set_value("Amount").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("ours.csv" in s.value for s in at.success)
+    table = discrepancy_table(at)
+    ledger_rows = table[table["category"].isin(["missing_in_provider", "missing_in_ledger", "ledger_mismatch"])]
+    assert {(r.category, r.job_id) for r in ledger_rows.itertuples()} == {(i["category"], i["job_id"]) for i in issues}
+
+
+def test_an_oversize_ledger_is_refused_before_it_is_read(page_env, tmp_path, monkeypatch):
+    import analytics.ledger
+
+    config = tmp_path / "keys.toml"
+    config.write_text(page_env.config_path.read_text(encoding="utf-8") + "\n[reconciliation]\nledger_max_mb = 1\n")
+    parsed: list[int] = []
+    real = analytics.ledger.parse_ledger
+    monkeypatch.setattr(
+        analytics.ledger, "parse_ledger", lambda data, *a, **k: parsed.append(len(data)) or real(data, *a, **k)
+    )
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["settings"] = Settings(db_path=page_env.db_path, config_path=config, demo=False)
+    at.run()
+    data = b"job_id,credits\n" + b"job_x,1\n" * 200_000
+    at.file_uploader(key="ledger_upload").upload("big.csv", data, "text/csv").run()
+    assert not at.exception
+    [error] = [e.value for e in at.error]
+    assert "**big.csv** cannot be used: the file is 1.5 MB; the limit is 1 MB" in error
+    assert parsed == [], "the size alone refused it: the page never parsed it"
+    at.file_uploader(key="ledger_upload").upload("small.csv", b"job_id,credits\njob_x,1\n", "text/csv").run()
+    assert parsed == [len(b"job_id,credits\njob_x,1\n")], "a file under the limit is parsed (the spy works)"
+
+
+def test_an_explained_summary_day_is_shown_as_explained(summary_leaves_out, monkeypatch):
+    monkeypatch.setenv("RBV_NOW", PAST_MIDNIGHT.isoformat())
+    at = open_page(summary_leaves_out, "Last 7 days")
+    assert any("differs from the jobs and charge events only by listed" in c.value for c in at.caption)
+    table = discrepancy_table(at)
+    assert "summary_mismatch" not in set(table[table["day"] == "2026-11-19"]["category"])
+    at.multiselect(key="disc_category").set_value(["orphan_charge"]).run()
+    option = at.selectbox(key="disc_drill").options[1]
+    at.selectbox(key="disc_drill").set_value(option).run()
+    assert not at.exception
+    explained = [i.value for i in at.info if i.value.startswith("Explained: the usage summary of")]
+    assert len(explained) == 1 and "so it is not reported again as a summary mismatch" in explained[0]

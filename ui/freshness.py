@@ -9,7 +9,29 @@ import streamlit as st
 
 from store import reads
 from ui.data import read
-from ui.format import local_time, relative_age
+from ui.format import local_time, plain, relative_age
+
+# What an unreadable endpoint means for the numbers on every page.
+_CONSEQUENCE = {
+    "pricing": "expected credits use fallback rates, named on the Credits page",
+    "summary": "daily totals are not updated",
+    "events": "recent calls and last-used times are not updated",
+    "jobs": "jobs and credits are not updated",
+    "admin": "the key inventory is not updated",
+}
+
+
+def unreadable_text(items: tuple[reads.Unreadable, ...], tz: ZoneInfo) -> str:
+    """One sentence per endpoint the vendor's answers could not be read from, and since when."""
+    parts = []
+    for item in items:
+        scope = "" if item.keys == 1 and item.endpoint in ("pricing", "admin") else f" for {item.keys} key(s)"
+        consequence = _CONSEQUENCE.get(item.endpoint, "its data is not updated")
+        parts.append(
+            f"**{plain(item.endpoint)} unreadable**{scope} since {local_time(item.since, tz)}: "
+            f"its records were quarantined, so {consequence}"
+        )
+    return "; ".join(parts) + " — see Collection health." if parts else ""
 
 
 def freshness_banner(db_path: object, now: datetime, tz: ZoneInfo, demo: bool = False) -> reads.Freshness:
@@ -27,8 +49,10 @@ def freshness_banner(db_path: object, now: datetime, tz: ZoneInfo, demo: bool = 
         parts.append(f"{info.coverage_gaps} event coverage gap(s)")
     if info.quarantined:
         parts.append(f"{info.quarantined} quarantined record(s)")
+    if info.unreadable:
+        parts.append(unreadable_text(info.unreadable, tz))
     text = " · ".join(parts)
-    if info.last_run_status in (None, "ok") and not info.coverage_gaps:
+    if info.last_run_status in (None, "ok") and not info.coverage_gaps and not info.unreadable:
         st.caption(text)
     else:
         st.warning(text, icon=":material/info:")
