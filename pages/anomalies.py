@@ -125,24 +125,30 @@ state_file = state_path(settings.db_path)
 sections = config_sections(settings.config_path)
 try:
     cooldown = cooldown_from_config(sections)
-    webhook = webhook_url_from_config(sections)
 except ValueError as exc:
     st.error(f"Alerts config: {plain(exc, None)}")
     st.stop()
+try:
+    webhook, undeliverable = webhook_url_from_config(sections), None
+except ValueError as exc:  # alerts still open and list; each records why it was not sent
+    webhook, undeliverable = None, str(exc)
+    st.error(f"Alerts webhook: {plain(exc, None)}")
 st.caption(
     f"Alerts live in the dashboard's own state file ({plain(state_file.name)}). One alert per incident; a new "
     f"incident of the same key, metric and direction within {cooldown.total_seconds() / 3600:g} h of an active "
     "alert's end is merged into it. "
     + (
-        "New alerts are posted to the configured webhook."
+        "New alerts are posted to the configured webhook; undelivered ones are posted again."
         if webhook
         else "No webhook configured ([alerts] webhook_url_env)."
+        if not undeliverable
+        else "The configured webhook cannot be posted to (see above)."
     )
 )
 if st.button("Open alerts for these incidents", disabled=shown.empty, key="alerts_sync"):
     try:
-        run = open_and_deliver(state_file, shown, now, cooldown, webhook)
-        note = f" Delivered {run.delivered}, failed {run.failed}." if webhook and run.opened else ""
+        run = open_and_deliver(state_file, shown, now, cooldown, webhook, undeliverable)
+        note = f" Delivered {run.delivered}, failed {run.failed}." if webhook or undeliverable else ""
         st.success(f"Opened {run.opened} new alert(s).{note}")
     except StoreError as exc:
         st.error(f"Alerts: {plain(exc, None)}")

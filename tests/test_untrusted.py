@@ -164,6 +164,15 @@ def test_a_bad_base_url_is_one_line_and_exit_2_from_the_cli(tmp_path):
     assert not (tmp_path / "m.duckdb").exists()
 
 
+def test_only_http_urls_from_data_become_links():
+    """Job output URLs come from the upstream: the Key detail page links only http(s) ones."""
+    from untrusted import http_link
+
+    assert http_link("https://cdn.example.test/out.mp4") == "https://cdn.example.test/out.mp4"
+    for bad in ("javascript:alert(1)", "data:text/html,<script>", "file:///etc/passwd", None, float("nan")):
+        assert http_link(bad) is None
+
+
 def test_link_local_base_url_is_allowed_only_when_asked_and_loopback_always(tmp_path):
     metadata = "http://169.254.169.254/"
     config = _write(tmp_path, "c.toml", f'[api]\nbase_url = "{metadata}"\nallow_link_local = true\n' + KEY)
@@ -588,3 +597,27 @@ def test_every_page_calls_open_page_before_anything_else():
             assert not calls, f"{path.name} line {node.lineno} runs code before open_page()"
         else:
             pytest.fail(f"{path.name} never calls open_page()")
+
+
+def test_anomalies_page_shows_an_undeliverable_webhook_without_the_url(collected, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from ui.settings import Settings
+
+    monkeypatch.setenv("RBV_NOW", NOW_ARG)
+    monkeypatch.setenv("RBV_STATE_DB", str(tmp_path / "state.duckdb"))
+    monkeypatch.setenv("RBV_TEST_PAGE_HOOK", f"hooks.example.test/services/{SECRET_PART}")
+    config = _write(tmp_path, "dashboard.toml", '[alerts]\nwebhook_url_env = "RBV_TEST_PAGE_HOOK"\n')
+    at = AppTest.from_file(str(ROOT / "pages" / "anomalies.py"), default_timeout=120)
+    at.session_state["settings"] = Settings(db_path=collected.db_path, config_path=config, demo=False)
+    at.run()
+    at.selectbox(key="range_choice").set_value(at.selectbox(key="range_choice").options[-1]).run()
+    at.button(key="alerts_sync").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Alerts webhook" in e.value and "http(s)" in e.value for e in at.error)
+    shown = " ".join(str(getattr(e, "value", "")) for e in [*at.error, *at.caption, *at.success, *at.markdown])
+    assert SECRET_PART not in shown
+    alerts = list_alerts(tmp_path / "state.duckdb")
+    assert len(alerts) > 0 and alerts["delivered_at"].isna().all()
+    assert alerts["last_error"].str.contains("http\\(s\\)").all()
+    assert not alerts["last_error"].str.contains(SECRET_PART).any()
