@@ -54,17 +54,20 @@ never changes earlier scores once the series is that long (and for a regular ind
 from __future__ import annotations
 
 import dataclasses
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
 DEFAULT_THRESHOLD = 0.5
+_DEBUG = False
+_DEBUG_CHOICE: list = []
 """Score at or above which a point is flagged; best pooled event F1 on the labelled set."""
 
 # Mean absolute deviation of a normal variable is sigma * sqrt(2/pi).
 _MEAN_ABS_TO_SIGMA = 1.2533
 
-_FRAME_COLUMNS = ["value", "expected", "lower", "upper", "score", "direction"]
+_FRAME_COLUMNS = ["value", "expected", "lower", "upper", "score", "level", "direction"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,19 +82,31 @@ class DetectorConfig:
     min_history: int = 8
     warmup_points: float = 24.0
     switch_ratio: float = 0.85
+    fit_clip: float = 5.0
     scale_band: float = 3.0
     level_band: float = 1.5
     regime_points: float = 24.0
+    shift_points: int = 24  # consecutive same-side points outside the band after which the level re-anchors
+    shift_memory: float = 168.0  # points during which a return to the level before a re-anchoring is recovery
     raw_floor: float = 0.3
-    rel_floor: float = 0.02
-    count_floor: float = 0.4
-    count_floor_sqrt: float = 0.5
+    rel_floor: float = 0.05
+    count_floor: float = 1.0
+    count_floor_sqrt: float = 1.25
     unit_prior: float = 3.0
     unit_cap: float = 25.0
+    unit_max_z: float = 4.0  # a burst further out than this never teaches the burst unit
     run_points: int = 4  # longest run whose counting-noise evidence adds up
-    run_min_z: float = 2.0
+    run_min_z: float = 0.8
     drop_boost: float = 2.5
-    z_half: float = 10.0
+    z_half: float = 4.0
+    tail_quantile: float = 0.99
+    tail_window: float = 1500.0  # points the tail's exceedance rates average over (all of them until then)
+    tail_prior: float = 1500.0
+    tail_levels: int = 28
+    tail_alert_weight: float = 1.0  # how much a point past the alert line teaches the tail
+    episode_z: float = 3.0
+    episode_gap: int = 2
+    episode_growth: float = 2.0  # an episode alerts again once it is this many times its last alerted size
     interval_samples: int = 1000
 
 
@@ -172,7 +187,14 @@ def _forecast(x: np.ndarray, index: pd.Index, cfg: DetectorConfig) -> tuple[np.n
     mad = np.zeros((k, m))
     raw = np.zeros((k, m))
     n_mad = np.zeros((k, m))
+    fit = np.zeros((k, m))  # EWMA of absolute residuals clipped at `fit_clip` sigma: how well each model forecasts
+    best = np.zeros(m, dtype=np.int64)
     out_run = np.zeros((k, m))
+    side_run = np.zeros((k, m))  # signed count of consecutive points outside the band on one side
+    shift = max(int(cfg.shift_points), 1)
+    recent = np.full((k, shift, m), np.nan)  # each model's last `shift` deseasonalised values
+    prev_level = np.zeros((k, m))  # the level before the last re-anchoring ...
+    remember = np.zeros((k, m))  # ... and for how many more points a return to it is recovery
     seas = np.zeros((k, m))
     ok = np.ones((k, m), dtype=bool)
     cols = np.arange(m)
@@ -202,15 +224,31 @@ def _forecast(x: np.ndarray, index: pd.Index, cfg: DetectorConfig) -> tuple[np.n
             ok[c] = n_prof[c - 1][slot_t[c - 1]] >= min_slot[c - 1]
         pred = level + seas
         sigma = _MEAN_ABS_TO_SIGMA * np.maximum(mad, cfg.raw_floor * raw)
+        # Back to the level from before the last re-anchoring when the value fits it again and not the
+        # new one: an outage that ended, or a day whose shape only looked like a shift, is recovery,
+        # not a second incident.
+        if remember.any():
+            band0 = cfg.scale_band * sigma
+            back = valid & (remember > 0) & (np.abs(xv - prev_level - seas) <= band0) & (np.abs(xv - pred) > band0)
+            level = np.where(back, prev_level, level)
+            pred = level + seas
+            remember = np.where(back, 0.0, np.maximum(remember - valid, 0.0))
         usable = ok & (n_level > 0) & (n_mad >= cfg.min_history)
 
-        # The simplest model wins unless a seasonal one has had clearly tighter residuals.
-        best = np.zeros(m, dtype=np.int64)
-        best_sigma = np.where(usable[0], sigma[0], np.inf)
-        for c in range(1, k):
-            better = usable[c] & (sigma[c] < cfg.switch_ratio * best_sigma)
+        # The simplest model wins unless a seasonal one has had clearly tighter residuals.  They are
+        # compared on all their residuals (`raw`), outliers included: the robust scale leaves out the
+        # points a model got wrong for long, and a model re-anchored after every daily swing would
+        # otherwise look tight.
+        # A model in use stays until another has been clearly tighter (hysteresis): one incident must
+        # not flip the forecast it is judged against.
+        held = usable.take(best * m + cols)
+        best = np.where(held, best, 0)
+        best_fit = np.where(usable.take(best * m + cols), fit.take(best * m + cols), np.inf)
+        for c in range(k):
+            better = usable[c] & (fit[c] < cfg.switch_ratio * best_fit)
             best = np.where(better, c, best)
-            best_sigma = np.where(better, sigma[c], best_sigma)
+            best_fit = np.where(better, fit[c], best_fit)
+        _DEBUG_CHOICE.append((best.copy(), fit.copy(), pred.copy())) if _DEBUG else None
         chosen = best * m + cols  # flat positions of each series' model: one gather instead of fancy indexing
         expected_out[t] = np.where(usable.take(chosen), pred.take(chosen), np.nan)
         sigma_out[t] = sigma.take(chosen)
@@ -220,7 +258,7 @@ def _forecast(x: np.ndarray, index: pd.Index, cfg: DetectorConfig) -> tuple[np.n
         spread, bound = _spread(sigma_out[t], seen_out[t], expected_out[t], unit, count_like, cfg)
         e_t = expected_out[t]
         with np.errstate(divide="ignore", invalid="ignore"):
-            burst = valid & (xv > 0) & (e_t < 1.0) & (np.abs(xv - e_t) < cfg.z_half * spread)
+            burst = valid & (xv > 0) & (e_t < 1.0) & (np.abs(xv - e_t) < cfg.unit_max_z * spread)
             signed = np.where(valid & bound & np.isfinite(e_t), (xv - e_t) / spread, 0.0)
         # A burst teaches the unit `lag - 1` points later, and only if no `lag`-point run through it adds
         # up to an incident: a sustained incident on a quiet key must not raise the unit that measures it.
@@ -231,7 +269,7 @@ def _forecast(x: np.ndarray, index: pd.Index, cfg: DetectorConfig) -> tuple[np.n
         runs[t % lag] = np.where(streak >= lag, np.abs(last.sum(axis=0)) / np.sqrt(lag), 0.0)
         candidates[t % lag] = np.where(burst, np.minimum(xv, cfg.unit_cap), 0.0)
         if t >= lag - 1:
-            size = np.where(runs.max(axis=0) < cfg.z_half, candidates[(t + 1) % lag], 0.0)
+            size = np.where(runs.max(axis=0) < cfg.unit_max_z, candidates[(t + 1) % lag], 0.0)
             burst_sum += size
             burst_sq += size * size
 
@@ -253,14 +291,38 @@ def _forecast(x: np.ndarray, index: pd.Index, cfg: DetectorConfig) -> tuple[np.n
         take = grow & (inside | (out_run > cfg.regime_points))
         mad = np.where(take, mad + a_m * (np.abs(clipped) - mad), mad)
         raw = np.where(grow, raw + a_m * (np.abs(resid) - raw), raw)
+        # Only points the model in use found ordinary, and not while a re-anchored level might still
+        # prove to be an incident, compare the models: an incident is not a test of forecasting skill,
+        # and the model that shrugs it off (one that re-anchored to it) must not win the forecast
+        # the next normal day is judged against.
+        ordinary = inside.take(chosen) & (remember.take(chosen) == 0)
+        fit = np.where(grow & ready & ordinary, fit + a_m * (np.minimum(np.abs(resid), cfg.fit_clip * sigma) - fit), fit)
+        fit = np.where(grow & ~ready, mad, fit)
         n_mad = n_mad + grow
         n_level = n_level + valid
+        # A shift that holds on one side for `shift_points` is the new normal: re-anchor the level on
+        # the median of those points, so a changed level stops alerting after a bounded time (the
+        # winsorised update alone would take days to walk there, alerting all the way).
+        side = np.where(inside, 0.0, np.sign(resid))
+        side_run = np.where(valid, np.where((side != 0) & (np.sign(side_run) == side), side_run + side, side), side_run)
+        recent[:, t % shift, :] = np.where(valid, xv - seas, np.nan)
+        moved = valid & ready & (np.abs(side_run) >= shift)
+        if moved.any():
+            c_idx, s_idx = np.nonzero(moved)
+            prev_level[c_idx, s_idx] = level[c_idx, s_idx]
+            remember[c_idx, s_idx] = cfg.shift_memory
+            level[c_idx, s_idx] = np.nanmedian(recent[c_idx, :, s_idx], axis=1)
+            side_run = np.where(moved, 0.0, side_run)
+            out_run = np.where(moved, 0.0, out_run)
         for c in range(1, k):
             s = slot_t[c - 1]
             cnt = n_prof[c - 1][s]
             old = profiles[c - 1][s]
             a_s = np.maximum(a_season[c - 1], 1.0 / (cnt + 1.0))
-            profiles[c - 1][s] = np.where(valid, old + a_s * (xw[c] - level[c] - old), old)
+            # A slot still learning takes the value as it is: winsorising its first visits would
+            # keep a daily step (20 -> 80 at 09:00) from ever being learned.
+            target = np.where(cnt < min_slot[c - 1], xv, xw[c]) - level[c]
+            profiles[c - 1][s] = np.where(valid, old + a_s * (target - old), old)
             n_prof[c - 1][s] = cnt + valid
     return expected_out, sigma_out, seen_out, unit_out, count_out
 
@@ -331,18 +393,106 @@ def _score_block(x: np.ndarray, index: pd.Index, cfg: DetectorConfig) -> dict[st
     with np.errstate(invalid="ignore"):
         silent = valid & (xv == 0) & non_negative & (expected > 0)
     z = np.fmax(z, cfg.drop_boost * _silence_evidence(np.where(silent, expected, 0.0), spread, silent))
-    with np.errstate(invalid="ignore"):
-        score = np.where(np.isinf(z), 1.0, z * z / (z * z + cfg.z_half**2))
-    score = score * np.minimum(1.0, seen / cfg.warmup_points)
-    # Band edges sit exactly where the score crosses DEFAULT_THRESHOLD (after warm-up).
-    half = cfg.z_half * np.sqrt(DEFAULT_THRESHOLD / (1.0 - DEFAULT_THRESHOLD))
+    ramp = np.minimum(1.0, seen / cfg.warmup_points)
+    score, level, tail = _alert_scores(np.where(np.isfinite(z), z, 1e12), np.sign(signed), ramp, valid, cfg)
+    # Band edges sit exactly where the level crosses DEFAULT_THRESHOLD (after warm-up).
+    half = cfg.z_half * np.sqrt(DEFAULT_THRESHOLD / (1.0 - DEFAULT_THRESHOLD)) * tail
     return {
         "expected": expected,
         "lower": expected - half * spread,
         "upper": expected + half * spread,
         "score": score,
+        "level": level,
         "dev": dev,
     }
+
+
+def _tail_reference(q: float) -> float:
+    """|z| exceeded with probability 1 - q by a normal variable."""
+    return float(NormalDist().inv_cdf(1.0 - (1.0 - q) / 2.0))
+
+
+def _tail_factor(rates: np.ndarray, log_levels: np.ndarray, p_tail: float, ref: float, rows: np.ndarray) -> np.ndarray:
+    """max(1, u / ref) where u is the |z| exceeded at rate `p_tail`, interpolated log-log on the grid."""
+    above = rates > p_tail
+    # First grid level whose rate is at or below p_tail (the last one if none is).
+    j = np.minimum(np.argmin(above, axis=1), rates.shape[1] - 1)
+    j = np.where(above.all(axis=1), rates.shape[1] - 1, j)
+    lo = np.maximum(j - 1, 0)
+    r_hi = np.maximum(rates[rows, j], 1e-12)
+    r_lo = np.maximum(rates[rows, lo], 1e-12)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(
+            (j > 0) & (r_lo > r_hi),
+            (np.log(r_lo) - np.log(p_tail)) / (np.log(r_lo) - np.log(r_hi)),
+            0.0,
+        )
+    log_u = log_levels[lo] + np.clip(frac, 0.0, 1.0) * (log_levels[j] - log_levels[lo])
+    return np.maximum(np.exp(log_u) / ref, 1.0)
+
+
+def _alert_scores(
+    z: np.ndarray, sign: np.ndarray, ramp: np.ndarray, valid: np.ndarray, cfg: DetectorConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(alert score, level, tail factor) per point from the evidence z, causally.
+
+    Tail: each series' own `tail_quantile` of z so far (a multiplicative stochastic-approximation
+    estimate, so it needs no history buffer and one outlier moves it one small step).  Where the
+    series' deviations run heavier than a normal's, z is divided by how much heavier: a key whose
+    hours routinely land 6 sigma out learns that 6 sigma is its normal, and one threshold then fits
+    smooth rates, bursty counts and heavy-tailed spend alike.  The factor never drops below 1, so a
+    well-behaved series keeps the floors that make "0 -> 3 calls" no alarm.
+
+    Level: z / tail mapped to [0, 1] (z_half at one half), times the warm-up ramp.
+
+    Alert score: the level, except that within an episode (a run of points at least `episode_z` out
+    on one side, gaps of up to `episode_gap` points allowed) a point past the alert line (the z at
+    DEFAULT_THRESHOLD) scores it only if it is the episode's first, or `episode_growth` times the
+    last one that did; the rest hold just under the line.  An incident is worth one alert when it starts, not one per point
+    while it lasts; if it grows it alerts again.
+    """
+    n, m = z.shape
+    q = cfg.tail_quantile
+    ref = _tail_reference(q)
+    levels = ref * np.sqrt(2.0) ** np.arange(cfg.tail_levels)  # |z| grid, ref .. ref * 2^((L-1)/2)
+    log_levels = np.log(levels)
+    # Prior: `tail_prior` points of a normal's exceedance rates, so a few early outliers do not
+    # set the tail on their own.
+    normal = np.array([2.0 * (1.0 - NormalDist().cdf(v)) for v in levels])
+    rates = np.tile(normal, (m, 1))
+    weight = np.full(m, float(cfg.tail_prior))
+    p_tail = 1.0 - q
+    z_half2 = cfg.z_half**2
+    z_alert = cfg.z_half * np.sqrt(DEFAULT_THRESHOLD / (1.0 - DEFAULT_THRESHOLD))
+    held = cfg.episode_z**2 / (cfg.episode_z**2 + z_half2)  # what a point that adds nothing new scores
+    tail_at = np.ones((n, m))
+    level = np.zeros((n, m))
+    score = np.zeros((n, m))
+    rows = np.arange(m)
+    alerted = np.zeros(m)  # z of the episode's last alert, 0 while it has none
+    gap = np.full(m, cfg.episode_gap + 1.0)
+    side = np.zeros(m)
+    for t in range(n):
+        zt = z[t]
+        factor = _tail_factor(rates, log_levels, p_tail, ref, rows)
+        tail_at[t] = factor
+        ze = zt / factor
+        lv = ze * ze / (ze * ze + z_half2) * ramp[t]
+        level[t] = lv
+        active = valid[t] & (ze >= cfg.episode_z)
+        onset = active & ((gap > cfg.episode_gap) | (sign[t] != side))
+        alerted = np.where(onset, 0.0, alerted)
+        fresh = active & (ze >= z_alert) & ((alerted == 0.0) | (ze >= cfg.episode_growth * alerted))
+        score[t] = np.where(active & (ze >= z_alert) & ~fresh, np.minimum(lv, held), lv)
+        alerted = np.where(fresh, ze, alerted)
+        side = np.where(active, sign[t], side)
+        gap = np.where(active, 0.0, gap + 1.0)
+        learn = valid[t] & (ramp[t] > 0)
+        w = np.where(ze >= z_alert, cfg.tail_alert_weight, 1.0)
+        weight = np.where(learn, np.minimum(weight + w, cfg.tail_window), weight)
+        a = np.where(learn, w / weight, 0.0)[:, None]
+        rates += a * ((zt[:, None] > levels) - rates)
+    return score, level, tail_at
 
 
 def _as_float(values: pd.Series | pd.DataFrame) -> np.ndarray:
@@ -363,16 +513,16 @@ def score_frame(series: pd.Series, config: DetectorConfig | None = None) -> pd.D
     out = pd.DataFrame(index=series.index)
     out["value"] = x
     if len(x) == 0:
-        for col in _FRAME_COLUMNS[1:5]:
+        for col in _FRAME_COLUMNS[1:6]:
             out[col] = np.array([], dtype=float)
         out["direction"] = np.array([], dtype=object)
         return out
     parts = _score_block(x.reshape(-1, 1), series.index, cfg)
-    for col in ("expected", "lower", "upper", "score"):
+    for col in ("expected", "lower", "upper", "score", "level"):
         out[col] = parts[col][:, 0]
     dev = parts["dev"][:, 0]
     sign = np.where(dev > 0, "spike", np.where(dev < 0, "drop", ""))
-    out["direction"] = np.where(parts["score"][:, 0] > 0, sign, "").astype(object)
+    out["direction"] = np.where(parts["level"][:, 0] > 0, sign, "").astype(object)
     return out
 
 
@@ -399,6 +549,8 @@ def score_many(frame: pd.DataFrame, config: DetectorConfig | None = None) -> pd.
     return pd.DataFrame(parts["score"], index=frame.index, columns=frame.columns)
 
 
+_REJOIN_GAP = DetectorConfig.episode_gap  # points below the line that do not end an episode
+
 _INCIDENT_COLUMNS = [
     "start",
     "end",
@@ -414,23 +566,25 @@ _INCIDENT_COLUMNS = [
 
 
 def incidents(frame_or_scores: pd.DataFrame | pd.Series, threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
-    """Merge consecutive points with score >= threshold into incidents.
+    """Merge consecutive points at or above `threshold` into incidents.
 
-    Accepts a `score_frame` result (then runs also split where the direction changes, and
-    magnitude is reported as observed/expected sums, their delta and ratio) or a bare score
-    Series (direction "" and NaN magnitudes).  Positions, not timestamps, define "consecutive".
+    Accepts a `score_frame` result (then an incident is a run of points whose level is at or above
+    the threshold, split where the direction changes, kept when one of its points alerted, and its
+    magnitude is reported as observed/expected sums, their delta and ratio) or a bare score Series
+    (direction "" and NaN magnitudes).  Positions, not timestamps, define "consecutive".
     """
     if isinstance(frame_or_scores, pd.DataFrame):
         frame = frame_or_scores
         scores = frame["score"].to_numpy(dtype=float)
+        level = frame["level"].to_numpy(dtype=float) if "level" in frame else scores
         direction = frame["direction"].to_numpy(dtype=object)
         observed = frame["value"].to_numpy(dtype=float)
         expected = frame["expected"].to_numpy(dtype=float)
     else:
-        scores = frame_or_scores.to_numpy(dtype=float)
+        scores = level = frame_or_scores.to_numpy(dtype=float)
         direction = np.full(len(scores), "", dtype=object)
         observed = expected = np.full(len(scores), np.nan)
-    rows = incident_rows(frame_or_scores.index, scores, direction, observed, expected, threshold)
+    rows = incident_rows(frame_or_scores.index, scores, direction, observed, expected, threshold, level)
     return pd.DataFrame(rows, columns=_INCIDENT_COLUMNS)
 
 
@@ -441,9 +595,15 @@ def incident_rows(
     observed: np.ndarray,
     expected: np.ndarray,
     threshold: float = DEFAULT_THRESHOLD,
+    level: np.ndarray | None = None,
 ) -> list[dict[str, object]]:
-    """`incidents` on plain arrays: one dict per run of flagged points (the columns of `incidents`)."""
-    flagged = np.nan_to_num(scores, nan=0.0) >= threshold
+    """`incidents` on plain arrays: one dict per run of points whose level is flagged (the columns of `incidents`).
+
+    Without `level` the scores are the level.  A run counts only if one of its points alerted (score at or
+    above the threshold): the alert score holds back the later points of an episode, the level does not.
+    """
+    level = scores if level is None else level
+    flagged = np.nan_to_num(level, nan=0.0) >= threshold
     positions = np.flatnonzero(flagged)
     if positions.size == 0:
         return []
@@ -451,10 +611,14 @@ def incident_rows(
     breaks = (np.diff(positions) != 1) | (direction[positions[1:]] != direction[positions[:-1]])
     starts = positions[np.r_[True, breaks]]
     ends = positions[np.r_[breaks, True]]
-    return [
-        _incident(index, scores, direction, observed, expected, int(a), int(b))
-        for a, b in zip(starts, ends, strict=True)
-    ]
+    alerted = np.nan_to_num(scores, nan=0.0) >= threshold
+    spans: list[list[int]] = []
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        if alerted[a : b + 1].any():
+            spans.append([a, b])
+        elif spans and a - spans[-1][1] <= _REJOIN_GAP + 1 and direction[a] == direction[spans[-1][0]]:
+            spans[-1][1] = b  # a held-back stretch of the same episode after a brief dip: the incident goes on
+    return [_incident(index, level, direction, observed, expected, a, b) for a, b in spans]
 
 
 def _incident(

@@ -178,6 +178,7 @@ def main() -> int:
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
     parser.add_argument("--scale-keys", type=int, default=1000)
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--all", action="store_true", help="judge every incident, not only the alert-worthy ones")
     args = parser.parse_args()
 
     totals: dict[str, dict[str, float]] = {m: {} for m in METRICS}
@@ -186,6 +187,8 @@ def main() -> int:
         world = World(seed=seed, n_keys=args.keys, days=90, now=NOW)
         hourly = true_hourly(world)
         found = detect(hourly, world.now().replace(tzinfo=None), threshold=args.threshold)
+        if not args.all:
+            found = found[found["alert_worthy"]]
         first_hour = pd.to_datetime(hourly.groupby("key_name")["hour"].min())
         key_days += float(((_last_hour(world) - first_hour) / pd.Timedelta(days=1)).sum())
         result = evaluate(world, found, first_hour)
