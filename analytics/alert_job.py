@@ -77,5 +77,13 @@ def check_alerts(
         webhook, undeliverable = webhook_url_from_config(sections), None
     except ValueError as exc:  # the message names the variable, never the URL
         webhook, undeliverable = None, str(exc)
-    incidents = incidents_for(db_path, now, since=now - lookback)
+    incidents = notifiable(incidents_for(db_path, now, since=now - lookback))
     return open_and_deliver(state_path(db_path), incidents, now, cooldown, webhook, undeliverable)
+
+
+def notifiable(incidents: pd.DataFrame) -> pd.DataFrame:
+    """The alert-worthy incidents, one per event: an outage that drops calls and credits together is one notice."""
+    if incidents.empty:
+        return incidents
+    worthy = incidents[incidents["alert_worthy"].astype(bool)]
+    return worthy.sort_values("peak_score", ascending=False).drop_duplicates("event").sort_values("start")

@@ -90,16 +90,20 @@ def _detect_incidents(db_path: str | Path, start: datetime, end: datetime) -> di
         return {"available": False, "reason": f"anomaly detection failed: {exc}", "incidents": []}
     if not found.empty:
         found = found[pd.to_datetime(found["start"]) < pd.Timestamp(end)]
+    minor = int((~found["alert_worthy"].astype(bool)).sum()) if "alert_worthy" in found else 0
+    if "alert_worthy" in found:
+        found = found[found["alert_worthy"].astype(bool)]
     columns = [
         c
-        for c in ("key_name", "metric", "direction", "start", "end", "peak_score", "expected", "observed")
+        for c in ("key_name", "metric", "direction", "grain", "severity", "start", "end", "peak_score", "expected",
+                  "observed")
         if c in found
-    ]
+    ]  # fmt: skip
     frame = found[columns].copy()
     for name in ("peak_score", "expected", "observed"):
         if name in frame:
             frame[name] = pd.to_numeric(frame[name], errors="coerce").round(2)
-    return {"available": True, "reason": "", "incidents": to_records(frame)}
+    return {"available": True, "reason": "", "incidents": to_records(frame), "minor": minor}
 
 
 def load_inputs(

@@ -122,8 +122,22 @@ def sections(review: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]], li
         (
             "Anomaly incidents",
             anomalies.get("incidents", []),
-            [(c, c) for c in (list(anomalies["incidents"][0])[:6] if anomalies.get("incidents") else ["key_name"])],
-            "" if anomalies.get("available") else f"Detection unavailable: {anomalies.get('reason', '')}.",
+            [
+                ("key_name", "Key"),
+                ("metric", "Metric"),
+                ("direction", "Direction"),
+                ("grain", "Grain"),
+                ("severity", "Severity"),
+                ("start", "Start"),
+                ("end", "End"),
+            ],
+            (
+                f"Detection unavailable: {anomalies.get('reason', '')}."
+                if not anomalies.get("available")
+                else f"Alert-worthy incidents only; {anomalies.get('minor', 0)} minor ones are on the Anomalies page."
+                if anomalies.get("minor")
+                else ""
+            ),
         ),
         ("Top movers by calls", _fmt_change(review["top_movers"]["calls"]), [("key_name", "Key"), *change_cols], ""),
         (

@@ -10,10 +10,10 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from analytics.alert_job import open_and_deliver
+from analytics.alert_job import notifiable, open_and_deliver
 from analytics.alerts import cooldown_from_config, webhook_url_from_config
 from analytics.anomalies import DEFAULT_THRESHOLD
-from analytics.detection import METRICS, detect, key_frame, score_metric
+from analytics.detection import METRICS, detect, key_daily_frame, key_frame, score_metric
 from store import StoreError
 from store.alert_store import (
     AlertError,
@@ -21,7 +21,7 @@ from store.alert_store import (
     list_alerts,
     resolve,
 )
-from store.anomaly_reads import hourly_series
+from store.anomaly_reads import daily_calls, hourly_series
 from store.state_file import state_path
 from ui.format import plain
 from ui.page import open_page
@@ -33,16 +33,28 @@ from ui.page import open_page
 @st.cache_data(ttl=3600, max_entries=4, show_spinner="Scoring every key's hourly history…")
 def load(db_path: str, now: datetime) -> tuple[list[str], pd.DataFrame]:
     hourly = hourly_series(db_path, now, ordered=False)  # the detector pivots: row order does not matter
-    return sorted(hourly["key_name"].unique().tolist()), detect(hourly, now)
+    daily = daily_calls(db_path, until=now)
+    keys = sorted(set(hourly["key_name"].unique()) | set(daily["key_name"].unique()))
+    return keys, detect(hourly, now, daily=daily)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
 def key_series(db_path: str, now: datetime, metric: str, key: str) -> pd.DataFrame:
     """The chart's series: the chosen key alone is read and scored (each key's score depends on its own history)."""
+    if metric == "calls daily":
+        return key_daily_frame(daily_calls(db_path, until=now, keys=[key]), key, now)
     scored = score_metric(hourly_series(db_path, now, keys=[key]), metric, now)
     if scored is None or key not in scored["value"].columns:
         return pd.DataFrame()
     return key_frame(scored, key)
+
+
+def in_words(row: pd.Series) -> str:
+    """'12 calls where about 0.2 were expected, over 3 hours'."""
+    unit = {"calls": "calls", "failed_jobs": "failed jobs", "credits": "credits"}[row["metric"]]
+    span = (pd.Timestamp(row["end"]) - pd.Timestamp(row["start"])) / pd.Timedelta(hours=1)
+    length = f"{int(span / 24) + 1} day(s)" if row["grain"] == "day" else f"{int(span) + 1} hour(s)"
+    return f"{row['observed']:,.0f} {unit} where about {row['expected']:,.1f} were expected, over {length}"
 
 
 def config_sections(config_path: Path | None) -> dict[str, Any]:
@@ -58,9 +70,10 @@ def config_sections(config_path: Path | None) -> dict[str, Any]:
 
 settings, filters, now = open_page("Anomalies")
 st.caption(
-    "Hourly grain. Calls are hourly only from when event polling began (earlier, the store holds daily "
-    "calls only); failed jobs and credits are hourly over the whole job history. Scores are causal: "
-    f"an hour is flagged at score ≥ {DEFAULT_THRESHOLD}."
+    "Calls are judged per hour from when event polling began and per day before it (the usage summary); failed "
+    "jobs and credits per hour over the whole job history. Scores are causal: a point is flagged at score ≥ "
+    f"{DEFAULT_THRESHOLD}. An incident is alert-worthy when it is past its key's first week and large against the "
+    "key's normal day; severity is its size as a share of that day (high ≥ 50 %, medium ≥ 15 %). Times are UTC."
 )
 
 keys, found = load(str(settings.db_path), now.replace(minute=0, second=0, microsecond=0))
@@ -70,7 +83,9 @@ if not keys:
 left, right = st.columns(2)
 default_key = found["key_name"].iloc[-1] if not found.empty else keys[0]
 key = left.selectbox("Key", keys, index=keys.index(default_key), key="anomaly_key")
-metric = right.selectbox("Metric", list(METRICS), key="anomaly_metric")
+metric = right.selectbox(
+    "Metric", [*METRICS, "calls daily"], key="anomaly_metric", help="calls daily: the usage summary, day by day"
+)
 
 frame = key_series(str(settings.db_path), now.replace(minute=0, second=0, microsecond=0), metric, key)
 start = pd.Timestamp(filters.start)
@@ -82,8 +97,10 @@ if frame.empty:
     )
 else:
     data = frame.reset_index(names="hour")
-    data["flagged"] = data["score"] >= DEFAULT_THRESHOLD
-    base = alt.Chart(data).encode(x=alt.X("hour:T", title="hour (UTC)"))
+    data["flagged"] = data["level"] >= DEFAULT_THRESHOLD
+    data["lower"] = data["lower"].clip(lower=0.0)  # counts, failures and credits are never negative
+    grain = "day" if metric == "calls daily" else "hour"
+    base = alt.Chart(data).encode(x=alt.X("hour:T", title=f"{grain} (UTC)"))
     band = base.mark_area(opacity=0.25).encode(y=alt.Y("lower:Q", title=metric), y2="upper:Q")
     line = base.mark_line().encode(y="value:Q", tooltip=["hour:T", "value:Q", "expected:Q", "score:Q"])
     points = (
@@ -94,7 +111,10 @@ else:
     st.altair_chart(band + line + points, width="stretch")
 
 st.subheader("Incidents")
+worthy_only = st.toggle("Alert-worthy only", value=True, key="anomaly_worthy_only")
 shown = found[pd.to_datetime(found["end"]) >= start] if not found.empty else found
+if worthy_only and not shown.empty:
+    shown = shown[shown["alert_worthy"].astype(bool)]
 if shown.empty:
     st.success("No incidents in this range.")
 else:
@@ -103,12 +123,13 @@ else:
             "key": "key_detail?key=" + shown["key_name"].map(lambda n: quote(n, safe="")),
             "metric": shown["metric"],
             "direction": shown["direction"],
+            "severity": shown["severity"],
+            "what": shown.apply(in_words, axis=1),
             "start": shown["start"],
             "end": shown["end"],
-            "peak score": shown["peak_score"].round(3),
-            "expected": shown["expected"].round(1),
-            "observed": shown["observed"].round(1),
             "grain": shown["grain"],
+            "peak score": shown["peak_score"].round(3),
+            "event": shown["event"],
         }
     ).sort_values("start", ascending=False)
     st.dataframe(
@@ -147,7 +168,7 @@ st.caption(
 )
 if st.button("Open alerts for these incidents", disabled=shown.empty, key="alerts_sync"):
     try:
-        run = open_and_deliver(state_file, shown, now, cooldown, webhook, undeliverable)
+        run = open_and_deliver(state_file, notifiable(shown), now, cooldown, webhook, undeliverable)
         note = f" Delivered {run.delivered}, failed {run.failed}." if webhook or undeliverable else ""
         st.success(f"Opened {run.opened} new alert(s).{note}")
     except StoreError as exc:

@@ -36,22 +36,6 @@ def _df(db_path: str | Path, sql: str, params: list[Any] | None = None) -> pd.Da
         return con.execute(sql, params or []).df()
 
 
-def events_coverage(db_path: str | Path) -> pd.DataFrame:
-    """Per configured key: `covered_since` (NaT when events were never collected) and `hourly_from`.
-
-    `hourly_from` is the first whole hour at or after `covered_since`: from there on hourly calls are complete.
-    """
-    return _df(
-        db_path,
-        f"""
-        SELECT key_name, covered_since,
-               CASE WHEN covered_since = date_trunc('hour', covered_since) THEN covered_since
-                    ELSE date_trunc('hour', covered_since) + INTERVAL 1 HOUR END AS hourly_from
-        FROM ({_COVERAGE}) ORDER BY key_name
-        """,
-    )
-
-
 def hourly_series(
     db_path: str | Path,
     until: datetime,
@@ -118,22 +102,28 @@ def hourly_series(
         return arrow_frame(con, sql, params)
 
 
-def daily_calls(db_path: str | Path, keys: list[str] | None = None) -> pd.DataFrame:
-    """Daily grain: [key_name, day, value, hourly_covered] from the usage summary, all days the store holds.
+def daily_calls(db_path: str | Path, until: datetime | None = None, keys: list[str] | None = None) -> pd.DataFrame:
+    """Daily grain: [key_name, day, value, hourly_from] from the usage summary, days before `until`.
 
-    `hourly_covered` is true for days on or after the day events coverage began (hourly calls exist).
+    `hourly_from` is the key's first whole hour of hourly calls (events coverage; NaT when events were
+    never collected): a day that does not lie wholly after it has calls only at daily grain.
     """
     key_where, params = "", []
     if keys:
         key_where = " AND list_contains(?, u.key_name)"
         params = [list(keys)]
+    until_where = ""
+    if until is not None:
+        until_where = " AND u.day < ?::TIMESTAMP"
+        params = [*params, until]
     return _df(
         db_path,
         f"""
         SELECT u.key_name, u.day::TIMESTAMP AS day, u.calls::DOUBLE AS value,
-               coalesce(u.day >= c.covered_since::DATE, FALSE) AS hourly_covered
+               CASE WHEN c.covered_since = date_trunc('hour', c.covered_since) THEN c.covered_since
+                    ELSE date_trunc('hour', c.covered_since) + INTERVAL 1 HOUR END AS hourly_from
         FROM key_daily_usage u LEFT JOIN ({_COVERAGE}) c USING (key_name)
-        WHERE TRUE{key_where}
+        WHERE TRUE{key_where}{until_where}
         ORDER BY u.key_name, u.day
         """,
         params,
