@@ -28,8 +28,10 @@ bench-collector: $(VENV)/.installed
 	$(VENV)/bin/python scripts/bench_collector.py
 
 bench-anomalies: $(VENV)/.installed
-	$(VENV)/bin/python scripts/bench_anomalies_real.py
+	$(VENV)/bin/python ../shared/tools/nab_score.py --detector analytics.anomalies:spike_scores --reference --strict-causal
 	$(VENV)/bin/python scripts/bench_anomalies_sim.py
+	$(VENV)/bin/python scripts/bench_anomalies_sim.py --skip-scale --coverage-days 3
+	$(VENV)/bin/python scripts/bench_anomalies_sim.py --skip-scale --all
 
 SCALE_DB ?= /tmp/scale.duckdb
 bench-pages: $(VENV)/.installed

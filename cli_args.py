@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Iterable
+from pathlib import Path
 from typing import NoReturn
 
 
@@ -33,3 +36,31 @@ def non_negative(text: str) -> float:
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0")
     return value
+
+
+def check_output(flag: str, out: str, force: bool, inputs: Iterable[str | Path | None]) -> None:
+    """Refuse (ValueError, one line) an output file that is one of the command's inputs, or exists without --force.
+
+    An input is never overwritten, even with --force: `review --db X --out X` once replaced a database
+    with its own report. A database's write-ahead log (`X.wal`) counts as the database.
+    """
+    target = Path(out)
+    for item in inputs:
+        if item is None:
+            continue
+        source = Path(item)
+        for candidate in (source, source.with_name(source.name + ".wal")):
+            if _same_file(target, candidate):
+                raise ValueError(f"{flag}: {out} is a file this command reads ({source}): choose another file")
+    if target.is_dir():
+        raise ValueError(f"{flag}: {out} is a folder: give a file name")
+    if target.exists() and not force:
+        raise ValueError(f"{flag}: {out} already exists: pass --force to replace it")
+    if not target.parent.is_dir():
+        raise ValueError(f"{flag}: cannot write {out}: the folder {target.parent} does not exist")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()

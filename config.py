@@ -27,6 +27,7 @@ from domain import (
     mask_secret,
     normalize_environment,
 )
+from untrusted import UnsafeURL, check_url
 
 __all__ = [
     "ENVIRONMENT_ALIASES",
@@ -58,11 +59,13 @@ _KEY_FIELDS = {
     "secret_env",
     "created_at",
     "rotated_at",
-    "note",
 }
-_API_FIELDS = {"base_url", "admin_token_env", "admin_token"}
+_API_FIELDS = {"base_url", "admin_token_env", "allow_link_local"}
 _SECTIONS = {"api", "keys", "collector", "rules", "alerts", "reconciliation", "pricing", "review", "dashboard"}
-_ALERT_FIELDS = {"webhook_url_env", "cooldown_hours", "check_minutes"}
+_ALERT_FIELDS = {"webhook_url_env", "cooldown_hours", "check_minutes", "allow_link_local"}
+MAX_KEY_NAME = 100
+MAX_OWNER = 200
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 DEFAULT_ALERT_CHECK_MINUTES = 10
 _REVIEW_FIELDS = {"weekly_cron", "reports_dir"}
 DEFAULT_REPORTS_DIR = "data/reports"
@@ -124,12 +127,24 @@ class AlertSettings:
     webhook_url_env: str | None = None
     cooldown: timedelta = timedelta(hours=6)
     check_minutes: float = DEFAULT_ALERT_CHECK_MINUTES
+    allow_link_local: bool = False
 
     def webhook_url(self) -> str | None:
-        """The webhook URL from the environment at the moment of use (None when unset)."""
+        """The webhook URL from the environment at the moment of use (None when unset).
+
+        Raises ValueError (never echoing the URL) when it is not an http(s) URL safe to post to.
+        """
         if not self.webhook_url_env:
             return None
-        return os.environ.get(self.webhook_url_env, "").strip() or None
+        value = os.environ.get(self.webhook_url_env, "").strip()
+        if not value:
+            return None
+        try:
+            return check_url(value, allow_link_local=self.allow_link_local)
+        except UnsafeURL as exc:
+            raise ValueError(
+                f"the webhook URL in ${self.webhook_url_env} {exc}; the URL is a secret, so it is not shown"
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -175,6 +190,45 @@ def _parse_time(value: Any, where: str) -> datetime | None:
     return parsed
 
 
+def _is_env_name(value: Any) -> bool:
+    return isinstance(value, str) and _ENV_NAME.fullmatch(value) is not None
+
+
+def _flag(table: dict[str, Any], name: str, where: str) -> bool:
+    value = table.get(name, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where} {name}: must be true or false")
+    return value
+
+
+def _text_field(raw: dict[str, Any], name: str, where: str, limit: int) -> str | None:
+    """An optional one-line text field (owner, owner_status); shown on pages and in exports, so bounded."""
+    value = raw.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} {name}: must be text")
+    value = value.strip()
+    if len(value) > limit or not value.isprintable():
+        problem = f"it has {len(value):,}" if len(value) > limit else "it has a line break or control character"
+        raise ConfigError(f"{where} {name}: must be at most {limit} printable characters on one line ({problem})")
+    return value or None
+
+
+def _key_name(raw: dict[str, Any], where: str) -> str:
+    """A key's name: 1–100 printable characters on one line (it reaches logs, pages, exports and URLs)."""
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{where}: 'name' is required")
+    name = name.strip()
+    if len(name) > MAX_KEY_NAME or not name.isprintable():
+        problem = f"{len(name):,} characters" if len(name) > MAX_KEY_NAME else "a line break or control character"
+        raise ConfigError(
+            f"{where}: 'name' must be 1 to {MAX_KEY_NAME} printable characters on one line (it has {problem})"
+        )
+    return name
+
+
 def _streamlit_secrets(config_dir: Path) -> dict[str, Any]:
     for candidate in (config_dir / ".streamlit" / "secrets.toml", Path(".streamlit") / "secrets.toml"):
         if candidate.is_file():
@@ -192,7 +246,7 @@ def _resolve_secret(raw: dict[str, Any], where: str, secrets_toml: dict[str, Any
         secret = raw["secret"]
     elif "secret_env" in raw:
         var = raw["secret_env"]
-        if not isinstance(var, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", var) or var.startswith("rbv_"):
+        if not _is_env_name(var) or var.startswith("rbv_"):
             # Likely the secret itself pasted in the wrong field: say so without echoing it.
             raise ConfigError(
                 f"{where}: secret_env must be the name of an environment variable (like RBV_KEY_PROD); "
@@ -237,7 +291,7 @@ def _collector_settings(raw: dict[str, Any], where: str) -> CollectorSettings:
     return CollectorSettings(**{**defaults.__dict__, **values})
 
 
-def _alerts(alerts: Any, label: str) -> AlertSettings:
+def _alerts(alerts: Any, label: str, secrets: bool) -> AlertSettings:
     """`[alerts]`: a webhook URL is a secret, so only the name of the variable holding it may be given."""
     if not isinstance(alerts, dict):
         raise ConfigError(f"{label}: [alerts] must be a table")
@@ -250,17 +304,33 @@ def _alerts(alerts: Any, label: str) -> AlertSettings:
     if unknown:
         known = ", ".join(sorted(_ALERT_FIELDS))
         raise ConfigError(f"{label} [alerts]: unknown field(s) {', '.join(sorted(unknown))} (known: {known})")
+    allow_link_local = _flag(alerts, "allow_link_local", f"{label} [alerts]")
+    var = alerts.get("webhook_url_env")
+    if var is not None:
+        if not _is_env_name(var):
+            raise ConfigError(
+                f"{label} [alerts] webhook_url_env: must be the name of an environment variable (like "
+                "RBV_ALERT_WEBHOOK); the value given is not one (it may be the URL itself, so it is not shown)"
+            )
+        url = os.environ.get(var, "").strip() if secrets else ""  # the dashboard never posts: not its secret
+        if url:
+            try:
+                check_url(url, allow_link_local=allow_link_local)
+            except UnsafeURL as exc:  # never echo the URL: it is the secret
+                raise ConfigError(
+                    f"{label} [alerts]: the webhook URL in ${var} {exc}; the URL is a secret, so it is not shown"
+                ) from None
     minutes = alerts.get("check_minutes", DEFAULT_ALERT_CHECK_MINUTES)
     if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not 1 <= minutes <= 1440:
         raise ConfigError(f"{label} [alerts] check_minutes: must be a number of minutes from 1 to 1440")
     hours = alerts.get("cooldown_hours", 6)
     if isinstance(hours, bool) or not isinstance(hours, int | float) or not math.isfinite(hours) or hours < 0:
         raise ConfigError(f"{label} [alerts] cooldown_hours: must be a non-negative number")
-    variable = alerts.get("webhook_url_env")
     return AlertSettings(
-        webhook_url_env=str(variable) if variable else None,
+        webhook_url_env=str(var) if var else None,
         cooldown=timedelta(hours=float(hours)),
         check_minutes=float(minutes),
+        allow_link_local=allow_link_local,
     )
 
 
@@ -451,7 +521,7 @@ def config_from_dict(
             f"{label}: unknown top-level section(s) or field(s) {', '.join(sorted(unknown))} "
             f"(known sections: {', '.join(sorted(_SECTIONS))})"
         )
-    alerts = _alerts(data.get("alerts", {}), label)
+    alerts = _alerts(data.get("alerts", {}), label, secrets)
     review = _review(data.get("review", {}), label)
     analysis = {}
     for name, parse in (("rules", rules_section), ("reconciliation", reconciliation_section)):
@@ -472,15 +542,29 @@ def config_from_dict(
     api = data.get("api", {})
     if not isinstance(api, dict):
         raise ConfigError(f"{label}: [api] must be a table")
+    if "admin_token" in api:  # never echo the value: it is the secret
+        raise ConfigError(
+            f"{label} [api]: admin_token must not be written in the config (it is a secret); put it in an "
+            "environment variable and name that variable with admin_token_env"
+        )
     unknown_api = set(api) - _API_FIELDS
     if unknown_api:
-        raise ConfigError(f"{label} [api]: unknown field(s) {', '.join(sorted(unknown_api))}")
-    base_url = (base_url_override or api.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
-    if not re.match(r"^https?://[^\s/]+", base_url):
-        raise ConfigError(f"{label} [api]: base_url '{base_url}' is not an http(s) URL")
-    admin_token = api.get("admin_token")
-    if not admin_token and api.get("admin_token_env"):
-        admin_token = os.environ.get(str(api["admin_token_env"])) or None
+        known = ", ".join(sorted(_API_FIELDS))
+        raise ConfigError(f"{label} [api]: unknown field(s) {', '.join(sorted(unknown_api))} (known: {known})")
+    base_url = base_url_override or api.get("base_url") or DEFAULT_BASE_URL
+    source = "--base-url" if base_url_override else "[api] base_url"
+    try:
+        base_url = check_url(base_url, allow_link_local=_flag(api, "allow_link_local", f"{label} [api]")).rstrip("/")
+    except UnsafeURL as exc:  # not echoed: a URL with credentials in it would put them in the message
+        raise ConfigError(f"{label}: {source} {exc}") from None
+    admin_token = None
+    if api.get("admin_token_env") is not None:
+        if not _is_env_name(api["admin_token_env"]):
+            raise ConfigError(
+                f"{label} [api] admin_token_env: must be the name of an environment variable (like RBV_ADMIN_TOKEN); "
+                "the value given is not one (it may be the token itself, so it is not shown)"
+            )
+        admin_token = os.environ.get(api["admin_token_env"]) or None
 
     raw_keys = data.get("keys", [])
     if not isinstance(raw_keys, list) or (secrets and not raw_keys):
@@ -492,16 +576,18 @@ def config_from_dict(
         where = f"{label} [[keys]] #{index}"
         if not isinstance(raw, dict):
             raise ConfigError(f"{where}: expected a table")
+        if "note" in raw:
+            raise ConfigError(
+                f"{where}: 'note' is not stored or shown anywhere, so it is refused rather than dropped; "
+                "keep such remarks as a TOML comment (# ...) beside the key"
+            )
         unknown_fields = set(raw) - _KEY_FIELDS
         if unknown_fields:
             raise ConfigError(
                 f"{where}: unknown field(s) {', '.join(sorted(unknown_fields))} "
                 f"(known: {', '.join(sorted(_KEY_FIELDS))})"
             )
-        name = raw.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise ConfigError(f"{where}: 'name' is required")
-        name = name.strip()
+        name = _key_name(raw, where)
         where = f"{label} key '{name}'"
         if name in seen:
             raise ConfigError(f"{where}: the name is configured twice")
@@ -518,8 +604,8 @@ def config_from_dict(
         key = KeyConfig(
             name=name,
             environment=environment,
-            owner=(str(raw["owner"]).strip() or None) if raw.get("owner") else None,
-            owner_status=str(raw["owner_status"]).strip().lower() if raw.get("owner_status") else None,
+            owner=_text_field(raw, "owner", where, MAX_OWNER),
+            owner_status=(_text_field(raw, "owner_status", where, 40) or "").lower() or None,
             created_at=_parse_time(raw.get("created_at"), f"{where} created_at"),
             rotated_at=_parse_time(raw.get("rotated_at"), f"{where} rotated_at"),
             secret=secret,

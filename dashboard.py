@@ -3,9 +3,12 @@
 import streamlit as st
 
 from ui.auth import require_access
+from ui.format import plain
 from ui.settings import load_settings
 
-st.set_page_config(page_title="RBV key monitor", page_icon=":material/key:", layout="wide")
+# An emoji favicon is drawn in the browser; a `:material/…:` one would be fetched from fonts.gstatic.com on
+# every page view (a call home the tests forbid).
+st.set_page_config(page_title="RBV key monitor", page_icon="🔑", layout="wide")
 
 if not require_access():
     st.stop()
@@ -25,5 +28,5 @@ pages = [
 ]
 navigation = st.navigation(pages)
 with st.sidebar:
-    st.caption(f"Database: `{settings.db_path}`" + (" · demo" if settings.demo else ""))
+    st.caption(f"Database: {plain(settings.db_path, None)}" + (" · demo" if settings.demo else ""))
 navigation.run()

@@ -1,4 +1,5 @@
-"""Alert messages: the Slack-compatible webhook payload an alert is posted as (service.alerts posts it)."""
+"""Alert messages and which incidents deserve one: the Slack-compatible payload an alert is posted as
+(service.alerts posts it through collectors.http_client) and the alert-worthy incidents, one per event."""
 
 from __future__ import annotations
 
@@ -14,15 +15,31 @@ def _when(value: Any) -> str:
     return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _slack_text(value: Any) -> str:
+    """A value as Slack message text: `<…>` (links, @channel mentions) and `&` escaped as Slack asks."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_payload(alert: Mapping[str, Any]) -> dict[str, str]:
     """`{"text": ...}` naming the key, metric, direction, incident start and peak score."""
     peak = alert.get("peak_score")
     peak_text = "?" if peak is None or pd.isna(peak) else f"{float(peak):.2f}"
-    direction = str(alert.get("direction", "?"))
+    direction = _slack_text(alert.get("direction", "?"))
     arrow = {"up": "spike", "down": "drop"}.get(direction, direction)
     text = (
-        f":rotating_light: Anomaly on key *{alert.get('key_name', '?')}*: {alert.get('metric', '?')} "
+        f":rotating_light: Anomaly on key *{_slack_text(alert.get('key_name', '?'))}*: "
+        f"{_slack_text(alert.get('metric', '?'))} "
         f"{arrow} ({direction}) since {_when(alert.get('incident_start', alert.get('start')))}, "
         f"peak score {peak_text}"
     )
     return {"text": text}
+
+
+def notifiable(incidents: pd.DataFrame) -> pd.DataFrame:
+    """The alert-worthy incidents, one per event: an outage that drops calls and credits together is one notice."""
+    if incidents.empty:
+        return incidents
+    worthy = incidents[incidents["alert_worthy"].astype(bool)] if "alert_worthy" in incidents else incidents
+    if "event" not in worthy:
+        return worthy.sort_values("start")
+    return worthy.sort_values("peak_score", ascending=False).drop_duplicates("event").sort_values("start")

@@ -72,17 +72,22 @@ def week_bounds(week: str) -> tuple[datetime, datetime]:
 
 
 def anomaly_section(found: pd.DataFrame) -> dict[str, Any]:
-    """The review's incidents section from the incidents that touch its week (any columns the detector gave)."""
+    """The review's incidents section from the incidents that touch its week (any columns the detector gave):
+    the alert-worthy ones listed, the minor ones counted."""
+    minor = int((~found["alert_worthy"].astype(bool)).sum()) if "alert_worthy" in found else 0
+    if "alert_worthy" in found:
+        found = found[found["alert_worthy"].astype(bool)]
     columns = [
         c
-        for c in ("key_name", "metric", "direction", "start", "end", "peak_score", "expected", "observed")
+        for c in ("key_name", "metric", "direction", "grain", "severity", "start", "end", "peak_score", "expected",
+                  "observed")
         if c in found
-    ]
+    ]  # fmt: skip
     frame = found[columns].copy()
     for name in ("peak_score", "expected", "observed"):
         if name in frame:
             frame[name] = pd.to_numeric(frame[name], errors="coerce").round(2)
-    return {"available": True, "reason": "", "incidents": to_records(frame)}
+    return {"available": True, "reason": "", "incidents": to_records(frame), "minor": minor}
 
 
 def _pairs(findings: pd.DataFrame | None) -> set[tuple[str, str]]:

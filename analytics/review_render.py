@@ -12,6 +12,7 @@ import pandas as pd
 import vl_convert as vlc
 
 from analytics.export import _plain
+from untrusted import markdown_text
 
 
 def _jsonable(value: Any) -> Any:
@@ -37,7 +38,8 @@ def _pct(value: Any) -> str:
 
 
 def _md_cell(value: Any) -> str:
-    return str("" if value is None else value).replace("|", "\\|").replace("\n", " ")
+    """A table cell: names, owners, notes and errors came from data, so they are text, never Markdown or HTML."""
+    return markdown_text("" if value is None else value, block_start=False)
 
 
 def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> list[str]:
@@ -120,8 +122,22 @@ def sections(review: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]], li
         (
             "Anomaly incidents",
             anomalies.get("incidents", []),
-            [(c, c) for c in (list(anomalies["incidents"][0])[:6] if anomalies.get("incidents") else ["key_name"])],
-            "" if anomalies.get("available") else f"Detection unavailable: {anomalies.get('reason', '')}.",
+            [
+                ("key_name", "Key"),
+                ("metric", "Metric"),
+                ("direction", "Direction"),
+                ("grain", "Grain"),
+                ("severity", "Severity"),
+                ("start", "Start"),
+                ("end", "End"),
+            ],
+            (
+                f"Detection unavailable: {anomalies.get('reason', '')}."
+                if not anomalies.get("available")
+                else f"Alert-worthy incidents only; {anomalies.get('minor', 0)} minor ones are on the Anomalies page."
+                if anomalies.get("minor")
+                else ""
+            ),
         ),
         ("Top movers by calls", _fmt_change(review["top_movers"]["calls"]), [("key_name", "Key"), *change_cols], ""),
         (
@@ -217,7 +233,7 @@ def to_markdown(review: dict[str, Any]) -> str:
     for title, rows, columns, note in sections(review):
         out += [f"## {title}", ""]
         if note:
-            out += [note, ""]
+            out += [markdown_text(note), ""]  # some notes carry an error message from the data
         out += _table(rows, columns)
     return "\n".join(out).rstrip() + "\n"
 

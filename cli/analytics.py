@@ -6,6 +6,7 @@ import sys
 
 from cli import anomalies, keys, reconcile, review
 from cli_args import OneLineParser
+from private_files import restricted_umask
 
 # Each command's module exposes `register(subparsers)` and `run(args) -> int`.
 COMMANDS = {"keys": keys, "anomalies": anomalies, "reconcile": reconcile, "review": review}
@@ -17,7 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     for module in COMMANDS.values():
         module.register(sub)
     args = parser.parse_args(argv)
-    return COMMANDS[args.command].run(args)
+    with restricted_umask():
+        return COMMANDS[args.command].run(args)
 
 
 if __name__ == "__main__":

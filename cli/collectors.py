@@ -11,8 +11,18 @@ import sys
 
 from cli_args import OneLineParser, non_negative, positive_int
 from config import Config, ConfigError, load_config
+from private_files import restricted_umask
 from service.collection import apply_retention, collect_and_refresh
 from store import StoreError
+from untrusted import log_text
+
+
+class OneLineFormatter(logging.Formatter):
+    """Log records whose text (upstream error messages, names) cannot forge a line: control characters escaped."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        record.message = log_text(record.message)
+        return super().formatMessage(record)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,10 +59,10 @@ def _refresh(args: argparse.Namespace) -> int:
         require_db(args.db)
         done = refresh_results(args.db, config.rules, config.reconciliation, as_of=now)
     except UsageError as exc:
-        print(f"python -m collectors refresh: error: {exc}", file=sys.stderr)
+        print(f"python -m collectors refresh: error: {log_text(exc)}", file=sys.stderr)
         return 2
     except StoreError as exc:
-        print(f"database error: {exc}", file=sys.stderr)
+        print(f"database error: {log_text(exc)}", file=sys.stderr)
         return 1
     print(done.line())
     return 0
@@ -70,14 +80,22 @@ def _apply_overrides(config: Config, args: argparse.Namespace) -> Config:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "refresh":
-        return _refresh(args)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+        with restricted_umask():
+            return _refresh(args)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[handler])
     if not args.verbose:
         logging.getLogger("httpx").setLevel(logging.WARNING)
+    with restricted_umask():
+        return _run(args)
+
+
+def _progress(message: str) -> None:
+    print(log_text(message), file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         config = _apply_overrides(load_config(args.config, args.base_url), args)
         endpoints = None
@@ -90,25 +108,23 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"unknown endpoint(s) {', '.join(unknown)}; known: {', '.join(ENDPOINTS)}")
         if args.command == "once":
             kwargs = {"endpoints": endpoints} if endpoints else {}
-            done = asyncio.run(
-                collect_and_refresh(config, args.db, progress=lambda m: print(m, file=sys.stderr), **kwargs)
-            )
+            done = asyncio.run(collect_and_refresh(config, args.db, progress=_progress, **kwargs))
             apply_retention(config, args.db)
             summary = done.run
             print(summary.line())
             if done.results is not None:  # stdout keeps its one line; the refresh is reported beside progress
                 print(done.results.line(), file=sys.stderr)
             elif done.results_error is not None:
-                print(f"results not refreshed: {done.results_error}", file=sys.stderr)
+                print(f"results not refreshed: {log_text(done.results_error)}", file=sys.stderr)
             return 0 if summary.keys_ok or not config.keys else 1
         from service.scheduler import serve
 
         return serve(config, args.db, run_first=args.run_first)
     except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
+        print(f"config error: {log_text(exc)}", file=sys.stderr)
         return 2
     except StoreError as exc:
-        print(f"database error: {exc}", file=sys.stderr)
+        print(f"database error: {log_text(exc)}", file=sys.stderr)
         return 1
     except OSError as exc:  # e.g. --db under a path that is a file: cannot create the database there
         where = f" ({exc.filename})" if exc.filename else ""

@@ -13,6 +13,8 @@ from analytics import credits
 from analytics.export import to_csv, to_json
 from analytics.ledger import LedgerInvalid, describe_size, load_ledger
 from cli.common import UsageError, analysis_config
+from cli_args import check_output
+from private_files import write_private
 from service.credits import billing_data
 from store import StoreError
 
@@ -39,7 +41,8 @@ def register(subparsers: Any) -> None:
     )
     cmd.add_argument("--rounding", choices=tuple(credits.ROUNDING_POLICIES), help="override the rounding policy")
     cmd.add_argument("--tolerance", type=float, help="override the tolerance in credits (default 0.01)")
-    cmd.add_argument("--output", "-o", help="write to this file instead of stdout")
+    cmd.add_argument("--output", "-o", help="write to this file instead of stdout (never one of the inputs)")
+    cmd.add_argument("--force", action="store_true", help="replace --output if it exists")
 
 
 def _instant(text: str, flag: str) -> datetime:
@@ -86,6 +89,11 @@ def _read_ledger(path: str, settings: credits.ReconcileSettings) -> Any:
 
 def reconcile(args: argparse.Namespace) -> tuple[str, list[str]]:
     """The report text, and the notes for stderr: which pricing judged it, and what was not judged."""
+    if args.output:  # before the work, not after
+        try:
+            check_output("--output", args.output, args.force, (args.db, args.ledger, args.config))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     settings = _settings(args)
     now = _instant(args.now, "--now") if args.now else datetime.now(UTC).replace(tzinfo=None)
     since = _instant(args.since, "--since") if args.since else None
@@ -127,7 +135,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.output:
         try:
-            Path(args.output).write_text(text, encoding="utf-8")
+            write_private(args.output, text, replace=args.force)
+        except FileExistsError:
+            print(f"error: --output: {args.output} already exists: pass --force to replace it", file=sys.stderr)
+            return 2
         except OSError as exc:
             print(f"error: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
             return 2

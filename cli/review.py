@@ -9,6 +9,8 @@ from pathlib import Path
 from analytics.review import WeekError, default_week, parse_week
 from analytics.review_render import render
 from cli.common import UsageError, analysis_config, parse_now, say_provenance
+from cli_args import check_output
+from private_files import write_private
 from service.review import week_review
 from store import StoreError
 from store.decisions import last_decisions
@@ -25,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--state-db", help="the dashboard's state DuckDB with decisions (default: RBV_STATE_DB or beside --db)"
     )
     cmd.add_argument("--format", choices=("html", "md", "json"), required=True)
-    cmd.add_argument("--out", required=True, help="file to write ('-' for stdout)")
+    cmd.add_argument("--out", required=True, help="file to write ('-' for stdout); never one of the inputs")
+    cmd.add_argument("--force", action="store_true", help="replace --out if it exists")
 
 
 def report(args: argparse.Namespace) -> str:
@@ -40,8 +43,11 @@ def report(args: argparse.Namespace) -> str:
     if not Path(args.db).is_file():
         raise UsageError(f"--db: {args.db} does not exist")
     state = Path(args.state_db) if args.state_db else state_path(args.db)
-    if args.out != "-" and not Path(args.out).parent.is_dir():  # fail before the (slow) report, not after
-        raise UsageError(f"--out: cannot write {args.out}: the folder {Path(args.out).parent} does not exist")
+    if args.out != "-":  # fail before the (slow) report, not after
+        try:
+            check_output("--out", args.out, args.force, (args.db, state, args.config))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     try:
         if state.exists():
             last_decisions(state)  # an unreadable state file fails here, before the report is computed
@@ -58,9 +64,12 @@ def run(args: argparse.Namespace) -> int:
         if args.out == "-":
             sys.stdout.write(text)
         else:
-            Path(args.out).write_text(text, encoding="utf-8")
+            write_private(args.out, text, replace=args.force)
     except UsageError as exc:
         print(f"analytics review: error: {exc}", file=sys.stderr)
+        return 2
+    except FileExistsError:  # appeared while the report was computed
+        print(f"analytics review: error: --out: {args.out} already exists: pass --force to replace it", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"analytics review: error: cannot write {args.out}: {exc.strerror}", file=sys.stderr)

@@ -16,6 +16,8 @@ import httpx
 import orjson
 from httpx_aiohttp import AiohttpTransport
 
+from untrusted import UnsafeURL, check_url
+
 log = logging.getLogger("collectors.http")
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -278,6 +280,12 @@ def post_json(
     """POST `payload` as JSON (a webhook notification) under the same retry policy as the API's requests:
     429, 5xx and transport errors are retried with jittered backoff (Retry-After honoured), other 4xx are
     not, and redirects are not followed. Blocking: run it in the service's worker thread, never in a page."""
+    try:
+        check_url(url, allow_link_local=True)  # the link-local rule was applied where the URL was configured
+    except UnsafeURL as exc:
+        reason = f"webhook URL {exc}; nothing was sent"
+        log.warning("alert delivery not attempted: %s", reason)
+        return PostOutcome(False, 0, reason)
     policy = retry or RetryPolicy(max_attempts=3)
     rng = random.Random(seed)
     _SECRET_URLS.urls.add(url)

@@ -13,6 +13,7 @@ from ui.data import provenance_caption, read
 from ui.format import local_time, number, plain, relative_age
 from ui.key_findings import keys_with_findings
 from ui.page import open_page
+from untrusted import http_link
 
 settings, filters, now = open_page("Key detail")
 
@@ -40,11 +41,11 @@ if requested != key_name:
     st.query_params["key"] = key_name
 
 key = inventory.set_index("key_name").loc[key_name]
-st.subheader(key_name)
+st.subheader(plain(key_name, None))
 cols = st.columns(5)
-cols[0].metric("Environment", key["environment"])
-cols[1].metric("Owner", key["owner"] if isinstance(key["owner"], str) else "— none —")
-cols[2].metric("Masked key", key["masked_key"])
+cols[0].metric("Environment", plain(key["environment"]))
+cols[1].metric("Owner", plain(key["owner"], None) if isinstance(key["owner"], str) else "— none —")
+cols[2].metric("Masked key", plain(key["masked_key"]))
 rotation_base = key["rotated_at"] if pd.notna(key["rotated_at"]) else key["created_at"]
 cols[3].metric(
     "Secret age",
@@ -65,7 +66,7 @@ if mine.empty:
 else:
     st.markdown(
         "\n".join(
-            f"- :orange-badge[{r.finding}] {FINDINGS.get(r.finding, r.finding)}: {r.detail}"
+            f"- :orange-badge[{r.finding}] {FINDINGS.get(r.finding, r.finding)}: {plain(r.detail, None)}"
             for r in mine.itertuples(index=False)
         )
     )
@@ -140,7 +141,10 @@ if jobs.empty:
     st.info("No jobs match." if search else "This key has no jobs.")
 else:
     st.caption(f"{len(jobs)} newest matching job(s) shown, newest first.")
-    shown = jobs.assign(created_at=jobs["created_at"].map(lambda t: local_time(t, filters.tz)))
+    shown = jobs.assign(
+        created_at=jobs["created_at"].map(lambda t: local_time(t, filters.tz)),
+        output_url=jobs["output_url"].map(http_link),  # a link only when it is an http(s) URL
+    )
     st.dataframe(
         shown,
         hide_index=True,

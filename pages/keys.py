@@ -8,7 +8,7 @@ import streamlit as st
 from analytics.export import csv_frame
 from analytics.keys import FINDINGS, STALE_FINDINGS, deletion_candidates
 from ui.data import provenance_caption
-from ui.format import local_time, relative_age
+from ui.format import local_time, plain, relative_age
 from ui.key_findings import keys_with_findings
 from ui.page import open_page
 
@@ -28,7 +28,7 @@ settings, filters, now = open_page("Keys")
 
 view, rules_problem = keys_with_findings(settings, now)
 if rules_problem:
-    st.warning(rules_problem, icon=":material/rule:")
+    st.warning(plain(rules_problem, None), icon=":material/rule:")
 provenance_caption("findings", view.findings.provenance)
 findings = view.findings.frame
 inventory = view.inventory
@@ -129,7 +129,10 @@ with tab_findings:
             rows = in_scope[in_scope["finding"] == finding]
             with st.expander(f"{FINDINGS[finding]} ({len(rows)})", expanded=finding in counts.index[:1]):
                 st.markdown(
-                    "\n".join(f"- {badge(finding)} **{r.key_name}**: {r.detail}" for r in rows.itertuples(index=False))
+                    "\n".join(
+                        f"- {badge(finding)} **{plain(r.key_name, None)}**: {plain(r.detail, None)}"
+                        for r in rows.itertuples(index=False)
+                    )
                 )
         listed = in_scope.assign(since=in_scope["since"].map(lambda t: local_time(t, filters.tz)))
         st.download_button(

@@ -15,6 +15,7 @@ from store.decisions import DECISIONS, Decision, last_decisions, record
 from store.state_file import state_path
 from ui.data import page_config, provenance_caption
 from ui.filters import utc_now
+from ui.format import plain
 from ui.page import open_page
 
 WEEKS_OFFERED = 12
@@ -55,12 +56,12 @@ db = str(settings.db_path)
 state = state_path(settings.db_path)
 config, problem = page_config(settings.config_path)
 if problem:
-    st.warning(problem, icon=":material/rule:")
+    st.warning(plain(problem, None), icon=":material/rule:")
 try:
     built = week_review(db, week, now.replace(second=0, microsecond=0), config.rules, config.reconciliation)
     decided = last_decisions(state)
 except StoreError as exc:
-    st.error(f"Cannot build the review: {exc}")
+    st.error(f"Cannot build the review: {plain(exc, None)}")
     st.stop()
 provenance_caption("this review", built.provenance)
 review = attach_decisions(built.review, decided)
@@ -89,12 +90,13 @@ for item in needed:
     key = item["key_name"]
     labels = ", ".join(f["label"] + (" (new)" if f["new"] else "") for f in item["findings"])
     last = item["last_decision"]
-    header = f"{'🆕 ' if item['new'] else ''}{key}: {labels}"
-    lines = [f"- **{finding['label']}**: {finding['detail']}" for finding in item["findings"]]
+    header = f"{'🆕 ' if item['new'] else ''}{plain(f'{key}: {labels}', None)}"
+    lines = [f"- **{plain(finding['label'], None)}**: {plain(finding['detail'], None)}" for finding in item["findings"]]
     if last:
         lines.append(
-            f"\nLast decision: **{last['decision']}** by {last['decided_by']} on "
-            f"{str(last['decided_at'])[:10]} (week {last['week']})" + (f": {last['note']}" if last["note"] else "")
+            f"\nLast decision: **{plain(last['decision'])}** by {plain(last['decided_by'], None)} on "
+            f"{str(last['decided_at'])[:10]} (week {plain(last['week'])})"
+            + (f": {plain(last['note'], None)}" if last["note"] else "")
         )
     else:
         lines.append("\n*No decision recorded yet.*")
@@ -114,17 +116,17 @@ if needed:
             try:
                 record(state, Decision(key, choice, who, note, week), now=utc_now())
             except ValueError as exc:
-                st.error(str(exc))
+                st.error(plain(exc, None))
             except StoreError as exc:
-                st.error(f"Could not store the decision: {exc}")
+                st.error(f"Could not store the decision: {plain(exc, None)}")
             else:
-                st.toast(f"Recorded {choice} for {key}")
+                st.toast(f"Recorded {choice} for {plain(key, None)}")
                 st.rerun()
 
 for title, rows, _columns, note in sections(review)[1:]:
     st.subheader(title)
     if note:
-        st.caption(note)
+        st.caption(plain(note, None))  # some notes carry an error message from the data
     if rows:
         st.dataframe(pd.DataFrame(rows)[[c for c, _ in _columns]], hide_index=True, width="stretch")
     else:

@@ -11,6 +11,7 @@ from analytics.export import csv_frame
 from analytics.traffic import rollup, top_movers
 from store import key_reads
 from ui.data import read
+from ui.format import plain
 from ui.page import open_page
 
 METRICS = {"calls": "Calls", "jobs": "Jobs", "failed": "Failed jobs", "credits": "Credits"}
@@ -86,7 +87,8 @@ else:
         )
         st.altair_chart(chart, width="stretch")
         totals = series.groupby(by)[metric].sum().sort_values(ascending=False)
-        st.caption("Totals in range: " + " · ".join(f"{name} {value:,.0f}" for name, value in totals.items()))
+        shown_totals = " · ".join(f"{plain(name, None)} {value:,.0f}" for name, value in totals.items())
+        st.caption(f"Totals in range: {shown_totals}")
 
 st.subheader("Top movers")
 movers = top_movers(daily, overview["previous"], value=metric, limit=15)

@@ -91,8 +91,9 @@ def _last_hour(world: World) -> pd.Timestamp:
 
 
 def _overlap(found: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-    # incident end is the last flagged hour (inclusive); label end is exclusive
-    return found[(found["start"] < end + pd.Timedelta(hours=TOLERANCE_H)) & (found["end"] >= start)]
+    # incident end is the last flagged hour or day (inclusive); label end is exclusive
+    last = found["end"] + pd.to_timedelta((found["grain"] == "day") * 23, unit="h")
+    return found[(found["start"] < end + pd.Timedelta(hours=TOLERANCE_H)) & (last >= start)]
 
 
 def evaluate(world: World, found: pd.DataFrame, first_hour: pd.Series) -> dict[str, dict[str, float]]:
@@ -178,6 +179,10 @@ def main() -> int:
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
     parser.add_argument("--scale-keys", type=int, default=1000)
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument(
+        "--coverage-days", type=int, help="calls hourly only for the last N days (daily before), as collected"
+    )
+    parser.add_argument("--all", action="store_true", help="judge every incident, not only the alert-worthy ones")
     args = parser.parse_args()
 
     totals: dict[str, dict[str, float]] = {m: {} for m in METRICS}
@@ -185,7 +190,22 @@ def main() -> int:
     for seed in (int(s) for s in args.seeds.split(",")):
         world = World(seed=seed, n_keys=args.keys, days=90, now=NOW)
         hourly = true_hourly(world)
-        found = detect(hourly, world.now().replace(tzinfo=None), threshold=args.threshold)
+        now = world.now().replace(tzinfo=None)
+        daily = None
+        if args.coverage_days is not None:
+            # As the collected store holds it: hourly calls only from event polling on, daily before.
+            hourly_from = pd.Timestamp(now).floor("h") - pd.Timedelta(days=args.coverage_days)
+            calls = hourly[hourly["metric"] == "calls"]
+            daily = (
+                calls.assign(day=calls["hour"].dt.floor("D"))
+                .groupby(["key_name", "day"], as_index=False)["value"]
+                .sum()
+            )
+            daily["hourly_from"] = hourly_from
+            hourly = hourly[(hourly["metric"] != "calls") | (hourly["hour"] >= hourly_from)]
+        found = detect(hourly, now, threshold=args.threshold, daily=daily)
+        if not args.all:
+            found = found[found["alert_worthy"]]
         first_hour = pd.to_datetime(hourly.groupby("key_name")["hour"].min())
         key_days += float(((_last_hour(world) - first_hour) / pd.Timedelta(days=1)).sum())
         result = evaluate(world, found, first_hour)

@@ -40,6 +40,12 @@ else
   DEMO=(--demo)
 fi
 
+# Host names the dashboard answers to (DNS-rebinding defence): .streamlit/config.toml lists the loopback
+# names; serving on another address or behind a name, list them all in RBV_DASHBOARD_HOSTS (comma-separated).
+HOSTS=()
+IFS=',' read -ra names <<< "${RBV_DASHBOARD_HOSTS:-}"
+for name in "${names[@]}"; do [ -n "$name" ] && HOSTS+=(--server.allowedHosts "$name"); done
+
 echo "Dashboard on http://$ADDRESS:$PORT"
-"$PY" -m streamlit run dashboard.py --server.port "$PORT" --server.address "$ADDRESS" \
+"$PY" -m streamlit run dashboard.py --server.port "$PORT" --server.address "$ADDRESS" "${HOSTS[@]}" \
   --server.headless true --browser.gatherUsageStats false -- --db "$DB" --config "$CONFIG" "${DEMO[@]}"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analytics.alerts import slack_payload
+from analytics.alerts import notifiable, slack_payload
 from collectors.http_client import RetryPolicy, post_json
 from config import AlertSettings
 from service.anomalies import incidents
@@ -21,8 +21,11 @@ from store.state_file import state_path
 
 # Incidents ending this long before a check are still alerted: a service down for a day catches up.
 LOOKBACK = timedelta(hours=48)
-# An undelivered alert is posted again at every check until this many attempts were made.
+# An undelivered alert is posted again at every check (3 attempts each) until this many attempts were made;
+# with the default 10-minute check that is about 1 h 40 min of retrying, and the error stays on the page.
 MAX_DELIVERY_ATTEMPTS = 30
+# The API's retry policy, with waits halved: a check retries a webhook within seconds, then at the next check.
+WEBHOOK_RETRY = RetryPolicy(max_attempts=3, scale=0.5)
 
 
 @dataclass(frozen=True)
@@ -43,19 +46,29 @@ def open_alerts(state_file: str | Path, found: pd.DataFrame, now: datetime, cool
 
 
 def deliver_pending(
-    state_file: str | Path, webhook: str | None, now: datetime, retry: RetryPolicy | None = None
+    state_file: str | Path,
+    webhook: str | None,
+    now: datetime,
+    retry: RetryPolicy | None = None,
+    undeliverable: str | None = None,
 ) -> tuple[int, int, tuple[str, ...]]:
-    """Post every active alert not yet delivered; each outcome is recorded on its alert."""
-    if not webhook:
+    """Post every active alert not yet delivered; each outcome is recorded on its alert (shown on the page),
+    and a failed one is tried again at the next check, up to MAX_DELIVERY_ATTEMPTS. `undeliverable` says why
+    the configured webhook cannot be posted to at all: pending alerts record it, nothing is sent."""
+    if not webhook and not undeliverable:
         return 0, 0, ()
     delivered = failed = 0
     errors: list[str] = []
     for alert in undelivered(state_file, MAX_DELIVERY_ATTEMPTS):
-        outcome = post_json(webhook, slack_payload(alert), retry)
-        mark_delivery(state_file, alert["alert_id"], outcome.ok, outcome.attempts, outcome.error, now)
-        delivered, failed = delivered + outcome.ok, failed + (not outcome.ok)
-        if outcome.error:
-            errors.append(outcome.error)
+        if webhook is None:
+            ok, attempts, error = False, 0, undeliverable
+        else:
+            outcome = post_json(webhook, slack_payload(alert), retry or WEBHOOK_RETRY)
+            ok, attempts, error = outcome.ok, outcome.attempts, outcome.error
+        mark_delivery(state_file, alert["alert_id"], ok, attempts, error, now)
+        delivered, failed = delivered + ok, failed + (not ok)
+        if error:
+            errors.append(error)
     return delivered, failed, tuple(errors)
 
 
@@ -66,10 +79,18 @@ def check_alerts(
     lookback: timedelta = LOOKBACK,
     retry: RetryPolicy | None = None,
 ) -> AlertRun:
-    """Open alerts for the incidents ending in the last `lookback` (the stored ones when they stand for `now`)
-    and post every undelivered alert. Raises StoreError for an unreadable database."""
+    """Open alerts for the alert-worthy incidents ending in the last `lookback` (the stored ones when they stand
+    for `now`), one per event, and post every undelivered alert.
+
+    A webhook URL that cannot be posted to does not stop alerts from opening: each records why it was not
+    sent, and is sent once the URL is fixed. Raises StoreError for an unreadable database.
+    """
     state_file = state_path(db_path)
-    found = incidents(db_path, now, since=now - lookback).frame
+    try:
+        webhook, undeliverable = settings.webhook_url(), None
+    except ValueError as exc:  # the message names the variable, never the URL
+        webhook, undeliverable = None, str(exc)
+    found = notifiable(incidents(db_path, now, since=now - lookback).frame)
     opened = open_alerts(state_file, found, now, settings.cooldown)
-    delivered, failed, errors = deliver_pending(state_file, settings.webhook_url(), now, retry)
+    delivered, failed, errors = deliver_pending(state_file, webhook, now, retry, undeliverable)
     return AlertRun(opened, delivered, failed, errors)

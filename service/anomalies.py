@@ -1,7 +1,7 @@
 """Incidents: the one place that reads the collected series, runs the detector and says which run it used.
 
-`detect_incidents` is what a refresh stores and what runs when nothing stored fits; the daily grain and
-severity the detector will grow land here too (every column `detect` returns is stored as it is).
+`detect_incidents` is what a refresh stores and what runs when nothing stored fits; every column `detect`
+returns (grain, severity, alert-worthiness, linked events, and whatever it grows next) is stored as it is.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from analytics.detection import detect, key_frame, score_metric
+from analytics.detection import detect, key_daily_frame, key_frame, score_metric
 from service.results import Provenance, provenance, usable
 from store import Source, anomaly_reads, result_tables
 
@@ -23,10 +23,12 @@ class Detected:
 
 
 def detect_incidents(source: Source, now: datetime, since: datetime | None = None) -> Detected:
-    """Read every key's hourly series up to `now` and detect (the whole history is scored, baselines warm)."""
+    """Every incident, hourly and daily grain, as of `now`: the whole history is scored (baselines warm);
+    calls before hourly coverage come from the usage summary."""
     hourly = anomaly_reads.hourly_series(source, now, ordered=False)  # detect pivots: row order is moot
-    keys = sorted(hourly["key_name"].unique().tolist())
-    return Detected(detect(hourly, now, since=since), keys)
+    daily = anomaly_reads.daily_calls(source, until=now)
+    keys = sorted(set(hourly["key_name"].unique()) | set(daily["key_name"].unique()))
+    return Detected(detect(hourly, now, since=since, daily=daily), keys)
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,10 @@ def incidents(db_path: Source, now: datetime, since: datetime | None = None) -> 
 
 
 def key_series(db_path: Source, now: datetime, metric: str, key: str) -> pd.DataFrame:
-    """One key's scored series for a chart: that key alone is read and scored (its score is its own history's)."""
+    """One key's scored series for a chart: that key alone is read and scored (its score is its own history's);
+    metric "calls daily" is the usage summary's calls, day by day."""
+    if metric == "calls daily":
+        return key_daily_frame(anomaly_reads.daily_calls(db_path, until=now, keys=[key]), key, now)
     scored = score_metric(anomaly_reads.hourly_series(db_path, now, keys=[key]), metric, now)
     if scored is None or key not in scored["value"].columns:
         return pd.DataFrame()

@@ -3,7 +3,6 @@ refresh stored; decisions are read fresh and attached (they change while the mee
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,6 +14,7 @@ from analytics import credits
 from analytics.keys import Rules
 from analytics.review import anomaly_section, attach_decisions, build_review, default_week, week_bounds
 from analytics.review_render import render
+from private_files import make_private_dir, write_private
 from service.anomalies import detect_incidents, overlapping
 from service.credits import billing_data
 from service.keys import evaluate_findings
@@ -114,17 +114,10 @@ def write_weekly_review(
 ) -> list[Path]:
     """The `[review] weekly_cron` job: the last full ISO week before `now` into `out_dir/review-YYYY-Www.*`.
 
-    Each file is written beside its target and renamed into place, so a reader never sees half a report.
+    Each file is written beside its target and renamed into place, so a reader never sees half a report;
+    files are owner-only (0600, see private_files), and the same week written again replaces its files.
     """
     week = default_week(now)
     review = week_review(db_path, week, now, rules, settings, state_path(db_path)).review
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for fmt in FORMATS:
-        target = folder / f"review-{week}.{fmt}"
-        partial = target.with_name(f".{target.name}.partial")
-        partial.write_text(render(review, fmt), encoding="utf-8")
-        os.replace(partial, target)
-        written.append(target)
-    return written
+    folder = make_private_dir(out_dir)
+    return [write_private(folder / f"review-{week}.{fmt}", render(review, fmt), replace=True) for fmt in FORMATS]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -22,6 +23,7 @@ from service.alerts import check_alerts
 from service.refresh import refresh_due, refresh_results
 from service.review import write_weekly_review
 from store import StoreError
+from untrusted import log_text
 
 log = logging.getLogger("service.scheduler")
 
@@ -55,7 +57,7 @@ def build_scheduler(
             try:
                 await body()
             except StoreError as exc:
-                print(f"[{name}] database error: {exc}", file=sys.stderr, flush=True)
+                print(f"[{name}] database error: {log_text(exc)}", file=sys.stderr, flush=True)
             except asyncio.CancelledError:
                 # Shutdown outlived its grace period: what was written is complete (rows and cursors
                 # commit together, results whole), and the next start resumes from the stored cursors.
@@ -71,7 +73,7 @@ def build_scheduler(
     def collection(endpoint: str) -> Callable[[], Coroutine[Any, Any, None]]:
         async def body() -> None:
             summary = await collect(config, db_path, endpoints=[endpoint], mode="serve")
-            print(f"[{endpoint}] {summary.line()}", flush=True)
+            print(f"[{endpoint}] {log_text(summary.line())}", flush=True)
 
         return tracked(endpoint, body)
 
@@ -122,9 +124,10 @@ def alert_check_job(config: Config, db_path: str | Path) -> Callable[[], Corouti
             result = await asyncio.to_thread(check_alerts, db_path, config.alerts, _utc_now())
             if result.opened or result.delivered or result.failed:
                 stream = sys.stderr if result.failed else sys.stdout
-                print(f"[alerts] {result.line()}", file=stream, flush=True)
+                print(f"[alerts] {log_text(result.line())}", file=stream, flush=True)
         except Exception as exc:  # a locked state file or database: say so, keep collecting
-            print(f"[alerts] check failed: {exc}", file=sys.stderr, flush=True)
+            message = log_text(_without_webhook(str(exc), config))
+            print(f"[alerts] check failed: {message}", file=sys.stderr, flush=True)
 
     return run
 
@@ -139,9 +142,16 @@ def weekly_review_job(config: Config, db_path: str | Path, folder: Path) -> Call
             )
             print(f"[review] wrote {', '.join(str(p) for p in written)}", flush=True)
         except Exception as exc:  # a locked or missing database, a full disk: say so, keep collecting
-            print(f"[review] weekly report not written: {exc}", file=sys.stderr, flush=True)
+            print(f"[review] weekly report not written: {log_text(exc)}", file=sys.stderr, flush=True)
 
     return run
+
+
+def _without_webhook(text: str, config: Config) -> str:
+    """An error message with the webhook URL (a secret, valid or not) cut out, should any library echo it."""
+    name = config.alerts.webhook_url_env
+    url = os.environ.get(name, "").strip() if name else ""
+    return text.replace(url, "<webhook>") if url else text
 
 
 async def _serve(config: Config, db_path: str | Path, run_first: bool) -> None:

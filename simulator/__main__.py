@@ -8,6 +8,8 @@ import signal
 import sys
 import threading
 
+from private_files import restrict_umask
+
 from .clock import Clock, parse_instant
 from .config_writer import write_config
 from .faults import FaultSpec, FaultSpecError, parse_faults
@@ -57,6 +59,7 @@ def _fail(message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    restrict_umask()  # the config it writes holds the world's secrets
     try:
         faults = parse_faults(args.faults, FaultSpec(retry_after=args.retry_after, timeout_s=args.timeout_s))
     except FaultSpecError as exc:

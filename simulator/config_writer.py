@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from private_files import make_private_dir, write_private
+
 from .clock import iso
 from .world import World
 
@@ -44,6 +46,5 @@ def write_config(
 ) -> Path:
     """Write the config file and return its path."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_config(world, base_url, admin_token_env), encoding="utf-8")
-    return target
+    make_private_dir(target.parent)
+    return write_private(target, render_config(world, base_url, admin_token_env), replace=True)  # it holds secrets

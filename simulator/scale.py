@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from private_files import restrict_umask
 from store import StoreError
 from store.bulk import bulk_load
 from store.bulk import table_counts as _table_counts
@@ -887,6 +888,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    restrict_umask()  # a database like the collectors': owner-only
 
     def fail(message: str) -> int:
         print(f"simulator.scale: error: {message}", file=sys.stderr)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import duckdb
 
 from cli_args import OneLineParser, positive_int
+from private_files import restricted_umask
 from store import lifecycle
 from store.connection import StoreError
 
@@ -106,7 +107,8 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return _run(args)
+        with restricted_umask():
+            return _run(args)
     except (StoreError, duckdb.Error) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"python -m store {args.command}: error: {message}", file=sys.stderr)

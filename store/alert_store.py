@@ -195,6 +195,19 @@ def resolve(path: str | Path, alert_id: str, now: datetime) -> None:
     )
 
 
+def undelivered(path: str | Path, max_attempts: int) -> list[dict[str, Any]]:
+    """Active alerts never delivered and tried fewer than `max_attempts` times (oldest first): to post again."""
+    with state_read(path, "alerts") as con:
+        if con is None:
+            return []
+        return _rows(
+            con,
+            "WHERE status IN ('open', 'acknowledged') AND delivered_at IS NULL AND delivery_attempts < ? "
+            "ORDER BY opened_at, incident_start",
+            [int(max_attempts)],
+        )
+
+
 def mark_delivery(path: str | Path, alert_id: str, ok: bool, attempts: int, error: str | None, now: datetime) -> None:
     """Record one delivery run: attempts are added up; success sets delivered_at and clears the error."""
     with _write(path) as con:
@@ -210,16 +223,3 @@ def mark_delivery(path: str | Path, alert_id: str, ok: bool, attempts: int, erro
             """,
             [int(attempts), ok, _naive(now), ok, error, alert_id],
         ).fetchall()
-
-
-def undelivered(path: str | Path, max_attempts: int) -> list[dict[str, Any]]:
-    """Active alerts never delivered and tried fewer than `max_attempts` times (oldest first): to post again."""
-    with state_read(path, "alerts") as con:
-        if con is None:
-            return []
-        return _rows(
-            con,
-            "WHERE status IN ('open', 'acknowledged') AND delivered_at IS NULL AND delivery_attempts < ? "
-            "ORDER BY incident_start, alert_id",
-            [max_attempts],
-        )

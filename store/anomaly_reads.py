@@ -101,22 +101,28 @@ def hourly_series(
         return arrow_frame(con, sql, params)
 
 
-def daily_calls(db_path: Source, keys: list[str] | None = None) -> pd.DataFrame:
-    """Daily grain: [key_name, day, value, hourly_covered] from the usage summary, all days the store holds.
+def daily_calls(db_path: Source, until: datetime | None = None, keys: list[str] | None = None) -> pd.DataFrame:
+    """Daily grain: [key_name, day, value, hourly_from] from the usage summary, days before `until`.
 
-    `hourly_covered` is true for days on or after the day events coverage began (hourly calls exist).
+    `hourly_from` is the key's first whole hour of hourly calls (events coverage; NaT when events were
+    never collected): a day that does not lie wholly after it has calls only at daily grain.
     """
     key_where, params = "", []
     if keys:
         key_where = " AND list_contains(?, u.key_name)"
         params = [list(keys)]
+    until_where = ""
+    if until is not None:
+        until_where = " AND u.day < ?::TIMESTAMP"
+        params = [*params, until]
     return _df(
         db_path,
         f"""
         SELECT u.key_name, u.day::TIMESTAMP AS day, u.calls::DOUBLE AS value,
-               coalesce(u.day >= c.covered_since::DATE, FALSE) AS hourly_covered
+               CASE WHEN c.covered_since = date_trunc('hour', c.covered_since) THEN c.covered_since
+                    ELSE date_trunc('hour', c.covered_since) + INTERVAL 1 HOUR END AS hourly_from
         FROM key_daily_usage u LEFT JOIN ({_COVERAGE}) c USING (key_name)
-        WHERE TRUE{key_where}
+        WHERE TRUE{key_where}{until_where}
         ORDER BY u.key_name, u.day
         """,
         params,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 
+from private_files import make_private_dir, secure_file
 from store.migrations import apply_migrations, is_migrated
 
 # DuckDB locks the whole file per process; a collector write or a dashboard read holds it
@@ -66,10 +67,13 @@ def write_transaction(
     `schema` (idempotent DDL) replaces the migrations for a file that is not the collector's database.
     """
     path = str(db_path)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(Path(path).parent)
     with _write_lock:
+        created = not Path(path).exists()
         con = _open(path, read_only=False, deadline_s=deadline_s)
         try:
+            if created:  # owner-only, whatever the caller's umask (entry points also set one for the WAL)
+                secure_file(path)
             if schema is not None:
                 con.execute(schema).fetchall()
             elif path not in _migrated_paths:

@@ -28,13 +28,16 @@ def migration_files() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-def apply_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Apply the migrations this database has not seen yet; returns the names applied."""
+def apply_migrations(con: duckdb.DuckDBPyConnection, up_to: int | None = None) -> list[str]:
+    """Apply the migrations this database has not seen yet (those numbered up to `up_to` when given).
+
+    Returns the names applied.
+    """
     con.execute(_MIGRATIONS_TABLE).fetchall()
     done = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
     applied = []
     for version, name, sql in migration_files():
-        if version in done:
+        if version in done or (up_to is not None and version > up_to):
             continue
         con.execute("BEGIN TRANSACTION").fetchall()
         try:

@@ -96,7 +96,7 @@ def test_scores_in_unit_interval_and_aligned(kind: str) -> None:
     assert scores.notna().all()
     assert ((scores >= 0) & (scores <= 1)).all()
     frame = score_frame(s)
-    assert list(frame.columns) == ["value", "expected", "lower", "upper", "score", "direction"]
+    assert list(frame.columns) == ["value", "expected", "lower", "upper", "score", "level", "direction"]
     pd.testing.assert_series_equal(frame["score"].rename(s.name), scores)
     assert set(spike_directions(s)) <= {"spike", "drop", ""}
 
@@ -223,11 +223,12 @@ def test_a_run_of_small_counts_where_none_are_expected_is_an_incident() -> None:
     alone = failed.copy()
     alone.iloc[500] = 4.0
     failed.iloc[500:504] = 4.0  # a failure storm on a small key
-    scores = spike_scores(failed)
-    one_hour = spike_scores(alone).iloc[500]
-    # the hours that follow the first add their evidence: each scores clearly above one hour alone
-    assert scores.iloc[501:503].min() > max(THR, one_hour + 0.1)
-    assert scores.iloc[:500].max() < THR
+    frame = score_frame(failed)
+    one_hour = score_frame(alone)["level"].iloc[500]
+    # the hours that follow the first add their evidence: each is clearly further out than one hour alone
+    assert frame["level"].iloc[501:503].min() > max(THR, one_hour + 0.1)
+    assert frame["score"].iloc[500:504].max() >= THR
+    assert frame["score"].iloc[:500].max() < THR
 
 
 def test_a_sustained_incident_on_a_quiet_key_does_not_widen_its_own_band() -> None:
@@ -261,7 +262,7 @@ def test_hours_of_silence_add_up_to_an_outage() -> None:
 def test_run_evidence_does_not_add_up_a_seasonal_models_small_misses() -> None:
     s = seasonal_counts(days=21, seed=23)
     pos = busy_positions(s, day=16)
-    s.iloc[pos] = s.iloc[pos] * 1.3  # a mild, sustained rise: each hour a few sigma out
+    s.iloc[pos] = (s.iloc[pos] * 1.3).round()  # a mild, sustained rise (still counts): each hour a few sigma out
     assert spike_scores(s).iloc[pos].max() < THR
 
 
@@ -273,9 +274,13 @@ def test_spike_in_busy_hours_is_flagged_as_spike() -> None:
     pos = busy_positions(s, day=16)
     s.iloc[pos] = s.iloc[pos] * 4
     frame = score_frame(s)
-    assert (frame["score"].iloc[pos] > THR).all()
+    # the incident alerts once, when it starts, and every hour of it is out of the band
+    assert frame["score"].iloc[pos[0]] > THR
+    assert (frame["level"].iloc[pos] > THR).all()
     assert (frame["direction"].iloc[pos] == "spike").all()
     assert frame["score"].iloc[pos[0] - 48 : pos[0]].max() < THR
+    found = incidents(frame)
+    assert (found["start"].iloc[0], found["end"].iloc[0]) == (s.index[pos[0]], s.index[pos[-1]])
 
 
 def test_drop_to_zero_in_busy_hours_is_flagged_as_drop() -> None:
@@ -283,7 +288,8 @@ def test_drop_to_zero_in_busy_hours_is_flagged_as_drop() -> None:
     pos = busy_positions(s, day=16)
     s.iloc[pos] = 0.0
     frame = score_frame(s)
-    assert (frame["score"].iloc[pos] > THR).all()
+    assert frame["score"].iloc[pos[0]] > THR
+    assert (frame["level"].iloc[pos] > THR).all()
     assert (frame["direction"].iloc[pos] == "drop").all()
     assert frame["expected"].iloc[pos].min() > 20
 
@@ -301,22 +307,24 @@ def test_first_incident_does_not_mask_an_identical_second() -> None:
     baseline = s.copy()
     for pos in (first, second):
         s.iloc[pos] = s.iloc[pos] * 5
-    scores = spike_scores(s)
+    frame = score_frame(s)
     only_second = baseline.copy()
     only_second.iloc[second] = only_second.iloc[second] * 5
-    clean = spike_scores(only_second)
-    assert scores.iloc[first].min() > THR
-    assert scores.iloc[second].min() > THR
+    clean = score_frame(only_second)
+    assert frame["score"].iloc[first[0]] > THR and frame["level"].iloc[first].min() > THR
+    assert frame["score"].iloc[second[0]] > THR and frame["level"].iloc[second].min() > THR
     # The earlier incident may widen the band a little, not hide the second one.
-    assert scores.iloc[second].max() >= 0.9 * clean.iloc[second].max()
+    assert frame["level"].iloc[second].max() >= 0.9 * clean["level"].iloc[second].max()
 
 
 def test_five_minute_series_with_daily_rhythm() -> None:
     s = seasonal_counts(days=6, seed=41, base=60.0, freq="5min")
     spike_at = len(s) - 100
     s.iloc[spike_at : spike_at + 3] = s.iloc[spike_at - 12 : spike_at].mean() * 4 + 30
-    scores = spike_scores(s)
-    assert (scores.iloc[spike_at : spike_at + 3] > THR).all()
+    frame = score_frame(s)
+    assert frame["score"].iloc[spike_at] > THR
+    assert (frame["level"].iloc[spike_at : spike_at + 3] > THR).all()
+    scores = frame["score"]
     normal = scores.drop(scores.index[spike_at : spike_at + 6])
     assert (normal > THR).mean() < 0.005
 
@@ -337,7 +345,7 @@ def test_incidents_merge_consecutive_points_and_report_direction() -> None:
     assert first["direction"] == "spike" and second["direction"] == "drop"
     assert first["ratio"] > 2.5 and first["delta"] > 0
     assert second["observed"] == 0.0 and second["delta"] < 0
-    assert first["peak_score"] == frame["score"].iloc[up].max()
+    assert first["peak_score"] == frame["level"].iloc[up].max()
 
 
 def test_incidents_from_bare_scores() -> None:
@@ -349,3 +357,54 @@ def test_incidents_from_bare_scores() -> None:
     assert list(inc["end"]) == [index[2], index[6]]
     assert list(inc["peak_score"]) == [0.7, 0.99]
     assert incidents(scores, threshold=0.999).empty
+
+
+# --- onsets, new normals, recovery, heavy tails -------------------------------------------
+
+
+def test_a_level_shift_alerts_at_its_onset_and_becomes_normal_within_a_bounded_time() -> None:
+    rng = np.random.default_rng(61)
+    index = pd.date_range("2024-03-04", periods=600, freq="5min")
+    values = 50.0 + rng.normal(0, 1.0, 600)
+    values[400:] += 20.0  # the service moved to a new, higher level and stays there
+    frame = score_frame(pd.Series(values, index=index))
+    assert frame["score"].iloc[400] >= THR
+    # one alert for the shift, not one per point while the band catches up
+    assert (frame["score"].iloc[401:] >= THR).sum() == 0
+    # the new level is normal once it has held for `shift_points` points
+    assert frame["level"].iloc[400 + 30 :].max() < THR
+    assert frame["expected"].iloc[-1] == pytest.approx(70.0, abs=2.0)
+
+
+def test_recovery_from_a_long_outage_is_not_a_second_incident() -> None:
+    s = seasonal_counts(days=21, seed=62, base=40.0)
+    start = 24 * 16 + 9
+    s.iloc[start : start + 30] = 0.0  # 30 silent hours, longer than a shift takes to become normal
+    frame = score_frame(s)
+    found = incidents(frame)
+    assert len(found) == 1 and found["direction"].iloc[0] == "drop"
+    assert found["start"].iloc[0] == s.index[start]
+    assert frame["score"].iloc[start + 30 : start + 60].max() < THR
+
+
+def test_a_deepening_drop_alerts_once_it_doubles_not_at_every_point() -> None:
+    rng = np.random.default_rng(63)
+    index = pd.date_range("2024-03-04", periods=700, freq="1min")
+    values = 1000.0 + rng.normal(0, 10.0, 700)
+    values[600:612] = np.linspace(900, 40, 12)  # the traffic drains away over twelve minutes
+    scores = spike_scores(pd.Series(values, index=index))
+    alerts = np.flatnonzero(scores.iloc[600:612].to_numpy() >= THR)
+    assert 1 <= len(alerts) <= 3  # its start, and again as it grows: not twelve alerts
+
+
+def test_recurring_spikes_of_a_heavy_tailed_series_become_normal_a_bigger_one_does_not() -> None:
+    rng = np.random.default_rng(64)
+    index = pd.date_range("2024-03-04", periods=3000, freq="5min")
+    values = rng.normal(1.0, 0.05, 3000)
+    spikes = rng.choice(np.arange(3000), size=90, replace=False)
+    values[spikes] += rng.uniform(2.0, 3.0, 90)  # a load balancer's routine bursts, 3 % of points
+    values[2900] = 30.0
+    scores = spike_scores(pd.Series(values, index=index))
+    late = scores.iloc[1500:2900]
+    assert (late >= THR).mean() < 0.002  # the routine bursts no longer alert once learned
+    assert scores.iloc[2900] >= THR

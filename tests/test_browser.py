@@ -6,20 +6,15 @@ import csv
 import io
 import os
 import re
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from store import reads
 from tests.chromium import CHROMIUM, chromium_context, wait_until_idle
 from tests.conftest import ROOT, SIM_NOW
+from tests.dashboard_process import dashboard_process
 
 pytestmark = pytest.mark.browser
 
@@ -31,59 +26,13 @@ if not Path(CHROMIUM).exists():  # `make test` installs it; a bare pytest run on
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _serve(collected) -> Iterator[str]:
     """The dashboard over `collected`'s database in its own Streamlit server; yields its URL."""
-    port = _free_port()
     env = dict(
         os.environ, RBV_DB=str(collected.db_path), RBV_CONFIG=str(collected.config_path), RBV_NOW=SIM_NOW.isoformat()
     )
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "dashboard.py",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/_stcore/health", timeout=2).text == "ok":
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        proc.wait()
-        log.seek(0)
-        output = log.read().decode(errors="replace")[-2000:]
-        log.close()
-        pytest.fail("the dashboard did not come up: " + output)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
+    with dashboard_process("dashboard.py", ROOT, env) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import stat
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -265,5 +267,185 @@ def test_manifest_describes_the_backup(source, backup_dir):
     manifest = json.loads((backup_dir / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["schema_version"] == lifecycle.latest_schema_version()
     assert manifest["tables"]["usage_event_log"] == _rows(source, "SELECT count(*) FROM usage_event_log")[0][0]
-    assert {"schema.sql", "load.sql", "usage_event_log.parquet"} <= set(manifest["files"])
+    # One Parquet file per table and nothing executable: the schema comes from our own migrations at restore.
+    assert set(manifest["files"]) == {f"{table}.parquet" for table in manifest["tables"]}
+    assert set(manifest["files"]) | {"manifest.json"} == {p.name for p in backup_dir.iterdir()}
     assert manifest["views"]["keys"] == _rows(source, "SELECT count(*) FROM keys")[0][0]
+    assert manifest["sequences"]["run_seq"] == _rows(source, "SELECT max(run_id) FROM run_log")[0][0]
+    assert "signature" not in manifest  # RBV_BACKUP_KEY unset
+
+
+# --- tampering: nothing in a backup folder runs; with a signing key, rewritten data is refused too ---------
+
+
+def _rehash(folder: Path, *names: str, drop: tuple[str, ...] = ()) -> None:
+    """What an attacker with write access does: make the manifest agree with the tampered files again."""
+    manifest = folder / "manifest.json"
+    body = json.loads(manifest.read_text(encoding="utf-8"))
+    for name in names:
+        body["files"][name] = {"bytes": (folder / name).stat().st_size, "sha256": _sha(folder / name)}
+    for name in drop:
+        body["files"].pop(name, None)
+    manifest.write_text(json.dumps(body), encoding="utf-8")
+
+
+def _export_database_backup(source: Path, out: Path) -> None:
+    """A backup as the previous version wrote it (format 1): EXPORT DATABASE, schema.sql and load.sql included."""
+    con = duckdb.connect(str(source), read_only=True)
+    try:
+        con.execute("SET enable_progress_bar = false").fetchall()
+        tables = {
+            t: con.execute(f'SELECT count(*) FROM "{t}"').fetchall()[0][0]
+            for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT internal").fetchall()
+        }
+        views = {
+            v: con.execute(f'SELECT count(*) FROM "{v}"').fetchall()[0][0]
+            for (v,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+        }
+        migrations = [r[0] for r in con.execute("SELECT name FROM schema_migrations ORDER BY version").fetchall()]
+        con.execute(f"EXPORT DATABASE '{out}' (FORMAT parquet)").fetchall()
+    finally:
+        con.close()
+    files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha(p)} for p in sorted(out.iterdir())}
+    manifest = {
+        "format": "rbv-store-backup",
+        "format_version": 1,
+        "schema_version": len(migrations),
+        "migrations": migrations,
+        "tables": tables,
+        "views": views,
+        "files": files,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+
+@pytest.fixture
+def v1_backup(source, tmp_path) -> Path:
+    out = tmp_path / "v1"
+    _export_database_backup(source, out)
+    assert {"schema.sql", "load.sql"} <= {p.name for p in out.iterdir()}
+    return out
+
+
+def _append_copy_to(sql_file: Path, written: Path) -> None:
+    with sql_file.open("a", encoding="utf-8") as handle:
+        handle.write(f"\nCOPY (SELECT 'pwned' AS x) TO '{written}' (FORMAT csv);\n")
+
+
+@pytest.mark.parametrize("sql_file", ["schema.sql", "load.sql"])
+def test_sql_added_to_a_backup_and_left_out_of_its_manifest_is_refused_and_never_runs(
+    v1_backup, tmp_path, capsys, sql_file
+):
+    """The probe: append COPY ... TO to schema.sql, drop its manifest entry: restore exited 0, the file written."""
+    written = tmp_path / "written_by_the_backup.csv"
+    _append_copy_to(v1_backup / sql_file, written)
+    _rehash(v1_backup, drop=(sql_file,))
+    target = tmp_path / "restored.duckdb"
+    assert store_main(["restore", "--from", str(v1_backup), "--db", str(target)]) == 1
+    assert "does not list" in _one_line_error(capsys)
+    assert not written.exists(), "SQL from the backup folder was executed"
+    assert not target.exists()
+
+
+def test_sql_in_a_backup_is_never_executed_even_when_the_manifest_vouches_for_it(source, v1_backup, tmp_path, capsys):
+    """Even a manifest rehashed to cover the edited SQL restores only rows: the schema is our own migrations'."""
+    written = tmp_path / "written_by_the_backup.csv"
+    _append_copy_to(v1_backup / "schema.sql", written)
+    with (v1_backup / "load.sql").open("a", encoding="utf-8") as handle:
+        handle.write("CREATE TABLE planted AS SELECT 1 AS x;\n")
+    _rehash(v1_backup, "schema.sql", "load.sql")
+    target = tmp_path / "restored.duckdb"
+    assert store_main(["restore", "--from", str(v1_backup), "--db", str(target)]) == 0, capsys.readouterr().err
+    assert not written.exists(), "SQL from the backup folder was executed"
+    assert _rows(target, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'planted'") == [(0,)]
+    # A format-1 backup still restores exactly, from its Parquet files.
+    for view in ("usage_events", "jobs", "keys", "collector_runs"):
+        assert _rows(target, f"SELECT count(*) FROM {view}") == _rows(source, f"SELECT count(*) FROM {view}")
+
+
+def test_a_parquet_file_for_an_unknown_table_is_refused(backup_dir, tmp_path, capsys):
+    tampered = tmp_path / "tampered"
+    shutil.copytree(backup_dir, tampered)
+    shutil.copy(tampered / "run_log.parquet", tampered / "planted.parquet")
+    body = json.loads((tampered / "manifest.json").read_text(encoding="utf-8"))
+    body["tables"]["planted"] = body["tables"]["run_log"]
+    (tampered / "manifest.json").write_text(json.dumps(body), encoding="utf-8")
+    _rehash(tampered, "planted.parquet")
+    target = tmp_path / "restored.duckdb"
+    assert store_main(["restore", "--from", str(tampered), "--db", str(target)]) == 1
+    assert "does not know" in _one_line_error(capsys)
+    assert not target.exists()
+
+
+KEY = "correct-horse-battery-staple-0123"
+
+
+def _rewrite_job_state(folder: Path) -> None:
+    """Rewrite a Parquet file with doctored rows (charges zeroed), a perfectly valid file."""
+    path = folder / "job_state.parquet"
+    con = duckdb.connect()
+    try:
+        con.execute(
+            f"COPY (SELECT * REPLACE (0.0 AS credits_charged) FROM read_parquet('{path}')) "
+            f"TO '{folder / 'rewritten.parquet'}' (FORMAT parquet)"
+        ).fetchall()
+    finally:
+        con.close()
+    os.replace(folder / "rewritten.parquet", path)
+
+
+def test_signed_backup_refuses_a_rewritten_and_rehashed_parquet(source, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RBV_BACKUP_KEY", KEY)
+    signed = tmp_path / "signed"
+    assert store_main(["backup", "--db", str(source), "--out", str(signed)]) == 0
+    capsys.readouterr()
+    assert json.loads((signed / "manifest.json").read_text(encoding="utf-8"))["signature"]["value"]
+    # Untouched, it restores (and verifies) with the key.
+    assert store_main(["restore", "--from", str(signed), "--db", str(tmp_path / "ok.duckdb")]) == 0
+    capsys.readouterr()
+    _rewrite_job_state(signed)
+    _rehash(signed, "job_state.parquet")  # the checksums agree again: only the signature can tell
+    target = tmp_path / "restored.duckdb"
+    assert store_main(["restore", "--from", str(signed), "--db", str(target)]) == 1
+    assert "signature does not match" in _one_line_error(capsys)
+    assert not target.exists()
+
+
+def test_signing_key_rules(source, backup_dir, tmp_path, monkeypatch, capsys):
+    target = tmp_path / "restored.duckdb"
+    monkeypatch.setenv("RBV_BACKUP_KEY", KEY)
+    # With the key set, an unsigned backup (anyone could have written it) is refused...
+    assert store_main(["restore", "--from", str(backup_dir), "--db", str(target)]) == 1
+    assert "not signed" in _one_line_error(capsys)
+    signed = tmp_path / "signed"
+    assert store_main(["backup", "--db", str(source), "--out", str(signed)]) == 0
+    capsys.readouterr()
+    # ...a backup signed with another key is refused, and a signed one needs the key to be checked at all.
+    monkeypatch.setenv("RBV_BACKUP_KEY", KEY[::-1])
+    assert store_main(["restore", "--from", str(signed), "--db", str(target)]) == 1
+    assert "signature does not match" in _one_line_error(capsys)
+    monkeypatch.delenv("RBV_BACKUP_KEY")
+    assert store_main(["restore", "--from", str(signed), "--db", str(target)]) == 1
+    assert "is signed" in _one_line_error(capsys)
+    monkeypatch.setenv("RBV_BACKUP_KEY", "short")
+    assert store_main(["backup", "--db", str(source), "--out", str(tmp_path / "weak")]) == 1
+    assert "at least 16 characters" in _one_line_error(capsys)
+    assert not target.exists() and not (tmp_path / "weak").exists()
+
+
+def test_backups_and_restored_databases_are_owner_only(source, tmp_path):
+    """Run as real processes (the umask is per process): folder 0700, every file 0600."""
+    out, target = tmp_path / "private-backup", tmp_path / "restored" / "r.duckdb"
+    env = {k: v for k, v in os.environ.items() if k not in ("RBV_UMASK", "RBV_BACKUP_KEY")}
+    for argv in (
+        ["backup", "--db", str(source), "--out", str(out)],
+        ["restore", "--from", str(out), "--db", str(target)],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "store", *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {0o600}
+    assert stat.S_IMODE(target.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600

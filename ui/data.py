@@ -12,6 +12,7 @@ import streamlit as st
 from config import DEFAULTS, Config, ConfigError, load_config
 from service.results import Provenance
 from store import StoreError, StoreNotReady, reads
+from ui.format import plain
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -80,13 +81,13 @@ def guard_store(db_path: Any) -> bool:
         read(reads.freshness, db_path)
     except StoreNotReady as exc:
         st.info(
-            f"No collected data yet. {exc}.\n\n"
+            f"No collected data yet. {plain(exc, None)}.\n\n"
             f"Collect once with `python -m collectors once --config CONFIG --db {db_path}`, "
             "or start the demo with `make run`."
         )
         return False
     except StoreError as exc:
-        st.error(f"Cannot read the database: {exc}")
+        st.error(f"Cannot read the database: {plain(exc, None)}")
         return False
     return True
 

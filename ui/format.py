@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from untrusted import markdown_text
+
 
 def relative_age(moment: datetime | pd.Timestamp | None, now: datetime) -> str:
     if moment is None or pd.isna(moment):
@@ -36,15 +38,10 @@ def number(value: float, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
-# Inline markdown that can act mid-sentence: emphasis, code, links/images, HTML, math, strikethrough,
-# tables and Streamlit's `:color[...]` / `:material/icon:` directives.  (Line-start syntax such as
-# `#`, `-` or `1.` cannot act: the text is one line inside a sentence.)
-_MARKDOWN_SPECIAL = "\\`*_[]<>$~|:"
-
-
-def plain(value: object, limit: int = 80) -> str:
-    """Untrusted text (a URL parameter, a file's content) shown literally in markdown: escaped, one line, cut."""
-    text = " ".join("".join(ch if ch.isprintable() else " " for ch in str(value)).split())
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in text)
+def plain(value: object, limit: int | None = 80) -> str:
+    """Text from data or a URL (key names, owners, notes, who, error messages) for any element that renders
+    Markdown (markdown, caption, subheader, metric, expander and tab labels, alerts, toasts): shown exactly
+    as its text, on one line, cut to `limit` characters (None: not cut). The rule is `untrusted.markdown_text`,
+    the same one the Markdown export uses.
+    """
+    return markdown_text(value, limit)
