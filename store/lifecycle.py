@@ -422,7 +422,8 @@ def _load_tables(con: duckdb.DuckDBPyConnection, folder: Path, manifest: dict[st
     (DuckDB's allowed_directories with external access off), and only known tables receive rows.
     """
     known = backed_up_tables(con)
-    listed = {str(name) for name in manifest["tables"]}
+    # A backup that holds derived result tables (an older format's EXPORT DATABASE) restores without them.
+    listed = {str(name) for name in manifest["tables"] if not str(name).startswith(DERIVED_PREFIX)}
     unknown, missing = sorted(listed - set(known)), sorted(set(known) - listed)
     if unknown or missing:
         problem = f"tables this version does not know ({', '.join(unknown[:5])})" if unknown else ""
@@ -504,7 +505,7 @@ def restore(backup_dir: str | Path, db_path: str | Path, force: bool = False) ->
             version = schema_version(con)
         finally:
             con.close()
-        expected = {str(k): int(v) for k, v in manifest["tables"].items()}
+        expected = {str(k): int(v) for k, v in manifest["tables"].items() if not str(k).startswith(DERIVED_PREFIX)}
         if upgraded:
             expected.pop("schema_migrations", None)
             tables_checked = {k: v for k, v in tables.items() if k in expected}

@@ -233,3 +233,19 @@ def test_cli_answers_from_stored_results_and_computes_for_an_explicit_now(small_
     earlier = keys_cli("--now", (NOW - timedelta(days=3)).isoformat())
     assert earlier.returncode == 0 and earlier.stderr == ""  # computed on the fly
     assert json.loads(earlier.stdout) != json.loads(stored.stdout)
+
+
+def test_backups_leave_the_derived_results_out_and_a_restore_refreshes_them(small_db, tmp_path):
+    from store.__main__ import main as store_main
+
+    db = _copy(small_db, tmp_path)
+    refresh_results(db, Rules(), ReconcileSettings(), as_of=NOW)
+    assert store_main(["backup", "--db", str(db), "--out", str(tmp_path / "backup")]) == 0
+    manifest = json.loads((tmp_path / "backup" / "manifest.json").read_text(encoding="utf-8"))
+    assert not [t for t in manifest["tables"] if t.startswith("result_")]
+    restored = tmp_path / "restored.duckdb"
+    assert store_main(["restore", "--from", str(tmp_path / "backup"), "--db", str(restored)]) == 0
+    assert result_tables.current_results(restored) == {}
+    assert not keys.key_findings(restored, NOW, Rules()).provenance.stored  # computed on the fly meanwhile
+    refresh_results(restored, Rules(), ReconcileSettings(), as_of=NOW)
+    assert _stored(restored)[1] == _stored(db)[1]  # the refresh rebuilds the same results from the same rows

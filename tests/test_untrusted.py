@@ -323,7 +323,6 @@ def _tcp_listener():
         sock.close()
 
 
-@pytest.mark.parametrize("scheme", ["data", "file", "ftp", "no scheme"])
 def deliver(url: str, payload: dict, attempts: int = 3, timeout_s: float = 5.0) -> tuple[bool, int, str | None]:
     """Post through the one outbound HTTP path (collectors.http_client), backoff scaled down for tests."""
     outcome = post_json(url, payload, RetryPolicy(max_attempts=attempts, scale=0.001), timeout_s=timeout_s)
@@ -341,6 +340,7 @@ def _stored_incident(monkeypatch) -> None:
     )
 
 
+@pytest.mark.parametrize("scheme", ["data", "file", "ftp", "no scheme"])
 def test_deliver_refuses_urls_it_cannot_post_to(tmp_path, scheme):
     existing = _write(tmp_path, "target.txt", "a file the old code opened and called delivered")
     with _tcp_listener() as (port, accepted):
