@@ -14,7 +14,7 @@ from analytics.pricing import PricingConfig
 from service import credits as credit_cases
 from store import StoreError, credit_reads
 from ui.data import page_config, provenance_caption
-from ui.format import local_time, localize_column, number
+from ui.format import local_time, localize_column, number, plain
 from ui.page import open_page
 
 CACHE_TTL_S = 30
@@ -87,7 +87,7 @@ settings, filters, now = open_page("Credits")
 
 config, problem = page_config(settings.config_path)
 if problem:
-    st.warning(f"Reconciliation settings not usable, using defaults: {problem}")
+    st.warning(f"Reconciliation settings not usable, using defaults: {plain(problem, None)}")
 policy = config.reconciliation
 
 start, end = credits.range_bounds(filters.start, filters.end, now)
@@ -171,7 +171,7 @@ try:
         data = load_billing(str(settings.db_path), load_since, load_until, envs, policy.pricing)
         nothing = data.jobs.empty and data.daily.empty
 except StoreError as exc:
-    st.error(f"Cannot read the database: {exc}")
+    st.error(f"Cannot read the database: {plain(exc, None)}")
     st.stop()
 
 if nothing:
