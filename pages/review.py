@@ -32,6 +32,39 @@ def week_review(
 
 
 @st.cache_data(ttl=60, show_spinner=False, max_entries=16)
+def flagged_keys(review_id: str, _review: dict) -> list[tuple[str, bool, str]]:
+    """(expander title, expanded?, Markdown) per key needing a decision, its text from data escaped: built
+    once per review and decisions, not per session (escaping every finding costs more than drawing it)."""
+    out = []
+    for item in _review["decisions_needed"]:
+        labels = ", ".join(f["label"] + (" (new)" if f["new"] else "") for f in item["findings"])
+        last = item["last_decision"]
+        lines = [f"- **{plain(f['label'], None)}**: {plain(f['detail'], None)}" for f in item["findings"]]
+        if last:
+            lines.append(
+                f"\nLast decision: **{plain(last['decision'])}** by {plain(last['decided_by'], None)} on "
+                f"{str(last['decided_at'])[:10]} (week {plain(last['week'])})"
+                + (f": {plain(last['note'], None)}" if last["note"] else "")
+            )
+        else:
+            lines.append("\n*No decision recorded yet.*")
+        name = item["key_name"]
+        header = f"{'🆕 ' if item['new'] else ''}{plain(f'{name}: {labels}', None)}"
+        out.append((header, bool(item["new"]), "\n".join(lines)))
+    return out
+
+
+@st.cache_data(ttl=60, show_spinner=False, max_entries=16)
+def section_tables(review_id: str, _review: dict) -> list[tuple[str, str, pd.DataFrame | None]]:
+    """(title, escaped note, table or None) per report section after the first, built once per review."""
+    out = []
+    for title, rows, columns, note in sections(_review)[1:]:
+        table = pd.DataFrame(rows)[[c for c, _ in columns]] if rows else None
+        out.append((title, plain(note, None) if note else "", table))  # some notes carry an error from the data
+    return out
+
+
+@st.cache_data(ttl=60, show_spinner=False, max_entries=16)
 def chart_specs(review_id: str, _review: dict) -> list[tuple[str, dict]]:
     """The report's charts as Vega-Lite specs, built (and validated) once per review, not per session."""
     return [(title, chart.to_dict()) for title, chart in charts(_review)]
@@ -86,22 +119,9 @@ st.subheader("Keys needing a decision")
 needed = review["decisions_needed"]
 if not needed:
     st.success("No flagged keys this week.")
-for item in needed:
-    key = item["key_name"]
-    labels = ", ".join(f["label"] + (" (new)" if f["new"] else "") for f in item["findings"])
-    last = item["last_decision"]
-    header = f"{'🆕 ' if item['new'] else ''}{plain(f'{key}: {labels}', None)}"
-    lines = [f"- **{plain(finding['label'], None)}**: {plain(finding['detail'], None)}" for finding in item["findings"]]
-    if last:
-        lines.append(
-            f"\nLast decision: **{plain(last['decision'])}** by {plain(last['decided_by'], None)} on "
-            f"{str(last['decided_at'])[:10]} (week {plain(last['week'])})"
-            + (f": {plain(last['note'], None)}" if last["note"] else "")
-        )
-    else:
-        lines.append("\n*No decision recorded yet.*")
-    with st.expander(header, expanded=item["new"]):
-        st.markdown("\n".join(lines))  # one element per key: a fleet flags dozens, each session draws them all
+for header, expanded, text in flagged_keys(review_id, review):
+    with st.expander(header, expanded=expanded):
+        st.markdown(text)  # one element per key: a fleet flags dozens, each session draws them all
 if needed:
     # One form for every flagged key: a meeting records a few decisions, and a form per key would put
     # four widgets per flagged key on every rerun of every session (hundreds at a fleet's size).
@@ -123,12 +143,12 @@ if needed:
                 st.toast(f"Recorded {choice} for {plain(key, None)}")
                 st.rerun()
 
-for title, rows, _columns, note in sections(review)[1:]:
+for title, note, table in section_tables(review_id, review):
     st.subheader(title)
     if note:
-        st.caption(plain(note, None))  # some notes carry an error message from the data
-    if rows:
-        st.dataframe(pd.DataFrame(rows)[[c for c, _ in _columns]], hide_index=True, width="stretch")
+        st.caption(note)
+    if table is not None:
+        st.dataframe(table, hide_index=True, width="stretch")
     else:
         st.caption("None.")
     if title == "Top movers by calls":
