@@ -99,8 +99,10 @@ except StoreError as exc:
 provenance_caption("this review", built.provenance)
 review = attach_decisions(built.review, decided)
 origin = built.provenance
+# What identifies this review's rendering across sessions: the database, the week, the results it was built
+# from (or its minute), and the decisions attached.
 review_id = "|".join(
-    [week, origin.as_of.isoformat(), str(origin.meta.refresh_id if origin.meta else "now"), decided.to_csv(index=False)]
+    [db, week, origin.as_of.isoformat(), str(origin.meta.refresh_id if origin.meta else "now"), decided.to_csv()]
 )
 
 info = review["week"]

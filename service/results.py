@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from store import Source, StoreError, result_tables
@@ -70,7 +69,3 @@ def provenance(source: Source, now: datetime, meta: ResultMeta | None) -> Proven
     mark = result_tables.data_mark(source)
     newer = mark.run_id is not None and (meta.data_run_id is None or mark.run_id > meta.data_run_id)
     return Provenance(meta.as_of, meta, mark.finished_at if newer else None)
-
-
-def db_exists(db_path: str | Path) -> bool:
-    return Path(db_path).is_file()
