@@ -38,6 +38,18 @@ def non_negative(text: str) -> float:
     return value
 
 
+def shard_spec(text: str) -> tuple[int, int]:
+    """`I/N` (shard I of N, numbered 0 … N-1) as (I, N)."""
+    index, sep, count = text.strip().partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not I/N, e.g. 0/3 (shards are numbered 0 … N-1)") from None
+    if not sep or n < 1 or not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"{text!r}: I/N needs N >= 1 and 0 <= I < N, e.g. 0/3 … 2/3")
+    return i, n
+
+
 def check_output(flag: str, out: str, force: bool, inputs: Iterable[str | Path | None]) -> None:
     """Refuse (ValueError, one line) an output file that is one of the command's inputs, or exists without --force.
 

@@ -26,6 +26,7 @@ from domain import (
     fingerprint,
     mask_secret,
     normalize_environment,
+    shard_of,
 )
 from untrusted import UnsafeURL, check_url
 
@@ -166,6 +167,13 @@ class Config:
     reconciliation: ReconcileSettings = field(default_factory=ReconcileSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     review: ReviewSettings = field(default_factory=ReviewSettings)
+    # This collector's shard of the fleet (I of N, numbered 0 … N-1); `keys` are then that shard's keys only.
+    shard: tuple[int, int] = (0, 1)
+
+    def for_shard(self, index: int, count: int) -> Config:
+        """Only the keys whose fingerprint hashes to shard `index` of `count` (domain.shard_of)."""
+        keys = self.keys if count == 1 else tuple(k for k in self.keys if shard_of(k.fingerprint, count) == index)
+        return replace(self, keys=keys, shard=(index, count))
 
 
 DEFAULTS = Config(path=None, base_url=DEFAULT_BASE_URL, keys=())

@@ -68,3 +68,10 @@ def mask_secret(secret: str) -> str:
     """The form pages and exports may show: the secret's prefix and last four characters (`rbv_…9f2c`)."""
     prefix = secret.split("_", 1)[0] + "_" if "_" in secret[:8] else ""
     return f"{prefix}…{secret[-4:]}" if len(secret) >= 8 else "…"
+
+
+def shard_of(key_fingerprint: str, shards: int) -> int:
+    """Which of `shards` shards (0 … shards-1) a key belongs to, from its fingerprint alone: every collector
+    of a sharded fleet agrees without talking to the others, and a key keeps its shard while N is the same."""
+    digest = hashlib.sha256(f"rbv-shard:{key_fingerprint}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % shards

@@ -9,11 +9,12 @@ import dataclasses
 import logging
 import sys
 
-from cli_args import OneLineParser, non_negative, positive_int
+from cli_args import OneLineParser, non_negative, positive_int, shard_spec
 from config import Config, ConfigError, load_config
 from private_files import restricted_umask
 from service.collection import apply_retention, collect_and_refresh
 from store import StoreError
+from store.writes import ShardMismatch
 from untrusted import log_text
 
 
@@ -39,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--concurrency", type=positive_int, help="requests in flight at once")
         cmd.add_argument("--backoff-scale", type=non_negative, help="multiply retry waits (tests use 0.01)")
         cmd.add_argument("--endpoints", help="comma-separated subset: pricing,admin,summary,events,jobs")
+        cmd.add_argument(
+            "--shard",
+            type=shard_spec,
+            metavar="I/N",
+            help="collect only the keys whose fingerprint hashes to shard I of N (0 … N-1), into this --db alone",
+        )
         cmd.add_argument("-v", "--verbose", action="store_true", help="log every request attempt")
         if name == "serve":
             cmd.add_argument("--run-first", action="store_true", help="collect everything once at start")
@@ -74,7 +81,8 @@ def _apply_overrides(config: Config, args: argparse.Namespace) -> Config:
         settings = dataclasses.replace(settings, concurrency=args.concurrency)
     if args.backoff_scale is not None:
         settings = dataclasses.replace(settings, backoff_scale=args.backoff_scale)
-    return dataclasses.replace(config, collector=settings)
+    config = dataclasses.replace(config, collector=settings)
+    return config.for_shard(*args.shard) if args.shard else config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,6 +130,9 @@ def _run(args: argparse.Namespace) -> int:
         return serve(config, args.db, run_first=args.run_first)
     except ConfigError as exc:
         print(f"config error: {log_text(exc)}", file=sys.stderr)
+        return 2
+    except ShardMismatch as exc:
+        print(f"error: {args.db}: {log_text(exc)}", file=sys.stderr)
         return 2
     except StoreError as exc:
         print(f"database error: {log_text(exc)}", file=sys.stderr)

@@ -117,7 +117,7 @@ async def fetch_pricing(ctx: FetchContext, outcome: Outcome) -> None:
     response = await req.get("/api/pricing")
     rates, rejects = contract.parse_pricing(response.body)
     req.records(len(rates), rejects, response.request_id)
-    outcome.apply = lambda batch: batch.snapshots.append(lambda con, now: writes.upsert_pricing(con, rates, now))
+    outcome.apply = lambda batch: batch.snapshots.append((writes.upsert_pricing, (rates,)))
 
 
 async def fetch_admin(ctx: FetchContext, outcome: Outcome) -> None:
@@ -125,7 +125,7 @@ async def fetch_admin(ctx: FetchContext, outcome: Outcome) -> None:
     response = await req.get("/v1/admin/keys", headers={"X-Admin-Token": ctx.config.admin_token or ""})
     rows, rejects = contract.parse_inventory(response.body)
     req.records(len(rows), rejects, response.request_id)
-    outcome.apply = lambda batch: batch.snapshots.append(lambda con, now: writes.replace_inventory(con, rows, now))
+    outcome.apply = lambda batch: batch.snapshots.append((writes.replace_inventory, (rows,)))
 
 
 async def fetch_summary(ctx: FetchContext, outcome: Outcome) -> None:
@@ -146,8 +146,10 @@ async def fetch_summary(ctx: FetchContext, outcome: Outcome) -> None:
     # The response covered every day up to today, so the next cycle only refreshes from here.
     new_cursor = {"last_day": today.isoformat()}
 
+    table = writes.key_records("daily", key.name, rows)
+
     def apply(batch: writes.Batch) -> None:
-        batch.daily.append((key.name, rows))
+        batch.daily.append(table)
         batch.cursors.append((key.name, "summary", new_cursor))
 
     outcome.apply = apply
@@ -179,8 +181,10 @@ async def fetch_events(ctx: FetchContext, outcome: Outcome) -> None:
     elif not cursor:
         new_cursor["covered_since"] = ctx.now().isoformat(timespec="seconds")
 
+    table = writes.key_records("events", key.name, events)
+
     def apply(batch: writes.Batch) -> None:
-        batch.events.append((key.name, events))
+        batch.events.append(table)
         if gap:
             batch.gaps.append((key.name, "events", gap[0], gap[1]))
         batch.cursors.append((key.name, "events", new_cursor))
@@ -244,10 +248,10 @@ async def fetch_jobs(ctx: FetchContext, outcome: Outcome) -> None:
     if capped or "history_pages" in cursor:
         # Kept in the cursor so the store says the job history held is deliberately partial.
         new_cursor["history_pages"] = pages if capped else cursor["history_pages"]
-    rows = list(seen.values())
+    table = writes.key_records("jobs", key.name, list(seen.values()))
 
     def apply(batch: writes.Batch) -> None:
-        batch.jobs.append((key.name, rows))
+        batch.jobs.append(table)
         batch.cursors.append((key.name, "jobs", new_cursor))
 
     outcome.apply = apply

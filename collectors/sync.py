@@ -1,12 +1,18 @@
-"""One sync path: fetch every selected endpoint for every key concurrently, write outcomes in batches."""
+"""One sync path: fetch every selected endpoint for every key concurrently, write outcomes in batches.
+
+Memory stays flat whatever the key count: keys are fed to a fixed pool of workers a group at a time (each
+group's cursors and known jobs read from the store just before it is fetched, never the whole fleet's), and
+the outcomes waiting to be written are bounded (fetching pauses while the writer catches up).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,9 +21,10 @@ from typing import TYPE_CHECKING
 from collectors import contract
 from collectors.endpoints import ENDPOINTS, FetchContext, Outcome
 from collectors.http_client import ApiClient, ApiError, RetryPolicy
+from collectors.store_worker import PreparedBatch, StoreWorker, store_worker
 from config import Config, KeyConfig
 from store import write_transaction, writes
-from store.collector_state import load_collector_state
+from store.collector_state import CollectorState
 
 if TYPE_CHECKING:  # the transport is the test seam; only collectors.http_client does HTTP
     import httpx
@@ -27,9 +34,17 @@ log = logging.getLogger("collectors.sync")
 PER_KEY_ORDER = ("summary", "events", "jobs")
 # The status of an endpoint whose response was landed but every record of it was quarantined.
 UNREADABLE = "unreadable"
-# Each write transaction costs a fixed ~0.3 s (open, commit, checkpoint on close) on top of its rows, so
-# fewer, larger ones are cheaper (1,000-key first collection: writer CPU 6.6 s at 0.25 s, 3.6 s at 3 s).
+# Each write transaction costs a fixed ~0.3 s (open, commit, checkpoint on close) on top of its rows, and
+# the checkpoint of a table with a primary key grows with the table (its index is loaded and written back),
+# so fewer, larger ones are cheaper (1,000-key first collection: writer CPU 6.6 s at 0.25 s, 3.6 s at 3 s).
+# A flush starts once FLUSH_ROWS records are waiting, or FLUSH_INTERVAL_S after the previous one began
+# when fewer are (so a small run still lands its rows within seconds).
 FLUSH_INTERVAL_S = 1.0
+FLUSH_ROWS = 50_000
+# Fetching waits while more than this many records wait to be written: the bound on what a run holds.
+MAX_PENDING_ROWS = 2 * FLUSH_ROWS
+# Keys whose cursors and known jobs are read from the store at once, just before they are fetched.
+STATE_GROUP_KEYS = 500
 
 
 def utc_now() -> datetime:
@@ -78,70 +93,106 @@ def registry_rows(keys: Sequence[KeyConfig]) -> list[dict[str, object]]:
     ]
 
 
-class _Writer:
-    """Serializes all writes of a run into short batched transactions (the file lock is held briefly)."""
+def outcome_rows(outcome: Outcome) -> int:
+    """What an outcome weighs while it waits to be written: its records, plus one for its bookkeeping."""
+    return outcome.parsed + outcome.rejected + 1
 
-    def __init__(self, db_path: Path, run_id: int) -> None:
-        self.db_path, self.run_id = db_path, run_id
+
+class _Writer:
+    """Serializes all writes of a run into batched transactions (the file lock is held briefly) on the run's
+    store worker; `put` waits while too much is pending, which is what bounds a run's memory."""
+
+    def __init__(self, store: StoreWorker, db_path: Path, run_id: int) -> None:
+        self.store, self.db_path, self.run_id = store, db_path, run_id
         self.pending: list[Outcome] = []
+        self.pending_rows = 0
         self.rows_written = 0
+        self.closing = False
         self._lock = asyncio.Lock()
+        self._changed = asyncio.Condition()
+
+    async def put(self, outcome: Outcome) -> None:
+        async with self._changed:
+            self.pending.append(outcome)
+            self.pending_rows += outcome_rows(outcome)
+            self._changed.notify_all()
+            await self._changed.wait_for(lambda: self.pending_rows <= MAX_PENDING_ROWS)
+
+    async def wait_for_work(self, deadline: float) -> None:
+        """Until FLUSH_ROWS are pending, `deadline` (monotonic) passes with something pending, or `close`."""
+        async with self._changed:
+            while not (self.closing or self.pending_rows >= FLUSH_ROWS):
+                if not self.pending:
+                    await self._changed.wait()
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                try:
+                    await asyncio.wait_for(self._changed.wait(), left)
+                except TimeoutError:
+                    return
+
+    async def close(self) -> None:
+        """No more outcomes: the flusher stops waiting (the last flush is the caller's)."""
+        async with self._changed:
+            self.closing = True
+            self._changed.notify_all()
 
     async def flush(self) -> None:
         async with self._lock:
-            batch, self.pending = self.pending, []
-            if batch:
-                self.rows_written += await asyncio.to_thread(self._write, batch)
+            async with self._changed:
+                outcomes, self.pending, self.pending_rows = self.pending, [], 0
+                self._changed.notify_all()  # fetching resumes while this batch is written
+            if outcomes:
+                prepared = prepare(outcomes)
+                del outcomes
+                self.rows_written += await self.store.call("write", self.db_path, self.run_id, prepared)
+            async with self._changed:
+                self._changed.notify_all()
 
-    def _write(self, outcomes: list[Outcome]) -> int:
-        # One statement per table for the whole batch: per-key statements cost more than the HTTP.
-        changed = 0
-        batch = writes.Batch()
-        landings: list[dict[str, object]] = []
-        run_items: list[dict[str, object]] = []
-        for outcome in outcomes:
-            fingerprint = outcome.key.fingerprint if outcome.key else None
-            landings += [
-                {
-                    "endpoint": landing.endpoint,
-                    "key_name": outcome.key_name,
-                    "key_fingerprint": fingerprint,
-                    "request_id": landing.request_id,
-                    "http_status": landing.http_status,
-                    "body": landing.body,
-                }
-                for landing in outcome.landings
-            ]
-            if outcome.apply is not None and outcome.status == "ok":
-                outcome.apply(batch)
-            run_items.append(
-                {
-                    "key_name": outcome.key_name,
-                    "endpoint": outcome.endpoint,
-                    "status": outcome.status,
-                    "attempts": outcome.attempts,
-                    "error_code": outcome.error_code,
-                    "message": outcome.message,
-                    "request_id": outcome.request_id,
-                }
-            )
-        with write_transaction(self.db_path) as con:
-            now = utc_now()
-            writes.land_raw(con, [dict(landing, fetched_at=now) for landing in landings])
-            for outcome in outcomes:
-                for reason, record, request_id in outcome.rejects:
-                    changed += writes.quarantine(
-                        con,
-                        endpoint=outcome.endpoint,
-                        key_name=outcome.key_name,
-                        fetched_at=now,
-                        request_id=request_id,
-                        reason=reason,
-                        record=record,
-                    )
-            changed += batch.write(con, now)
-            writes.record_run_items(con, self.run_id, run_items, now)
-        return changed
+
+def prepare(outcomes: list[Outcome]) -> PreparedBatch:
+    """Outcomes as one batch of plain data (keys reduced to their fingerprint): one statement per table for
+    the whole batch, since per-key statements cost more than the HTTP."""
+    prepared = PreparedBatch()
+    for outcome in outcomes:
+        fingerprint = outcome.key.fingerprint if outcome.key else None
+        prepared.landings += [
+            {
+                "endpoint": landing.endpoint,
+                "key_name": outcome.key_name,
+                "key_fingerprint": fingerprint,
+                "request_id": landing.request_id,
+                "http_status": landing.http_status,
+                "body": landing.body,
+            }
+            for landing in outcome.landings
+        ]
+        prepared.rejects += [
+            {
+                "endpoint": outcome.endpoint,
+                "key_name": outcome.key_name,
+                "request_id": request_id,
+                "reason": reason,
+                "record": record,
+            }
+            for reason, record, request_id in outcome.rejects
+        ]
+        if outcome.apply is not None and outcome.status == "ok":
+            outcome.apply(prepared.batch)
+        prepared.run_items.append(
+            {
+                "key_name": outcome.key_name,
+                "endpoint": outcome.endpoint,
+                "status": outcome.status,
+                "attempts": outcome.attempts,
+                "error_code": outcome.error_code,
+                "message": outcome.message,
+                "request_id": outcome.request_id,
+            }
+        )
+    return prepared
 
 
 async def _run_endpoint(ctx: FetchContext, name: str, key: KeyConfig | None) -> Outcome:
@@ -164,6 +215,11 @@ async def _run_endpoint(ctx: FetchContext, name: str, key: KeyConfig | None) -> 
     return outcome
 
 
+def _groups(keys: Sequence[KeyConfig], size: int) -> Iterator[Sequence[KeyConfig]]:
+    for first in range(0, len(keys), size):
+        yield keys[first : first + size]
+
+
 async def collect(
     config: Config,
     db_path: str | Path,
@@ -174,16 +230,21 @@ async def collect(
     now: Callable[[], datetime] = utc_now,
     progress: Callable[[str], None] | None = None,
 ) -> RunSummary:
-    """Collect the selected endpoints for every configured key; one failing key never stops the rest."""
+    """Collect the selected endpoints for every configured key; one failing key never stops the rest.
+
+    A sharded collector's config holds only its shard's keys (`Config.for_shard`); the file records the shard
+    on its first run and refuses a collector of another (store.writes.ShardMismatch)."""
     started = time.monotonic()
     db_path = Path(db_path)
     settings = config.collector
     selected = [e for e in endpoints if ENDPOINTS[e].enabled(config)]
     with write_transaction(db_path) as con:
+        writes.claim_shard(con, *config.shard, now())
         writes.sync_key_registry(con, registry_rows(config.keys), now())
         run_id = writes.start_run(con, mode=mode, endpoints=",".join(selected), keys_total=len(config.keys), now=now())
-    state = load_collector_state(db_path, [k.name for k in config.keys], with_jobs="jobs" in selected)
-    writer = _Writer(db_path, run_id)
+    # All store work of the run (reading each group's state, writing batches) in one worker, in order.
+    store = store_worker()
+    writer = _Writer(store, db_path, run_id)
     failures: list[str] = []
     keys_done = 0
     keys_ok = 0
@@ -195,20 +256,21 @@ async def collect(
         retry=RetryPolicy(settings.max_attempts, settings.backoff_scale),
         transport=transport,
     )
-    ctx = FetchContext(client=client, config=config, state=state, now=now)
+    with_jobs = "jobs" in selected
+    no_state = FetchContext(client=client, config=config, state=CollectorState(), now=now)
 
-    def record(outcome: Outcome) -> None:
-        writer.pending.append(outcome)
+    async def record(outcome: Outcome) -> None:
         if outcome.status != "ok":
             failures.append(f"{outcome.key_name} {outcome.endpoint}: {outcome.error_code}")
             log.warning("%s %s failed: %s", outcome.key_name, outcome.endpoint, outcome.message)
+        await writer.put(outcome)
 
-    async def one_key(key: KeyConfig) -> None:
+    async def one_key(ctx: FetchContext, key: KeyConfig) -> None:
         nonlocal keys_done, keys_ok
         ok = True
         for name in (e for e in PER_KEY_ORDER if e in selected):
             outcome = await _run_endpoint(ctx, name, key)
-            record(outcome)
+            await record(outcome)
             ok = ok and outcome.status == "ok"
             if outcome.error_code == "invalid_api_key":
                 break  # the key itself is rejected: its other endpoints would fail the same way
@@ -216,19 +278,46 @@ async def collect(
         keys_ok += ok
 
     async def global_endpoint(name: str) -> None:
-        record(await _run_endpoint(ctx, name, None))
+        await record(await _run_endpoint(no_state, name, None))
 
-    async def flusher(stop: asyncio.Event) -> None:
+    # Keys reach the workers a group at a time, each group with its own state; the queue holds at most one
+    # group ahead, so at most a few groups' cursors and known jobs are in memory, whatever the fleet's size.
+    queue: asyncio.Queue[tuple[FetchContext, KeyConfig] | None] = asyncio.Queue(maxsize=STATE_GROUP_KEYS)
+    n_workers = min(settings.concurrency, len(config.keys))
+
+    async def feed() -> None:
+        async def end_workers() -> None:
+            for _ in range(n_workers):
+                await queue.put(None)
+
+        try:
+            if any(ENDPOINTS[name].per_key for name in selected):
+                for group in _groups(config.keys, STATE_GROUP_KEYS):
+                    names = [k.name for k in group]
+                    state = await store.call("state", db_path, names, with_jobs)
+                    ctx = FetchContext(client=client, config=config, state=state, now=now)
+                    for key in group:
+                        await queue.put((ctx, key))
+        except asyncio.CancelledError:
+            raise  # the workers are cancelled with it
+        except BaseException:
+            await end_workers()  # they are still consuming: let them finish their keys
+            raise
+        await end_workers()
+
+    async def work() -> None:
+        while (item := await queue.get()) is not None:
+            await one_key(*item)
+
+    async def flusher() -> None:
         last_report = time.monotonic()
-        while not stop.is_set():
-            # Flushes start at most every FLUSH_INTERVAL_S, and back to back while the writer lags, so
-            # what is left to write when the last response arrives is one flush's worth, not more.
-            started_at = time.monotonic()
+        last_flush = time.monotonic()
+        while True:
+            await writer.wait_for_work(last_flush + FLUSH_INTERVAL_S)
+            if writer.closing:
+                break
+            last_flush = time.monotonic()
             await writer.flush()
-            try:
-                await asyncio.wait_for(stop.wait(), max(0.0, FLUSH_INTERVAL_S - (time.monotonic() - started_at)))
-            except TimeoutError:
-                pass
             if progress and time.monotonic() - last_report >= 2.0:
                 last_report = time.monotonic()
                 progress(
@@ -236,23 +325,35 @@ async def collect(
                     f"{client.stats.retries} retries"
                 )
 
-    stop = asyncio.Event()
-    flush_task = asyncio.create_task(flusher(stop))
+    flush_task = asyncio.create_task(flusher())
     status = "failed"
+    n_tasks = len(config.keys) + sum(1 for n in selected if not ENDPOINTS[n].per_key)
     try:
         async with client:
             tasks = [global_endpoint(n) for n in selected if not ENDPOINTS[n].per_key]
-            tasks += [one_key(k) for k in config.keys]
-            await asyncio.gather(*tasks)
-        status = "ok" if not failures else ("partial" if keys_ok or len(failures) < len(tasks) else "failed")
+            fetching = asyncio.gather(*tasks, feed(), *(work() for _ in range(n_workers)))
+            try:
+                await asyncio.wait({fetching, flush_task}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                fetching.cancel()
+                raise
+            if flush_task.done():  # writing failed: stop fetching what could not be written
+                fetching.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await fetching
+                failures.append(f"writing failed: {flush_task.exception()}")
+                flush_task.result()
+            await fetching
+        status = "ok" if not failures else ("partial" if keys_ok or len(failures) < n_tasks else "failed")
     except asyncio.CancelledError:
         status = "cancelled"
         raise
     finally:
-        stop.set()
         try:
-            await flush_task
-            await writer.flush()
+            await writer.close()
+            if not flush_task.done() or flush_task.cancelled() or flush_task.exception() is None:
+                await flush_task
+                await writer.flush()  # what was left when fetching ended (not after a failed write)
         except asyncio.CancelledError:
             # Cancelled again while closing (asyncio.run's teardown cancels the flusher too): rows not yet
             # written are fetched again next run, since cursors only advance with their rows.

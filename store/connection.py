@@ -41,12 +41,14 @@ def _is_lock_error(exc: BaseException) -> bool:
     return "lock" in text.lower() and ("Could not set lock" in text or "Conflicting lock" in text)
 
 
-def _open(path: str, read_only: bool, deadline_s: float) -> duckdb.DuckDBPyConnection:
+def _open(
+    path: str, read_only: bool, deadline_s: float, config: dict[str, str] | None = None
+) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + deadline_s
     delay = 0.02
     while True:
         try:
-            return duckdb.connect(path, read_only=read_only)
+            return duckdb.connect(path, read_only=read_only, config=config or {})
         except (duckdb.IOException, duckdb.ConnectionException) as exc:
             if not _is_lock_error(exc) or time.monotonic() >= deadline:
                 if _is_lock_error(exc):
@@ -60,17 +62,26 @@ def _open(path: str, read_only: bool, deadline_s: float) -> duckdb.DuckDBPyConne
 
 @contextlib.contextmanager
 def write_transaction(
-    db_path: str | Path, deadline_s: float = LOCK_RETRY_SECONDS, schema: str | None = None
+    db_path: str | Path,
+    deadline_s: float = LOCK_RETRY_SECONDS,
+    schema: str | None = None,
+    memory_limit: str | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the database read-write (migrating it once per process), run one transaction, close.
 
-    `schema` (idempotent DDL) replaces the migrations for a file that is not the collector's database.
+    `schema` (idempotent DDL) replaces the migrations for a file that is not the collector's database;
+    `memory_limit` (e.g. "256MB") bounds DuckDB's own memory for the transaction (it spills beyond).
     """
     path = str(db_path)
     make_private_dir(Path(path).parent)
     with _write_lock:
         created = not Path(path).exists()
-        con = _open(path, read_only=False, deadline_s=deadline_s)
+        con = _open(
+            path,
+            read_only=False,
+            deadline_s=deadline_s,
+            config={"memory_limit": memory_limit} if memory_limit else None,
+        )
         try:
             if created:  # owner-only, whatever the caller's umask (entry points also set one for the WAL)
                 secure_file(path)

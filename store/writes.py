@@ -8,7 +8,6 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from itertools import chain
 from operator import attrgetter, itemgetter
 from typing import Any
 
@@ -16,9 +15,10 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from store.connection import StoreError
 from store.results import first_row
 
-KeyRows = Sequence[tuple[str, Sequence[Any]]]  # [(key_name, records), ...] written in one statement
+KeyRows = Sequence[pa.Table]  # per-key tables from `key_records`, written in one statement
 
 
 _TIME = pa.timestamp("us")
@@ -34,25 +34,29 @@ def _table(schema: pa.Schema, tuples: Sequence[tuple[Any, ...]]) -> pa.Table:
     return pa.Table.from_struct_array(pa.array(tuples, type=pa.struct(list(schema))))
 
 
-def _records_table(per_key: KeyRows, schema: pa.Schema, unique: Sequence[str], now: datetime) -> pa.Table:
-    """Records of many keys -> one Arrow table: `key_name`, each record's fields (tuples in `schema`'s
-    order after key_name), then `now` in every remaining column; only the last row per `unique` is kept.
-
-    No Python runs per row (the writer shares the GIL with the HTTP loop): Arrow converts the tuples to a
-    struct array in C, and key names, times and de-duplication are whole-column operations.
-    """
-    records = list(chain.from_iterable(rows for _, rows in per_key))
-    width = len(records[0]) if records else 0
+def key_records(kind: str, key_name: str, records: Sequence[tuple[Any, ...]]) -> pa.Table:
+    """One key's records of `kind` (daily, events, jobs: tuples in that table's field order after key_name)
+    as a compact Arrow table, built when they arrive: a run holds what waits to be written in this form
+    (~100 bytes a row) rather than as Python objects (~600), which is most of what bounds its memory.
+    The columns stamped with the write's time are added when the batch is written."""
+    schema = _RECORD_SCHEMAS[kind]
+    if not records:
+        return pa.table({"key_name": pa.array([], pa.string())})  # nothing to write (skipped)
+    width = len(records[0])
     table = _table(pa.schema(list(schema)[1 : 1 + width]), records)
-    n = table.num_rows
-    if n == 0:
+    return table.add_column(0, schema.field(0), pa.repeat(pa.scalar(key_name, pa.string()), table.num_rows))
+
+
+def _records_table(per_key: KeyRows, schema: pa.Schema, unique: Sequence[str], now: datetime) -> pa.Table:
+    """Per-key tables (`key_records`) -> one Arrow table with `now` in every remaining column of `schema`;
+    only the last row per `unique` is kept. No Python runs per row: whole-column operations only."""
+    parts = [t for t in per_key if t.num_rows]
+    if not parts:
         return schema.empty_table()
-    names = pa.array([key for key, _ in per_key], type=pa.string())
-    table = table.add_column(
-        0, schema.field(0), names.take(np.repeat(np.arange(len(per_key)), [len(r) for _, r in per_key]))
-    )
+    table = pa.concat_tables(parts).combine_chunks()
+    n = table.num_rows
     stamp = pa.array(np.full(n, np.datetime64(now, "us")), type=_TIME)
-    for extra in list(schema)[1 + width :]:
+    for extra in list(schema)[table.num_columns :]:
         table = table.append_column(extra, stamp)
     last = table.append_column("_row", pa.array(np.arange(n))).group_by(list(unique), use_threads=False)
     positions = last.aggregate([("_row", "max")])["_row_max"]
@@ -130,7 +134,7 @@ _DAILY = pa.schema(
 
 
 def upsert_daily_usage(con: duckdb.DuckDBPyConnection, per_key: KeyRows, now: datetime) -> int:
-    """Daily rows of many keys in one statement: [(key_name, rows), ...]; the last row of a key-day wins."""
+    """Daily rows of many keys in one statement (per-key tables); the last row of a key-day wins."""
     return _changed(
         con,
         """
@@ -194,6 +198,7 @@ _JOBS = pa.schema(
     ]
 )
 _JOB_COLUMNS = ["job_id", "key_name", *_JOBS.names[2:]]
+_RECORD_SCHEMAS = {"daily": _DAILY, "events": _EVENTS, "jobs": _JOBS}
 _JOB_TRACKED = _JOBS.names[3:12]
 
 
@@ -381,6 +386,22 @@ def quarantine(
     return 1
 
 
+class ShardMismatch(StoreError):
+    """The file holds another shard of the fleet than the collector writing to it."""
+
+
+def claim_shard(con: duckdb.DuckDBPyConnection, shard: int, shards: int, now: datetime) -> None:
+    """Record which shard (I of N) this file holds on its first collection; refuse a collector of another."""
+    row = first_row(con.execute("SELECT shard, shards FROM collector_shard"))
+    if row is None:
+        con.execute("INSERT INTO collector_shard VALUES (TRUE, ?, ?, ?)", [shard, shards, now]).fetchall()
+        return
+    if (int(row[0]), int(row[1])) != (shard, shards):
+        held = "every key (not sharded)" if int(row[1]) == 1 else f"shard {row[0]}/{row[1]}"
+        asked = "every key (no --shard)" if shards == 1 else f"shard {shard}/{shards}"
+        raise ShardMismatch(f"this database holds {held}; this collector writes {asked}: give each shard its own --db")
+
+
 def start_run(con: duckdb.DuckDBPyConnection, *, mode: str, endpoints: str, keys_total: int, now: datetime) -> int:
     """Record a run; runs left 'running' by a dead process of ours are marked abandoned first."""
     for run_id, pid in con.execute("SELECT run_id, pid FROM run_log WHERE status = 'running'").fetchall():
@@ -489,16 +510,18 @@ class Batch:
     Rows and the cursors that cover them go into the same batch, so they still commit together.
     """
 
-    daily: list[tuple[str, Sequence[Any]]] = field(default_factory=list)
-    events: list[tuple[str, Sequence[Any]]] = field(default_factory=list)
-    jobs: list[tuple[str, Sequence[Any]]] = field(default_factory=list)
+    daily: list[pa.Table] = field(default_factory=list)  # per-key tables from `key_records`
+    events: list[pa.Table] = field(default_factory=list)
+    jobs: list[pa.Table] = field(default_factory=list)
     gaps: list[tuple[str, str, datetime, datetime]] = field(default_factory=list)
     cursors: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-    snapshots: list[Callable[[duckdb.DuckDBPyConnection, datetime], int]] = field(default_factory=list)
+    # Whole-snapshot writes (pricing, the admin inventory): (function of this module, its arguments before
+    # `now`), data rather than closures, so a batch can be handed to another process.
+    snapshots: list[tuple[Callable[..., int], tuple[Any, ...]]] = field(default_factory=list)
 
     def write(self, con: duckdb.DuckDBPyConnection, now: datetime) -> int:
         """Apply everything gathered; returns the rows changed."""
-        changed = sum(snapshot(con, now) for snapshot in self.snapshots)
+        changed = sum(write(con, *args, now) for write, args in self.snapshots)
         changed += upsert_daily_usage(con, self.daily, now)
         changed += insert_events(con, self.events, now)
         changed += upsert_jobs(con, self.jobs, now)
