@@ -30,8 +30,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from store import StoreError, write_transaction, writes
-from store.collector_state import load_collector_state
+from store import StoreError, writes
+from store.collector_state import CollectorState, load_collector_state
+from store.connection import HeldWriter
 
 
 @dataclass
@@ -62,10 +63,26 @@ def release_memory() -> None:
         _MALLOC_TRIM(0)
 
 
+# The worker keeps the file open between batches (see store.connection.HeldWriter) for at most HOLD_S; it
+# releases it when a run ends ("release"), or when no call has come for IDLE_RELEASE_S (a run's batches
+# come at least every second: collectors.sync.FLUSH_INTERVAL_S).
+HOLD_S = 5.0
+IDLE_RELEASE_S = 2.0
+# DuckDB's own memory while writing (it spills beyond; the indexes it updates are the part that grows with
+# the fleet): the bound that keeps the worker's memory flat. 128 MB ran out at 10,000 keys.
+MEMORY_LIMIT = "256MB"
+_HELD = HeldWriter(HOLD_S, MEMORY_LIMIT)
+
+
+def load_state(db_path: str | Path, key_names: list[str], with_jobs: bool) -> CollectorState:
+    """Cursors and known jobs of these keys, read through the worker's connection."""
+    return load_collector_state(_HELD.snapshot(db_path), key_names, with_jobs)
+
+
 def write_batch(db_path: str | Path, run_id: int, prepared: PreparedBatch) -> int:
     """One transaction: bodies, quarantine, rows with their cursors, run items; returns the rows changed."""
     changed = 0
-    with write_transaction(db_path) as con:
+    with _HELD.transaction(db_path) as con:
         now = datetime.now(UTC).replace(tzinfo=None)
         writes.land_raw(con, [dict(landing, fetched_at=now) for landing in prepared.landings])
         for reject in prepared.rejects:
@@ -75,13 +92,23 @@ def write_batch(db_path: str | Path, run_id: int, prepared: PreparedBatch) -> in
     return changed
 
 
-_CALLS: dict[str, Callable[..., Any]] = {"state": load_collector_state, "write": write_batch}
+_CALLS: dict[str, Callable[..., Any]] = {"state": load_state, "write": write_batch, "release": _HELD.release}
 
 
 def _serve(conn: Connection) -> None:
     """The worker's loop: (name, args) in, ("ok", result) or (kind of error, message) out, until EOF."""
+    try:
+        _serve_calls(conn)
+    finally:
+        _HELD.release()
+
+
+def _serve_calls(conn: Connection) -> None:
     while True:
         try:
+            if _HELD.held and not conn.poll(IDLE_RELEASE_S):
+                _HELD.release()  # a pause: let readers in
+                continue
             message = conn.recv()
         except (EOFError, OSError):
             return
@@ -94,11 +121,13 @@ def _serve(conn: Connection) -> None:
         except Exception as exc:  # reported to the collector, which raises it there
             reply = ("error", f"{type(exc).__name__}: {exc}")
         del args
-        release_memory()
         try:
             conn.send(reply)
         except OSError:
             return
+        if _HELD.due():
+            _HELD.release()  # checkpoint while the collector prepares its next batch
+        release_memory()
 
 
 class StoreWorker:

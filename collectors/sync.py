@@ -354,6 +354,7 @@ async def collect(
             if not flush_task.done() or flush_task.cancelled() or flush_task.exception() is None:
                 await flush_task
                 await writer.flush()  # what was left when fetching ended (not after a failed write)
+            await store.call("release")  # the file, checkpointed, for the run's end and for readers
         except asyncio.CancelledError:
             # Cancelled again while closing (asyncio.run's teardown cancels the flusher too): rows not yet
             # written are fetched again next run, since cursors only advance with their rows.

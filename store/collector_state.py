@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from store.connection import StoreNotReady, read_connection
+from store.connection import Source, StoreNotReady, reading
 
 
 @dataclass
@@ -22,27 +21,24 @@ class CollectorState:
         return self.job_status.get(key_name, {})
 
 
-def load_collector_state(
-    db_path: str | Path, key_names: list[str] | None = None, with_jobs: bool = True
-) -> CollectorState:
+def load_collector_state(db_path: Source, key_names: list[str] | None = None, with_jobs: bool = True) -> CollectorState:
     """Cursors and known job statuses (for the given keys, or all); empty for a new database.
 
     Job statuses are the bulk (every job ever seen): runs that do not collect jobs skip them.
     """
     state = CollectorState()
+    params: list[Any] = []
+    where = ""
+    if key_names is not None:
+        where, params = "WHERE list_contains(?, key_name)", [list(key_names)]
     try:
-        with read_connection(db_path) as con:
+        with reading(db_path) as con:
             for key_name, endpoint, cursor in con.execute(
-                "SELECT key_name, endpoint, cursor FROM sync_state"
+                f"SELECT key_name, endpoint, cursor FROM sync_state {where}", params
             ).fetchall():
-                if key_names is None or key_name in key_names:
-                    state.cursors[(key_name, endpoint)] = json.loads(cursor) if cursor else {}
+                state.cursors[(key_name, endpoint)] = json.loads(cursor) if cursor else {}
             if not with_jobs:
                 return state
-            params: list[Any] = []
-            where = ""
-            if key_names is not None:
-                where, params = "WHERE list_contains(?, key_name)", [key_names]
             for key_name, job_id, status in con.execute(
                 f"SELECT key_name, job_id, status FROM job_state {where}", params
             ).fetchall():
