@@ -1,4 +1,4 @@
-"""Command line for the data lifecycle: `python -m store backup|restore|prune|info`."""
+"""Command line for the data lifecycle: `python -m store backup|restore|prune|info|export`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from cli_args import OneLineParser, positive_int
 from private_files import restricted_umask
 from store import lifecycle
 from store.connection import StoreError
+from store.export import DEFAULT_BUCKETS, export
 
 
 def _instant(text: str) -> datetime:
@@ -43,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="schema version, row counts per public view, file size")
     i.add_argument("--db", required=True)
     i.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    e = sub.add_parser(
+        "export",
+        help="the public views of one file or of a fleet's shard files as Hive-partitioned Parquet, with a manifest",
+    )
+    e.add_argument("--db", required=True, action="append", help="a collector's DuckDB file (repeat for each shard)")
+    e.add_argument("--out", required=True, help="a new folder, or one an earlier export wrote (updated in place)")
+    e.add_argument("--buckets", type=positive_int, default=DEFAULT_BUCKETS, help="key-hash buckets (default 16)")
     return p
 
 
@@ -75,6 +83,8 @@ def _run(args: argparse.Namespace) -> int:
             f"(fetched before {done.raw_before:%Y-%m-%d %H:%M}), usage_event_log {done.removed['usage_event_log']:,} "
             f"(occurred before {done.events_before:%Y-%m-%d %H:%M}) UTC"
         )
+    elif args.command == "export":
+        print(export(args.db, args.out, args.buckets).line())
     else:
         found = lifecycle.info(args.db)
         if args.json:

@@ -1,7 +1,7 @@
 """Partitioned export: the public views of one or many collector files (the shards of a fleet) as Hive-partitioned
 Parquet, with a manifest; DuckDB, Dask or any Parquet reader reads the folder directly (store.parquet).
 
-Each view goes to `OUT/<view>/` — the big per-key ones split by `day=YYYY-MM-DD` and by key-hash `bucket=NN`
+Each view goes to `OUT/<view>/` — the big per-key ones split by `day=YYYY-MM-DD` and by key-hash `bucket=N`
 (store.parquet.VIEWS) — rows in a fixed order, so the same data gives byte-identical files: an export run
 again leaves unchanged partitions untouched (same checksum, same file), replaces changed ones one file at a
 time (written beside, then renamed), removes partitions that no longer exist, and writes the manifest last.
@@ -127,10 +127,8 @@ def export(
         raise ExportError(f"--out {out} is a file: give a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
         raise ExportError(f"--out {out} is a folder with other files in it: give a new or an export's folder")
-    make_private_dir(out)
+    created = not out.exists()
     staging = out / f".staging-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    make_private_dir(staging)
     con = duckdb.connect()
     written = kept = removed = 0
     views: dict[str, dict] = {}
@@ -139,6 +137,9 @@ def export(
         con.execute("SET preserve_insertion_order = true").fetchall()
         shards = _attach(con, paths)
         _check_shards(shards, paths)
+        make_private_dir(out)  # only once the sources are known to be good: bad input leaves nothing behind
+        shutil.rmtree(staging, ignore_errors=True)
+        make_private_dir(staging)
         names = con.execute(
             " UNION ".join(f"SELECT key_name FROM src{n}.keys" for n in range(len(paths))) + " ORDER BY 1"
         ).fetchall()
@@ -183,11 +184,16 @@ def export(
             "views": views,
         }
         write_private(out / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True), replace=True)
-    except duckdb.Error as exc:
-        raise ExportError(f"export failed: {str(exc).splitlines()[0]}") from None
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created and out.is_dir() and not (out / MANIFEST).exists():
+            shutil.rmtree(out, ignore_errors=True)  # a first export that failed leaves no half-written folder
+        if isinstance(exc, duckdb.Error):
+            raise ExportError(f"export failed: {str(exc).splitlines()[0]}") from None
+        raise
     finally:
         con.close()
-        shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
     return ExportResult(
         out,
         {v: e["rows"] for v, e in views.items()},

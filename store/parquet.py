@@ -39,20 +39,20 @@ class ViewSpec:
 # Every public view, in the README's order (and those later issues added). The big per-key ones are split by day
 # and by key-hash bucket: a day's or a key group's rows are read without the rest.
 VIEWS: dict[str, ViewSpec] = {
-    "keys": ViewSpec(order="key_name"),
+    "keys": ViewSpec(("bucket",), order="key_name"),
     "key_daily_usage": ViewSpec(("bucket",), order="key_name, day"),
     "summary_fetched": ViewSpec(("bucket",), order="key_name, day"),
-    "key_last_used": ViewSpec(order="key_name"),
+    "key_last_used": ViewSpec(("bucket",), order="key_name"),
     "usage_events": ViewSpec(("day", "bucket"), day="occurred_at", order="occurred_at, event_id"),
     "jobs": ViewSpec(("day", "bucket"), day="created_at", order="created_at, job_id"),
     "job_status_history": ViewSpec(("bucket",), order="job_id, status"),
     "pricing": ViewSpec(order="model", account_wide="model"),
     "collector_runs": ViewSpec(order="shard, run_id", per_shard=True),
     "collector_run_items": ViewSpec(order="shard, run_id, key_name, endpoint", per_shard=True),
-    "coverage_gaps": ViewSpec(order="key_name, endpoint, gap_start"),
+    "coverage_gaps": ViewSpec(("bucket",), order="key_name, endpoint, gap_start"),
     "quarantine": ViewSpec(order="shard, quarantine_id", per_shard=True),
     "admin_keys": ViewSpec(order="key_fingerprint", account_wide="key_fingerprint"),
-    "collection_cursors": ViewSpec(order="key_name, endpoint"),
+    "collection_cursors": ViewSpec(("bucket",), order="key_name, endpoint"),
 }
 
 # The internal names the store's read queries use, as views over the exported public ones. Run ids are per
@@ -99,7 +99,7 @@ def _view_sql(folder: Path, name: str, files: list[str], columns: list[str], buc
     spec = VIEWS[name]
     selected = ", ".join(f'"{c}"' for c in columns)
     if buckets is not None and "bucket" in spec.partition:
-        wanted = {f"bucket={b:02d}" for b in buckets}
+        wanted = {f"bucket={b}" for b in buckets}
         files = [f for f in files if any(part in wanted for part in Path(f).parts)]
     if not files:
         return f"SELECT {selected} FROM ({_empty(columns)}) WHERE FALSE"
