@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -331,6 +331,105 @@ def _explanations(delta: float, items: pd.DataFrame, limit: float) -> list[froze
     return fits
 
 
+@dataclass(frozen=True)
+class SummaryFits:
+    """A range's judged summary key-days before the convention is chosen: each day's difference and, for the
+    days with listed rows, every way of leaving some out that explains it; `votes` is what the days that only
+    one way explains teach (category -> [left out, counted]), summed over key groups by summary_convention."""
+
+    days: pd.DataFrame
+    with_items: list[tuple[int, pd.DataFrame]]
+    fits: list[list[frozenset[int]]]
+    votes: dict[str, list[int]]
+
+
+_SUMMARY_DAY_COLUMNS = ["key_name", "day", "summary_credits", "charges", "delta", "explained_credits", "explained_by",
+                        "remainder", "status"]  # fmt: skip
+
+
+def _summary_fits(
+    daily: pd.DataFrame,
+    listed_at: Mapping[str, datetime],
+    now: datetime,
+    start: datetime | None,
+    end: datetime,
+    settings: ReconcileSettings,
+    items: pd.DataFrame,
+) -> SummaryFits:
+    """Every judged key-day of the usage summary against the key's charges, and how the listed duplicate,
+    orphan and failed-but-charged rows of that day could explain the difference (see `_summary_days`)."""
+    votes: dict[str, list[int]] = {c: [0, 0] for c in EXPLAINING}  # category -> [left out, counted]
+    nothing = SummaryFits(pd.DataFrame(columns=_SUMMARY_DAY_COLUMNS), [], [], votes)
+    if daily.empty:
+        return nothing
+    frame = daily[judged_summary_days(daily, listed_at, now, settings)]
+    days = pd.to_datetime(frame["day"])
+    keep = days <= pd.Timestamp(end.date())
+    if start is not None:
+        keep &= days >= pd.Timestamp(start.date())
+    frame = frame[keep]
+    if frame.empty:
+        return nothing
+    limit = settings.tolerance + _EPSILON
+    out = pd.DataFrame(
+        {
+            "key_name": frame["key_name"].to_numpy(),
+            "day": _day_text(frame["day"]).to_numpy(),
+            "summary_credits": frame["summary_credits"].astype("float64").to_numpy(),
+            "charges": frame["charges"].astype("float64").fillna(0.0).to_numpy(),
+        }
+    )
+    out["delta"] = out["summary_credits"] - out["charges"]
+    # Only the key-days with listed rows need a closer look; the rest match or not by their delta alone.
+    grouped = {k: g for k, g in items.groupby(["key_name", "day"])} if not items.empty else {}
+    with_items = [
+        (i, grouped[(k, d)])
+        for i, (k, d) in enumerate(zip(out["key_name"], out["day"], strict=True))
+        if (k, d) in grouped
+    ]
+    fits_of = [_explanations(float(out["delta"].iat[i]), day_items, limit) for i, day_items in with_items]
+    for (_, day_items), fits in zip(with_items, fits_of, strict=True):
+        if len(fits) == 1:  # only days with one explanation teach the convention
+            for position, category in enumerate(day_items["category"]):
+                votes[category][0 if position in fits[0] else 1] += 1
+    return SummaryFits(out, with_items, fits_of, votes)
+
+
+def summary_convention(votes: Iterable[Mapping[str, Sequence[int]]]) -> frozenset[str]:
+    """The categories the vendor's daily summary leaves out: those more days left out than counted (the votes
+    of every key group's SummaryFits, so a fleet learns one convention, as one file would)."""
+    total = {c: [0, 0] for c in EXPLAINING}
+    for group in votes:
+        for category, (dropped, counted) in group.items():
+            total[category][0] += dropped
+            total[category][1] += counted
+    return frozenset(c for c, (dropped, counted) in total.items() if dropped > counted)
+
+
+def _settle_summary_days(fits: SummaryFits, left_out: frozenset[str], settings: ReconcileSettings) -> pd.DataFrame:
+    """Each key-day's explanation under the convention `left_out`, its remainder and status."""
+    out = fits.days.copy()
+    if out.empty:
+        return out[_SUMMARY_DAY_COLUMNS]
+    out["explained_credits"] = 0.0
+    out["explained_by"] = [[] for _ in range(len(out))]
+    for (i, day_items), day_fits in zip(fits.with_items, fits.fits, strict=True):
+        categories = day_items["category"].tolist()
+        if day_fits:  # of the explanations, the one that agrees best with the convention
+            chosen = min(day_fits, key=lambda f: sum((c in left_out) != (p in f) for p, c in enumerate(categories)))
+        else:
+            chosen = frozenset(p for p, c in enumerate(categories) if c in left_out)
+        positions = sorted(chosen)
+        out.iat[i, out.columns.get_loc("explained_credits")] = float(day_items["credits"].iloc[positions].sum())
+        out.iat[i, out.columns.get_loc("explained_by")] = [
+            f"{categories[p]} {day_items['job_id'].iloc[p]}" for p in positions
+        ]
+    out["remainder"] = out["delta"] + out["explained_credits"]
+    unexplained = out["remainder"].abs() > settings.tolerance + _EPSILON
+    out["status"] = np.where(unexplained, "unexplained", np.where(out["explained_credits"] > 0, "explained", "matches"))
+    return out[_SUMMARY_DAY_COLUMNS]
+
+
 def _summary_days(
     daily: pd.DataFrame,
     listed_at: Mapping[str, datetime],
@@ -348,59 +447,8 @@ def _summary_days(
     categories the summary leaves out is learnt from the days that only one choice explains, and the
     rest of a day's difference under that choice is its `remainder` (`unexplained` when beyond tolerance).
     """
-    columns = ["key_name", "day", "summary_credits", "charges", "delta", "explained_credits", "explained_by",
-               "remainder", "status"]  # fmt: skip
-    if daily.empty:
-        return pd.DataFrame(columns=columns)
-    frame = daily[judged_summary_days(daily, listed_at, now, settings)]
-    days = pd.to_datetime(frame["day"])
-    keep = days <= pd.Timestamp(end.date())
-    if start is not None:
-        keep &= days >= pd.Timestamp(start.date())
-    frame = frame[keep]
-    if frame.empty:
-        return pd.DataFrame(columns=columns)
-    limit = settings.tolerance + _EPSILON
-    out = pd.DataFrame(
-        {
-            "key_name": frame["key_name"].to_numpy(),
-            "day": _day_text(frame["day"]).to_numpy(),
-            "summary_credits": frame["summary_credits"].astype("float64").to_numpy(),
-            "charges": frame["charges"].astype("float64").fillna(0.0).to_numpy(),
-        }
-    )
-    out["delta"] = out["summary_credits"] - out["charges"]
-    out["explained_credits"] = 0.0
-    out["explained_by"] = [[] for _ in range(len(out))]
-    # Only the key-days with listed rows need a closer look; the rest match or not by their delta alone.
-    grouped = {k: g for k, g in items.groupby(["key_name", "day"])} if not items.empty else {}
-    with_items = [
-        (i, grouped[(k, d)])
-        for i, (k, d) in enumerate(zip(out["key_name"], out["day"], strict=True))
-        if (k, d) in grouped
-    ]
-    fits_of = [_explanations(float(out["delta"].iat[i]), day_items, limit) for i, day_items in with_items]
-    votes: dict[str, list[int]] = {c: [0, 0] for c in EXPLAINING}  # category -> [left out, counted]
-    for (_, day_items), fits in zip(with_items, fits_of, strict=True):
-        if len(fits) == 1:  # only days with one explanation teach the convention
-            for position, category in enumerate(day_items["category"]):
-                votes[category][0 if position in fits[0] else 1] += 1
-    left_out = {c for c, (dropped, counted) in votes.items() if dropped > counted}
-    for (i, day_items), fits in zip(with_items, fits_of, strict=True):
-        categories = day_items["category"].tolist()
-        if fits:  # of the explanations, the one that agrees best with the convention
-            chosen = min(fits, key=lambda f: sum((c in left_out) != (p in f) for p, c in enumerate(categories)))
-        else:
-            chosen = frozenset(p for p, c in enumerate(categories) if c in left_out)
-        positions = sorted(chosen)
-        out.iat[i, out.columns.get_loc("explained_credits")] = float(day_items["credits"].iloc[positions].sum())
-        out.iat[i, out.columns.get_loc("explained_by")] = [
-            f"{categories[p]} {day_items['job_id'].iloc[p]}" for p in positions
-        ]
-    out["remainder"] = out["delta"] + out["explained_credits"]
-    unexplained = out["remainder"].abs() > limit
-    out["status"] = np.where(unexplained, "unexplained", np.where(out["explained_credits"] > 0, "explained", "matches"))
-    return out[columns]
+    fits = _summary_fits(daily, listed_at, now, start, end, settings, items)
+    return _settle_summary_days(fits, summary_convention([fits.votes]), settings)
 
 
 def _summary_discrepancies(days: pd.DataFrame) -> pd.DataFrame:
@@ -576,6 +624,86 @@ class Reconciliation:
     ledger_unjudged: pd.DataFrame | None = None
 
 
+@dataclass(frozen=True)
+class GroupReconciliation:
+    """One key group's reconciliation before the summary convention, which every group's days teach together
+    (summary_convention over each group's `fits.votes`); finish_reconcile completes it."""
+
+    parts: list[pd.DataFrame]  # job and orphan discrepancies (and the ledger's)
+    fits: SummaryFits
+    pricing: Pricing
+    settings: ReconcileSettings
+    ledger_unjudged: pd.DataFrame | None
+
+
+def reconcile_group(
+    data: BillingData,
+    settings: ReconcileSettings,
+    now: datetime,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    ledger: pd.DataFrame | None = None,
+    ledger_since: datetime | None = None,
+    ledger_jobs: pd.DataFrame | None = None,
+) -> GroupReconciliation:
+    """`reconcile` up to the summary convention (same arguments), over the keys in `data`."""
+    end = min(end, now) if end is not None else now
+    pricing = data.pricing_used
+    jobs = prepare_jobs(data.jobs, data.rates, settings)
+    jobs = jobs[_in_window(jobs["created_at"], None, now)]
+    ranged = jobs[_in_window(jobs["created_at"], start, end)]
+    orphans = data.orphan_events
+    if not orphans.empty:
+        orphans = orphans[_in_window(orphans["occurred_at"], start, end)]
+    parts = [
+        *_job_discrepancies(ranged, settings.tolerance, pricing),
+        _orphan_discrepancies(orphans, data.jobs_listed_at),
+    ]
+    fits = _summary_fits(data.daily, data.jobs_listed_at, now, start, end, settings, _explaining_items(parts))
+    unjudged = None
+    if ledger is not None:
+        period = ledger_period(ledger, now, ledger_since)
+        provider = jobs if ledger_jobs is None else prepare_jobs(ledger_jobs, data.rates, settings)
+        provider = provider[_in_window(provider["created_at"], None, now)]
+        unjudged = ledger_outside_window(ledger, provider["job_id"], period, data)
+        parts.extend(
+            _ledger_discrepancies(
+                provider, ledger, period, data.jobs_listed_at, data.jobs_history_from, settings.tolerance
+            )
+        )
+    return GroupReconciliation(parts, fits, pricing, settings, unjudged)
+
+
+def finish_reconcile(group: GroupReconciliation, left_out: frozenset[str]) -> Reconciliation:
+    """The group's discrepancies and summary days once the convention (`left_out`) is known."""
+    days = _settle_summary_days(group.fits, left_out, group.settings)
+    parts = [p for p in [*group.parts, _summary_discrepancies(days)] if not p.empty]
+    if not parts:
+        found = _empty()
+    else:
+        found = pd.concat(parts, ignore_index=True)
+    for name in DISCREPANCY_COLUMNS:
+        if name not in found:
+            found[name] = None
+    found = found[list(DISCREPANCY_COLUMNS)]
+    sources = found["pricing_source"].astype("object")
+    found["pricing_source"] = sources.where(sources.notna(), group.pricing.source)
+    for name in _NUMERIC:
+        # Adding 0.0 turns the -0.0 that rounding leaves into 0.0, which reads better in exports.
+        found[name] = pd.to_numeric(found[name], errors="coerce").astype("float64").round(4) + 0.0
+    for name in ("key_name", "job_id", "day", "detail"):
+        found[name] = found[name].astype("object").where(found[name].notna(), None)
+    return Reconciliation(sort_discrepancies(found), days, group.ledger_unjudged)
+
+
+def sort_discrepancies(found: pd.DataFrame) -> pd.DataFrame:
+    """Discrepancies in report order: by day, category (CATEGORIES order), key, job."""
+    order = {c: i for i, c in enumerate(CATEGORIES)}
+    found = found.assign(_order=found["category"].map(order))
+    found = found.sort_values(["day", "_order", "key_name", "job_id"], na_position="first", kind="stable")
+    return found.drop(columns="_order").reset_index(drop=True)
+
+
 def reconcile(
     data: BillingData,
     settings: ReconcileSettings,
@@ -594,52 +722,10 @@ def reconcile(
     created_at) up to now, whatever the range. `ledger_jobs` (default `data.jobs`) are the provider jobs
     to match it against: all of them, even when the rest of the view is narrowed to some environments,
     or a row of another environment would look missing. Every row says which pricing it was judged with.
+    One key group of every key: `reconcile_group`, then `finish_reconcile` with its own convention.
     """
-    end = min(end, now) if end is not None else now
-    pricing = data.pricing_used
-    jobs = prepare_jobs(data.jobs, data.rates, settings)
-    jobs = jobs[_in_window(jobs["created_at"], None, now)]
-    ranged = jobs[_in_window(jobs["created_at"], start, end)]
-    orphans = data.orphan_events
-    if not orphans.empty:
-        orphans = orphans[_in_window(orphans["occurred_at"], start, end)]
-    parts = [
-        *_job_discrepancies(ranged, settings.tolerance, pricing),
-        _orphan_discrepancies(orphans, data.jobs_listed_at),
-    ]
-    days = _summary_days(data.daily, data.jobs_listed_at, now, start, end, settings, _explaining_items(parts))
-    parts.append(_summary_discrepancies(days))
-    unjudged = None
-    if ledger is not None:
-        period = ledger_period(ledger, now, ledger_since)
-        provider = jobs if ledger_jobs is None else prepare_jobs(ledger_jobs, data.rates, settings)
-        provider = provider[_in_window(provider["created_at"], None, now)]
-        unjudged = ledger_outside_window(ledger, provider["job_id"], period, data)
-        parts.extend(
-            _ledger_discrepancies(
-                provider, ledger, period, data.jobs_listed_at, data.jobs_history_from, settings.tolerance
-            )
-        )
-    parts = [p for p in parts if not p.empty]
-    if not parts:
-        found = _empty()
-    else:
-        found = pd.concat(parts, ignore_index=True)
-    for name in DISCREPANCY_COLUMNS:
-        if name not in found:
-            found[name] = None
-    found = found[list(DISCREPANCY_COLUMNS)]
-    sources = found["pricing_source"].astype("object")
-    found["pricing_source"] = sources.where(sources.notna(), pricing.source)
-    for name in _NUMERIC:
-        # Adding 0.0 turns the -0.0 that rounding leaves into 0.0, which reads better in exports.
-        found[name] = pd.to_numeric(found[name], errors="coerce").astype("float64").round(4) + 0.0
-    for name in ("key_name", "job_id", "day", "detail"):
-        found[name] = found[name].astype("object").where(found[name].notna(), None)
-    order = {c: i for i, c in enumerate(CATEGORIES)}
-    found["_order"] = found["category"].map(order)
-    found = found.sort_values(["day", "_order", "key_name", "job_id"], na_position="first", kind="stable")
-    return Reconciliation(found.drop(columns="_order").reset_index(drop=True), days, unjudged)
+    group = reconcile_group(data, settings, now, start, end, ledger, ledger_since, ledger_jobs)
+    return finish_reconcile(group, summary_convention([group.fits.votes]))
 
 
 def find_discrepancies(

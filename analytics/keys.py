@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -278,14 +278,26 @@ def rotation_finding(
     return None
 
 
-def sandbox_findings(keys: pd.DataFrame, daily: pd.DataFrame, now: datetime, rules: Rules) -> list[dict[str, Any]]:
-    """sandbox_in_prod: a dev key whose calls over the window reach a share of the busiest prod key's."""
+def window_calls(daily: pd.DataFrame, now: datetime, rules: Rules) -> pd.Series:
+    """Calls per key over the sandbox window (index key_name, sorted): what sandbox_in_prod compares."""
     start = now.date() - timedelta(days=rules.sandbox_window_days - 1)
-    if daily.empty or keys.empty:
-        return []
+    if daily.empty:
+        return pd.Series(dtype="float64", index=pd.Index([], name="key_name"), name="calls")
     days = pd.to_datetime(daily["day"]).dt.date
     recent = daily[(days >= start) & (days <= now.date())]
-    calls = recent.groupby("key_name")["calls"].sum()
+    return recent.groupby("key_name")["calls"].sum()
+
+
+def sandbox_findings(keys: pd.DataFrame, daily: pd.DataFrame, now: datetime, rules: Rules) -> list[dict[str, Any]]:
+    """sandbox_in_prod: a dev key whose calls over the window reach a share of the busiest prod key's."""
+    return sandbox_from_calls(keys, window_calls(daily, now, rules), now, rules)
+
+
+def sandbox_from_calls(keys: pd.DataFrame, calls: pd.Series, now: datetime, rules: Rules) -> list[dict[str, Any]]:
+    """sandbox_findings from every key's window_calls."""
+    start = now.date() - timedelta(days=rules.sandbox_window_days - 1)
+    if calls.empty or keys.empty:
+        return []
     env = keys.set_index("key_name")["environment"]
     prod_calls = calls[calls.index.isin(env[env == "prod"].index)]
     if prod_calls.empty or prod_calls.max() <= 0:
@@ -335,21 +347,44 @@ def _activity_cube(
     return cube
 
 
-def shape_drift_findings(facts: KeyFacts, now: datetime, rules: Rules) -> list[dict[str, Any]]:
-    """staging_shape_drift: a staging key's weekly traffic profile against prod's, beyond a distance.
+@dataclass(frozen=True)
+class KeyProfiles:
+    """Per key, the weekly traffic profile staging_shape_drift compares: keys × days × profile bins × (calls,
+    jobs) over the shape window, the active days, and whether the events feed covers the window."""
 
-    Prod is the owner's own prod keys (same team, same clock) or, when the owner has none, every prod key.
-    Both sides are compared on the staging key's active days only, so a key that went quiet or is new is
-    not called different for that. Calls come from events where the events feed covers the whole window
-    without gaps, otherwise from job submissions (complete history); the detail says which.
-    """
-    keys = facts.keys
-    if keys.empty or facts.hourly.empty:
-        return []
+    names: list[str]
+    environment: np.ndarray
+    owners: np.ndarray
+    cube: np.ndarray
+    active: np.ndarray  # keys × days
+    has_traffic: np.ndarray
+    covered: np.ndarray
+
+    @classmethod
+    def combine(cls, parts: Sequence[KeyProfiles]) -> KeyProfiles:
+        """The profiles of disjoint key groups as one, keys in name order (as the store lists them)."""
+        names = [n for p in parts for n in p.names]
+        order = sorted(range(len(names)), key=names.__getitem__)
+        joined = {
+            f.name: np.concatenate([getattr(p, f.name) for p in parts])[order] for f in fields(cls) if f.name != "names"
+        }
+        return cls([names[i] for i in order], **joined)
+
+
+def _shape_window(now: datetime, rules: Rules) -> tuple[datetime, datetime]:
     window_end = now.replace(minute=0, second=0, microsecond=0)
-    window_start = window_end - timedelta(days=rules.shape_window_days)
+    return window_end - timedelta(days=rules.shape_window_days), window_end
+
+
+def key_profiles(facts: KeyFacts, now: datetime, rules: Rules) -> KeyProfiles:
+    """Every key's profile over the shape window (see KeyProfiles). Calls come from events where the events
+    feed covers the whole window without gaps, otherwise from job submissions (complete history)."""
+    keys = facts.keys
+    window_start, window_end = _shape_window(now, rules)
     first_day = pd.Timestamp(window_start).normalize()
     n_days = (pd.Timestamp(window_end).normalize() - first_day).days + 1
+    if keys.empty or facts.hourly.empty:
+        keys = keys.iloc[:0].reindex(columns=["key_name", "environment", "owner"])
     names = keys["key_name"].tolist()
     position = {name: i for i, name in enumerate(names)}
     hours = pd.to_datetime(facts.hourly["hour"])
@@ -367,10 +402,36 @@ def shape_drift_findings(facts: KeyFacts, now: datetime, rules: Rules) -> list[d
         has_summary = np.isin(np.arange(len(names)), called["key_name"].map(position).to_numpy())
         active = np.where(has_summary[:, None], from_summary, active)
     active[:, 0] &= first_day >= pd.Timestamp(window_start)  # the window's first, partial day is left out
+    environment = keys["environment"].to_numpy(dtype=object)
     has_traffic = cube.sum(axis=(1, 2, 3)) > 0
-    env = keys["environment"].to_numpy()
-    owners = keys["owner"].map(_text).to_numpy()
-    covered = _covered_by_events(facts.event_coverage, names, window_start)
+    # Only keys with traffic in the window are compared (as staging keys or as prod comparators).
+    keep = has_traffic & np.isin(environment, ["prod", "staging"])
+    return KeyProfiles(
+        [n for n, k in zip(names, keep, strict=True) if k],
+        environment[keep],
+        keys["owner"].map(_text).to_numpy(dtype=object)[keep],
+        cube[keep],
+        active[keep],
+        has_traffic[keep],
+        _covered_by_events(facts.event_coverage, names, window_start)[keep],
+    )
+
+
+def shape_drift_findings(facts: KeyFacts, now: datetime, rules: Rules) -> list[dict[str, Any]]:
+    """staging_shape_drift over the keys in `facts` (see drift_findings)."""
+    return drift_findings(key_profiles(facts, now, rules), now, rules)
+
+
+def drift_findings(profiles: KeyProfiles, now: datetime, rules: Rules) -> list[dict[str, Any]]:
+    """staging_shape_drift: a staging key's weekly traffic profile against prod's, beyond a distance.
+
+    Prod is the owner's own prod keys (same team, same clock) or, when the owner has none, every prod key.
+    Both sides are compared on the staging key's active days only, so a key that went quiet or is new is
+    not called different for that; on calls where every key compared has the events feed, else on jobs.
+    """
+    window_start, _ = _shape_window(now, rules)
+    names, env, owners, cube = profiles.names, profiles.environment, profiles.owners, profiles.cube
+    active, has_traffic, covered = profiles.active, profiles.has_traffic, profiles.covered
     prod = [i for i in range(len(names)) if env[i] == "prod" and has_traffic[i]]
     block = rules.shape_block_hours
     out = []
@@ -448,8 +509,20 @@ def inventory_findings(keys: pd.DataFrame, admin: pd.DataFrame) -> list[dict[str
 # -------------------------------------------------------------------------------------------- all rules
 
 
-def evaluate(facts: KeyFacts, now: datetime, rules: Rules | None = None) -> pd.DataFrame:
-    """Every finding for every key: one row {key_name, finding, detail, since}, sorted by key then FINDINGS order."""
+@dataclass(frozen=True)
+class GroupFindings:
+    """One key group's share of `evaluate`: the per-key rules' rows, and what the rules that compare keys
+    with each other need of its keys (small: one number, one profile or one inventory row per key)."""
+
+    rows: list[dict[str, Any]]
+    keys: pd.DataFrame
+    calls: pd.Series  # window_calls
+    profiles: KeyProfiles
+    admin: pd.DataFrame  # the upstream inventory (account-wide: every group reads all of it)
+
+
+def evaluate_group(facts: KeyFacts, now: datetime, rules: Rules | None = None) -> GroupFindings:
+    """The rules that look at one key at a time, over the keys in `facts` (a key group, or every key)."""
     rules = rules or Rules()
     now = _naive_utc(now) or now
     rows: list[dict[str, Any]] = []
@@ -465,14 +538,33 @@ def evaluate(facts: KeyFacts, now: datetime, rules: Rules | None = None) -> pd.D
         rows += [r for r in (stale, rotation) if r]
         rows += naming_findings(name, env, created, rules)
         rows += ownership_findings(name, env, key.get("owner"), key.get("owner_status"), created, rules)
-    rows += sandbox_findings(facts.keys, facts.daily, now, rules)
-    rows += shape_drift_findings(facts, now, rules)
-    rows += inventory_findings(facts.keys, facts.admin)
+    return GroupFindings(
+        rows, facts.keys, window_calls(facts.daily, now, rules), key_profiles(facts, now, rules), facts.admin
+    )
+
+
+def evaluate_groups(groups: Sequence[GroupFindings], now: datetime, rules: Rules | None = None) -> pd.DataFrame:
+    """Every finding of disjoint key groups that together hold every key: their per-key rows, then the rules
+    that compare keys with each other over all of them. One group of every key is `evaluate`."""
+    rules = rules or Rules()
+    now = _naive_utc(now) or now
+    rows = [row for group in groups for row in group.rows]
+    if groups:
+        keys = pd.concat([g.keys for g in groups], ignore_index=True).sort_values("key_name", kind="stable")
+        calls = pd.concat([g.calls for g in groups]).groupby(level=0).sum()
+        rows += sandbox_from_calls(keys, calls, now, rules)
+        rows += drift_findings(KeyProfiles.combine([g.profiles for g in groups]), now, rules)
+        rows += inventory_findings(keys, groups[0].admin)
     frame = pd.DataFrame(rows, columns=FINDING_COLUMNS)
     order = {f: i for i, f in enumerate(FINDINGS)}
     frame = frame.assign(_order=frame["finding"].map(order)).sort_values(["key_name", "_order"], kind="stable")
     frame["since"] = pd.to_datetime(frame["since"])
     return frame.drop(columns="_order").reset_index(drop=True)
+
+
+def evaluate(facts: KeyFacts, now: datetime, rules: Rules | None = None) -> pd.DataFrame:
+    """Every finding for every key: one row {key_name, finding, detail, since}, sorted by key then FINDINGS order."""
+    return evaluate_groups([evaluate_group(facts, now, rules)], now, rules)
 
 
 def deletion_candidates(keys: pd.DataFrame, findings: pd.DataFrame) -> pd.DataFrame:

@@ -10,14 +10,15 @@ is computed from the rows, and says so.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
-from store.connection import StoreError, StoreNotReady
+from store.connection import Snapshot, StoreError, StoreNotReady
 from store.migrations import migration_files
 
 MANIFEST = "manifest.json"
@@ -94,22 +95,25 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _view_sql(folder: Path, name: str, files: list[str], columns: list[str], buckets: Sequence[int] | None) -> str:
-    """SELECT the view's columns from its files (all of its partitions' columns dropped: they are derived)."""
+def _typed_empty(columns: list[str], types: list[str]) -> str:
+    """No rows, the view's columns and types (a view with no file, or a bucket without rows of it)."""
+    typed = ", ".join(f'NULL::{t} AS "{c}"' for c, t in zip(columns, types, strict=True))
+    return f"SELECT {typed} WHERE FALSE"
+
+
+def _view_sql(folder: Path, name: str, entry: dict, buckets: Sequence[int] | None) -> str:
+    """SELECT the view's columns from its files (its partition columns dropped: they are derived)."""
     spec = VIEWS[name]
-    selected = ", ".join(f'"{c}"' for c in columns)
+    files = [f["path"] for f in entry["files"]]
     if buckets is not None and "bucket" in spec.partition:
         wanted = {f"bucket={b}" for b in buckets}
         files = [f for f in files if any(part in wanted for part in Path(f).parts)]
     if not files:
-        return f"SELECT {selected} FROM ({_empty(columns)}) WHERE FALSE"
+        return _typed_empty(entry["columns"], entry["types"])
+    selected = ", ".join(f'"{c}"' for c in entry["columns"])
     paths = ", ".join(_quote(str(folder / f)) for f in files)
     hive = ", hive_partitioning = true" if spec.partition else ""
     return f"SELECT {selected} FROM read_parquet([{paths}]{hive}, union_by_name = true)"
-
-
-def _empty(columns: list[str]) -> str:
-    return "SELECT " + ", ".join(f'NULL AS "{c}"' for c in columns)
 
 
 def open_parquet(folder: str | Path, buckets: Sequence[int] | None = None) -> duckdb.DuckDBPyConnection:
@@ -121,13 +125,7 @@ def open_parquet(folder: str | Path, buckets: Sequence[int] | None = None) -> du
         for name, entry in manifest["views"].items():
             if name not in VIEWS:
                 continue  # a view a newer version exported: this one does not read it
-            files = [f["path"] for f in entry["files"]]
-            if not files:
-                # An empty view wrote no file: a typed empty relation keeps its columns and types.
-                types = ", ".join(f'NULL::{t} AS "{c}"' for c, t in zip(entry["columns"], entry["types"], strict=True))
-                con.execute(f'CREATE VIEW "{name}" AS SELECT {types} WHERE FALSE').fetchall()
-                continue
-            sql = _view_sql(root, name, files, entry["columns"], buckets)
+            sql = _view_sql(root, name, entry, buckets)
             con.execute(f'CREATE VIEW "{name}" AS {sql}').fetchall()
         for name, sql in _INTERNAL.items():
             con.execute(f'CREATE VIEW "{name}" AS {sql}').fetchall()
@@ -145,3 +143,18 @@ def open_parquet(folder: str | Path, buckets: Sequence[int] | None = None) -> du
         con.close()
         raise
     return con
+
+
+def bucket_count(folder: str | Path) -> int:
+    """How many key-hash buckets the export in `folder` was split into."""
+    return int(read_manifest(folder)["buckets"])
+
+
+@contextlib.contextmanager
+def bucket_snapshot(folder: str | Path, buckets: Sequence[int]) -> Iterator[Snapshot]:
+    """The export restricted to the keys of `buckets`, as a snapshot every read function of the store takes."""
+    con = open_parquet(folder, buckets)
+    try:
+        yield Snapshot(con, Path(folder))
+    finally:
+        con.close()
