@@ -394,4 +394,10 @@ def _finish(rows: list[dict], since: datetime | None) -> pd.DataFrame:
     out["event"] = _link_events(out)
     if since is not None:
         out = out[out["end"] >= pd.Timestamp(since)]
-    return out[INCIDENT_COLUMNS].sort_values(["start", "key_name", "metric"]).reset_index(drop=True)
+    return sort_incidents(out[INCIDENT_COLUMNS])
+
+
+def sort_incidents(found: pd.DataFrame) -> pd.DataFrame:
+    """Incidents in report order: by start, key, metric (then grain and direction, so ties have one order)."""
+    order = ["start", "key_name", "metric", "grain", "direction"]
+    return found.sort_values(order, kind="stable").reset_index(drop=True)

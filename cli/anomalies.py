@@ -13,14 +13,14 @@ import sys
 
 from analytics.detection import CLI_COLUMNS
 from analytics.export import to_csv, to_json
-from cli.common import UsageError, parse_now, require_db, say_provenance
+from cli.common import UsageError, add_source_arguments, engine_client, parse_now, say_provenance, source_of
 from service.anomalies import incidents
 from store import StoreError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("anomalies", help="spike/drop incidents per key and metric", description=__doc__)
-    parser.add_argument("--db", required=True, help="the collectors' DuckDB file")
+    add_source_arguments(parser)
     parser.add_argument("--since", help="only incidents ending at or after this ISO instant (UTC if no offset)")
     parser.add_argument("--now", help="detect as of this ISO instant (UTC if no offset); default: now")
     parser.add_argument("--all", action="store_true", help="every incident, not only the alert-worthy ones")
@@ -33,13 +33,19 @@ def run(args: argparse.Namespace) -> int:
         since = parse_now(args.since, "--since") if args.since is not None else None
         if since is not None and since > now:
             raise UsageError("--since is after --now")
-        require_db(args.db)
-        found = incidents(args.db, now, since)
+        source = source_of(args)
+        if args.engine == "dask":
+            from service import engine  # noqa: PLC0415 (dask is an optional install)
+
+            with engine_client(args) as client:
+                frame = engine.incidents(client, source, now, since).frame
+        else:
+            found = incidents(source, now, since)
+            say_provenance("anomalies", "incidents", found.provenance, args.now is not None)
+            frame = found.frame
     except (UsageError, StoreError) as exc:
         print(f"analytics anomalies: error: {exc}", file=sys.stderr)
         return 2
-    say_provenance("anomalies", "incidents", found.provenance, args.now is not None)
-    frame = found.frame
     if not args.all:
         frame = frame[frame["alert_worthy"].astype(bool)]
     rows = frame[CLI_COLUMNS].assign(peak_score=frame["peak_score"].astype(float).round(4))

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from cli_args import positive_int
 from config import DEFAULTS, Config, ConfigError, load_config
 from service.results import Provenance
+from store.parquet import MANIFEST, is_export
 
 
 class UsageError(Exception):
@@ -46,3 +52,53 @@ def say_provenance(command: str, what: str, origin: Provenance, explicit_now: bo
     if origin.stored:
         hint = "" if explicit_now else "; give --now to compute as of another instant"
         print(f"analytics {command}: {what} {origin.sentence()}{hint}", file=sys.stderr)
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """--db FILE or --parquet DIR, and the engine that runs over them."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--db", help="the collectors' DuckDB file")
+    source.add_argument(
+        "--parquet", metavar="DIR", help="a folder `python -m store export` wrote (one file, or a fleet's shards)"
+    )
+    parser.add_argument(
+        "--engine",
+        choices=("local", "dask"),
+        default="local",
+        help="dask: one task per key bucket of --parquet on Dask distributed (requirements-scale.txt)",
+    )
+    parser.add_argument(
+        "--scheduler", metavar="ADDRESS", help="with --engine dask: the scheduler (tcp://host:8786); default: local"
+    )
+    parser.add_argument(
+        "--workers", type=positive_int, default=2, help="with --engine dask and no --scheduler: local workers"
+    )
+
+
+def source_of(args: argparse.Namespace) -> str:
+    """The file or export folder to read, checked against the engine asked for."""
+    if args.scheduler and args.engine != "dask":
+        raise UsageError("--scheduler needs --engine dask")
+    if args.engine == "dask" and not args.parquet:
+        raise UsageError("--engine dask reads a Parquet export: give --parquet DIR (`python -m store export`)")
+    if args.parquet is None:
+        require_db(args.db)
+        return args.db
+    folder = Path(args.parquet)
+    if not folder.is_dir():
+        raise UsageError(f"--parquet: {folder} is not a folder")
+    if not is_export(folder):
+        raise UsageError(f"--parquet: {folder} holds no {MANIFEST}: write one with `python -m store export`")
+    return str(folder)
+
+
+@contextlib.contextmanager
+def engine_client(args: argparse.Namespace) -> Iterator[Any]:
+    """The Dask client the command's tasks run on (service.engine), errors as one line."""
+    from service.engine import EngineError, dask_client  # noqa: PLC0415 (dask is an optional install)
+
+    try:
+        with dask_client(args.scheduler, args.workers) as client:
+            yield client
+    except EngineError as exc:
+        raise UsageError(str(exc)) from None

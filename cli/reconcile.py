@@ -9,10 +9,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from analytics import credits
 from analytics.export import to_csv, to_json
 from analytics.ledger import LedgerInvalid, describe_size, load_ledger
-from cli.common import UsageError, analysis_config
+from cli.common import UsageError, add_source_arguments, analysis_config, engine_client, source_of
 from cli_args import check_output
 from private_files import write_private
 from service.credits import billing_data
@@ -27,7 +29,7 @@ def register(subparsers: Any) -> None:
         f"charged_credits, delta, pricing_source. Categories: {', '.join(credits.CATEGORIES)}. "
         "stderr says which pricing was used (the API's, [pricing] from --config, or the published rates).",
     )
-    cmd.add_argument("--db", required=True, help="the collectors' DuckDB file (opened read-only)")
+    add_source_arguments(cmd)
     cmd.add_argument("--ledger", help="team ledger CSV (job_id, credits, and optional columns)")
     cmd.add_argument(
         "--since",
@@ -91,7 +93,7 @@ def reconcile(args: argparse.Namespace) -> tuple[str, list[str]]:
     """The report text, and the notes for stderr: which pricing judged it, and what was not judged."""
     if args.output:  # before the work, not after
         try:
-            check_output("--output", args.output, args.force, (args.db, args.ledger, args.config))
+            check_output("--output", args.output, args.force, (args.db, args.parquet, args.ledger, args.config))
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     settings = _settings(args)
@@ -99,19 +101,30 @@ def reconcile(args: argparse.Namespace) -> tuple[str, list[str]]:
     since = _instant(args.since, "--since") if args.since else None
     if since is not None and since > now:
         raise UsageError(f"--since {args.since} is after --now")
+    if args.ledger and args.engine == "dask":
+        raise UsageError("--ledger is judged on one node: leave out --engine dask (--parquet DIR reads the export)")
     ledger = _read_ledger(args.ledger, settings) if args.ledger else None
-    if not Path(args.db).is_file():
-        raise UsageError(f"no database at {args.db}: run `python -m collectors once` first")
-    try:
-        # Every job up to now (a ledger may name any of them); discrepancies are cut to --since below.
-        data = billing_data(args.db, None, now, None, settings.pricing, orphans_since=since)
-        pricing = data.pricing_used
-    except StoreError as exc:
-        raise UsageError(f"database error: {exc}") from None
-    try:
-        done = credits.reconcile(data, settings, now, start=since, ledger=ledger, ledger_since=since)
-    except ValueError as exc:
-        raise UsageError(f"ledger {args.ledger}: {exc}") from None
+    source = source_of(args)
+    if args.engine == "dask":
+        from service import engine  # noqa: PLC0415 (dask is an optional install)
+
+        try:
+            with engine_client(args) as client:
+                fleet = engine.reconcile(client, source, now, since, settings)
+        except StoreError as exc:
+            raise UsageError(f"database error: {exc}") from None
+        done, pricing = credits.Reconciliation(fleet.found, pd.DataFrame()), fleet.pricing
+    else:
+        try:
+            # Every job up to now (a ledger may name any of them); discrepancies are cut to --since below.
+            data = billing_data(source, None, now, None, settings.pricing, orphans_since=since)
+            pricing = data.pricing_used
+        except StoreError as exc:
+            raise UsageError(f"database error: {exc}") from None
+        try:
+            done = credits.reconcile(data, settings, now, start=since, ledger=ledger, ledger_since=since)
+        except ValueError as exc:
+            raise UsageError(f"ledger {args.ledger}: {exc}") from None
     # Which pricing judged the rows: every row carries its source, and this line says it in words.
     notes = [f"pricing: {pricing.label}"]
     if pricing.warning:

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import duckdb
 
-from domain import shard_of
 from private_files import dir_mode, make_private_dir, secure_file, write_private
 from store.connection import StoreError, read_connection
 from store.parquet import FORMAT, FORMAT_VERSION, MANIFEST, VIEWS, ViewSpec
@@ -52,6 +51,12 @@ class ExportResult:
             f"(shards {', '.join(self.shards)}) to {self.out_dir}: {self.files_written} partition file(s) written, "
             f"{self.files_kept} unchanged, {self.files_removed} removed in {self.seconds:.1f} s"
         )
+
+
+def bucket_sql(column: str, buckets: int) -> str:
+    """A key's bucket from its name alone (the first 8 bytes of a SHA-256, modulo `buckets`): the same in
+    every export and every DuckDB version, so re-exports keep a key's rows in the same partition."""
+    return f"CAST(('0x' || substr(sha256('rbv-bucket:' || {column}), 1, 16)) AS UBIGINT) % {int(buckets)}"
 
 
 def _quote(text: str) -> str:
@@ -140,26 +145,24 @@ def export(
         make_private_dir(out)  # only once the sources are known to be good: bad input leaves nothing behind
         shutil.rmtree(staging, ignore_errors=True)
         make_private_dir(staging)
-        names = con.execute(
-            " UNION ".join(f"SELECT key_name FROM src{n}.keys" for n in range(len(paths))) + " ORDER BY 1"
-        ).fetchall()
         dupes = con.execute(
             "SELECT key_name, count(*) FROM ("
             + " UNION ALL ".join(f"SELECT key_name FROM src{n}.keys" for n in range(len(paths)))
-            + ") GROUP BY 1 HAVING count(*) > 1 LIMIT 3"
+            + ") GROUP BY 1 HAVING count(*) > 1 ORDER BY 1 LIMIT 1"
         ).fetchall()
         if dupes:
             raise ExportError(f"key {dupes[0][0]} is in {dupes[0][1]} of the files: shards must not share keys")
-        # Buckets for every key name any view holds (rows of keys no longer configured too).
-        all_names = {r[0] for r in names}
-        for n in range(len(paths)):
-            for view in ("usage_events", "jobs", "key_daily_usage"):
-                all_names |= {r[0] for r in con.execute(f"SELECT DISTINCT key_name FROM src{n}.{view}").fetchall()}
-        con.execute("CREATE TEMP TABLE key_bucket (key_name VARCHAR, bucket INTEGER)").fetchall()
-        if all_names:
-            con.executemany(
-                "INSERT INTO key_bucket VALUES (?, ?)", [(k, shard_of(k, buckets)) for k in sorted(all_names)]
-            )
+        # A bucket for every key name any view holds (rows of keys no longer configured too).
+        names = " UNION ".join(
+            f"SELECT key_name FROM src{n}.{view}"
+            for n in range(len(paths))
+            for view in VIEWS
+            if "bucket" in VIEWS[view].partition and view != "job_status_history"  # its job's key (below)
+        )
+        con.execute(
+            f"CREATE TEMP TABLE key_bucket AS SELECT key_name, {bucket_sql('key_name', buckets)} AS bucket "
+            f"FROM ({names}) WHERE key_name IS NOT NULL"
+        ).fetchall()
         for view, spec in VIEWS.items():
             try:
                 source = _source_sql(con, view, shards)
