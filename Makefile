@@ -2,7 +2,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: run test lint bench-collector bench-anomalies bench-pages clean-demo
+.PHONY: run test lint install-scale bench-collector bench-anomalies bench-pages clean-demo
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -10,9 +10,16 @@ $(VENV)/.installed: requirements.txt
 	$(VENV)/bin/pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+# The optional distributed engine (`--engine dask`); the tests need it, the product runs without it.
+$(VENV)/.installed-scale: $(VENV)/.installed requirements-scale.txt
+	$(VENV)/bin/pip install --quiet -r requirements-scale.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed-scale requirements-dev.txt
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
 	touch $@
+
+install-scale: $(VENV)/.installed-scale
 
 run: $(VENV)/.installed
 	bash scripts/run.sh

@@ -912,3 +912,29 @@ def test_exported_discrepancies_cannot_run_as_spreadsheet_formulas() -> None:
     body = text.splitlines()[1]
     assert body.startswith("undercharged,'+cmd|calc,\"'=HYPERLINK(")
     assert body.endswith(",60.0,40.0,-20.0,api")
+
+
+def test_key_groups_learn_one_summary_convention_as_one_group_does() -> None:
+    """api-prod's May 30 teaches that the summary leaves orphan charges out; api-b's May 31, 42 too high, is
+    read with that lesson only when the groups' votes are summed (as `--engine dask` does per key bucket)."""
+    listed = {"api-prod": NOW - timedelta(minutes=5), "api-b": NOW - timedelta(minutes=5)}
+    teaching = ([orphan("e1", datetime(2025, 5, 30, 9), 100.0)], [summary_day(date(2025, 5, 30), 0.0, 100.0)])
+    learning = (
+        [dict(orphan("e2", datetime(2025, 5, 31, 9), 50.0), key_name="api-b")],
+        [dict(summary_day(date(2025, 5, 31), 42.0, 50.0), key_name="api-b")],
+    )
+    whole = billing([job("a")], teaching[0] + learning[0], teaching[1] + learning[1], listed)
+    one = credits.reconcile(whole, SETTINGS, NOW).found
+    groups = [
+        credits.reconcile_group(billing([job("a")], *teaching, listed), SETTINGS, NOW),
+        credits.reconcile_group(billing([], *learning, listed), SETTINGS, NOW),
+    ]
+    left_out = credits.summary_convention(g.fits.votes for g in groups)
+    assert left_out == {"orphan_charge"}
+    fleet = pd.concat([credits.finish_reconcile(g, left_out).found for g in groups], ignore_index=True)
+    pd.testing.assert_frame_equal(credits.sort_discrepancies(fleet), one)
+    mismatch = one[one["category"] == "summary_mismatch"]
+    assert mismatch[["key_name", "delta"]].values.tolist() == [["api-b", 42.0]]
+    # Alone, api-b's group has nothing to learn from: it would call the whole 8 credits a mismatch.
+    alone = credits.finish_reconcile(groups[1], credits.summary_convention([groups[1].fits.votes])).found
+    assert alone[alone["category"] == "summary_mismatch"]["delta"].tolist() == [-8.0]

@@ -15,6 +15,8 @@ from analytics.keys import (
     Rules,
     deletion_candidates,
     evaluate,
+    evaluate_group,
+    evaluate_groups,
     inventory_findings,
     is_generic_name,
     is_well_formed_name,
@@ -337,6 +339,31 @@ def _shape_facts(
 def test_staging_shaped_like_its_owners_prod_is_fine() -> None:
     facts = _shape_facts(_hourly("billing-staging", 13.5, 20, 0.3))
     assert shape_drift_findings(facts, NOW, RULES) == []
+
+
+def _group(facts: KeyFacts, names: set[str]) -> KeyFacts:
+    """The facts of some keys only (what one key bucket of a distributed run reads)."""
+    return KeyFacts(
+        keys=facts.keys[facts.keys["key_name"].isin(names)],
+        daily=facts.daily[facts.daily["key_name"].isin(names)],
+        hourly=facts.hourly[facts.hourly["key_name"].isin(names)],
+    )
+
+
+def test_key_groups_compare_their_keys_with_every_other_groups_as_one_group_does() -> None:
+    """The staging key and its owner's prod key in different groups; the dev key away from the busiest prod."""
+    facts = _shape_facts(_hourly("billing-staging", 2.0, 20, 1.0, width=1.6))
+    dev = pd.DataFrame({"key_name": ["dev-alice"], "environment": ["dev"], "owner": ["alice"]})
+    daily = pd.concat([facts.daily, _daily({"dev-alice": [10_000] * 7})], ignore_index=True)
+    facts = KeyFacts(keys=pd.concat([facts.keys, dev], ignore_index=True), daily=daily, hourly=facts.hourly)
+    one = evaluate(facts, NOW, RULES)
+    assert {"staging_shape_drift", "sandbox_in_prod"} <= set(one["finding"])
+    split = [{"billing-staging", "dev-alice"}, {"billing-prod"}, {"other-prod"}]
+    groups = [evaluate_group(_group(facts, names), NOW, RULES) for names in split]
+    pd.testing.assert_frame_equal(evaluate_groups(groups, NOW, RULES), one)
+    # Alone, the first group has no prod key to compare with: neither finding.
+    alone = evaluate_groups(groups[:1], NOW, RULES)
+    assert not {"staging_shape_drift", "sandbox_in_prod"} & set(alone["finding"])
 
 
 def test_staging_running_at_night_drifts_from_its_owners_prod() -> None:
