@@ -48,9 +48,7 @@ def _files(folder: Path) -> dict[str, tuple[str, int, int]]:
 
 
 def _store_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "store", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
-    )
+    return subprocess.run([sys.executable, "-m", "store", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
 def _analytics(*args: str, now: str = NOW) -> str:
@@ -100,9 +98,10 @@ def test_every_public_row_is_exported_partitioned_by_day_and_bucket(collected, e
             assert pq.execute(f"SELECT count(*) FROM {view}").fetchone()[0] == in_db, view
             assert manifest["views"][view]["rows"] == in_db == sum(f["rows"] for f in manifest["views"][view]["files"])
         columns = PER_KEY["jobs"]
-        assert pq.execute(f"SELECT {columns} FROM jobs ORDER BY job_id").fetchall() == db.execute(
-            f"SELECT {columns} FROM jobs ORDER BY job_id"
-        ).fetchall()
+        assert (
+            pq.execute(f"SELECT {columns} FROM jobs ORDER BY job_id").fetchall()
+            == db.execute(f"SELECT {columns} FROM jobs ORDER BY job_id").fetchall()
+        )
     jobs = sorted((exported / "jobs").glob("day=*/bucket=*/*.parquet"))
     assert len(jobs) == len(manifest["views"]["jobs"]["files"]) > 90  # 90 days of a handful of buckets
     with duckdb.connect() as con:
@@ -149,9 +148,10 @@ def test_three_shards_exported_together_equal_one_file(collected, sharded):
             where = " WHERE key_name <> '*'" if view == "collector_run_items" else ""
             sql = f"SELECT {columns} FROM {view}{where} ORDER BY ALL"
             assert pq.execute(sql).fetchall() == db.execute(sql).fetchall(), view
-        assert pq.execute("SELECT count(*) FROM pricing").fetchone() == db.execute(
-            "SELECT count(*) FROM pricing"
-        ).fetchone()  # every shard read the rates: exported once
+        assert (
+            pq.execute("SELECT count(*) FROM pricing").fetchone()
+            == db.execute("SELECT count(*) FROM pricing").fetchone()
+        )  # every shard read the rates: exported once
 
 
 def test_dask_on_two_workers_prints_the_db_paths_rows(collected, exported, cluster):
