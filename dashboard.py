@@ -28,5 +28,7 @@ pages = [
 ]
 navigation = st.navigation(pages)
 with st.sidebar:
-    st.caption(f"Database: {plain(settings.db_path, None)}" + (" · demo" if settings.demo else ""))
+    # A folder is a Parquet export (python -m store export): read directly, results computed on the fly.
+    source = "Parquet export" if settings.db_path.is_dir() else "Database"
+    st.caption(f"{source}: {plain(settings.db_path, None)}" + (" · demo" if settings.demo else ""))
 navigation.run()

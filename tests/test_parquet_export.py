@@ -207,6 +207,8 @@ def test_pages_render_from_a_parquet_folder_with_the_files_numbers(collected, ex
             assert not at.error, (source, page, [e.value for e in at.error])
             seen[page] = [(m.label, m.value) for m in at.metric]
         shown[source] = seen
+        label = f"{'Parquet export' if source == exported else 'Database'}: {source}"
+        assert any(label in c.value for c in at.sidebar.caption), [c.value for c in at.sidebar.caption]
     assert shown[exported] == shown[collected.db_path]
     assert shown[exported]["overview"]  # numbers, not an empty state
 
