@@ -119,6 +119,7 @@ def export(
     out_dir: str | Path,
     buckets: int = DEFAULT_BUCKETS,
     now: datetime | None = None,
+    memory_limit: str = "256MB",
 ) -> ExportResult:
     """Export the public views of `db_paths` (one file, or the shards of one fleet) into `out_dir`."""
     began = time.monotonic()
@@ -140,11 +141,15 @@ def export(
     try:
         con.execute("SET threads = 1").fetchall()  # one writer per partition, rows in the order asked: same bytes
         con.execute("SET preserve_insertion_order = true").fetchall()
+        con.execute("SET enable_progress_bar = false").fetchall()
+        # The sorts behind each COPY spill to disk beyond this, so memory stays flat whatever the key count.
+        con.execute(f"SET memory_limit = '{memory_limit}'").fetchall()
         shards = _attach(con, paths)
         _check_shards(shards, paths)
         make_private_dir(out)  # only once the sources are known to be good: bad input leaves nothing behind
         shutil.rmtree(staging, ignore_errors=True)
         make_private_dir(staging)
+        con.execute(f"SET temp_directory = {_quote(str(staging / '.spill'))}").fetchall()
         dupes = con.execute(
             "SELECT key_name, count(*) FROM ("
             + " UNION ALL ".join(f"SELECT key_name FROM src{n}.keys" for n in range(len(paths)))
