@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +89,36 @@ def read_manifest(folder: str | Path) -> dict:
         raise StoreError(f"{path} cannot be read: {exc}") from None
     if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
         raise StoreError(f"{path} is not an export this version reads ({FORMAT} v{FORMAT_VERSION})")
+    try:
+        _check_manifest(manifest)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StoreError(f"{path} is not a valid manifest: {exc}") from None
     return manifest
+
+
+_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+_TYPE = re.compile(r"[A-Z][A-Z0-9_ ]*(\(\d+(, ?\d+)?\))?")
+_FILE = re.compile(r"[a-z_]+/([a-z_]+=[A-Za-z0-9_.:-]+/)*part\d+\.parquet")
+
+
+def _check_manifest(manifest: dict) -> None:
+    """Names, types and paths go into SQL and file reads: only the shapes an export writes are accepted."""
+    if not isinstance(manifest["buckets"], int) or not 1 <= manifest["buckets"] <= 256:
+        raise ValueError("buckets out of range")
+    for name, entry in manifest["views"].items():
+        if name not in VIEWS:
+            continue
+        if len(entry["columns"]) != len(entry["types"]):
+            raise ValueError(f"view {name}: columns and types differ in number")
+        for column in entry["columns"]:
+            if not _NAME.fullmatch(column):
+                raise ValueError(f"view {name}: column {column!r}")
+        for kind in entry["types"]:
+            if not _TYPE.fullmatch(kind):
+                raise ValueError(f"view {name}: type {kind!r}")
+        for file in entry["files"]:
+            if not _FILE.fullmatch(file["path"]) or not file["path"].startswith(f"{name}/"):
+                raise ValueError(f"view {name}: file {file['path']!r}")
 
 
 def _quote(text: str) -> str:
@@ -122,6 +152,9 @@ def open_parquet(folder: str | Path, buckets: Sequence[int] | None = None) -> du
     manifest = read_manifest(root)
     con = duckdb.connect()
     try:
+        # The connection reads that folder and nothing else, whatever its manifest says.
+        con.execute(f"SET allowed_directories = [{_quote(str(root.resolve()))}]").fetchall()
+        con.execute("SET enable_external_access = false").fetchall()
         for name, entry in manifest["views"].items():
             if name not in VIEWS:
                 continue  # a view a newer version exported: this one does not read it

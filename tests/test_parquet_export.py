@@ -257,3 +257,15 @@ def test_an_unreachable_scheduler_is_one_line(exported):
     assert done.returncode == 2
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_manifest_naming_files_outside_its_folder_is_refused(exported, tmp_path):
+    manifest = json.loads((exported / MANIFEST).read_text())
+    manifest["views"]["keys"]["files"][0]["path"] = "keys/../../../etc/passwd"
+    (tmp_path / MANIFEST).write_text(json.dumps(manifest))
+    done = subprocess.run(
+        [sys.executable, "-m", "analytics", "keys", "--parquet", str(tmp_path), "--now", NOW],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "is not a valid manifest: view keys: file 'keys/../../../etc/passwd'" in done.stderr, done.stderr
