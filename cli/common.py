@@ -96,9 +96,15 @@ def source_of(args: argparse.Namespace) -> str:
 def engine_client(args: argparse.Namespace) -> Iterator[Any]:
     """The Dask client the command's tasks run on (service.engine), errors as one line."""
     from service.engine import EngineError, dask_client  # noqa: PLC0415 (dask is an optional install)
+    from store import StoreError  # noqa: PLC0415
 
     try:
         with dask_client(args.scheduler, args.workers) as client:
             yield client
     except EngineError as exc:
         raise UsageError(str(exc)) from None
+    except (UsageError, StoreError):
+        raise
+    except Exception as exc:  # a worker or scheduler failed (e.g. lacks this project): one line, no traceback
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise UsageError(f"the Dask engine failed: {type(exc).__name__}: {first}") from None

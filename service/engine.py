@@ -35,6 +35,7 @@ class EngineError(Exception):
 
 
 INSTALL_HINT = "pip install -r requirements-scale.txt"
+WORKER_WAIT_S = 30.0
 
 
 @contextlib.contextmanager
@@ -50,6 +51,12 @@ def dask_client(scheduler: str | None = None, workers: int = 2, processes: bool 
         except (OSError, TimeoutError) as exc:
             raise EngineError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
         with client:
+            try:  # tasks would wait for a worker for ever
+                client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+            except TimeoutError:
+                raise EngineError(
+                    f"the Dask scheduler at {scheduler} has no worker after {WORKER_WAIT_S:.0f} s"
+                ) from None
             yield client
         return
     cluster = LocalCluster(
