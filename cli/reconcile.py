@@ -104,6 +104,8 @@ def reconcile(args: argparse.Namespace) -> tuple[str, list[str]]:
     if args.ledger and args.engine == "dask":
         raise UsageError("--ledger is judged on one node: leave out --engine dask (--parquet DIR reads the export)")
     ledger = _read_ledger(args.ledger, settings) if args.ledger else None
+    if args.db is not None and not Path(args.db).is_file():
+        raise UsageError(f"no database at {args.db}: run `python -m collectors once` first")
     source = source_of(args)
     if args.engine == "dask":
         from service import engine  # noqa: PLC0415 (dask is an optional install)
