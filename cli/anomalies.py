@@ -14,6 +14,7 @@ import sys
 from analytics.detection import CLI_COLUMNS
 from analytics.export import to_csv, to_json
 from cli.common import UsageError, add_source_arguments, engine_client, parse_now, say_provenance, source_of
+from service import engine
 from service.anomalies import incidents
 from store import StoreError
 
@@ -35,8 +36,6 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--since is after --now")
         source = source_of(args)
         if args.engine == "dask":
-            from service import engine  # noqa: PLC0415 (dask is an optional install)
-
             with engine_client(args) as client:
                 frame = engine.incidents(client, source, now, since).frame
         else:

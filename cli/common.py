@@ -12,7 +12,9 @@ from typing import Any
 
 from cli_args import positive_int
 from config import DEFAULTS, Config, ConfigError, load_config
+from service.engine import EngineError, dask_client  # dask itself is imported only when a cluster starts
 from service.results import Provenance
+from store import StoreError
 from store.parquet import MANIFEST, is_export
 
 
@@ -95,9 +97,6 @@ def source_of(args: argparse.Namespace) -> str:
 @contextlib.contextmanager
 def engine_client(args: argparse.Namespace) -> Iterator[Any]:
     """The Dask client the command's tasks run on (service.engine), errors as one line."""
-    from service.engine import EngineError, dask_client  # noqa: PLC0415 (dask is an optional install)
-    from store import StoreError  # noqa: PLC0415
-
     try:
         with dask_client(args.scheduler, args.workers) as client:
             yield client

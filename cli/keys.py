@@ -16,6 +16,7 @@ from cli.common import (
     say_provenance,
     source_of,
 )
+from service import engine
 from service.keys import key_findings
 from store import StoreError
 
@@ -34,8 +35,6 @@ def run(args: argparse.Namespace) -> int:
         rules = analysis_config(args.config).rules
         source = source_of(args)
         if args.engine == "dask":
-            from service import engine  # noqa: PLC0415 (dask is an optional install)
-
             with engine_client(args) as client:
                 frame = engine.key_findings(client, source, now, rules)
         else:

@@ -17,6 +17,7 @@ from analytics.ledger import LedgerInvalid, describe_size, load_ledger
 from cli.common import UsageError, add_source_arguments, analysis_config, engine_client, source_of
 from cli_args import check_output
 from private_files import write_private
+from service import engine
 from service.credits import billing_data
 from store import StoreError
 
@@ -108,8 +109,6 @@ def reconcile(args: argparse.Namespace) -> tuple[str, list[str]]:
         raise UsageError(f"no database at {args.db}: run `python -m collectors once` first")
     source = source_of(args)
     if args.engine == "dask":
-        from service import engine  # noqa: PLC0415 (dask is an optional install)
-
         try:
             with engine_client(args) as client:
                 fleet = engine.reconcile(client, source, now, since, settings)

@@ -18,6 +18,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cli.analytics import main as analytics_main
+from service.engine import EngineError, dask_client
 from store.export import export
 from store.parquet import MANIFEST, VIEWS, open_parquet
 from tests.conftest import ADMIN_TOKEN, DASHBOARD, PAST_MIDNIGHT, ROOT, SIM_NOW, collect_once
@@ -269,3 +270,16 @@ def test_a_manifest_naming_files_outside_its_folder_is_refused(exported, tmp_pat
     )  # fmt: skip
     assert done.returncode == 2
     assert "is not a valid manifest: view keys: file 'keys/../../../etc/passwd'" in done.stderr, done.stderr
+
+
+def test_the_engine_is_optional(monkeypatch):
+    """The commands import Dask only when a cluster starts; without it, `--engine dask` says how to install it."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, cli.analytics, store.__main__; print('dask' in sys.modules)"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.stdout.strip() == "False", done.stderr
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)  # as if requirements-scale.txt were not installed
+    with pytest.raises(EngineError, match="not installed: pip install -r requirements-scale.txt"):
+        with dask_client():
+            pass
