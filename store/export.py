@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import shutil
 import time
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from pathlib import Path
 import duckdb
 
 from private_files import dir_mode, make_private_dir, secure_file, write_private
-from store.connection import StoreError, read_connection
+from store.connection import LOCK_RETRY_SECONDS, StoreError, _is_lock_error, read_connection
 from store.parquet import FORMAT, FORMAT_VERSION, MANIFEST, VIEWS, ViewSpec
 
 DEFAULT_BUCKETS = 16
@@ -93,9 +94,19 @@ def _check_shards(shards: list[tuple[int, int]], paths: Sequence[str]) -> None:
 def _attach(con: duckdb.DuckDBPyConnection, paths: Sequence[str]) -> list[tuple[int, int]]:
     shards = []
     for n, path in enumerate(paths):
+        if Path(path).is_dir():
+            raise ExportError(f"{path} is a folder: give the collectors' DuckDB files")
         with read_connection(path):  # fails clearly on a missing or never-collected file (and lock retry)
             pass
-        con.execute(f"ATTACH {_quote(path)} AS src{n} (READ_ONLY)").fetchall()
+        deadline = time.monotonic() + LOCK_RETRY_SECONDS
+        while True:  # a collector may take the file between that check and this attach: wait as readers do
+            try:
+                con.execute(f"ATTACH {_quote(path)} AS src{n} (READ_ONLY)").fetchall()
+                break
+            except (duckdb.IOException, duckdb.ConnectionException) as exc:
+                if not _is_lock_error(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05 + random.random() * 0.2)
         shards.append(_shard_of_file(con, f"src{n}", path))
     return shards
 
