@@ -84,7 +84,14 @@ def _run(args: argparse.Namespace) -> int:
             f"(occurred before {done.events_before:%Y-%m-%d %H:%M}) UTC"
         )
     elif args.command == "export":
-        print(export(args.db, args.out, args.buckets).line())
+        done = export(args.db, args.out, args.buckets)
+        print(done.line())
+        if done.missing_shards():
+            print(
+                f"python -m store export: warning: shard(s) {', '.join(done.missing_shards())} not given: "
+                "their keys are not in the export",
+                file=sys.stderr,
+            )
     else:
         found = lifecycle.info(args.db)
         if args.json:

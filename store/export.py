@@ -2,7 +2,7 @@
 Parquet, with a manifest; DuckDB, Dask or any Parquet reader reads the folder directly (store.parquet).
 
 Each view goes to `OUT/<view>/` — the big per-key ones split by `day=YYYY-MM-DD` and by key-hash `bucket=N`
-(store.parquet.VIEWS) — rows in a fixed order, so the same data gives byte-identical files: an export run
+(store.parquet.VIEWS) — rows in a fixed order, so the same data and settings give byte-identical files: an export run
 again leaves unchanged partitions untouched (same checksum, same file), replaces changed ones one file at a
 time (written beside, then renamed), removes partitions that no longer exist, and writes the manifest last.
 Only public views are exported: they hold fingerprints and masked keys, never a secret; raw bodies and the
@@ -52,6 +52,12 @@ class ExportResult:
             f"(shards {', '.join(self.shards)}) to {self.out_dir}: {self.files_written} partition file(s) written, "
             f"{self.files_kept} unchanged, {self.files_removed} removed in {self.seconds:.1f} s"
         )
+
+    def missing_shards(self) -> list[str]:
+        """Shards of the split that were not given: their keys are not in the export."""
+        count = int(self.shards[0].split("/")[1])
+        given = {s.split("/")[0] for s in self.shards}
+        return [f"{i}/{count}" for i in range(count) if str(i) not in given]
 
 
 def bucket_sql(column: str, buckets: int) -> str:

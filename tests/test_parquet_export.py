@@ -283,3 +283,11 @@ def test_the_engine_is_optional(monkeypatch):
     with pytest.raises(EngineError, match="not installed: pip install -r requirements-scale.txt"):
         with dask_client():
             pass
+
+
+def test_exporting_some_shards_of_a_split_says_which_are_missing(sharded, tmp_path):
+    files = [str(sharded.parent / f"shard-{i}.duckdb") for i in (0, 1)]
+    done = _store_cli("export", "--db", files[0], "--db", files[1], "--out", str(tmp_path / "two"))
+    assert done.returncode == 0, done.stderr
+    assert "(shards 0/3, 1/3)" in done.stdout
+    assert "warning: shard(s) 2/3 not given: their keys are not in the export" in done.stderr
