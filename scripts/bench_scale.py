@@ -9,6 +9,8 @@ Method, per fleet size (each step in a fresh process, so each peak RSS is that s
 2. first collection: `collect` as `collectors once` runs it (32 at once, one jobs page per key on a first run),
    in a child process; its peak RSS and its store worker's (a child of it, waited for before measuring) are
    reported apart: they are two processes, and their sum bounds what they hold together;
+   meanwhile a reader in another process opens the database every half second (as a dashboard does): how
+   long it waits for the collector's writer, and whether it ever gives up;
 3. a no-change cycle right after (same clock): requests per key;
 4. the results refresh on what was collected, in a child process;
 5. every page rendered cold on that database (scripts/bench_pages_scale.py, AppTest, each page in its own
@@ -38,6 +40,7 @@ from bench_collector import ADMIN_TOKEN, ENDPOINTS, SIM_NOW, start_stand_in  # n
 
 GOALS = {"first_s": 60.0, "collector_rss_mb": 500.0, "requests_per_key": 3.0, "page_cold_s": 3.0}
 MEMORY_GROWTH_GOAL = 0.20  # peak RSS at the largest fleet within 20 % of the smallest's
+READ_EVERY_S = 0.5
 
 
 def _peak_mb(who: int) -> float:
@@ -80,6 +83,32 @@ def child_refresh(config_path: str, db: str) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - began, "line": done.line(), "rss_mb": _peak_mb(resource.RUSAGE_SELF)}
 
 
+def child_read(db: str, stop: str) -> dict[str, Any]:
+    """A dashboard-like reader in another process, every READ_EVERY_S until `stop` exists: how long it waited."""
+    from store import StoreError, StoreNotReady, read_connection
+
+    waits: list[float] = []
+    errors: list[str] = []
+    while not Path(stop).exists():
+        began = time.monotonic()
+        try:
+            with read_connection(db) as con:
+                con.execute("SELECT count(*) FROM collector_run_items").fetchall()
+            waits.append(time.monotonic() - began)
+        except StoreNotReady:
+            pass
+        except StoreError as exc:
+            errors.append(str(exc))
+        time.sleep(READ_EVERY_S)
+    waits.sort()
+    return {
+        "reads": len(waits),
+        "errors": errors,
+        "median_s": waits[len(waits) // 2] if waits else None,
+        "slowest_s": waits[-1] if waits else None,
+    }
+
+
 def _spawn(*args: str) -> dict[str, Any]:
     env = dict(os.environ, RBV_ADMIN_TOKEN=ADMIN_TOKEN)
     done = subprocess.run([sys.executable, __file__, *args], cwd=ROOT, env=env, capture_output=True, text=True)
@@ -106,7 +135,16 @@ def measure(n_keys: int, latency_ms: float, with_pages: bool) -> dict[str, Any]:
         proc, config_path, warm_s = start_stand_in(n_keys, latency_ms, folder)
         db = folder / "monitor.duckdb"
         try:
-            first = _spawn("--child", "collect", str(config_path), str(db))
+            stop = folder / "stop-reading"
+            reader = subprocess.Popen(
+                [sys.executable, __file__, "--child", "read", str(db), str(stop)], cwd=ROOT, stdout=subprocess.PIPE
+            )
+            try:
+                first = _spawn("--child", "collect", str(config_path), str(db))
+            finally:
+                stop.touch()
+                out, _ = reader.communicate(timeout=120)
+            first["reader"] = json.loads(out.decode().strip().splitlines()[-1])
             print(f"  first collection: {first}", file=sys.stderr, flush=True)
             cycle = _spawn("--child", "collect", str(config_path), str(db))
             print(f"  no-change cycle: {cycle}", file=sys.stderr, flush=True)
@@ -150,6 +188,17 @@ def table(results: list[dict[str, Any]], latency_ms: float) -> list[str]:
             "collector peak RSS (its store worker's)",
             [f"{r['first']['collector_rss_mb']:.0f} MB ({r['first']['worker_rss_mb']:.0f} MB)" for r in results],
             f"≤ {GOALS['collector_rss_mb']:.0f} MB; within {100 * MEMORY_GROWTH_GOAL:.0f} % of the smallest",
+        )
+    )
+    lines.append(
+        row(
+            "a reader in another process meanwhile: waits (median / slowest), errors",
+            [
+                f"{r['first']['reader']['median_s']:.2f} / {r['first']['reader']['slowest_s']:.2f} s over "
+                f"{r['first']['reader']['reads']} reads, {len(r['first']['reader']['errors'])} errors"
+                for r in results
+            ],
+            "no errors",
         )
     )
     lines.append(
@@ -214,11 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency-ms", type=float, default=50.0)
     p.add_argument("--no-pages", action="store_true", help="skip the page renders")
     p.add_argument("--json", help="also write all results to this file")
-    p.add_argument("--child", choices=["collect", "refresh"], help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=["collect", "refresh", "read"], help=argparse.SUPPRESS)
     p.add_argument("paths", nargs="*", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        child = child_collect if args.child == "collect" else child_refresh
+        child = {"collect": child_collect, "refresh": child_refresh, "read": child_read}[args.child]
         print(json.dumps(child(*args.paths)))
         return 0
     os.environ["RBV_ADMIN_TOKEN"] = ADMIN_TOKEN

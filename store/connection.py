@@ -18,6 +18,9 @@ from store.migrations import apply_migrations, is_migrated
 # DuckDB locks the whole file per process; a collector write or a dashboard read holds it
 # for milliseconds, so waiting a little is always better than failing.
 LOCK_RETRY_SECONDS = 30.0
+# Tries come at most 2 x this apart: shorter than the collector's store worker leaves the file closed for
+# readers after holding it (collectors.store_worker.READER_WINDOW_S).
+MAX_RETRY_DELAY_S = 0.15
 _migrated_paths: set[str] = set()
 # DuckDB shares one database instance per process; serializing our own writers avoids
 # transaction conflicts between scheduler jobs running side by side.
@@ -57,7 +60,7 @@ def _open(
         except duckdb.Error as exc:
             raise StoreError(f"cannot open database {path}: {exc}") from exc
         time.sleep(delay * (1 + random.random()))
-        delay = min(delay * 2, 0.5)
+        delay = min(delay * 2, MAX_RETRY_DELAY_S)
 
 
 @contextlib.contextmanager
