@@ -139,10 +139,22 @@ class _Writer:
             self.closing = True
             self._changed.notify_all()
 
+    def _take_batch(self) -> list[Outcome]:
+        """The oldest pending outcomes, about FLUSH_ROWS records: a batch's size does not depend on how far the
+        writer lags (the store worker's memory follows its largest batch)."""
+        rows = taken = 0
+        while taken < len(self.pending) and rows < FLUSH_ROWS:
+            rows += outcome_rows(self.pending[taken])
+            taken += 1
+        batch, self.pending = self.pending[:taken], self.pending[taken:]
+        self.pending_rows -= rows
+        return batch
+
     async def flush(self) -> None:
+        """Write one batch of what is pending (see `_take_batch`)."""
         async with self._lock:
             async with self._changed:
-                outcomes, self.pending, self.pending_rows = self.pending, [], 0
+                outcomes = self._take_batch()
                 self._changed.notify_all()  # fetching resumes while this batch is written
             if outcomes:
                 prepared = prepare(outcomes)
@@ -353,7 +365,8 @@ async def collect(
             await writer.close()
             if not flush_task.done() or flush_task.cancelled() or flush_task.exception() is None:
                 await flush_task
-                await writer.flush()  # what was left when fetching ended (not after a failed write)
+                while writer.pending:  # what was left when fetching ended (not after a failed write)
+                    await writer.flush()
             await store.call("release")  # the file, checkpointed, for the run's end and for readers
         except asyncio.CancelledError:
             # Cancelled again while closing (asyncio.run's teardown cancels the flusher too): rows not yet
