@@ -73,8 +73,9 @@ def release_memory() -> None:
 HOLD_S = 5.0
 IDLE_RELEASE_S = 2.0
 READER_WINDOW_S = 0.4
-# DuckDB's own memory while writing (it spills beyond; the indexes it updates are the part that grows with
-# the fleet): the bound that keeps the worker's memory flat. 128 MB ran out at 10,000 keys.
+# DuckDB's own memory while writing (it spills beyond): what bounds the worker's memory, with the batch size.
+# The indexes it updates grow with the rows in the file (128 MB ran out at 10,000 keys): a shard file holds
+# fewer.
 MEMORY_LIMIT = "256MB"
 _HELD = HeldWriter(HOLD_S, MEMORY_LIMIT)
 

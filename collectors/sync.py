@@ -1,8 +1,9 @@
 """One sync path: fetch every selected endpoint for every key concurrently, write outcomes in batches.
 
-Memory stays flat whatever the key count: keys are fed to a fixed pool of workers a group at a time (each
-group's cursors and known jobs read from the store just before it is fetched, never the whole fleet's), and
-the outcomes waiting to be written are bounded (fetching pauses while the writer catches up).
+What a run holds does not grow with the key count: keys are fed to a fixed pool of workers a group at a time
+(each group's cursors and known jobs read from the store just before it is fetched, never the whole fleet's),
+the outcomes waiting to be written are bounded (fetching pauses while the writer catches up), and so is each
+batch written.
 """
 
 from __future__ import annotations
@@ -34,11 +35,11 @@ log = logging.getLogger("collectors.sync")
 PER_KEY_ORDER = ("summary", "events", "jobs")
 # The status of an endpoint whose response was landed but every record of it was quarantined.
 UNREADABLE = "unreadable"
-# Each write transaction costs a fixed ~0.3 s (open, commit, checkpoint on close) on top of its rows, and
-# the checkpoint of a table with a primary key grows with the table (its index is loaded and written back),
-# so fewer, larger ones are cheaper (1,000-key first collection: writer CPU 6.6 s at 0.25 s, 3.6 s at 3 s).
-# A flush starts once FLUSH_ROWS records are waiting, or FLUSH_INTERVAL_S after the previous one began
-# when fewer are (so a small run still lands its rows within seconds).
+# Each write transaction costs a fixed share on top of its rows (and each checkpoint one that grows with the
+# tables' indexes: the store worker checkpoints at most every few seconds, see collectors.store_worker), so
+# fewer, larger ones are cheaper. A flush starts once FLUSH_ROWS records are waiting, or FLUSH_INTERVAL_S
+# after the previous one began when fewer are (so a small run still lands its rows within seconds), and
+# writes at most about FLUSH_ROWS records.
 FLUSH_INTERVAL_S = 1.0
 FLUSH_ROWS = 50_000
 # Fetching waits while more than this many records wait to be written: the bound on what a run holds.

@@ -15,8 +15,8 @@ import duckdb
 from private_files import make_private_dir, secure_file
 from store.migrations import apply_migrations, is_migrated
 
-# DuckDB locks the whole file per process; a collector write or a dashboard read holds it
-# for milliseconds, so waiting a little is always better than failing.
+# DuckDB locks the whole file per process; a dashboard read holds it for milliseconds, the collector's store
+# worker for a few seconds at most (collectors.store_worker.HOLD_S), so waiting is always better than failing.
 LOCK_RETRY_SECONDS = 30.0
 # Tries come at most 2 x this apart: shorter than the collector's store worker leaves the file closed for
 # readers after holding it (collectors.store_worker.READER_WINDOW_S).
