@@ -64,14 +64,15 @@ def release_memory() -> None:
         _MALLOC_TRIM(0)
 
 
-# The worker keeps the file open between batches (see store.connection.HeldWriter) for at most HOLD_S; it
-# releases it when a run ends ("release"), or when no call has come for IDLE_RELEASE_S (a run's batches
-# come at least every second: collectors.sync.FLUSH_INTERVAL_S). After a release for time held it leaves the
-# file closed for READER_WINDOW_S, longer than a waiting reader sleeps between tries (store.connection's
-# backoff), or a reader would only get in by luck while the next batch is already waiting: at most
-# READER_WINDOW_S / HOLD_S of the writer's time, and a reader waits at most about HOLD_S.
+# The worker keeps the file open between batches (see store.connection.HeldWriter) only while they come back
+# to back: it releases it when no call has come for IDLE_RELEASE_S (a small run's batches, a second apart
+# (collectors.sync.FLUSH_INTERVAL_S), each release it, so readers get in between as before), when a run ends
+# ("release"), and after HOLD_S at the latest. After a release for time held it leaves the file closed for
+# READER_WINDOW_S, longer than a waiting reader sleeps between tries (store.connection's backoff), or a
+# reader would only get in by luck while the next batch is already waiting: at most READER_WINDOW_S / HOLD_S
+# of the writer's time, and a reader waits at most about HOLD_S.
 HOLD_S = 5.0
-IDLE_RELEASE_S = 2.0
+IDLE_RELEASE_S = 0.5
 READER_WINDOW_S = 0.4
 # DuckDB's own memory while writing (it spills beyond): what bounds the worker's memory, with the batch size.
 # The indexes it updates grow with the rows in the file (128 MB ran out at 10,000 keys): a shard file holds

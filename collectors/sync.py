@@ -345,6 +345,8 @@ async def collect(
         async with client:
             tasks = [global_endpoint(n) for n in selected if not ENDPOINTS[n].per_key]
             fetching = asyncio.gather(*tasks, feed(), *(work() for _ in range(n_workers)))
+            # Read its outcome even when nobody awaits it (cancelled at shutdown), or asyncio logs it as lost.
+            fetching.add_done_callback(lambda done: done.cancelled() or done.exception())
             try:
                 await asyncio.wait({fetching, flush_task}, return_when=asyncio.FIRST_COMPLETED)
             except asyncio.CancelledError:

@@ -37,9 +37,10 @@ class StoreNotReady(StoreError):
 
 def _is_lock_error(exc: BaseException) -> bool:
     text = str(exc)
-    if "different configuration than existing connections" in text:
-        # Same process: a read-only open while our own writer holds the file (or the reverse),
-        # e.g. serve loading cursors while another endpoint's batch commits. It passes the same way.
+    if "different configuration than existing connections" in text or "Unique file handle conflict" in text:
+        # Same process: a read-only open while our own writer holds the file (or the reverse, or while the
+        # other is being opened or closed), e.g. serve refreshing results while another endpoint's run
+        # starts. It passes the same way.
         return True
     return "lock" in text.lower() and ("Could not set lock" in text or "Conflicting lock" in text)
 
