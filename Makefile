@@ -2,7 +2,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: run test lint install-scale bench-collector bench-anomalies bench-pages clean-demo
+.PHONY: run test lint install-scale bench-collector bench-anomalies bench-pages bench-scale clean-demo
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ bench-pages: $(VENV)/.installed
 	# what the collector does after each collection: findings, incidents, reconciliation, review, stored once
 	$(VENV)/bin/python -m collectors refresh --db $(SCALE_DB) --now 2026-11-20T12:00:00Z
 	$(VENV)/bin/python scripts/bench_pages_scale.py --db $(SCALE_DB)
+
+# first collection, no-change cycle, refresh and pages cold at 1,000 and 10,000 keys side by side (~15 min)
+bench-scale: $(VENV)/.installed
+	$(VENV)/bin/python scripts/bench_scale.py --keys 1000 10000 --latency-ms 50
 
 clean-demo:
 	rm -rf data/demo

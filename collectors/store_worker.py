@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -63,13 +64,19 @@ def release_memory() -> None:
         _MALLOC_TRIM(0)
 
 
-# The worker keeps the file open between batches (see store.connection.HeldWriter) for at most HOLD_S; it
-# releases it when a run ends ("release"), or when no call has come for IDLE_RELEASE_S (a run's batches
-# come at least every second: collectors.sync.FLUSH_INTERVAL_S).
+# The worker keeps the file open between batches (see store.connection.HeldWriter) only while they come back
+# to back: it releases it when no call has come for IDLE_RELEASE_S (a small run's batches, a second apart
+# (collectors.sync.FLUSH_INTERVAL_S), each release it, so readers get in between as before), when a run ends
+# ("release"), and after HOLD_S at the latest. After a release for time held it leaves the file closed for
+# READER_WINDOW_S, longer than a waiting reader sleeps between tries (store.connection's backoff), or a
+# reader would only get in by luck while the next batch is already waiting: at most READER_WINDOW_S / HOLD_S
+# of the writer's time, and a reader waits at most about HOLD_S.
 HOLD_S = 5.0
-IDLE_RELEASE_S = 2.0
-# DuckDB's own memory while writing (it spills beyond; the indexes it updates are the part that grows with
-# the fleet): the bound that keeps the worker's memory flat. 128 MB ran out at 10,000 keys.
+IDLE_RELEASE_S = 0.5
+READER_WINDOW_S = 0.4
+# DuckDB's own memory while writing (it spills beyond): what bounds the worker's memory, with the batch size.
+# The indexes it updates grow with the rows in the file (128 MB ran out at 10,000 keys): a shard file holds
+# fewer.
 MEMORY_LIMIT = "256MB"
 _HELD = HeldWriter(HOLD_S, MEMORY_LIMIT)
 
@@ -104,6 +111,7 @@ def _serve(conn: Connection) -> None:
 
 
 def _serve_calls(conn: Connection) -> None:
+    reopen_at = 0.0
     while True:
         try:
             if _HELD.held and not conn.poll(IDLE_RELEASE_S):
@@ -112,6 +120,8 @@ def _serve_calls(conn: Connection) -> None:
             message = conn.recv()
         except (EOFError, OSError):
             return
+        if not _HELD.held and (wait := reopen_at - time.monotonic()) > 0:
+            time.sleep(wait)  # the readers' window after a long hold
         name, args = message
         del message
         try:
@@ -127,6 +137,7 @@ def _serve_calls(conn: Connection) -> None:
             return
         if _HELD.due():
             _HELD.release()  # checkpoint while the collector prepares its next batch
+            reopen_at = time.monotonic() + READER_WINDOW_S
         release_memory()
 
 

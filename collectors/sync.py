@@ -1,8 +1,9 @@
 """One sync path: fetch every selected endpoint for every key concurrently, write outcomes in batches.
 
-Memory stays flat whatever the key count: keys are fed to a fixed pool of workers a group at a time (each
-group's cursors and known jobs read from the store just before it is fetched, never the whole fleet's), and
-the outcomes waiting to be written are bounded (fetching pauses while the writer catches up).
+What a run holds does not grow with the key count: keys are fed to a fixed pool of workers a group at a time
+(each group's cursors and known jobs read from the store just before it is fetched, never the whole fleet's),
+the outcomes waiting to be written are bounded (fetching pauses while the writer catches up), and so is each
+batch written.
 """
 
 from __future__ import annotations
@@ -34,11 +35,11 @@ log = logging.getLogger("collectors.sync")
 PER_KEY_ORDER = ("summary", "events", "jobs")
 # The status of an endpoint whose response was landed but every record of it was quarantined.
 UNREADABLE = "unreadable"
-# Each write transaction costs a fixed ~0.3 s (open, commit, checkpoint on close) on top of its rows, and
-# the checkpoint of a table with a primary key grows with the table (its index is loaded and written back),
-# so fewer, larger ones are cheaper (1,000-key first collection: writer CPU 6.6 s at 0.25 s, 3.6 s at 3 s).
-# A flush starts once FLUSH_ROWS records are waiting, or FLUSH_INTERVAL_S after the previous one began
-# when fewer are (so a small run still lands its rows within seconds).
+# Each write transaction costs a fixed share on top of its rows (and each checkpoint one that grows with the
+# tables' indexes: the store worker checkpoints at most every few seconds, see collectors.store_worker), so
+# fewer, larger ones are cheaper. A flush starts once FLUSH_ROWS records are waiting, or FLUSH_INTERVAL_S
+# after the previous one began when fewer are (so a small run still lands its rows within seconds), and
+# writes at most about FLUSH_ROWS records.
 FLUSH_INTERVAL_S = 1.0
 FLUSH_ROWS = 50_000
 # Fetching waits while more than this many records wait to be written: the bound on what a run holds.
@@ -139,10 +140,22 @@ class _Writer:
             self.closing = True
             self._changed.notify_all()
 
+    def _take_batch(self) -> list[Outcome]:
+        """The oldest pending outcomes, about FLUSH_ROWS records: a batch's size does not depend on how far the
+        writer lags (the store worker's memory follows its largest batch)."""
+        rows = taken = 0
+        while taken < len(self.pending) and rows < FLUSH_ROWS:
+            rows += outcome_rows(self.pending[taken])
+            taken += 1
+        batch, self.pending = self.pending[:taken], self.pending[taken:]
+        self.pending_rows -= rows
+        return batch
+
     async def flush(self) -> None:
+        """Write one batch of what is pending (see `_take_batch`)."""
         async with self._lock:
             async with self._changed:
-                outcomes, self.pending, self.pending_rows = self.pending, [], 0
+                outcomes = self._take_batch()
                 self._changed.notify_all()  # fetching resumes while this batch is written
             if outcomes:
                 prepared = prepare(outcomes)
@@ -332,6 +345,8 @@ async def collect(
         async with client:
             tasks = [global_endpoint(n) for n in selected if not ENDPOINTS[n].per_key]
             fetching = asyncio.gather(*tasks, feed(), *(work() for _ in range(n_workers)))
+            # Read its outcome even when nobody awaits it (cancelled at shutdown), or asyncio logs it as lost.
+            fetching.add_done_callback(lambda done: done.cancelled() or done.exception())
             try:
                 await asyncio.wait({fetching, flush_task}, return_when=asyncio.FIRST_COMPLETED)
             except asyncio.CancelledError:
@@ -353,7 +368,8 @@ async def collect(
             await writer.close()
             if not flush_task.done() or flush_task.cancelled() or flush_task.exception() is None:
                 await flush_task
-                await writer.flush()  # what was left when fetching ended (not after a failed write)
+                while writer.pending:  # what was left when fetching ended (not after a failed write)
+                    await writer.flush()
             await store.call("release")  # the file, checkpointed, for the run's end and for readers
         except asyncio.CancelledError:
             # Cancelled again while closing (asyncio.run's teardown cancels the flusher too): rows not yet

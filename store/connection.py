@@ -15,9 +15,12 @@ import duckdb
 from private_files import make_private_dir, secure_file
 from store.migrations import apply_migrations, is_migrated
 
-# DuckDB locks the whole file per process; a collector write or a dashboard read holds it
-# for milliseconds, so waiting a little is always better than failing.
+# DuckDB locks the whole file per process; a dashboard read holds it for milliseconds, the collector's store
+# worker for a few seconds at most (collectors.store_worker.HOLD_S), so waiting is always better than failing.
 LOCK_RETRY_SECONDS = 30.0
+# Tries come at most 2 x this apart: shorter than the collector's store worker leaves the file closed for
+# readers after holding it (collectors.store_worker.READER_WINDOW_S).
+MAX_RETRY_DELAY_S = 0.15
 _migrated_paths: set[str] = set()
 # DuckDB shares one database instance per process; serializing our own writers avoids
 # transaction conflicts between scheduler jobs running side by side.
@@ -34,9 +37,10 @@ class StoreNotReady(StoreError):
 
 def _is_lock_error(exc: BaseException) -> bool:
     text = str(exc)
-    if "different configuration than existing connections" in text:
-        # Same process: a read-only open while our own writer holds the file (or the reverse),
-        # e.g. serve loading cursors while another endpoint's batch commits. It passes the same way.
+    if "different configuration than existing connections" in text or "Unique file handle conflict" in text:
+        # Same process: a read-only open while our own writer holds the file (or the reverse, or while the
+        # other is being opened or closed), e.g. serve refreshing results while another endpoint's run
+        # starts. It passes the same way.
         return True
     return "lock" in text.lower() and ("Could not set lock" in text or "Conflicting lock" in text)
 
@@ -57,7 +61,7 @@ def _open(
         except duckdb.Error as exc:
             raise StoreError(f"cannot open database {path}: {exc}") from exc
         time.sleep(delay * (1 + random.random()))
-        delay = min(delay * 2, 0.5)
+        delay = min(delay * 2, MAX_RETRY_DELAY_S)
 
 
 @contextlib.contextmanager
