@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+import formatting  # noqa: F401  (registers the product's one Altair theme, once per process)
 from ui.auth import require_access
 from ui.format import plain
 from ui.settings import load_settings

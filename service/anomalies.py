@@ -72,3 +72,22 @@ def overlapping(found: pd.DataFrame, start: datetime, end: datetime) -> pd.DataF
     if found.empty:
         return found
     return found[(pd.to_datetime(found["end"]) >= pd.Timestamp(start)) & (pd.to_datetime(found["start"]) < end)]
+
+
+def recent_values(db_path: Source, now: datetime, key: str, metric: str, grain: str, since: datetime) -> pd.DataFrame:
+    """[period, value] of one key's metric from `since` up to the last complete period, for a small chart beside
+    an incident: no scoring, just what was collected (calls before event polling stay unknown, NaN)."""
+    if grain == "day":
+        today = datetime.combine(now.date(), datetime.min.time())  # the day in progress is not drawn as a drop
+        daily = anomaly_reads.daily_calls(db_path, until=today, keys=[key])
+        days = pd.to_datetime(daily["day"])
+        frame = pd.DataFrame({"period": days, "value": daily["value"].astype(float)})[days >= pd.Timestamp(since)]
+        return frame.reset_index(drop=True)
+    hourly = anomaly_reads.hourly_series(db_path, now, since=since, keys=[key])
+    rows = hourly[hourly["metric"] == metric]
+    hours = pd.date_range(pd.Timestamp(since).floor("h"), pd.Timestamp(now).floor("h"), freq="h", inclusive="left")
+    values = rows.set_index(pd.to_datetime(rows["hour"]))["value"].astype(float).groupby(level=0).sum(min_count=1)
+    filled = values.reindex(hours)
+    if metric != "calls":  # the jobs list is complete: an hour without jobs had none
+        filled = filled.fillna(0.0)
+    return pd.DataFrame({"period": hours, "value": filled.to_numpy()})

@@ -19,7 +19,7 @@ from store.results import arrow_frame
 
 METRICS = ("calls", "failed_jobs", "credits")
 
-_COVERAGE = """
+EVENTS_COVERAGE_SQL = """
     SELECT r.key_name,
            coalesce(TRY_CAST(json_extract_string(s.cursor, '$.covered_since') AS TIMESTAMP), e.first_event_at)
                AS covered_since
@@ -27,7 +27,7 @@ _COVERAGE = """
     LEFT JOIN sync_state s ON s.key_name = r.key_name AND s.endpoint = 'events'
     LEFT JOIN (SELECT key_name, min(occurred_at) AS first_event_at FROM usage_events GROUP BY key_name) e
            ON e.key_name = r.key_name
-"""
+"""  # per key: when hourly calls begin (the events cursor's covered_since, else the oldest stored event)
 
 
 def _df(db_path: Source, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
@@ -60,7 +60,7 @@ def hourly_series(
             SELECT key_name, greatest(CASE WHEN covered_since = date_trunc('hour', covered_since) THEN covered_since
                          ELSE date_trunc('hour', covered_since) + INTERVAL 1 HOUR END, date_trunc('hour', ?::TIMESTAMP))
                        AS hourly_from
-            FROM ({_COVERAGE}) WHERE covered_since IS NOT NULL{key_where}
+            FROM ({EVENTS_COVERAGE_SQL}) WHERE covered_since IS NOT NULL{key_where}
         ), grid AS (
             SELECT c.key_name, unnest(generate_series(c.hourly_from, ?::TIMESTAMP - INTERVAL 1 HOUR, INTERVAL 1 HOUR))
                    AS hour
@@ -121,7 +121,7 @@ def daily_calls(db_path: Source, until: datetime | None = None, keys: list[str] 
         SELECT u.key_name, u.day::TIMESTAMP AS day, u.calls::DOUBLE AS value,
                CASE WHEN c.covered_since = date_trunc('hour', c.covered_since) THEN c.covered_since
                     ELSE date_trunc('hour', c.covered_since) + INTERVAL 1 HOUR END AS hourly_from
-        FROM key_daily_usage u LEFT JOIN ({_COVERAGE}) c USING (key_name)
+        FROM key_daily_usage u LEFT JOIN ({EVENTS_COVERAGE_SQL}) c USING (key_name)
         WHERE TRUE{key_where}{until_where}
         ORDER BY u.key_name, u.day
         """,

@@ -233,3 +233,40 @@ def table_counts(db_path: Source, views: list[str]) -> dict[str, int]:
             row = first_row(con.execute(f'SELECT count(*) FROM "{view}"'))
             counts[view] = int(row[0]) if row else 0
     return counts
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What the store holds, in time: the usage summary's first day, and when each feed was last read."""
+
+    first_day: date | None  # the first day the usage summary holds (days before it are unknown, not zero)
+    summary_read_at: datetime | None  # the last successful usage-summary read: its day is still partial
+    events_read_at: datetime | None
+    jobs_read_at: datetime | None
+
+
+def coverage(db_path: Source, envs: list[str] | None = None) -> Coverage:
+    """How far back and how recently the daily totals, events and jobs were collected (for `envs`' keys)."""
+    where, params = _env_filter(envs)
+    with reading(db_path) as con:
+        first = first_row(
+            con.execute(
+                f"SELECT min(u.day) FROM key_daily_usage u JOIN keys k USING (key_name) WHERE TRUE{where}", params
+            )
+        )
+        read_at = dict(
+            con.execute(
+                f"""
+                SELECT i.endpoint, max(i.finished_at) FROM collector_run_items i JOIN keys k USING (key_name)
+                WHERE i.status = 'ok' AND i.endpoint IN ('summary', 'events', 'jobs'){where}
+                GROUP BY i.endpoint
+                """,
+                params,
+            ).fetchall()
+        )
+    return Coverage(
+        first_day=first[0] if first else None,
+        summary_read_at=read_at.get("summary"),
+        events_read_at=read_at.get("events"),
+        jobs_read_at=read_at.get("jobs"),
+    )
