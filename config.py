@@ -116,6 +116,9 @@ class CollectorSettings:
             "pricing": 86400.0,
             "admin": 3600.0,
             "results": 300.0,  # how often `serve` refreshes the stored findings when new data arrived
+            # Keys the vendor's inventory lists as disabled answer 401 until someone re-enables them: polled
+            # this often (to notice that), and counted as expected, not as failures.
+            "disabled": 3600.0,
         }
     )
 

@@ -275,9 +275,22 @@ def _review(inputs: Mapping[str, Any], week: str, now: datetime) -> dict[str, An
             "runs_by_status": {str(k): int(v) for k, v in run_status.items()},
             "failed_items": to_records(failed),
             "coverage_gaps": to_records(gaps),
-            "trust": "no collector run this week"
-            if runs.empty
-            else ("clean" if failed.empty and gaps.empty else "partial: see failures and gaps"),
+            "trust": _trust(runs, failed, gaps, inputs.get("first_run_at"), start),
         },
         "decisions": [],
     }
+
+
+def _trust(
+    runs: pd.DataFrame, failed: pd.DataFrame, gaps: pd.DataFrame, first_run_at: datetime | None, start: datetime
+) -> str:
+    """How far the week's figures can be trusted, in words: a week collected only afterwards (the demo's first
+    days, a new install) is not the same as a week the collector missed."""
+    if runs.empty:
+        if first_run_at is not None and pd.Timestamp(first_run_at) >= pd.Timestamp(start):
+            return (
+                f"collected afterwards: the first collection ran {pd.Timestamp(first_run_at):%Y-%m-%d %H:%M} UTC and "
+                "read this week's daily totals and jobs back; its individual events were never polled"
+            )
+        return "no collection ran this week: its daily totals and jobs were read later, its events were missed"
+    return "clean" if failed.empty and gaps.empty else "partial: see failures and gaps"

@@ -12,7 +12,11 @@ import pandas as pd
 import vl_convert as vlc
 
 from analytics.export import _plain
+from formatting import COLORS, NOTHING, day, moment, number, percent
 from untrusted import markdown_text
+
+# Fields that hold instants: shown in the one time format (a day-grain incident's bounds as days).
+TIME_FIELDS = ("since", "created_at", "rotated_at", "gap_start", "gap_end", "start", "end", "decided_at")
 
 
 def _jsonable(value: Any) -> Any:
@@ -28,13 +32,25 @@ def to_json(review: dict[str, Any]) -> str:
 
 
 def _num(value: Any, digits: int = 0) -> str:
-    if value is None:
-        return "—"
-    return f"{float(value):,.{digits}f}"
+    return number(value, digits)
 
 
 def _pct(value: Any) -> str:
-    return "—" if value is None else f"{float(value):+.1f}%"
+    """A change in percent (20.8 → '+20.8 %')."""
+    return NOTHING if value is None else percent(float(value) / 100, 1, sign=True)
+
+
+def _times(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with their instants in the one time format (UTC), days as days."""
+    out = []
+    for row in rows:
+        shown = dict(row)
+        for field in TIME_FIELDS:
+            if shown.get(field):
+                value = shown[field]
+                shown[field] = day(value) if row.get("grain") == "day" else moment(value)
+        out.append(shown)
+    return out
 
 
 def _md_cell(value: Any) -> str:
@@ -60,7 +76,12 @@ def _pricing_note(pricing: dict[str, Any] | None) -> str:
 
 
 def sections(review: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]], list[tuple[str, str]], str]]:
-    """Each report section in meeting order: (title, rows, columns, note). Shared by Markdown and HTML."""
+    """Each report section in meeting order: (title, rows, columns, note), instants in the one time format.
+    Shared by Markdown, HTML and the page."""
+    return [(title, _times(rows), columns, note) for title, rows, columns, note in _sections(review)]
+
+
+def _sections(review: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]], list[tuple[str, str]], str]]:
     gov, rot, rec, health, anomalies = (
         review["governance"],
         review["rotations"],
@@ -249,7 +270,7 @@ def charts(review: dict[str, Any]) -> list[tuple[str, alt.Chart]]:
     daily["day"] = pd.to_datetime(daily["day"]).dt.strftime("%a %d")
     calls = (
         alt.Chart(daily, width=420, height=180)
-        .mark_bar(color="#4c78a8")
+        .mark_bar(color=COLORS["observed"])
         .encode(x=alt.X("day:N", title=None, sort=None), y=alt.Y("calls:Q", title="calls"))
     )
     env_rows = [
@@ -265,7 +286,12 @@ def charts(review: dict[str, Any]) -> list[tuple[str, alt.Chart]]:
             x=alt.X("environment:N", title=None),
             xOffset=alt.XOffset("week:N", sort=["previous week", "this week"]),
             y=alt.Y("credits:Q", title="credits"),
-            color=alt.Color("week:N", sort=["previous week", "this week"], legend=alt.Legend(orient="bottom")),
+            color=alt.Color(
+                "week:N",
+                title=None,
+                scale=alt.Scale(domain=["previous week", "this week"], range=[COLORS["expected"], COLORS["observed"]]),
+                legend=alt.Legend(orient="bottom"),
+            ),
         )
     )
     return [("Calls per day", calls), ("Credits by environment, week over week", by_env)]

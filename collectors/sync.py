@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,8 @@ log = logging.getLogger("collectors.sync")
 PER_KEY_ORDER = ("summary", "events", "jobs")
 # The status of an endpoint whose response was landed but every record of it was quarantined.
 UNREADABLE = "unreadable"
+# The status of a key the vendor's inventory lists as disabled, rejected as expected: not a failure.
+DISABLED = "disabled"
 # Each write transaction costs a fixed ~0.3 s (open, commit, checkpoint on close) on top of its rows, so
 # fewer, larger ones are cheaper (1,000-key first collection: writer CPU 6.6 s at 0.25 s, 3.6 s at 3 s).
 FLUSH_INTERVAL_S = 1.0
@@ -47,6 +49,7 @@ class RunSummary:
     rows_written: int
     failures: list[str]
     seconds: float
+    keys_disabled: int = 0  # disabled upstream: rejected as expected, or not due to be tried again yet
 
     def line(self) -> str:
         failed = (
@@ -57,7 +60,8 @@ class RunSummary:
         )
         return (
             f"run {self.run_id} {self.status}: {self.keys_ok}/{self.keys_total} keys ok, "
-            f"{self.requests} requests, {self.retries} retries, {self.rows_written} rows changed"
+            + (f"{self.keys_disabled} disabled upstream (expected), " if self.keys_disabled else "")
+            + f"{self.requests} requests, {self.retries} retries, {self.rows_written} rows changed"
             f"{failed} in {self.seconds:.1f}s"
         )
 
@@ -187,6 +191,8 @@ async def collect(
     failures: list[str] = []
     keys_done = 0
     keys_ok = 0
+    keys_disabled = 0
+    disabled_every = timedelta(seconds=settings.intervals_s.get("disabled", 3600.0))
     client = ApiClient(
         config.base_url,
         concurrency=settings.concurrency,
@@ -199,21 +205,38 @@ async def collect(
 
     def record(outcome: Outcome) -> None:
         writer.pending.append(outcome)
-        if outcome.status != "ok":
+        if outcome.status not in ("ok", DISABLED):
             failures.append(f"{outcome.key_name} {outcome.endpoint}: {outcome.error_code}")
             log.warning("%s %s failed: %s", outcome.key_name, outcome.endpoint, outcome.message)
 
+    def disabled_upstream(key: KeyConfig) -> bool:
+        return state.disabled_fingerprints is not None and key.fingerprint in state.disabled_fingerprints
+
     async def one_key(key: KeyConfig) -> None:
-        nonlocal keys_done, keys_ok
-        ok = True
+        nonlocal keys_done, keys_ok, keys_disabled
+        if disabled_upstream(key):
+            # Tried on a slower schedule: it answers 401 until someone re-enables it. Run items are stamped
+            # with the wall clock, so the interval is measured on it too.
+            tried = state.last_tried.get(key.name)
+            if tried is not None and utc_now() - tried < disabled_every:
+                keys_done, keys_disabled = keys_done + 1, keys_disabled + 1
+                return
+        ok, expected = True, False
         for name in (e for e in PER_KEY_ORDER if e in selected):
             outcome = await _run_endpoint(ctx, name, key)
+            if outcome.error_code == "invalid_api_key" and disabled_upstream(key):
+                outcome.status, expected = DISABLED, True
+                outcome.message = (
+                    f"disabled in the vendor's inventory: tried every {disabled_every.total_seconds():g} s until "
+                    f"re-enabled, not counted as a failure ({outcome.message})"
+                )
             record(outcome)
             ok = ok and outcome.status == "ok"
             if outcome.error_code == "invalid_api_key":
                 break  # the key itself is rejected: its other endpoints would fail the same way
         keys_done += 1
         keys_ok += ok
+        keys_disabled += expected
 
     async def global_endpoint(name: str) -> None:
         record(await _run_endpoint(ctx, name, None))
@@ -241,10 +264,22 @@ async def collect(
     status = "failed"
     try:
         async with client:
-            tasks = [global_endpoint(n) for n in selected if not ENDPOINTS[n].per_key]
+            global_names = [n for n in selected if not ENDPOINTS[n].per_key]
+            task_count = len(global_names) + len(config.keys)
+            if "admin" in global_names and state.disabled_fingerprints is None:
+                # A first collection reads the inventory before the keys, so a key disabled upstream is
+                # expected to be rejected from the very first run (one request's wait).
+                global_names.remove("admin")
+                admin = await _run_endpoint(ctx, "admin", None)
+                record(admin)
+                if admin.status == "ok" and admin.inventory is not None:
+                    state.disabled_fingerprints = frozenset(
+                        row.key_fingerprint for row in admin.inventory if row.enabled is False
+                    )
+            tasks = [global_endpoint(n) for n in global_names]
             tasks += [one_key(k) for k in config.keys]
             await asyncio.gather(*tasks)
-        status = "ok" if not failures else ("partial" if keys_ok or len(failures) < len(tasks) else "failed")
+        status = "ok" if not failures else ("partial" if keys_ok or len(failures) < task_count else "failed")
     except asyncio.CancelledError:
         status = "cancelled"
         raise
@@ -269,6 +304,7 @@ async def collect(
                 writer.rows_written,
                 failures,
                 time.monotonic() - started,
+                keys_disabled,
             )
             with write_transaction(db_path) as con:
                 writes.finish_run(

@@ -98,7 +98,7 @@ def traffic(key_name: str) -> dict:
         "Granularity", ["hour", "day"], index=1, key="detail_grain", horizontal=True, format_func=str.capitalize
     )
     data = read(key_reads.key_traffic, db, key_name, start, end)
-    held = read(reads.coverage, db)
+    held = read(reads.coverage, db, now=now.replace(second=0, microsecond=0))
     if grain == "hour":
         hourly_traffic(data, held, start, min(end, now))
     else:

@@ -32,7 +32,7 @@ TOP_KEYS = 8
 
 settings, filters, now = open_page("Overview")
 db, envs, tz = settings.db_path, filters.environments, filters.tz
-held = read(reads.coverage, db, envs)
+held = read(reads.coverage, db, envs, now=now.replace(second=0, microsecond=0))
 comparison = like_for_like(filters.start, filters.end, held.first_day, held.summary_read_at, tz)
 
 

@@ -31,7 +31,7 @@ METRICS = {"calls": "Calls", "jobs": "Jobs", "failed": "Failed jobs", "credits":
 
 settings, filters, now = open_page("Traffic explorer")
 db, envs, tz = str(settings.db_path), filters.environments, filters.tz
-held = read(reads.coverage, db, envs)
+held = read(reads.coverage, db, envs, now=now.replace(second=0, microsecond=0))
 comparison = like_for_like(filters.start, filters.end, held.first_day, held.summary_read_at, tz)
 previous = comparison.previous or (filters.start, filters.start - timedelta(days=1))  # an empty range
 overview = read(key_reads.traffic_overview, db, (filters.start, filters.end), previous, envs)

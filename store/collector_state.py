@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,10 @@ from store.connection import StoreNotReady, read_connection
 class CollectorState:
     cursors: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     job_status: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The vendor's stored inventory: fingerprints it lists as disabled (None: no inventory collected yet).
+    disabled_fingerprints: frozenset[str] | None = None
+    # When each key's usage endpoints were last tried (a disabled key is tried again once its interval passed).
+    last_tried: dict[str, datetime] = field(default_factory=dict)
 
     def cursor(self, key_name: str, endpoint: str) -> dict[str, Any] | None:
         return self.cursors.get((key_name, endpoint))
@@ -25,13 +30,23 @@ class CollectorState:
 def load_collector_state(
     db_path: str | Path, key_names: list[str] | None = None, with_jobs: bool = True
 ) -> CollectorState:
-    """Cursors and known job statuses (for the given keys, or all); empty for a new database.
+    """Cursors, known job statuses, the keys disabled upstream and when each key was last tried (for the given
+    keys, or all); empty for a new database.
 
     Job statuses are the bulk (every job ever seen): runs that do not collect jobs skip them.
     """
     state = CollectorState()
     try:
         with read_connection(db_path) as con:
+            inventory = con.execute("SELECT key_fingerprint, enabled FROM admin_keys").fetchall()
+            if inventory:
+                state.disabled_fingerprints = frozenset(fp for fp, enabled in inventory if enabled is False)
+            for key_name, tried in con.execute(
+                "SELECT key_name, max(finished_at) FROM run_item_log "
+                "WHERE endpoint IN ('summary', 'events', 'jobs') GROUP BY key_name"
+            ).fetchall():
+                if key_names is None or key_name in key_names:
+                    state.last_tried[key_name] = tried
             for key_name, endpoint, cursor in con.execute(
                 "SELECT key_name, endpoint, cursor FROM sync_state"
             ).fetchall():

@@ -81,7 +81,10 @@ def freshness(db_path: Source) -> Freshness:
         failed = 0
         if last:
             row = first_row(
-                con.execute("SELECT count(*) FROM collector_run_items WHERE run_id = ? AND status <> 'ok'", [last[0]])
+                con.execute(
+                    "SELECT count(*) FROM collector_run_items WHERE run_id = ? AND status NOT IN ('ok', 'disabled')",
+                    [last[0]],
+                )
             )
             failed = int(row[0]) if row else 0
         gaps = first_row(con.execute("SELECT count(*) FROM coverage_gaps"))
@@ -215,10 +218,24 @@ def failed_run_items(db_path: Source, limit: int = 200) -> pd.DataFrame:
         """
         SELECT i.run_id, i.key_name, i.endpoint, i.status, i.error_code, i.message, i.request_id,
                i.finished_at
-        FROM collector_run_items i WHERE i.status <> 'ok'
+        FROM collector_run_items i WHERE i.status NOT IN ('ok', 'disabled')
         ORDER BY i.finished_at DESC LIMIT ?
     """,
         [limit],
+    )
+
+
+def disabled_upstream(db_path: Source) -> pd.DataFrame:
+    """Keys whose latest usage read was rejected because the vendor's inventory lists them as disabled (expected,
+    not a failure): key_name, last_tried_at."""
+    return _df(
+        db_path,
+        """
+        SELECT key_name, max(finished_at) AS last_tried_at
+        FROM collector_run_items WHERE endpoint IN ('summary', 'events', 'jobs')
+        GROUP BY key_name HAVING arg_max(status, finished_at) = 'disabled'
+        ORDER BY key_name
+    """,
     )
 
 
@@ -245,8 +262,12 @@ class Coverage:
     jobs_read_at: datetime | None
 
 
-def coverage(db_path: Source, envs: list[str] | None = None) -> Coverage:
-    """How far back and how recently the daily totals, events and jobs were collected (for `envs`' keys)."""
+def coverage(db_path: Source, envs: list[str] | None = None, now: datetime | None = None) -> Coverage:
+    """How far back and how recently the daily totals, events and jobs were collected (for `envs`' keys).
+
+    Reads are stamped with the wall clock; as seen at an earlier `now` (a pinned clock replaying a frozen
+    world) a read stamped later counts as made at `now`: nothing after `now` is known.
+    """
     where, params = _env_filter(envs)
     with reading(db_path) as con:
         first = first_row(
@@ -264,9 +285,14 @@ def coverage(db_path: Source, envs: list[str] | None = None) -> Coverage:
                 params,
             ).fetchall()
         )
+
+    def seen(endpoint: str) -> datetime | None:
+        moment = read_at.get(endpoint)
+        return min(moment, now) if moment is not None and now is not None else moment
+
     return Coverage(
         first_day=first[0] if first else None,
-        summary_read_at=read_at.get("summary"),
-        events_read_at=read_at.get("events"),
-        jobs_read_at=read_at.get("jobs"),
+        summary_read_at=seen("summary"),
+        events_read_at=seen("events"),
+        jobs_read_at=seen("jobs"),
     )

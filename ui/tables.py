@@ -41,13 +41,20 @@ def column(name: str, series: pd.Series) -> Any:
     return st.column_config.TextColumn(heading)
 
 
-def column_config(frame: pd.DataFrame, overrides: Mapping[str, Any] | None = None, pin: int = 1) -> dict[str, Any]:
-    """Configuration for every column of `frame`; `overrides` replace single columns; the first `pin` columns
-    stay in view while the table scrolls sideways."""
+def column_config(
+    frame: pd.DataFrame,
+    overrides: Mapping[str, Any] | None = None,
+    pin: int = 1,
+    labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Configuration for every column of `frame`; `overrides` replace single columns, `labels` only their
+    headings; the first `pin` columns stay in view while the table scrolls sideways."""
     overrides = dict(overrides or {})
     config: dict[str, Any] = {}
     for position, name in enumerate(frame.columns):
         chosen = overrides.pop(name, None) or column(str(name), frame[name])
+        if labels and name in labels and isinstance(chosen, dict):
+            chosen = {**chosen, "label": labels[name]}
         if isinstance(chosen, dict) and position < pin:
             chosen = {**chosen, "pinned": True}
         config[str(name)] = chosen
@@ -63,6 +70,7 @@ def table(
     key: str | None = None,
     height: int | str = "auto",
     rows: int | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> Any:
     """st.dataframe with the shared column configuration; `rows` caps the height at that many rows."""
     if rows is not None:
@@ -72,7 +80,7 @@ def table(
         hide_index=True,
         width="stretch",
         height=height,
-        column_config=column_config(frame, overrides, pin),
+        column_config=column_config(frame, overrides, pin, labels),
         key=key,
     )
 
