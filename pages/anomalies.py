@@ -209,6 +209,7 @@ def key_chart(found: pd.DataFrame, keys: list[str]) -> None:
     # The band is clipped to the metric's range: counts and credits are never negative, and an upper edge far
     # above everything observed would flatten the series into the floor.
     data["lower"] = data["lower"].clip(lower=0.0)
+    data["expected"] = data["expected"].clip(lower=0.0)
     top = float(max(data["value"].max(skipna=True), data["expected"].max(skipna=True), 1.0)) * 1.15
     data["upper"] = data["upper"].clip(upper=top)
     data["when"] = data["period"].map(lambda t: f"{t:%Y-%m-%d}" if grain == "day" else when(t))
@@ -298,6 +299,7 @@ def incident_table(found: pd.DataFrame) -> None:
             ),
         },
         rows=12,
+        main=True,
     )
 
 

@@ -27,7 +27,7 @@ else:
         ["run_id", "status", "started_at", "keys_ok", "keys_total", "requests", "retries", "rows_written", "mode",
          "endpoints", "finished_at", "message"]
     ]  # fmt: skip
-    table(shown, {"run_id": st.column_config.NumberColumn("Run", format="%d")}, rows=10)
+    table(shown, {"run_id": st.column_config.NumberColumn("Run", format="%d")}, rows=10, main=True)
 
 st.subheader("Failed keys and endpoints")
 failed = read(reads.failed_run_items, settings.db_path)

@@ -342,6 +342,7 @@ else:
             "category": None,  # its code is in the heading's tooltip and the CSV
         },
         rows=12,
+        main=True,
     )
     st.download_button(
         "Download discrepancies (CSV)",

@@ -271,6 +271,7 @@ def jobs_of(key_name: str) -> None:
             "error": st.column_config.TextColumn("Error", width="medium"),
         },
         rows=12,
+        main=True,
     )
     job_id = st.selectbox("Status history of job", jobs["job_id"].tolist(), key="detail_job")
     history = read(key_reads.job_history, db, job_id)

@@ -98,6 +98,7 @@ with tab_keys:
             "rotation_age_days": st.column_config.NumberColumn("Secret age (days)", format="%,d"),
         },
         rows=18,
+        main=True,
     )
     st.caption(
         "Last used: the newest call seen in events, the vendor's inventory, jobs or the daily summary. "

@@ -170,6 +170,7 @@ def key_table() -> None:
             "last_used_at": st.column_config.TextColumn("Last used at"),
         },
         rows=15,
+        main=True,
     )
     export = keys[["key_name", "environment", "owner", "masked_key", "last_used_at", "calls", "credits"]].rename(
         columns={"calls": "calls in range", "credits": "credits in range"}

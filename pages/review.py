@@ -172,12 +172,14 @@ if needed:
                 st.toast(f"Recorded {choice} for {plain(key, None)}")
                 st.rerun()
 
+main_shown = False
 for title, note, frame, headings in section_tables(review_id, review):
     st.subheader(title)
     if note:
         st.caption(note)
     if frame is not None:
-        table(frame, labels=headings)
+        table(frame, labels=headings, main=not main_shown)  # the first table: stale keys
+        main_shown = True
     else:
         st.caption("None.")
     if title == "Top movers by calls":

@@ -172,6 +172,8 @@ def movers(metric: str) -> None:
             "current": st.column_config.NumberColumn("Compared days", format=number_format),
             "previous": st.column_config.NumberColumn("Days before", format=number_format),
         },
+        rows=15,
+        main=True,
     )
     st.download_button(
         "Download top movers (CSV)",

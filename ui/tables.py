@@ -71,10 +71,15 @@ def table(
     height: int | str = "auto",
     rows: int | None = None,
     labels: Mapping[str, str] | None = None,
+    main: bool = False,
 ) -> Any:
-    """st.dataframe with the shared column configuration; `rows` caps the height at that many rows."""
+    """st.dataframe with the shared column configuration; `rows` caps the height at that many rows. A page's
+    `main` table (the one it is about) is marked so, for the check that it fits the screen."""
     if rows is not None:
         height = min(38 + 35 * max(len(frame), 1), 38 + 35 * rows)
+    if main:
+        with st.container(key="main_table"):
+            return table(frame, overrides, pin=pin, key=key, height=height, labels=labels)
     return st.dataframe(
         frame,
         hide_index=True,
