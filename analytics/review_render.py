@@ -181,7 +181,7 @@ def _sections(review: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]], l
         ),
         (
             "Reconciliation",
-            [r for r in rec["by_category"] if r["count"]],
+            [{**r, "category": r["category"].replace("_", " ")} for r in rec["by_category"] if r["count"]],
             [("category", "Category"), ("count", "Count"), ("delta", "Delta (credits)"), ("help", "Meaning")],
             f"{rec['total']} discrepancies, {_num(rec['refunds_due'], 2)} credits refund due. "
             + _pricing_note(rec.get("pricing")),

@@ -12,7 +12,7 @@ from analytics.alerts import notifiable
 from analytics.anomalies import DEFAULT_THRESHOLD
 from analytics.detection import METRICS
 from analytics.incidents import METRIC_WORDS, SEVERITY_RANK, by_day, in_words, score_words, window, worst_first
-from formatting import COLORS, SEVERITY_COLORS, SEVERITY_ORDER, moment, zone_name
+from formatting import COLORS, SEVERITY_COLORS, SEVERITY_ORDER, moment, wall_time, zone_name
 from service import anomalies
 from service.alerts import deliver_pending, open_alerts
 from store import StoreError
@@ -79,16 +79,28 @@ def sparkline(row: pd.Series) -> alt.TopLevelMixin:
     step = pd.Timedelta(days=1) if grain == "day" else pd.Timedelta(hours=1)
     since = min(start, pd.Timestamp(now) - (pd.Timedelta(days=21) if grain == "day" else pd.Timedelta(hours=48)))
     values = recent(db, minute, row["key_name"], row["metric"], grain, since.to_pydatetime())
-    values = values.assign(when=values["period"].map(lambda t: when(t) if grain != "day" else f"{t:%Y-%m-%d}"))
+    values = values.assign(
+        when=values["period"].map(lambda t: when(t) if grain != "day" else f"{t:%Y-%m-%d}"),
+        x=values["period"] if grain == "day" else wall_time(values["period"], tz),
+    )
     span = pd.DataFrame({"start": [start], "end": [end + step]})
+    if grain != "day":
+        span = span.assign(start=wall_time(span["start"], tz), end=wall_time(span["end"], tz))
     shade = (
-        alt.Chart(span).mark_rect(color=SEVERITY_COLORS[row["severity"]], opacity=0.35).encode(x="start:T", x2="end:T")
+        alt.Chart(span)
+        .mark_rect(color=SEVERITY_COLORS[row["severity"]], opacity=0.35)
+        .encode(x=alt.X("start:T", scale=alt.Scale(type="utc")), x2="end:T")
     )
     line = (
         alt.Chart(values)
         .mark_line(color=COLORS["observed"], interpolate="step-after" if grain == "hour" else "linear")
         .encode(
-            x=alt.X("period:T", title=None, axis=alt.Axis(format="%d %b %H:%M" if grain == "hour" else "%d %b")),
+            x=alt.X(
+                "x:T",
+                title=None,
+                scale=alt.Scale(type="utc"),
+                axis=alt.Axis(format="%d %b %H:%M" if grain == "hour" else "%d %b", labelOverlap="greedy"),
+            ),
             y=alt.Y("value:Q", title=None, scale=alt.Scale(domainMin=0)),
             tooltip=[
                 alt.Tooltip("when:N", title="When"),
@@ -218,7 +230,13 @@ def key_chart(found: pd.DataFrame, keys: list[str]) -> None:
         domain=["Observed", "Expected", "Expected range", "Flagged"],
         range=[COLORS["observed"], COLORS["neutral"], COLORS["expected"], COLORS["flagged"]],
     )
-    x = alt.X("period:T", title="Day (UTC days)" if grain == "day" else f"Hour ({zone_name(tz)})")
+    data["x"] = data["period"] if grain == "day" else wall_time(data["period"], tz)
+    x = alt.X(
+        "x:T",
+        title="Day (UTC days)" if grain == "day" else f"Hour ({zone_name(tz)})",
+        scale=alt.Scale(type="utc"),
+        axis=alt.Axis(labelOverlap="greedy", format="%d %b" if grain == "day" else "%d %b %H:%M"),
+    )
     y = alt.Scale(domain=[0, top], nice=False)
     tooltip = [
         alt.Tooltip("when:N", title="When"),

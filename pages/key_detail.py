@@ -15,7 +15,7 @@ from analytics.traffic import (
     partial_period,
     rollup,
 )
-from formatting import COLORS, count
+from formatting import COLORS, count, plural
 from store import key_reads, reads
 from ui.charts import lines, show
 from ui.data import provenance_caption, read
@@ -148,7 +148,7 @@ def hourly_traffic(data: dict, held: reads.Coverage, start: datetime, end: datet
         ),
         key="detail_jobs_chart",
     )
-    totals(calls, jobs)
+    totals(calls, jobs, "hour")
 
 
 def daily_traffic(data: dict, held: reads.Coverage) -> None:
@@ -191,12 +191,12 @@ def daily_traffic(data: dict, held: reads.Coverage) -> None:
         ),
         key="detail_jobs_chart",
     )
-    totals(series, series)
+    totals(series, series, "day")
 
 
-def totals(calls: pd.DataFrame, jobs: pd.DataFrame) -> None:
+def totals(calls: pd.DataFrame, jobs: pd.DataFrame, grain: str) -> None:
     unknown = int(calls["calls"].isna().sum())
-    note = f" ({unknown} period(s) of calls not collected are not counted)" if unknown else ""
+    note = f" ({plural(unknown, grain)} of calls nobody collected are not counted)" if unknown else ""
     st.caption(
         f"In range: {count(calls['calls'].sum())} calls{note}, {count(jobs['jobs'].sum())} jobs, "
         f"{count(jobs['failed'].sum())} failed."

@@ -1,4 +1,4 @@
-"""Debian's Chromium for the browser tests and `scripts/screenshot.py`: how it is launched, and when a page is ready."""
+"""Debian's Chromium for the browser tests and the screenshot scripts: how it is launched, and when a page is ready."""
 
 from __future__ import annotations
 

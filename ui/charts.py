@@ -33,12 +33,14 @@ def when(values: pd.Series, grain: str, tz: ZoneInfo) -> pd.Series:
 def time_axis(field: str, grain: str, tz: ZoneInfo, title: str | None = None, **kwargs: Any) -> alt.X:
     """An x axis of wall-clock times in `tz` (see `formatting.wall_time`) drawn on a UTC scale."""
     heading = title or ("Day" if grain == "day" else "Hour")
+    axis = alt.Axis(labelOverlap="greedy", labelSeparation=6, format="%d %b" if grain == "day" else "%d %b %H:%M")
+    if grain == "day":  # a bar fills its day
+        kwargs.setdefault("timeUnit", "utcyearmonthdate")
     return alt.X(
         f"{field}:T",
-        timeUnit="utcyearmonthdate" if grain == "day" else "utcyearmonthdatehours",
         title=f"{heading} ({zone_name(tz) if grain != 'day' else 'UTC days'})",
         scale=alt.Scale(type="utc"),
-        axis=alt.Axis(format="%d %b", labelOverlap=True) if grain == "day" else alt.Axis(labelOverlap=True),
+        axis=axis,
         **kwargs,
     )
 
