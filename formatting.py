@@ -1,7 +1,8 @@
 """The one visual language of every page and export: numbers, times, column labels, colours and the Altair theme.
 
 A leaf: pages (through ui.format and ui.charts), the weekly report's renderer and the CSV exports all format
-with these functions, so a number, a time or a column reads the same wherever it appears.
+with these functions, so a number, a time or a column reads the same wherever it appears. Altair is imported
+only by `register_theme` (the collector and the command lines format text without loading a chart library).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import altair as alt
 import pandas as pd
 
 # --- numbers ------------------------------------------------------------------------------------------
@@ -259,8 +259,8 @@ FONT = '"Source Sans Pro", "Source Sans 3", -apple-system, "Segoe UI", Roboto, H
 THEME = "rbv"
 
 
-def theme() -> alt.theme.ThemeConfig:
-    """Quiet axes, one font, one palette; tooltips and text in the one time format."""
+def theme() -> dict[str, Any]:
+    """Quiet axes, one font, one palette; tooltips and text in the one time format (an Altair theme)."""
     axis = {
         "labelColor": "#475467",
         "titleColor": "#344054",
@@ -271,8 +271,8 @@ def theme() -> alt.theme.ThemeConfig:
         "labelFontSize": 12,
         "titleFontSize": 12,
     }
-    return alt.theme.ThemeConfig(
-        config={
+    return {
+        "config": {
             "font": FONT,
             "background": "white",
             "view": {"stroke": None},
@@ -283,15 +283,15 @@ def theme() -> alt.theme.ThemeConfig:
             "timeFormat": "%Y-%m-%d %H:%M",
             "numberFormat": ",.4~f",
         }
-    )
+    }
 
 
 def register_theme() -> None:
-    """Register and enable the theme; idempotent (the import below does it once per process)."""
+    """Register and enable the one theme, once per process (the dashboard and the report renderer call it;
+    calling it again changes nothing)."""
+    import altair as alt
+
     if THEME not in alt.theme.names():
-        alt.theme.register(THEME, enable=True)(theme)
+        alt.theme.register(THEME, enable=True)(lambda: alt.theme.ThemeConfig(**theme()))
     elif alt.theme.active != THEME:
         alt.theme.enable(THEME)
-
-
-register_theme()

@@ -12,8 +12,10 @@ import pandas as pd
 import vl_convert as vlc
 
 from analytics.export import _plain
-from formatting import COLORS, NOTHING, day, moment, number, percent
+from formatting import COLORS, NOTHING, day, moment, number, percent, register_theme
 from untrusted import markdown_text
+
+register_theme()  # the report's charts look like the pages' (it draws with Altair anyway)
 
 # Fields that hold instants: shown in the one time format (a day-grain incident's bounds as days).
 TIME_FIELDS = ("since", "created_at", "rotated_at", "gap_start", "gap_end", "start", "end", "decided_at")

@@ -76,18 +76,8 @@ def overlapping(found: pd.DataFrame, start: datetime, end: datetime) -> pd.DataF
 
 def recent_values(db_path: Source, now: datetime, key: str, metric: str, grain: str, since: datetime) -> pd.DataFrame:
     """[period, value] of one key's metric from `since` up to the last complete period, for a small chart beside
-    an incident: no scoring, just what was collected (calls before event polling stay unknown, NaN)."""
-    if grain == "day":
-        today = datetime.combine(now.date(), datetime.min.time())  # the day in progress is not drawn as a drop
-        daily = anomaly_reads.daily_calls(db_path, until=today, keys=[key])
-        days = pd.to_datetime(daily["day"])
-        frame = pd.DataFrame({"period": days, "value": daily["value"].astype(float)})[days >= pd.Timestamp(since)]
-        return frame.reset_index(drop=True)
-    hourly = anomaly_reads.hourly_series(db_path, now, since=since, keys=[key])
-    rows = hourly[hourly["metric"] == metric]
-    hours = pd.date_range(pd.Timestamp(since).floor("h"), pd.Timestamp(now).floor("h"), freq="h", inclusive="left")
-    values = rows.set_index(pd.to_datetime(rows["hour"]))["value"].astype(float).groupby(level=0).sum(min_count=1)
-    filled = values.reindex(hours)
-    if metric != "calls":  # the jobs list is complete: an hour without jobs had none
-        filled = filled.fillna(0.0)
-    return pd.DataFrame({"period": hours, "value": filled.to_numpy()})
+    an incident: no scoring, just what was collected (calls nobody collected stay unknown: NaN)."""
+    moment = pd.Timestamp(now)
+    until = (moment.floor("D") if grain == "day" else moment.floor("h")).to_pydatetime()  # the period in progress
+    found = anomaly_reads.key_recent(db_path, key, metric, grain, since, until)
+    return pd.DataFrame({"period": pd.to_datetime(found["period"]), "value": found["value"].where(found["known"])})

@@ -127,3 +127,59 @@ def daily_calls(db_path: Source, until: datetime | None = None, keys: list[str] 
         """,
         params,
     )
+
+
+def key_recent(db_path: Source, key: str, metric: str, grain: str, since: datetime, until: datetime) -> pd.DataFrame:
+    """[period, value, known] of one key's metric in [since, until), for a small chart beside an incident; one key's
+    rows only (a fleet's coverage is not computed for it). `known` is False for an hour of calls before the key's
+    event polling began or inside an events coverage gap (unknown, not zero)."""
+    with reading(db_path) as con:
+        if grain == "day":
+            return con.execute(
+                """
+                SELECT day::TIMESTAMP AS period, calls::DOUBLE AS value, TRUE AS known FROM key_daily_usage
+                WHERE key_name = ? AND day >= ?::DATE AND day < ?::DATE ORDER BY day
+                """,
+                [key, since, until],
+            ).df()
+        hours = (
+            "SELECT unnest(generate_series(date_trunc('hour', ?::TIMESTAMP), ?::TIMESTAMP - INTERVAL 1 HOUR, "
+            "INTERVAL 1 HOUR)) AS period"
+        )
+        if metric == "calls":
+            return con.execute(
+                f"""
+                WITH hours AS ({hours}),
+                cov AS (
+                    SELECT coalesce(
+                        (SELECT TRY_CAST(json_extract_string(cursor, '$.covered_since') AS TIMESTAMP)
+                         FROM sync_state WHERE key_name = ? AND endpoint = 'events'),
+                        (SELECT min(occurred_at) FROM usage_events WHERE key_name = ?)) AS since
+                ),
+                ev AS (
+                    SELECT date_trunc('hour', occurred_at) AS period, count(*) AS n FROM usage_events
+                    WHERE key_name = ? AND occurred_at >= ? AND occurred_at < ? GROUP BY 1
+                )
+                SELECT h.period, coalesce(ev.n, 0)::DOUBLE AS value,
+                       (cov.since IS NOT NULL AND h.period >= date_trunc('hour', cov.since + INTERVAL 1 HOUR
+                                                                        - INTERVAL 1 MICROSECOND)
+                        AND NOT EXISTS (SELECT 1 FROM coverage_gaps g WHERE g.key_name = ? AND g.endpoint = 'events'
+                                        AND g.gap_start < h.period + INTERVAL 1 HOUR AND g.gap_end > h.period)) AS known
+                FROM hours h CROSS JOIN cov LEFT JOIN ev USING (period)
+                ORDER BY h.period
+                """,
+                [since, until, key, key, key, since, until, key],
+            ).df()
+        value = "count(*) FILTER (WHERE status = 'failed')" if metric == "failed_jobs" else "sum(credits_charged)"
+        return con.execute(
+            f"""
+            WITH hours AS ({hours}),
+            jb AS (
+                SELECT date_trunc('hour', created_at) AS period, {value} AS v FROM jobs
+                WHERE key_name = ? AND created_at >= ? AND created_at < ? GROUP BY 1
+            )
+            SELECT h.period, coalesce(jb.v, 0)::DOUBLE AS value, TRUE AS known
+            FROM hours h LEFT JOIN jb USING (period) ORDER BY h.period
+            """,
+            [since, until, key, since, until],
+        ).df()

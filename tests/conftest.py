@@ -17,6 +17,9 @@ from simulator.config_writer import write_config
 from simulator.server import ServerHandle, start_server
 from simulator.world import World
 
+# Every chart a page draws is checked against Vega-Lite's schema here (the product skips that per rerun).
+os.environ["RBV_VALIDATE_CHARTS"] = "1"
+
 # A fixed instant makes the stand-in's world, and every truth derived from it, reproducible.
 SIM_NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
 SIM_SEED = 7

@@ -115,3 +115,33 @@ def test_anomalies_page_charts_calls_day_by_day_before_event_polling(collected, 
     assert not at.exception, [e.value for e in at.exception]
     spec = next(c.proto.spec for c in _charts(at) if '"lower"' in c.proto.spec)
     assert '"Day (UTC days)"' in spec
+
+
+def test_an_incidents_small_chart_shows_what_was_collected_and_no_zero_before_it(collected):
+    import duckdb
+    import pandas as pd
+
+    from service.anomalies import recent_values
+
+    now = SIM_NOW.replace(tzinfo=None)
+    since = now - pd.Timedelta(hours=48)
+    calls = recent_values(collected.db_path, now, "api-gateway-prod", "calls", "hour", since)
+    with duckdb.connect(str(collected.db_path), read_only=True) as con:
+        (covered,) = con.execute(
+            "SELECT min(occurred_at) FROM usage_events WHERE key_name = 'api-gateway-prod'"
+        ).fetchone()
+        counts = dict(
+            con.execute(
+                "SELECT date_trunc('hour', occurred_at), count(*) FROM usage_events "
+                "WHERE key_name = 'api-gateway-prod' GROUP BY 1"
+            ).fetchall()
+        )
+    assert len(calls) == 48 and calls["period"].iloc[-1] == pd.Timestamp(now) - pd.Timedelta(hours=1)
+    before = calls["period"] < pd.Timestamp(covered).ceil("h")
+    assert calls.loc[before, "value"].isna().all() and before.sum() > 40  # unknown, not zero
+    known = calls[~before]
+    assert len(known) >= 1 and all(row.value == counts.get(row.period, 0) for row in known.itertuples())
+    failed = recent_values(collected.db_path, now, "api-gateway-prod", "failed_jobs", "hour", since)
+    assert failed["value"].notna().all() and len(failed) == 48  # the jobs list is complete
+    daily = recent_values(collected.db_path, now, "api-gateway-prod", "calls daily", "day", now - pd.Timedelta(days=7))
+    assert len(daily) == 7 and daily["period"].max() < pd.Timestamp(now).floor("D")  # today is in progress

@@ -54,11 +54,12 @@ def test_a_rise_in_failures_or_credits_is_never_green():
 
 
 def test_one_theme_is_registered_and_active():
+    formatting.register_theme()
     assert alt.theme.active == formatting.THEME
     config = alt.Chart(pd.DataFrame({"x": [1]})).mark_point().encode(x="x:Q").to_dict()["config"]
     assert config["range"]["category"] == formatting.CATEGORY_PALETTE
     formatting.register_theme()  # idempotent
-    assert alt.theme.active == formatting.THEME
+    assert alt.theme.active == formatting.THEME and alt.theme.names().count(formatting.THEME) == 1
 
 
 def test_complete_days_are_compared_with_as_many_days_before():

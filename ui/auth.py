@@ -251,13 +251,24 @@ def enter_through_dashboard() -> None:
         st.rerun()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """`python -m ui.auth`: print a password_hash line for .streamlit/secrets.toml."""
-    password = getpass.getpass("Dashboard password: ")
+    import argparse
+
+    argparse.ArgumentParser(
+        prog="python -m ui.auth",
+        description="Ask for the dashboard password twice and print the [access] section for .streamlit/secrets.toml.",
+    ).parse_args(argv)
+    try:
+        password = getpass.getpass("Dashboard password: ")
+        again = getpass.getpass("Again: ") if len(password) >= 8 else password
+    except (EOFError, KeyboardInterrupt):
+        print("\nerror: no password given (it is read from the terminal)", file=sys.stderr)
+        return 2
     if len(password) < 8:
         print("error: use at least 8 characters", file=sys.stderr)
         return 2
-    if getpass.getpass("Again: ") != password:
+    if again != password:
         print("error: the passwords differ", file=sys.stderr)
         return 2
     print(f'[access]\npassword_hash = "{hash_password(password)}"')

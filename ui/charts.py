@@ -3,6 +3,8 @@ reason, and the period still in progress drawn as partial (never as a cliff)."""
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -13,13 +15,23 @@ import pandas as pd
 import streamlit as st
 
 from analytics.traffic import Unknown
-from formatting import COLORS, DAY_FORMAT, moment, wall_time, zone_name
+from formatting import COLORS, DAY_FORMAT, moment, register_theme, wall_time, zone_name
 
 GAP_LABEL = "not collected"
+register_theme()  # pages run without dashboard.py in tests (AppTest of one page file): the theme holds there too
+
+
+# Altair checks a whole spec against its JSON schema every time it is converted, i.e. on every rerun: ~40 ms a
+# chart, most of a warm rerun of a page with eight. The specs come from the same code every time; the test suite
+# sets RBV_VALIDATE_CHARTS=1 (tests/conftest.py), so every chart the pages draw is checked there.
+VALIDATE = os.environ.get("RBV_VALIDATE_CHARTS", "") == "1"
 
 
 def show(chart: alt.TopLevelMixin, key: str | None = None) -> None:
     """Draw with the product's theme (registered by `formatting`), not Streamlit's, at the container's width."""
+    if not VALIDATE:
+        # An instance attribute (Altair's own __setattr__ would take it for a chart property).
+        object.__setattr__(chart, "to_dict", functools.partial(type(chart).to_dict, chart, validate=False))
     st.altair_chart(chart, width="stretch", theme=None, key=key)
 
 
