@@ -11,7 +11,6 @@ from analytics import credits
 from analytics.export import csv_frame
 from analytics.ledger import HEADER_ALIASES, REQUIRED_COLUMNS, LedgerResult, describe_size, parse_ledger
 from analytics.pricing import PricingConfig
-from analytics.traffic import partial_period
 from formatting import day_span, for_export
 from service import credits as credit_cases
 from store import StoreError, credit_reads, reads
@@ -456,9 +455,7 @@ else:
     series = credits.credits_over_time(usage, dimension)
     minute = now.replace(second=0, microsecond=0)
     jobs_read_at = read(reads.coverage, settings.db_path, list(envs), now=minute).jobs_read_at
-    data = mark_partial(
-        series.rename(columns={"day": "period"}), partial_period(jobs_read_at, "day"), jobs_read_at, filters.tz
-    )
+    data = mark_partial(series.rename(columns={"day": "period"}), jobs_read_at, "day", filters.tz)
     data = periods(data, "day", filters.tz)
     heading = {"key_name": "Key", "model": "Model", "environment": "Environment"}[dimension]
     chart = (

@@ -12,7 +12,6 @@ from analytics.traffic import (
     hourly_calls_unknown,
     hourly_jobs_unknown,
     mask_unknown,
-    partial_period,
     rollup,
 )
 from formatting import COLORS, count, plural
@@ -120,34 +119,7 @@ def hourly_traffic(data: dict, held: reads.Coverage, start: datetime, end: datet
         f"event polling began ({local_time(covered, tz)}); the hours before are grey, not zero (hover for why), and "
         "the Day view has every day's calls. Jobs and failed jobs per hour are complete from the jobs list."
     )
-    show(
-        lines(
-            calls,
-            {"calls": ("Calls", COLORS["observed"])},
-            "hour",
-            tz,
-            spans=call_spans,
-            partial=partial_period(held.events_read_at, "hour"),
-            read_at=held.events_read_at,
-            y_title="Calls per hour",
-            height=200,
-        ),
-        key="detail_calls_chart",
-    )
-    show(
-        lines(
-            jobs,
-            {"jobs": ("Jobs", COLORS["partial"]), "failed": ("Failed jobs", COLORS["failed"])},
-            "hour",
-            tz,
-            spans=job_spans,
-            partial=partial_period(held.jobs_read_at, "hour"),
-            read_at=held.jobs_read_at,
-            y_title="Jobs per hour",
-            height=170,
-        ),
-        key="detail_jobs_chart",
-    )
+    panels("hour", (calls, call_spans, held.events_read_at), (jobs, job_spans, held.jobs_read_at))
     totals(calls, jobs, "hour")
 
 
@@ -162,36 +134,29 @@ def daily_traffic(data: dict, held: reads.Coverage) -> None:
         "Grain: daily UTC days, from the usage summary (complete for every day it covers). The hollow point is "
         "the day in progress; grey bands are days nobody collected."
     )
-    partial = partial_period(held.summary_read_at, "day")
-    show(
-        lines(
-            series,
-            {"calls": ("Calls", COLORS["observed"])},
-            "day",
-            tz,
-            spans=spans,
-            partial=partial,
-            read_at=held.summary_read_at,
-            y_title="Calls per day",
-            height=200,
-        ),
-        key="detail_calls_chart",
-    )
-    show(
-        lines(
-            series,
-            {"jobs": ("Jobs", COLORS["partial"]), "failed": ("Failed jobs", COLORS["failed"])},
-            "day",
-            tz,
-            spans=spans,
-            partial=partial,
-            read_at=held.summary_read_at,
-            y_title="Jobs per day",
-            height=170,
-        ),
-        key="detail_jobs_chart",
-    )
+    panels("day", (series, spans, held.summary_read_at), (series, spans, held.summary_read_at))
     totals(series, series, "day")
+
+
+def panels(grain: str, calls: tuple, jobs: tuple) -> None:
+    """Calls, then jobs with failed jobs, each (series, unknown spans, last read) on its own axis: a handful of
+    failed jobs stays visible beside thousands of calls."""
+    for (frame, spans, read_at), series, title, height, key in (
+        (calls, {"calls": ("Calls", COLORS["observed"])}, "Calls", 200, "detail_calls_chart"),
+        (jobs, {"jobs": ("Jobs", COLORS["partial"]), "failed": ("Failed jobs", COLORS["failed"])}, "Jobs", 170,
+         "detail_jobs_chart"),
+    ):  # fmt: skip
+        chart = lines(
+            frame,
+            series,
+            grain,
+            tz,
+            spans=spans,
+            read_at=read_at,
+            y_title=f"{title} per {grain}",
+            height=height,
+        )
+        show(chart, key=key)
 
 
 def totals(calls: pd.DataFrame, jobs: pd.DataFrame, grain: str) -> None:

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from analytics.export import csv_frame
-from analytics.traffic import daily_unknown, like_for_like, partial_period
+from analytics.traffic import daily_unknown, like_for_like
 from formatting import (
     ENVIRONMENT_COLORS,
     ENVIRONMENT_ORDER,
@@ -91,8 +91,7 @@ def daily_chart(
 ) -> None:
     """Stacked daily bars; the day in progress faint, days nobody collected as grey bands with the reason."""
     spans = daily_unknown(filters.start, filters.end, held.first_day, held.summary_read_at, tz)
-    partial = partial_period(held.summary_read_at, "day")
-    data = periods(mark_partial(frame.rename(columns={"day": "period"}), partial, held.summary_read_at, tz), "day", tz)
+    data = periods(mark_partial(frame.rename(columns={"day": "period"}), held.summary_read_at, "day", tz), "day", tz)
     bars = (
         alt.Chart(data)
         .mark_bar()

@@ -14,7 +14,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from analytics.traffic import Unknown
+from analytics.traffic import Unknown, partial_period
 from formatting import COLORS, DAY_FORMAT, moment, register_theme, wall_time, zone_name
 
 GAP_LABEL = "not collected"
@@ -104,10 +104,9 @@ def with_gaps(chart: alt.Chart, spans: Sequence[Unknown], grain: str, tz: ZoneIn
     return chart if band is None else alt.layer(band, chart)
 
 
-def mark_partial(
-    frame: pd.DataFrame, partial: pd.Timestamp | None, read_at: datetime | None, tz: ZoneInfo
-) -> pd.DataFrame:
-    """A `state` column: 'partial (to HH:MM …)' for the period still in progress, 'complete' otherwise."""
+def mark_partial(frame: pd.DataFrame, read_at: datetime | None, grain: str, tz: ZoneInfo) -> pd.DataFrame:
+    """A `state` column: 'partial: read to …' for the `grain` period in progress at the last read, else 'complete'."""
+    partial = partial_period(read_at, grain)
     state = pd.Series("complete", index=frame.index, dtype=object)
     if partial is not None and not frame.empty:
         state[pd.to_datetime(frame["period"]) == partial] = f"partial: read to {moment(read_at, tz)}"
@@ -126,7 +125,6 @@ def lines(
     tz: ZoneInfo,
     *,
     spans: Sequence[Unknown] = (),
-    partial: pd.Timestamp | None = None,
     read_at: datetime | None = None,
     y_title: str = "Count",
     height: int = 220,
@@ -135,9 +133,9 @@ def lines(
     """One line per column of `frame` (`series`: column → (label, colour)) over its `period`, from zero up.
 
     Unknown values (NaN) break the line and `spans` are drawn as grey bands with their reason; the period in
-    progress is a hollow point, not the end of the line (a day half over is not a drop).
+    progress at the last read (`read_at`) is a hollow point, not the end of the line (a day half over is not a drop).
     """
-    data = mark_partial(frame, partial, read_at, tz)
+    data = mark_partial(frame, read_at, grain, tz)
     long = data.melt(id_vars=["period", "state"], value_vars=list(series), var_name="column", value_name="value")
     long["series"] = long["column"].map(lambda c: series[c][0])
     long = periods(long, grain, tz)

@@ -30,6 +30,8 @@ def column(name: str, series: pd.Series) -> Any:
     heading = label(name)
     if pd.api.types.is_bool_dtype(series):
         return st.column_config.CheckboxColumn(heading)
+    if pd.api.types.is_datetime64_any_dtype(series):  # stored instants are UTC (pages show them in a zone as text)
+        return st.column_config.DatetimeColumn(heading, format="YYYY-MM-DD HH:mm [UTC]")
     if pd.api.types.is_numeric_dtype(series):
         if _is_credit(name):
             return st.column_config.NumberColumn(heading, format="%,.2f")
