@@ -216,7 +216,8 @@ if judged.ledger_unjudged is not None and not judged.ledger_unjudged.empty:
             {"window": st.column_config.TextColumn("Why not judged", width="large")},
         )
 
-cols = st.columns(5)
+# Two rows: a month's credits run to a dozen characters, which five columns at 1,400 px cut short.
+cols = [*st.columns(3), *st.columns(3)[:2]]
 cols[0].metric(
     "Charged",
     number(summary.charged, 2),
