@@ -141,3 +141,15 @@ def test_serve_and_a_reader_process_never_see_lock_errors(tmp_path, admin_token_
     assert rows(db, "SELECT key_name, error_code FROM collector_run_items WHERE status NOT IN ('ok', 'disabled')") == []
     rejected = rows(db, "SELECT DISTINCT key_name, error_code FROM collector_run_items WHERE status = 'disabled'")
     assert set(rejected) == {(name, "invalid_api_key") for name in disabled}, rejected
+
+
+def test_a_same_process_open_racing_the_writer_is_waited_out_not_reported():
+    """`serve` runs its jobs in threads of one process: a read-only open racing a read-write one is contention
+    (retried), whichever way DuckDB words it; anything else is a real error."""
+    from store.connection import _is_lock_error
+
+    raced = 'Resource In Use Error: Unique file handle conflict: Cannot attach "shared" - the database file is '
+    assert _is_lock_error(Exception(raced + 'already attached by database "shared"'))
+    assert _is_lock_error(Exception("Connection Error: Can't open a connection to same database file with a "
+                                    "different configuration than existing connections"))  # fmt: skip
+    assert not _is_lock_error(Exception("IO Error: No such file or directory"))
