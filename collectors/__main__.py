@@ -1,4 +1,4 @@
-"""Command line: `python -m collectors once|serve --config FILE --db FILE`."""
+"""Command line: `python -m collectors once|serve|smoke|admin --config FILE --db FILE ...`."""
 
 from __future__ import annotations
 
@@ -41,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("-v", "--verbose", action="store_true", help="log every request attempt")
         if name == "serve":
             cmd.add_argument("--run-first", action="store_true", help="collect everything once at start")
+    from cli import admin, smoke  # the use cases' faces (the service layer sits above the collectors)
+
+    smoke.add_parser(sub)
+    admin.add_parser(sub)
     return parser
 
 
@@ -57,9 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[handler])
-    if not args.verbose:
+    verbose = getattr(args, "verbose", False)
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
+    if not getattr(args, "verbose", False):
         logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.command in ("smoke", "admin"):
+        from cli import admin, smoke
+
+        return (smoke if args.command == "smoke" else admin).run(args)
     with restricted_umask():
         return _run(args)
 
