@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 
 from analytics.key_actions import (
     ACTIONS,
@@ -21,12 +22,12 @@ from analytics.key_actions import (
     suggested_rotation_name,
 )
 from analytics.keys import Rules
-from collectors.config import Config, fingerprint
+from collectors.config import Config, ConfigError, fingerprint, load_config
 from collectors.contract import ContractError, InventoryKey
 from collectors.http_client import ApiClient, ApiError, RetryPolicy
 from collectors.sync import utc_now
 from collectors.vendor_api import VendorApi
-from store import StoreError
+from store import StoreError, StoreNotReady
 from store import key_actions as audit
 
 FACES = ("cli", "dashboard")
@@ -335,11 +336,73 @@ def refuse(
     return _audited(db_path, result, access, request, now or utc_now())
 
 
-def preview_now(config: Config, db_path: str | Path, request: ActionRequest, access: Access) -> Preview:
-    """preview_action from synchronous code (a page, a CLI)."""
-    return asyncio.run(preview_action(config, db_path, request, access))
+def preview_now(
+    config: Config, db_path: str | Path, request: ActionRequest, access: Access, now: datetime | None = None
+) -> Preview:
+    """preview_action from synchronous code (a page)."""
+    return asyncio.run(preview_action(config, db_path, request, access, now=now))
 
 
-def perform_now(config: Config, db_path: str | Path, request: ActionRequest, access: Access) -> ActionResult:
-    """perform_action from synchronous code (a page, a CLI)."""
-    return asyncio.run(perform_action(config, db_path, request, access))
+def perform_now(
+    config: Config, db_path: str | Path, request: ActionRequest, access: Access, now: datetime | None = None
+) -> ActionResult:
+    """perform_action from synchronous code (a page)."""
+    return asyncio.run(perform_action(config, db_path, request, access, now=now))
+
+
+def dashboard_config(config_path: str | Path | None) -> tuple[Config | None, str | None]:
+    """The config with its secrets (the admin token, the keys'), as actions and smoke checks need it; or why not."""
+    if config_path is None:
+        return None, "no key config is loaded (start the dashboard with --config or RBV_CONFIG)"
+    try:
+        return load_config(config_path), None
+    except ConfigError as exc:
+        return None, f"the key config cannot be used here: {exc}"
+
+
+def audit_log(db_path: str | Path, key_name: str | None = None, limit: int = 200) -> pd.DataFrame:
+    """The `key_actions` audit, newest first (empty before the first action)."""
+    try:
+        return audit.actions(db_path, key_name, limit)
+    except StoreNotReady:
+        return pd.DataFrame(columns=[*(c.strip('"') for c in audit.PUBLIC), "forced", "detail", "new_key_name", "face"])
+
+
+def action_keys(config: Config, db_path: str | Path, now: datetime) -> list[str]:
+    """The keys an action may name: the configured ones, then old keys of rotations still tracked."""
+    names = [k.name for k in config.keys]
+    return names + [n for n in rotations_in_progress(config, db_path, now)["old_key_name"] if n not in names]
+
+
+def rotations_in_progress(config: Config, db_path: str | Path, now: datetime) -> pd.DataFrame:
+    """Rotations whose old key is not disabled yet, each with its old key's traffic: disable it once quiet."""
+    columns = ["rotated_at", "old_key_name", "old_fingerprint", "new_key_name", "new_configured", "old_last_used_at",
+               "old_calls_24h", "ready", "status"]  # fmt: skip
+    try:
+        open_ones = audit.rotations(db_path, open_only=True)
+    except StoreNotReady:
+        return pd.DataFrame(columns=columns)
+    configured = {k.name for k in config.keys}
+    rows = []
+    for row in open_ones.itertuples(index=False):
+        stored = audit.traffic(db_path, row.old_key_name, row.old_fingerprint, now)
+        upstream_last = row.old_last_used_upstream if pd.notna(row.old_last_used_upstream) else None
+        facts = _facts(stored, None)
+        if upstream_last is not None and (facts.last_used_at is None or upstream_last > facts.last_used_at):
+            facts = replace(facts, last_used_at=upstream_last, last_used_source="the vendor's inventory, collected")
+        calls = facts.calls_24h if facts.calls_24h is not None else facts.summary_calls_24h
+        ready = facts.known_quiet(now) or (not facts.recent(now) and upstream_last is not None)
+        if facts.recent(now):
+            status = f"old key still used: {calls or 'some'} call(s) in the last 24 h — move its callers"
+        elif ready:
+            status = "old key quiet for 24 h — disable it"
+        else:
+            status = "no recent call seen, but the old key's traffic is not collected up to now"
+        rows.append(
+            {
+                "rotated_at": row.rotated_at, "old_key_name": row.old_key_name, "old_fingerprint": row.old_fingerprint,
+                "new_key_name": row.new_key_name, "new_configured": row.new_key_name in configured,
+                "old_last_used_at": facts.last_used_at, "old_calls_24h": calls, "ready": ready, "status": status,
+            }
+        )  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)

@@ -4,6 +4,7 @@ a missing output, the daily cap, the CLI contract, alerts, the schedule, and smo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 
 from analytics.smoke import ROW_FIELDS
 from collectors.config import load_config
+from collectors.schedule import build_scheduler
 from service.smoke import SMOKE_METRIC, run_smoke_checks, select_keys
 from simulator.server import start_server
 from store.alert_store import list_alerts
@@ -218,3 +220,18 @@ def test_smoke_jobs_stay_out_of_the_detector_series(stand_in):
     # without the exclusion this hour would carry the smoke checks' credits and their failed job
     assert at_hour.get("credits", 0.0) == pytest.approx(traffic_credits)
     assert at_hour.get("failed_jobs", 0.0) == traffic_failed
+
+
+def test_serve_schedules_the_opted_in_keys_and_its_job_stores_them(stand_in, capsys):
+    _, _, config_path, db = stand_in
+    config = load_config(config_path)
+    scheduler = build_scheduler(config, db)
+    job = scheduler.get_job("smoke")
+    assert job is not None and str(job.trigger) == "cron[month='*', day='*', day_of_week='*', hour='6', minute='30']"
+    asyncio.run(job.func())
+    assert "[smoke] 2/2 checks passed" in capsys.readouterr().out
+    with duckdb.connect(str(db), read_only=True) as con:
+        newest = con.execute("SELECT key_name, trigger FROM smoke_checks ORDER BY check_id DESC LIMIT 2").fetchall()
+    assert newest == [(HEALTHY, "schedule")] * 2
+    unscheduled = dataclasses.replace(config, smoke=dataclasses.replace(config.smoke, schedule=None))
+    assert build_scheduler(unscheduled, db).get_job("smoke") is None
