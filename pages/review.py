@@ -15,6 +15,7 @@ from store.decisions import DECISIONS, Decision, last_decisions, record
 from store.state_file import state_path
 from ui.filters import utc_now
 from ui.format import plain
+from ui.key_actions import action_panel
 from ui.page import open_page
 
 WEEKS_OFFERED = 12
@@ -103,6 +104,10 @@ for item in needed:
                 else:
                     st.toast(f"Recorded {choice} for {plain(key, None)}")
                     st.rerun()
+        if last and last["decision"] in ("disable", "rotate"):
+            # The meeting decided to act: do it here, behind the same guardrails as the Keys page.
+            if st.toggle(f"{plain(last['decision']).capitalize()} it now", key=f"act_{key}"):
+                action_panel(settings, now, prefix=f"review_{key}", key=key, action=last["decision"])
 
 for title, rows, _columns, note in sections(review)[1:]:
     st.subheader(title)

@@ -156,3 +156,25 @@ def test_key_detail_says_why_a_check_cannot_run_here(stand_in, tmp_path):
     assert "Running a check here needs the key's secret: no key config is loaded" in "\n".join(
         c.value for c in at.caption
     )
+
+
+def test_the_weekly_review_acts_on_a_disable_decision(stand_in):
+    world, settings = stand_in
+    at = _page(settings, "review")
+    assert any(e.label.startswith(f"{QUIET}:") or QUIET in e.label for e in at.expander), [e.label for e in at.expander]
+    at.text_input(key=f"who_{QUIET}").input("weekly meeting")
+    at.selectbox(key=f"decision_{QUIET}").set_value("disable")
+    next(b for b in at.button if f"decide_{QUIET}" in str(b.key)).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.toggle(key=f"act_{QUIET}").set_value(True).run()
+    prefix = f"review_{QUIET}"
+    at.text_input(key=f"{prefix}_actor").input("ops-erin").run()
+    assert at.selectbox(key=f"{prefix}_key").options == [QUIET]
+    assert at.radio(key=f"{prefix}_action").value == "disable"  # what the meeting decided
+    at.text_input(key=f"{prefix}_reason").input("decided in the weekly review")
+    next(b for b in at.button if b.label == "Check").click().run()
+    at.text_input(key=f"{prefix}_confirm_name").input(QUIET).run()
+    at.button(key=f"{prefix}_go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert f"Done: {QUIET} is disabled" in _texts(at)
+    assert not world.is_enabled(world.key(QUIET))

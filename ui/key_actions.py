@@ -66,8 +66,11 @@ def _show_result(result: ActionResult) -> None:
         st.code(result.secret, language=None)
 
 
-def action_panel(settings: Settings, now: datetime, *, prefix: str, key: str | None = None) -> None:
-    """Disable, enable or rotate a key (only `key`, when given) behind the guardrails, with a confirmation."""
+def action_panel(
+    settings: Settings, now: datetime, *, prefix: str, key: str | None = None, action: str | None = None
+) -> None:
+    """Disable, enable or rotate a key (only `key`, when given; `action` chosen first) behind the guardrails,
+    with a confirmation."""
     config, problem = dashboard_config(settings.config_path)
     if config is None:
         st.info(f"Key actions are not available: {plain(problem, None)}.", icon=":material/lock:")
@@ -84,7 +87,10 @@ def action_panel(settings: Settings, now: datetime, *, prefix: str, key: str | N
     names = [key] if key else action_keys(config, settings.db_path, now)
     with st.form(f"{prefix}_form"):
         chosen = st.selectbox("Key", names, key=f"{prefix}_key")
-        action = st.radio("Action", ACTIONS, key=f"{prefix}_action", horizontal=True, format_func=VERBS.get)
+        first = ACTIONS.index(action) if action in ACTIONS else 0
+        action = st.radio(
+            "Action", ACTIONS, index=first, key=f"{prefix}_action", horizontal=True, format_func=VERBS.get
+        )
         reason = st.text_input("Reason", key=f"{prefix}_reason", help="Required to disable or enable; in the audit.")
         environment = next((k.environment for k in config.keys if k.name == chosen), "prod")
         new_name = st.text_input(
