@@ -16,7 +16,7 @@ import duckdb
 import pytest
 
 from simulator import scale
-from store import write_transaction, writes
+from store import lifecycle, write_transaction, writes
 from store.__main__ import main as store_main
 
 NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
@@ -254,17 +254,18 @@ def test_prune_removes_only_rows_past_the_cutoff_and_is_idempotent(backup_dir, t
 def test_info_reports_version_views_and_size(source, capsys):
     assert store_main(["info", "--db", str(source), "--json"]) == 0
     found = json.loads(capsys.readouterr().out)
-    assert found["schema_version"] == 2 and found["file_bytes"] == source.stat().st_size
+    assert found["schema_version"] == lifecycle.latest_schema_version()
+    assert found["file_bytes"] == source.stat().st_size
     assert found["views"]["usage_events"] == found["tables"]["usage_event_log"] > 0
     assert {"keys", "jobs", "key_daily_usage", "coverage_gaps", "quarantine"} <= set(found["views"])
     assert store_main(["info", "--db", str(source)]) == 0
     text = capsys.readouterr().out
-    assert "schema v2" in text and "usage_events" in text
+    assert f"schema v{lifecycle.latest_schema_version()}" in text and "usage_events" in text
 
 
 def test_manifest_describes_the_backup(source, backup_dir):
     manifest = json.loads((backup_dir / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["schema_version"] == 2
+    assert manifest["schema_version"] == lifecycle.latest_schema_version()
     assert manifest["tables"]["usage_event_log"] == _rows(source, "SELECT count(*) FROM usage_event_log")[0][0]
     # One Parquet file per table and nothing executable: the schema comes from our own migrations at restore.
     assert set(manifest["files"]) == {f"{table}.parquet" for table in manifest["tables"]}
@@ -302,6 +303,7 @@ def _export_database_backup(source: Path, out: Path) -> None:
             for (v,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
         }
         migrations = [r[0] for r in con.execute("SELECT name FROM schema_migrations ORDER BY version").fetchall()]
+        (version,) = con.execute("SELECT max(version) FROM schema_migrations").fetchone()
         con.execute(f"EXPORT DATABASE '{out}' (FORMAT parquet)").fetchall()
     finally:
         con.close()
@@ -309,7 +311,7 @@ def _export_database_backup(source: Path, out: Path) -> None:
     manifest = {
         "format": "rbv-store-backup",
         "format_version": 1,
-        "schema_version": len(migrations),
+        "schema_version": version,
         "migrations": migrations,
         "tables": tables,
         "views": views,
