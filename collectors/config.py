@@ -147,14 +147,20 @@ class ActionSettings:
     operators: tuple[str, ...] = ()
 
 
+def _known_table(raw: Any, section: str, fields: set[str], label: str) -> dict[str, Any]:
+    """A config table whose every field is known (an unknown one is an error naming the known ones)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{label}: [{section}] must be a table")
+    unknown = set(raw) - fields
+    if unknown:
+        known = ", ".join(sorted(fields))
+        raise ConfigError(f"{label} [{section}]: unknown field(s) {', '.join(sorted(unknown))} (known: {known})")
+    return raw
+
+
 def smoke_settings(raw: Any, label: str) -> SmokeSettings:
     """Read `[smoke]`; every field has a working default."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{label}: [smoke] must be a table")
-    unknown = set(raw) - _SMOKE_FIELDS
-    if unknown:
-        known = ", ".join(sorted(_SMOKE_FIELDS))
-        raise ConfigError(f"{label} [smoke]: unknown field(s) {', '.join(sorted(unknown))} (known: {known})")
+    raw = _known_table(raw, "smoke", _SMOKE_FIELDS, label)
     values: dict[str, Any] = {}
     for name in ("clip_url", "failure_url"):
         if name in raw:
@@ -189,12 +195,7 @@ def smoke_settings(raw: Any, label: str) -> SmokeSettings:
 
 def action_settings(raw: Any, label: str) -> ActionSettings:
     """Read `[actions]`: `enabled = true` switches key actions on; `operators` limits who may take them."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{label}: [actions] must be a table")
-    unknown = set(raw) - _ACTION_FIELDS
-    if unknown:
-        known = ", ".join(sorted(_ACTION_FIELDS))
-        raise ConfigError(f"{label} [actions]: unknown field(s) {', '.join(sorted(unknown))} (known: {known})")
+    raw = _known_table(raw, "actions", _ACTION_FIELDS, label)
     operators = raw.get("operators", [])
     if not isinstance(operators, list) or not all(isinstance(o, str) and o.strip() for o in operators):
         raise ConfigError(f"{label} [actions] operators: expected a list of names or e-mail addresses")

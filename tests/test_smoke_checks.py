@@ -235,3 +235,30 @@ def test_serve_schedules_the_opted_in_keys_and_its_job_stores_them(stand_in, cap
     assert newest == [(HEALTHY, "schedule")] * 2
     unscheduled = dataclasses.replace(config, smoke=dataclasses.replace(config.smoke, schedule=None))
     assert build_scheduler(unscheduled, db).get_job("smoke") is None
+
+
+def test_smoke_and_actions_settings_have_working_defaults_and_clear_errors():
+    from collectors.config import DEFAULT_SMOKE_CLIP_URL, ConfigError, config_from_dict
+
+    key = {"name": "api-gateway-prod", "secret": "rbv_0123456789abcdef"}
+    plain = config_from_dict({"keys": [key]})
+    assert (plain.smoke.clip_url, plain.smoke.model, plain.smoke.daily_credit_cap) == (
+        DEFAULT_SMOKE_CLIP_URL,
+        None,
+        100,
+    )
+    assert plain.actions.enabled is False and plain.keys[0].smoke is False
+    chosen = config_from_dict({"keys": [key | {"smoke": True}], "smoke": {"model": "Pro", "schedule": ""}})
+    assert chosen.keys[0].smoke and chosen.smoke.model == "pro" and chosen.smoke.schedule is None
+    for bad, fragment in (
+        ({"smoke": {"clip": "x"}}, "[smoke]: unknown field(s) clip"),
+        ({"smoke": {"clip_url": "file:///etc/passwd"}}, "[smoke] clip_url"),
+        ({"smoke": {"daily_credit_cap": -1}}, "daily_credit_cap: expected a number from 0"),
+        ({"smoke": {"schedule": "daily"}}, "is not a crontab line"),
+        ({"actions": {"enabled": "yes"}}, "[actions] enabled: must be true or false"),
+        ({"actions": {"operators": "alice"}}, "[actions] operators: expected a list"),
+        ({"keys": [key | {"smoke": "yes"}]}, "smoke: must be true or false"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            config_from_dict({"keys": [key]} | bad)
+        assert fragment in str(caught.value), (bad, str(caught.value))
