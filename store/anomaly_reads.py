@@ -18,6 +18,7 @@ import pandas as pd
 
 from store.connection import read_connection
 from store.results import arrow_frame
+from store.results import first_row
 from store.smoke_checks import SMOKE_JOB_IDS
 
 METRICS = ("calls", "failed_jobs", "credits")
@@ -71,7 +72,7 @@ def hourly_series(
         ), ev AS (
             SELECT key_name, date_trunc('hour', occurred_at) AS hour, count(*) AS n
             FROM usage_events WHERE occurred_at >= ?::TIMESTAMP AND occurred_at < ?::TIMESTAMP{key_where}
-              AND (job_id IS NULL OR job_id NOT IN ({SMOKE_JOB_IDS}))
+{{smoke_events}}
             GROUP BY ALL
         ), gap AS (
             SELECT DISTINCT g.key_name, g.hour FROM grid g
@@ -89,7 +90,7 @@ def hourly_series(
                    coalesce(sum(credits_charged), 0)::DOUBLE AS credits
             FROM jobs WHERE created_at >= ?::TIMESTAMP AND created_at < ?::TIMESTAMP
               AND key_name IN (SELECT key_name FROM keys){key_where}
-              AND job_id NOT IN ({SMOKE_JOB_IDS})
+{{smoke_jobs}}
             GROUP BY ALL
         )
         SELECT key_name, hour, metric, value FROM calls
@@ -103,7 +104,21 @@ def hourly_series(
     """
     params = [lo, *params_keys, until, until, lo, until, *params_keys, lo, until, *params_keys]
     with read_connection(db_path) as con:  # millions of rows for a whole fleet: through Arrow
+        # The exclusion costs ~0.1-0.2 s on 5.7 M events even when empty: only when there is something to exclude.
+        smoke = _has_smoke_jobs(con)
+        sql = sql.replace("{smoke_events}", _SMOKE_EVENTS if smoke else "").replace(
+            "{smoke_jobs}", _SMOKE_JOBS if smoke else ""
+        )
         return arrow_frame(con, sql, params)
+
+
+_SMOKE_EVENTS = f"              AND (job_id IS NULL OR job_id NOT IN ({SMOKE_JOB_IDS}))"
+_SMOKE_JOBS = f"              AND job_id NOT IN ({SMOKE_JOB_IDS})"
+
+
+def _has_smoke_jobs(con: Any) -> bool:
+    row = first_row(con.execute(f"SELECT count(*) FROM ({SMOKE_JOB_IDS})"))
+    return bool(row and row[0])
 
 
 def daily_calls(db_path: str | Path, until: datetime | None = None, keys: list[str] | None = None) -> pd.DataFrame:
