@@ -17,8 +17,7 @@ from typing import Any
 import pandas as pd
 
 from store.connection import read_connection
-from store.results import arrow_frame
-from store.results import first_row
+from store.results import arrow_frame, first_row
 from store.smoke_checks import SMOKE_JOB_IDS
 
 METRICS = ("calls", "failed_jobs", "credits")
