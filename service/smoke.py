@@ -151,20 +151,19 @@ class _Checker:
         )  # fmt: skip
 
 
-def _budget(
-    db_path: str | Path, keys: Sequence[KeyConfig], config: Config, model: str, rate: float, now: datetime
-) -> dict[str, str | None]:
-    """Which keys' success paths fit in what is left of today's credit cap (reserved in the order given);
-    a key that does not fit gets the reason its success path is skipped."""
-    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+def _spent_today(db_path: str | Path, clip_url: str, model: str, now: datetime) -> tuple[float, float | None]:
+    """What smoke checks were charged today, and what the newest check of this clip and model cost."""
     try:
-        spent = smoke_store.credits_since(db_path, day_start)
-        last = smoke_store.last_cost(db_path, config.smoke.clip_url, model)
+        spent = smoke_store.credits_since(db_path, now.replace(hour=0, minute=0, second=0, microsecond=0))
+        return spent, smoke_store.last_cost(db_path, clip_url, model)
     except StoreNotReady:
-        spent, last = 0.0, None
-    estimate = smoke.cost_estimate(last, rate)
+        return 0.0, None
+
+
+def _plan(keys: Sequence[KeyConfig], spent: float, estimate: float, cap: float) -> dict[str, str | None]:
+    """Which keys' success paths fit in what is left of today's credit cap, reserved in the order given; a key
+    that does not fit gets the reason its success path is skipped."""
     skipped: dict[str, str | None] = {}
-    cap = config.smoke.daily_credit_cap
     for key in keys:
         if smoke.within_cap(spent, estimate, cap):
             spent += estimate
@@ -199,7 +198,7 @@ async def run_smoke_checks(
         raise ConfigError(f"[smoke] model '{model}' has no known rate (known: {', '.join(sorted(pricing.rates))})")
     started_at = now()
     run_id = _run_id(keys, started_at)
-    caps = _budget(db_path, keys, config, model, rate, started_at)
+    spent, last = _spent_today(db_path, config.smoke.clip_url, model, started_at)
     collector = config.collector
     client = ApiClient(
         config.base_url,
@@ -209,16 +208,28 @@ async def run_smoke_checks(
         retry=RetryPolicy(collector.max_attempts, collector.backoff_scale),
         transport=transport,
     )
+    cap = config.smoke.daily_credit_cap
+    observations: list[smoke.Observation] = []
     async with client:
         checker = _Checker(VendorApi(client), config, model, run_id)
-        observations = await asyncio.gather(
-            *(
-                checker.path(key, path, started_at, caps[key.name] if path == "success" else None)
-                for key in keys
-                for path in smoke.PATHS
-            )
-        )
-    observations = await _with_listing(config, db_path, list(observations), now, transport)
+
+        async def check(batch: Sequence[KeyConfig], estimate: float) -> list[smoke.Observation]:
+            plan = _plan(batch, spent, estimate, cap)
+            paths = [checker.path(k, path, started_at, plan[k.name] if path == "success" else None)
+                     for k in batch for path in smoke.PATHS]  # fmt: skip
+            return list(await asyncio.gather(*paths))
+
+        rest = list(keys)
+        if last is None and len(rest) > 1:
+            # No check of this clip and model yet: the first key's learns its cost (reserving a minute of the
+            # model), so the others reserve what it really cost rather than a minute each.
+            observations = await check(rest[:1], smoke.cost_estimate(None, rate))
+            rest = rest[1:]
+            charged = [o.credits_charged for o in observations if o.path == "success" and o.credits_charged]
+            spent += sum(charged)
+            last = charged[0] if charged else None
+        observations += await check(rest, smoke.cost_estimate(last, rate))
+    observations = await _with_listing(config, db_path, observations, now, transport)
     verdicts = tuple(
         smoke.judge_success(o, rate, settings) if o.path == "success" else smoke.judge_failure(o, settings)
         for o in observations

@@ -262,3 +262,18 @@ def test_smoke_and_actions_settings_have_working_defaults_and_clear_errors():
         with pytest.raises(ConfigError) as caught:
             config_from_dict({"keys": [key]} | bad)
         assert fragment in str(caught.value), (bad, str(caught.value))
+
+
+def test_a_first_run_learns_the_clip_cost_from_one_key_before_reserving_for_the_rest(stand_in, tmp_path):
+    world, _, config_path, _ = stand_in
+    capped = tmp_path / "capped.toml"
+    text = config_path.read_text(encoding="utf-8").replace("timeout_s = 30", "timeout_s = 30\ndaily_credit_cap = 50")
+    capped.write_text(text, encoding="utf-8")
+    config = load_config(capped)
+    keys = [k for k in config.keys if world.key(k.name).enabled][:12]
+    fresh = tmp_path / "fresh.duckdb"  # no check yet: the clip's cost is unknown
+    run = asyncio.run(run_smoke_checks(config, fresh, keys, trigger="cli", alert=False))
+    success = [v for v in run.verdicts if v.observation.path == "success"]
+    # 4.5 credits a check: the first reserves a minute of light (45 ≤ 50), then 10 more fit at 4.5 (49.5 ≤ 50)
+    assert [v.error_code for v in success] == [None] * 11 + ["credit_cap"]
+    assert sum(v.observation.credits_charged or 0 for v in success) == pytest.approx(49.5)
