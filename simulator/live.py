@@ -170,7 +170,6 @@ class LiveState:
     enabled: dict[int, bool] = field(default_factory=dict)  # admin overrides of the catalog's `enabled`
     disabled_hours: dict[int, list[list[int | None]]] = field(default_factory=dict)  # uid -> [[from, to|None]]
     created_keys: int = 0
-    version: int = 0  # bumped on every change: rendered bodies of a changed key are not reused
     lock: threading.RLock = field(default_factory=threading.RLock)
     _seq: int = 0
 
@@ -231,7 +230,6 @@ class LiveState:
                 job.started_ms, job.started_mono = now_ms, self.mono()
             self.jobs[job_id] = job
             self.jobs_by_key.setdefault(uid, []).append(job)
-            self.version += 1
             return job
 
     def start(self, job: LiveJob, now_ms: int) -> bool:
@@ -240,7 +238,6 @@ class LiveState:
             if job.started_ms is not None:
                 return False
             job.started_ms, job.started_mono = now_ms, self.mono()
-            self.version += 1
             return True
 
     def log_call(
@@ -261,7 +258,6 @@ class LiveState:
                 model=job.model if job and endpoint == "/v1/jobs" else -1,
             )
             self.events_by_key.setdefault(uid, []).append(event)
-            self.version += 1
 
     def new_upload(self, uid: int, filename: str, size: int, content_type: str) -> Upload:
         with self.lock:
@@ -270,7 +266,6 @@ class LiveState:
             safe = re.sub(r"[^A-Za-z0-9._-]", "_", filename)[:100] or "upload.mp4"
             upload = Upload(upload_id, uid, safe, size, content_type, f"{UPLOAD_HOST}/{upload_id}/{safe}")
             self.uploads[upload_id] = upload
-            self.version += 1
             return upload
 
     def job_credits(self, job: LiveJob, now_ms: int) -> float:
@@ -291,5 +286,4 @@ class LiveState:
                 open_span[1] = max(hour, int(open_span[0] or 0))
             changed = self.enabled.get(uid) != enabled
             self.enabled[uid] = enabled
-            self.version += 1
             return changed

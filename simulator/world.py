@@ -23,7 +23,7 @@ from .catalog import (
     build_catalog,
 )
 from .clock import Clock, iso, iso_ms, to_ms
-from .live import LiveJob, LiveSettings, LiveState
+from .live import LiveEvent, LiveJob, LiveSettings, LiveState
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -780,7 +780,7 @@ class World:
             "credits": 0.0,
         }
 
-    def _live_event_dict(self, event, now_ms: int) -> dict:
+    def _live_event_dict(self, event: LiveEvent, now_ms: int) -> dict:
         job = self.live.jobs.get(event.job_id) if event.job_id else None
         charge = job is not None and event.endpoint == "/v1/jobs"
         return {
@@ -1238,7 +1238,6 @@ class World:
             self.catalog.keys.append(spec)
             self._keys[spec.name] = spec
             self._by_secret[secret] = spec
-            self.live.version += 1
         return {**self._inventory_item(spec, now_dt), "secret": secret}
 
     def admin_set_enabled(self, fingerprint: str, enabled: bool) -> dict | None:
