@@ -379,6 +379,7 @@ def _incident(now: datetime) -> pd.DataFrame:
                 "key_name": "api-gateway-prod", "metric": "calls", "direction": "up",
                 "start": pd.Timestamp(now - timedelta(hours=3)), "end": pd.Timestamp(now - timedelta(hours=1)),
                 "peak_score": 0.9, "expected": 1.0, "observed": 9.0, "grain": "hour",
+                "alert_worthy": True, "event": "api-gateway-prod@1",
             }
         ]
     )  # fmt: skip
