@@ -368,12 +368,6 @@ def audit_log(db_path: str | Path, key_name: str | None = None, limit: int = 200
         return pd.DataFrame(columns=[*(c.strip('"') for c in audit.PUBLIC), "forced", "detail", "new_key_name", "face"])
 
 
-def action_keys(config: Config, db_path: str | Path, now: datetime) -> list[str]:
-    """The keys an action may name: the configured ones, then old keys of rotations still tracked."""
-    names = [k.name for k in config.keys]
-    return names + [n for n in rotations_in_progress(config, db_path, now)["old_key_name"] if n not in names]
-
-
 def rotations_in_progress(config: Config, db_path: str | Path, now: datetime) -> pd.DataFrame:
     """Rotations whose old key is not disabled yet, each with its old key's traffic: disable it once quiet."""
     columns = ["rotated_at", "old_key_name", "old_fingerprint", "new_key_name", "new_configured", "old_last_used_at",

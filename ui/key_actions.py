@@ -15,7 +15,6 @@ from service.key_actions import (
     ActionResult,
     Preview,
     access_for,
-    action_keys,
     audit_log,
     dashboard_config,
     perform_now,
@@ -28,6 +27,23 @@ from ui.format import local_time, plain
 from ui.settings import Settings
 
 VERBS = {"disable": "Disable", "enable": "Enable", "rotate": "Rotate"}
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _audit(db_path: str, key: str | None) -> pd.DataFrame:
+    return audit_log(db_path, key)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _rotations(db_path: str, config_path: str, minute: datetime) -> pd.DataFrame | None:
+    config, _ = dashboard_config(config_path)
+    return rotations_in_progress(config, db_path, minute) if config else None
+
+
+def _changed() -> None:
+    """An action or refusal was recorded: the audit and the rotations are read afresh."""
+    _audit.clear()
+    _rotations.clear()
 
 
 def _traffic_chart(preview: Preview) -> None:
@@ -54,6 +70,7 @@ def _show_result(result: ActionResult) -> None:
     else:
         recorded = " (recorded in the audit)" if result.audit_id is not None else ""
         st.error(f"{result.outcome.capitalize()}{recorded}: {text}", icon=":material/block:")
+    _changed()
     if result.audit_error:
         st.error(f"The audit row was not written: {plain(result.audit_error, None)}")
     if result.secret is not None:
@@ -84,7 +101,12 @@ def action_panel(
     if denied:
         st.info(f"Key actions are not available: {plain(denied, None)}.", icon=":material/lock:")
         return
-    names = [key] if key else action_keys(config, settings.db_path, now)
+    if key:
+        names = [key]
+    else:  # the configured keys, then the old keys of rotations still tracked
+        tracked = _rotations(str(settings.db_path), str(settings.config_path), now.replace(second=0, microsecond=0))
+        old = [] if tracked is None else tracked["old_key_name"].tolist()
+        names = [k.name for k in config.keys] + [n for n in old if n not in {k.name for k in config.keys}]
     with st.form(f"{prefix}_form"):
         chosen = st.selectbox("Key", names, key=f"{prefix}_key")
         first = ACTIONS.index(action) if action in ACTIONS else 0
@@ -148,10 +170,11 @@ def _prefill(prefix: str, key: str, action: str, reason: str) -> None:
 
 def rotations_section(settings: Settings, now: datetime, tz, *, prefix: str) -> None:  # noqa: ANN001 (ZoneInfo)
     """Rotations whose old key is still enabled, with its traffic; offer to disable it once it is quiet."""
-    config, _ = dashboard_config(settings.config_path)
-    if config is None:
+    if settings.config_path is None:
         return
-    open_ones = rotations_in_progress(config, settings.db_path, now)
+    open_ones = _rotations(str(settings.db_path), str(settings.config_path), now.replace(second=0, microsecond=0))
+    if open_ones is None:
+        return
     st.markdown("**Rotations in progress**")
     if open_ones.empty:
         st.caption("None: every rotated key's old key is disabled.")
@@ -183,7 +206,7 @@ def rotations_section(settings: Settings, now: datetime, tz, *, prefix: str) -> 
 
 def audit_section(settings: Settings, tz, key: str | None = None) -> None:  # noqa: ANN001 (ZoneInfo)
     """The `key_actions` audit, newest first."""
-    log = audit_log(settings.db_path, key)
+    log = _audit(str(settings.db_path), key)
     st.markdown("**Audit of key actions**")
     if log.empty:
         st.caption("No key action or refusal recorded yet.")
