@@ -7,9 +7,8 @@ import asyncio
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import pandas as pd
 
 from analytics.key_actions import (
@@ -29,6 +28,9 @@ from collectors.sync import utc_now
 from collectors.vendor_api import VendorApi
 from store import StoreError, StoreNotReady
 from store import key_actions as audit
+
+if TYPE_CHECKING:  # the transport is the test seam; outbound HTTP itself lives in collectors.http_client
+    import httpx
 
 FACES = ("cli", "dashboard")
 

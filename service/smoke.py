@@ -12,9 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import pandas as pd
 
 from analytics import smoke
@@ -32,6 +31,9 @@ from store import smoke_checks as smoke_store
 from store.credit_reads import PricingState, pricing_state
 from store.state_file import state_path
 from untrusted import UnsafeURL, check_url
+
+if TYPE_CHECKING:  # the transport is the test seam; outbound HTTP itself lives in collectors.http_client
+    import httpx
 
 log = logging.getLogger("service.smoke")
 
