@@ -36,6 +36,8 @@ bench-anomalies: $(VENV)/.installed
 SCALE_DB ?= /tmp/scale.duckdb
 bench-pages: $(VENV)/.installed
 	test -f $(SCALE_DB) || $(VENV)/bin/python -m simulator.scale --keys 1000 --days 90 --now 2026-11-20T12:00:00Z --db $(SCALE_DB)
+	# what the collector does after each collection: findings, incidents, reconciliation, review, stored once
+	$(VENV)/bin/python -m collectors refresh --db $(SCALE_DB) --now 2026-11-20T12:00:00Z
 	$(VENV)/bin/python scripts/bench_pages_scale.py --db $(SCALE_DB)
 
 clean-demo:

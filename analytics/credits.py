@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import itertools
-import math
-import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from analytics.ledger import DEFAULT_MAX_BYTES
-from analytics.pricing import Pricing, PricingConfig, PricingConfigError, api_only, pricing_from_config
+from analytics.pricing import Pricing, PricingConfig, api_only
 
 CATEGORIES = (
     "overcharged",
@@ -69,10 +66,6 @@ TERMINAL_STATUSES = ("completed", "failed")
 _EPSILON = 1e-9
 
 
-class ReconcileConfigError(ValueError):
-    """The [reconciliation] or [pricing] settings cannot be used; the message names the setting and the fix."""
-
-
 @dataclass(frozen=True)
 class ReconcileSettings:
     rounding: str = "exact"
@@ -81,39 +74,6 @@ class ReconcileSettings:
     summary_settle_minutes: float = 15.0
     ledger_max_bytes: int = DEFAULT_MAX_BYTES
     pricing: PricingConfig = PricingConfig()
-
-
-def settings_from_config(section: Mapping[str, Any] | None) -> ReconcileSettings:
-    """Read `[reconciliation]` (rounding, tolerance, summary_settle_minutes, ledger_max_mb); unknown keys fail."""
-    raw = dict(section or {})
-    known = {"rounding", "tolerance", "summary_settle_minutes", "ledger_max_mb"}
-    unknown = set(raw) - known
-    if unknown:
-        raise ReconcileConfigError(
-            f"[reconciliation]: unknown setting(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})"
-        )
-    defaults = ReconcileSettings()
-    rounding = str(raw.get("rounding", defaults.rounding)).strip().lower()
-    if rounding not in ROUNDING_POLICIES:
-        raise ReconcileConfigError(
-            f"[reconciliation] rounding: '{raw.get('rounding')}' is not one of {', '.join(ROUNDING_POLICIES)}"
-        )
-
-    def non_negative(name: str, default: float) -> float:
-        value = raw.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-            raise ReconcileConfigError(f"[reconciliation] {name}: expected a number ≥ 0, got {value!r}")
-        return float(value)
-
-    max_mb = non_negative("ledger_max_mb", defaults.ledger_max_bytes / 1_048_576)
-    if max_mb <= 0:
-        raise ReconcileConfigError("[reconciliation] ledger_max_mb: expected a number > 0")
-    return ReconcileSettings(
-        rounding=rounding,
-        tolerance=non_negative("tolerance", defaults.tolerance),
-        summary_settle_minutes=non_negative("summary_settle_minutes", defaults.summary_settle_minutes),
-        ledger_max_bytes=int(max_mb * 1_048_576),
-    )
 
 
 def billed_minutes(duration_seconds: pd.Series, rounding: str = "exact") -> pd.Series:
@@ -126,7 +86,7 @@ def billed_minutes(duration_seconds: pd.Series, rounding: str = "exact") -> pd.S
         return np.ceil(seconds.round(6)) / 60.0
     if rounding == "minute":
         return np.ceil((seconds / 60.0).round(9))
-    raise ReconcileConfigError(f"unknown rounding policy '{rounding}'")
+    raise ValueError(f"unknown rounding policy '{rounding}'")
 
 
 def expected_credits(jobs: pd.DataFrame, rates: Mapping[str, float], settings: ReconcileSettings) -> pd.Series:
@@ -727,6 +687,20 @@ class CreditSummary:
         return dict(self.__dict__)
 
 
+CREDIT_DAY_COLUMNS = [
+    "day", "key_name", "environment", "model", "jobs_listed", "jobs", "in_flight_jobs", "unpriced_jobs",
+    "successful_outputs", "credits", "expected", "duplicate_extra", "missing_output_credits",
+    "events_covered_jobs", "orphan_credits", "summary_credits",
+]  # fmt: skip
+USAGE_COLUMNS = ["day", "key_name", "environment", "model", "credits", "expected", "jobs", "successful_outputs"]
+
+
+def _environment(frame: pd.DataFrame) -> pd.Series:
+    if "environment" not in frame:
+        return pd.Series("unconfigured", index=frame.index, dtype=object)
+    return frame["environment"].fillna("unconfigured").astype(str)
+
+
 def summarize(
     data: BillingData,
     discrepancies: pd.DataFrame,
@@ -736,74 +710,125 @@ def summarize(
     end: datetime | None = None,
 ) -> CreditSummary:
     """Charged vs expected, net difference, refunds due and cost per successful output for [start, end]."""
-    end = min(end, now) if end is not None else now
+    return summary_from_days(credit_days(data, settings, now, start, end if end is not None else now), discrepancies)
+
+
+def credit_days(
+    data: BillingData, settings: ReconcileSettings, now: datetime, start: datetime | None, end: datetime
+) -> pd.DataFrame:
+    """The credit totals of [start, end] by day, key, environment and model, so that any run of days sums up.
+
+    Per model: jobs listed (`jobs_listed`), settled (`jobs`), in flight, unpriced, successful outputs, the
+    settled jobs' credits and expected credits, duplicate charges' extra, credits of outputs never delivered,
+    jobs covered by events. Per key-day (model empty): charges for jobs never listed and the summary's credits.
+    """
+    end = min(end, now)
     jobs = prepare_jobs(data.jobs, data.rates, settings)
     jobs = jobs[_in_window(jobs["created_at"], start, end)]
-    settled = jobs[jobs["settled"]]
-    charged_jobs = settled["credits_charged"].fillna(0.0)
-    expected = settled["expected_due"].where(settled["expected_full"].notna(), charged_jobs)
-    orphans = data.orphan_events
-    orphan_credits = 0.0
-    if not orphans.empty:
-        orphan_credits = float(orphans.loc[_in_window(orphans["occurred_at"], start, end), "credits"].sum())
-    duplicate_extra = (settled["charge_credits"] - settled["credits_charged"]).where(settled["charge_events"] > 1)
-    charged = float(charged_jobs.sum()) + float(duplicate_extra.clip(lower=0).fillna(0).sum()) + orphan_credits
-    expected_total = float(expected.sum())
-    successful = settled[(settled["status"] == "completed") & settled["has_output"]]
-    refunds = (
-        float(discrepancies.loc[discrepancies["category"].isin(REFUNDABLE), "refund_due"].sum())
-        if not discrepancies.empty
-        else 0.0
+    settled = jobs["settled"]
+    charged = jobs["credits_charged"].fillna(0.0).where(settled, 0.0)
+    expected = jobs["expected_due"].where(jobs["expected_full"].notna(), jobs["credits_charged"].fillna(0.0))
+    completed = settled & (jobs["status"] == "completed")
+    covered = jobs["events_covered"] if "events_covered" in jobs else pd.Series(False, index=jobs.index)
+    per_job = pd.DataFrame(
+        {
+            "day": pd.to_datetime(jobs["created_at"]).dt.normalize(),
+            "key_name": jobs["key_name"].astype(str),
+            "environment": _environment(jobs),
+            "model": jobs["model"].fillna("unknown").astype(str),
+            "jobs_listed": 1,
+            "jobs": settled.astype("int64"),
+            "in_flight_jobs": (~settled).astype("int64"),
+            "unpriced_jobs": (settled & jobs["expected_full"].isna()).astype("int64"),
+            "successful_outputs": (completed & jobs["has_output"]).astype("int64"),
+            "credits": charged,
+            "expected": expected.where(settled, 0.0).fillna(0.0),
+            "duplicate_extra": (jobs["charge_credits"] - jobs["credits_charged"])
+            .where(settled & (jobs["charge_events"] > 1))
+            .clip(lower=0)
+            .fillna(0.0),
+            "missing_output_credits": jobs["credits_charged"].fillna(0.0).where(completed & ~jobs["has_output"], 0.0),
+            "events_covered_jobs": covered.fillna(False).astype(bool).astype("int64"),
+        }
     )
+    keys = ["day", "key_name", "environment", "model"]
+    parts = [per_job.groupby(keys, as_index=False).sum(numeric_only=True)] if not per_job.empty else []
+    orphans = data.orphan_events
+    if not orphans.empty:
+        orphans = orphans[_in_window(orphans["occurred_at"], start, end)]
+        parts.append(
+            pd.DataFrame(
+                {
+                    "day": pd.to_datetime(orphans["occurred_at"]).dt.normalize(),
+                    "key_name": orphans["key_name"].astype(str),
+                    "environment": _environment(orphans),
+                    "orphan_credits": orphans["credits"].astype("float64"),
+                }
+            )
+            .groupby(["day", "key_name", "environment"], as_index=False)
+            .sum()
+        )
     daily = data.daily
     if not daily.empty:
         days = pd.to_datetime(daily["day"])
         mask = days <= pd.Timestamp(end.date())
         if start is not None:
             mask &= days >= pd.Timestamp(start.date())
-        summary_billed = float(daily.loc[mask, "summary_credits"].sum())
-    else:
-        summary_billed = 0.0
-    no_output = settled[(settled["status"] == "completed") & ~settled["has_output"]]
-    covered = jobs["events_covered"].fillna(False).astype(bool) if "events_covered" in jobs else pd.Series(False)
+        daily = daily[mask]
+        parts.append(
+            pd.DataFrame(
+                {
+                    "day": pd.to_datetime(daily["day"]),
+                    "key_name": daily["key_name"].astype(str),
+                    "environment": _environment(daily),
+                    "summary_credits": daily["summary_credits"].astype("float64"),
+                }
+            )
+        )
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype="float64") for c in CREDIT_DAY_COLUMNS})
+    out = pd.concat(parts, ignore_index=True)
+    for name in CREDIT_DAY_COLUMNS[4:]:
+        out[name] = out[name].fillna(0) if name in out else 0
+    model = out["model"].astype("object") if "model" in out else pd.Series(None, index=out.index, dtype=object)
+    out["model"] = model.where(model.notna(), None)
+    return out[CREDIT_DAY_COLUMNS].sort_values(["day", "key_name", "model"], na_position="first").reset_index(drop=True)
+
+
+def summary_from_days(days: pd.DataFrame, discrepancies: pd.DataFrame) -> CreditSummary:
+    """The headline numbers of a run of days: `credit_days` rows (any days, keys, environments) summed."""
+    total = days[CREDIT_DAY_COLUMNS[4:]].sum() if not days.empty else pd.Series(0.0, index=CREDIT_DAY_COLUMNS[4:])
+    charged = float(total["credits"]) + float(total["duplicate_extra"]) + float(total["orphan_credits"])
+    expected = float(total["expected"])
+    successful = int(total["successful_outputs"])
+    refunds = (
+        float(discrepancies.loc[discrepancies["category"].isin(REFUNDABLE), "refund_due"].sum())
+        if not discrepancies.empty
+        else 0.0
+    )
     return CreditSummary(
         charged=round(charged, 2),
-        expected=round(expected_total, 2),
-        net_difference=round(charged - expected_total, 2),
+        expected=round(expected, 2),
+        net_difference=round(charged - expected, 2),
         refunds_due=round(refunds, 2),
-        summary_billed=round(summary_billed, 2),
-        jobs=len(jobs),
-        settled_jobs=len(settled),
-        in_flight_jobs=int((~jobs["settled"]).sum()),
-        unpriced_jobs=int(settled["expected_full"].isna().sum()),
-        successful_outputs=len(successful),
-        cost_per_successful_output=round(charged / len(successful), 4) if len(successful) else None,
-        missing_output_credits=round(float(no_output["credits_charged"].fillna(0).sum()), 2),
-        events_covered_jobs=int(covered.sum()),
+        summary_billed=round(float(total["summary_credits"]), 2),
+        jobs=int(total["jobs_listed"]),
+        settled_jobs=int(total["jobs"]),
+        in_flight_jobs=int(total["in_flight_jobs"]),
+        unpriced_jobs=int(total["unpriced_jobs"]),
+        successful_outputs=successful,
+        cost_per_successful_output=round(charged / successful, 4) if successful else None,
+        missing_output_credits=round(float(total["missing_output_credits"]), 2),
+        events_covered_jobs=int(total["events_covered_jobs"]),
     )
 
 
-def daily_usage(jobs: pd.DataFrame, rates: Mapping[str, float], settings: ReconcileSettings) -> pd.DataFrame:
-    """Settled jobs rolled up per day, key, environment and model: credits, expected, jobs, successful outputs."""
-    columns = ["day", "key_name", "environment", "model", "credits", "expected", "jobs", "successful_outputs"]
-    prepared = prepare_jobs(jobs, rates, settings)
-    settled = prepared[prepared["settled"]]
-    if settled.empty:
-        return pd.DataFrame(columns=columns)
-    frame = pd.DataFrame(
-        {
-            "day": pd.to_datetime(settled["created_at"]).dt.normalize(),
-            "key_name": settled["key_name"].astype(str),
-            "environment": settled["environment"].fillna("unconfigured").astype(str),
-            "model": settled["model"].fillna("unknown").astype(str),
-            "credits": settled["credits_charged"].fillna(0.0),
-            "expected": settled["expected_due"].where(settled["expected_full"].notna(), settled["credits_charged"]),
-            "jobs": 1,
-            "successful_outputs": ((settled["status"] == "completed") & settled["has_output"]).astype("int64"),
-        }
-    )
-    keys = ["day", "key_name", "environment", "model"]
-    return frame.groupby(keys, as_index=False)[columns[4:]].sum()[columns]
+def usage_from_days(days: pd.DataFrame) -> pd.DataFrame:
+    """The settled jobs' part of `credit_days` rows: what the spend charts and cost per output group."""
+    if days.empty:
+        return pd.DataFrame(columns=USAGE_COLUMNS)
+    usage = days[days["model"].notna() & (days["jobs"] > 0)]
+    return usage[USAGE_COLUMNS].astype({"jobs": "int64", "successful_outputs": "int64"}).reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -816,6 +841,7 @@ class Judgement:
     summary_days: pd.DataFrame  # the judged summary days that differ from the charges: explained or not
     pricing: Pricing
     ledger_unjudged: pd.DataFrame | None = None
+    days: pd.DataFrame | None = None  # the `credit_days` rows the summary and usage were summed from
 
 
 def judge_range(
@@ -846,13 +872,12 @@ def judge_range(
 
         found = inside(found) if not found.empty else found
         unjudged = inside(unjudged) if unjudged is not None and not unjudged.empty else unjudged
-    summary = summarize(data, found, settings, now, start=start, end=end)
-    created = pd.to_datetime(data.jobs["created_at"])
-    in_range = data.jobs[(created >= pd.Timestamp(start)) & (created <= pd.Timestamp(end))]
-    usage = daily_usage(in_range, data.rates, settings)
+    days = credit_days(data, settings, now, start, end)
     # The page keeps the summary days that differ (explained or not): matching days are most of them at scale.
     differing = done.summary_days[done.summary_days["status"] != "matches"].reset_index(drop=True)
-    return Judgement(found, summary, usage, differing, data.pricing_used, unjudged)
+    return Judgement(
+        found, summary_from_days(days, found), usage_from_days(days), differing, data.pricing_used, unjudged, days
+    )
 
 
 def credits_over_time(usage: pd.DataFrame, by: str, top: int = 8) -> pd.DataFrame:
@@ -886,26 +911,3 @@ def range_bounds(start_day: date, end_day: date, now: datetime) -> tuple[datetim
     start = datetime(start_day.year, start_day.month, start_day.day)
     end = datetime(end_day.year, end_day.month, end_day.day) + timedelta(days=1) - timedelta(microseconds=1)
     return start, min(end, now)
-
-
-def load_settings(config_path: str | Path | None) -> ReconcileSettings:
-    """The `[reconciliation]` table of a config TOML (defaults without a file); secrets are not needed."""
-    if config_path is None:
-        return ReconcileSettings()
-    path = Path(config_path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ReconcileConfigError(f"config file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ReconcileConfigError(f"{path}: cannot read the config ({exc})") from None
-    section, pricing = data.get("reconciliation", {}), data.get("pricing", {})
-    if not isinstance(section, dict):
-        raise ReconcileConfigError(f"{path}: [reconciliation] must be a table")
-    if not isinstance(pricing, dict):
-        raise ReconcileConfigError(f"{path}: [pricing] must be a table")
-    try:
-        configured = pricing_from_config(pricing)
-    except PricingConfigError as exc:
-        raise ReconcileConfigError(str(exc)) from None
-    return replace(settings_from_config(section), pricing=configured)

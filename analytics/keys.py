@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -12,7 +11,9 @@ import numpy as np
 import pandas as pd
 
 from analytics.traffic import busiest_block, profile_bins, profile_distance
-from collectors.config import ENVIRONMENT_ALIASES, environment_from_name, normalize_environment
+from domain import NAME_SHAPE, environment_from_name, name_tokens
+from domain import is_generic_name as _generic
+from domain import is_well_formed_name as is_well_formed_name
 
 # Fixed ids, in the order pages and reports list them, with a short label each.
 FINDINGS: dict[str, str] = {
@@ -32,14 +33,6 @@ FINDINGS: dict[str, str] = {
 }
 STALE_FINDINGS = ("never_used", "inactive")
 FINDING_COLUMNS = ["key_name", "finding", "detail", "since"]
-ENVIRONMENTS = ("prod", "staging", "dev")
-
-_NAME_SHAPE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)+$")
-_TOKEN_SPLIT = re.compile(r"[-_.\s]+")
-
-
-class RulesError(ValueError):
-    """A `[rules]` setting cannot be used; the message names it and says what is expected."""
 
 
 @dataclass(frozen=True)
@@ -66,76 +59,6 @@ class Rules:
     shape_max_distance: float = 0.45
     shape_min_observations: int = 50
     shape_min_active_days: int = 14
-
-    @classmethod
-    def from_mapping(cls, section: Mapping[str, Any] | None) -> Rules:
-        """Rules from a TOML `[rules]` table; unknown scalar names and bad values raise RulesError.
-
-        Sub-tables with names this module does not know are left to the modules that own them.
-        `release_cycle_days` is accepted as a friendlier name for staging's rotation due age.
-        """
-        rules = cls()
-        if not section:
-            return rules
-        known = {f.name: f for f in fields(cls)}
-        changes: dict[str, Any] = {}
-        for name, value in section.items():
-            if name == "release_cycle_days":
-                due = dict(changes.get("rotation_due_days", rules.rotation_due_days))
-                due["staging"] = _positive(value, "rules.release_cycle_days")
-                changes["rotation_due_days"] = due
-                continue
-            if name not in known:
-                if isinstance(value, Mapping):
-                    continue
-                raise RulesError(f"[rules] {name}: unknown setting (known: {', '.join(sorted(known))})")
-            default = getattr(rules, name)
-            where = f"rules.{name}"
-            if isinstance(default, Mapping):
-                changes[name] = {**default, **_per_environment(value, where)}
-            elif isinstance(default, tuple):
-                if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-                    raise RulesError(f"[rules] {name}: expected a list of strings")
-                changes[name] = tuple(v.strip().lower() for v in value)
-            elif name == "sandbox_share":
-                share = _positive(value, where)
-                if share > 1:
-                    raise RulesError(f"[rules] {name}: expected a share between 0 and 1, got {value}")
-                changes[name] = share
-            elif name == "shape_max_distance":
-                distance = _positive(value, where)
-                if distance > 1:
-                    raise RulesError(f"[rules] {name}: expected a distance between 0 and 1, got {value}")
-                changes[name] = distance
-            elif isinstance(default, int) and not isinstance(default, bool):
-                number = _positive(value, where)
-                if number != int(number):
-                    raise RulesError(f"[rules] {name}: expected a whole number, got {value}")
-                changes[name] = int(number)
-            else:
-                changes[name] = _positive(value, where)
-        result = replace(rules, **changes)
-        if 24 % result.shape_block_hours:
-            raise RulesError(f"[rules] shape_block_hours: must divide 24, got {result.shape_block_hours}")
-        return result
-
-
-def _positive(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise RulesError(f"[{where.replace('.', '] ', 1)}: expected a positive number, got {value!r}")
-    return float(value)
-
-
-def _per_environment(value: Any, where: str) -> dict[str, float]:
-    if not isinstance(value, Mapping):
-        raise RulesError(f"[{where.replace('.', '] ', 1)}: expected a table like {{ prod = 7, staging = 14 }}")
-    out = {}
-    for env, days in value.items():
-        canonical = normalize_environment(str(env))
-        if canonical is None:
-            raise RulesError(f"[{where.replace('.', '] ', 1)}: '{env}' is not prod, staging or dev")
-        out[canonical] = _positive(days, f"{where}.{env}")
-    return out
 
 
 @dataclass(frozen=True)
@@ -263,23 +186,9 @@ def staleness_finding(
 # ----------------------------------------------------------------------------------------- governance
 
 
-def name_tokens(name: str) -> list[str]:
-    return [t for t in _TOKEN_SPLIT.split(name.strip().lower()) if t]
-
-
 def is_generic_name(name: str, rules: Rules) -> bool:
-    """True when the name's words, environment and numbers aside, are all generic (test1, key-new, temp)."""
-    words = [t.rstrip("0123456789") for t in name_tokens(name) if t not in ENVIRONMENT_ALIASES]
-    words = [w for w in words if w]
-    return bool(words) and all(w in rules.generic_words for w in words)
-
-
-def is_well_formed_name(name: str) -> bool:
-    """Lower-case, hyphen-separated `<service>-<env>` or the vendor's environment-first `<env>-<purpose>`."""
-    if not _NAME_SHAPE.match(name):
-        return False
-    tokens = name.split("-")
-    return tokens[-1] in ENVIRONMENT_ALIASES or tokens[0] in ENVIRONMENT_ALIASES
+    """True when the name's words, environment and numbers aside, are all in the rules' generic words."""
+    return _generic(name, rules.generic_words)
 
 
 def naming_findings(key_name: str, environment: str, created_at: Any, rules: Rules) -> list[dict[str, Any]]:
@@ -297,7 +206,7 @@ def naming_findings(key_name: str, environment: str, created_at: Any, rules: Rul
         )
     elif not is_well_formed_name(key_name):
         problem = "is not lower-case" if key_name != key_name.lower() else "is not hyphen-separated <service>-<env>"
-        if key_name == key_name.lower() and _NAME_SHAPE.match(key_name):
+        if key_name == key_name.lower() and NAME_SHAPE.match(key_name):
             problem = "does not end (or start) with its environment"
         suggestion = "-".join(name_tokens(key_name))
         if suggestion and not is_well_formed_name(suggestion):

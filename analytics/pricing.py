@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,41 +15,12 @@ SOURCE_WORDS = {"api": "from the API", "config": "from config [pricing]", "publi
 PREFER = ("api", "config")
 
 
-class PricingConfigError(ValueError):
-    """The [pricing] settings cannot be used; the message names the setting and the fix."""
-
-
 @dataclass(frozen=True)
 class PricingConfig:
     """`[pricing]`: rates for models the API's pricing does not give (or for all, with prefer = "config")."""
 
     rates: tuple[tuple[str, float], ...] = ()  # (model, credits per minute): a tuple keeps settings hashable
     prefer: str = "api"
-
-
-def pricing_from_config(section: Mapping[str, Any] | None) -> PricingConfig:
-    """Read `[pricing]` (rates = {model = credits per minute}, prefer = "api" | "config"); unknown keys fail."""
-    raw = dict(section or {})
-    known = {"rates", "prefer"}
-    unknown = set(raw) - known
-    if unknown:
-        raise PricingConfigError(
-            f"[pricing]: unknown setting(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})"
-        )
-    prefer = str(raw.get("prefer", "api")).strip().lower()
-    if prefer not in PREFER:
-        raise PricingConfigError(f"[pricing] prefer: '{raw.get('prefer')}' is not one of {', '.join(PREFER)}")
-    table = raw.get("rates", {})
-    if not isinstance(table, Mapping):
-        raise PricingConfigError("[pricing] rates: expected a table such as { pro = 180, light = 45 }")
-    rates: dict[str, float] = {}
-    for model, rate in table.items():
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate) or rate < 0:
-            raise PricingConfigError(f"[pricing] rates.{model}: expected credits per minute ≥ 0, got {rate!r}")
-        rates[str(model).strip().lower()] = float(rate)
-    if prefer == "config" and not rates:
-        raise PricingConfigError('[pricing] prefer = "config" needs rates')
-    return PricingConfig(rates=tuple(sorted(rates.items())), prefer=prefer)
 
 
 @dataclass(frozen=True)

@@ -1,23 +1,21 @@
 """The weekly key review: what changed in an ISO week, what needs a decision, and how far to trust it.
 
-`load_inputs` reads the store (and the decisions store); `build_review` is pure over those inputs.
+Pure over its inputs (service.review reads them from one snapshot of the store): `build_review` makes the
+review as plain data, `attach_decisions` adds the decisions recorded so far (they change between reads).
 """
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from analytics import credits
 from analytics.export import to_records
-from analytics.keys import FINDINGS, STALE_FINDINGS, Rules
-from analytics.pricing import resolve_pricing
+from analytics.keys import FINDINGS, STALE_FINDINGS
 from analytics.traffic import top_movers
 
 SECTIONS = (
@@ -73,23 +71,9 @@ def week_bounds(week: str) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=7)
 
 
-def _detect_incidents(db_path: str | Path, start: datetime, end: datetime) -> dict[str, Any]:
-    """The week's incidents from analytics.detection (via the anomalies CLI's shared path) when it is there.
-
-    Detection runs as of the end of the week (baselines from all history before it); incidents that
-    overlap the week are kept. Without the detector the section says detection is unavailable.
-    """
-    try:
-        cli_anomalies = importlib.import_module("analytics.cli_anomalies")
-        incidents_for = cli_anomalies.incidents_for
-    except (ImportError, AttributeError) as exc:
-        return {"available": False, "reason": f"anomaly detection is not installed ({exc})", "incidents": []}
-    try:
-        found = incidents_for(db_path, end, since=start)
-    except Exception as exc:  # a detector still being written must not break the weekly report
-        return {"available": False, "reason": f"anomaly detection failed: {exc}", "incidents": []}
-    if not found.empty:
-        found = found[pd.to_datetime(found["start"]) < pd.Timestamp(end)]
+def anomaly_section(found: pd.DataFrame) -> dict[str, Any]:
+    """The review's incidents section from the incidents that touch its week (any columns the detector gave):
+    the alert-worthy ones listed, the minor ones counted."""
     minor = int((~found["alert_worthy"].astype(bool)).sum()) if "alert_worthy" in found else 0
     if "alert_worthy" in found:
         found = found[found["alert_worthy"].astype(bool)]
@@ -104,52 +88,6 @@ def _detect_incidents(db_path: str | Path, start: datetime, end: datetime) -> di
         if name in frame:
             frame[name] = pd.to_numeric(frame[name], errors="coerce").round(2)
     return {"available": True, "reason": "", "incidents": to_records(frame), "minor": minor}
-
-
-def load_inputs(
-    db_path: str | Path,
-    week: str,
-    now: datetime,
-    rules: Rules | None = None,
-    settings: credits.ReconcileSettings | None = None,
-    state_db: str | Path | None = None,
-) -> dict[str, Any]:
-    """Everything build_review needs, read from the collector store and the dashboard's decisions store."""
-    from analytics.cli_keys import findings_for
-    from collectors.contract import PUBLISHED_PRICING
-    from store import credit_reads, decisions, review_reads
-
-    rules = rules or Rules()
-    settings = settings or credits.ReconcileSettings()
-    start, end = week_bounds(week)
-    prev_start = start - timedelta(days=7)
-    cut = min(end, now)
-    inputs: dict[str, Any] = review_reads.review_frames(db_path, start, end, prev_start)
-    inputs["findings"] = findings_for(db_path, cut - timedelta(microseconds=1), rules) if cut > start else None
-    inputs["previous_findings"] = findings_for(db_path, min(start, now) - timedelta(microseconds=1), rules)
-    pricing = resolve_pricing(credit_reads.pricing_state(db_path), settings.pricing, PUBLISHED_PRICING)
-    data = credits.BillingData(
-        # Only the week's jobs are judged (find_discrepancies cuts to [start, cut]); reading all history
-        # would load every job ever listed.
-        jobs=credit_reads.jobs_with_charges(db_path, start, cut),
-        orphan_events=credit_reads.orphan_charge_events(db_path, start, cut),
-        daily=credit_reads.daily_charges(db_path, start.date(), (end - timedelta(days=1)).date()),
-        rates=pricing.rates,
-        jobs_listed_at=credit_reads.jobs_listed_at(db_path),
-        pricing=pricing,
-    )
-    inputs["pricing"] = pricing.as_dict()
-    if cut > start:
-        inputs["discrepancies"] = credits.find_discrepancies(data, settings, now, start=start, end=cut)
-    else:
-        inputs["discrepancies"] = pd.DataFrame(columns=list(credits.DISCREPANCY_COLUMNS))
-    inputs["anomalies"] = (
-        _detect_incidents(db_path, start, cut) if cut > start else {"available": True, "reason": "", "incidents": []}
-    )
-    inputs["decisions"] = (
-        decisions.last_decisions(state_db) if state_db is not None else pd.DataFrame(columns=decisions.COLUMNS)
-    )
-    return inputs
 
 
 def _pairs(findings: pd.DataFrame | None) -> set[tuple[str, str]]:
@@ -203,7 +141,26 @@ def _movers(frame: pd.DataFrame, value: str, start: datetime, end: datetime) -> 
 
 
 def build_review(inputs: Mapping[str, Any], week: str, now: datetime) -> dict[str, Any]:
-    """The review of ISO `week` as plain data (JSON-ready), every section present even for an empty week."""
+    """The review of ISO `week` as plain data (JSON-ready), every section present even for an empty week,
+    with the decisions of `inputs["decisions"]` (when given) attached."""
+    review = _review(inputs, week, now)
+    decisions = inputs.get("decisions")
+    return attach_decisions(review, decisions) if decisions is not None else review
+
+
+def attach_decisions(review: Mapping[str, Any], decisions: pd.DataFrame) -> dict[str, Any]:
+    """The review with each flagged key's last decision and the decisions section filled from `decisions`
+    (the newest decision per key); the review given is left as it was."""
+    last_by_key = {r["key_name"]: r for r in to_records(decisions)} if not decisions.empty else {}
+    out = dict(review)
+    out["decisions_needed"] = [
+        {**item, "last_decision": last_by_key.get(item["key_name"])} for item in review["decisions_needed"]
+    ]
+    out["decisions"] = sorted(last_by_key.values(), key=lambda r: r["key_name"])
+    return out
+
+
+def _review(inputs: Mapping[str, Any], week: str, now: datetime) -> dict[str, Any]:
     start, end = week_bounds(week)
     prev_start = start - timedelta(days=7)
     cut = min(end, now)
@@ -211,8 +168,6 @@ def build_review(inputs: Mapping[str, Any], week: str, now: datetime) -> dict[st
     now_pairs, prev_pairs = _pairs(findings), _pairs(previous)
     opened, resolved = now_pairs - prev_pairs, prev_pairs - now_pairs
     governance_available = findings is not None
-    last = inputs["decisions"]
-    last_by_key = {r["key_name"]: r for r in to_records(last)} if not last.empty else {}
 
     flagged: dict[str, dict[str, Any]] = {}
     for row in _finding_rows(findings, now_pairs):
@@ -221,8 +176,6 @@ def build_review(inputs: Mapping[str, Any], week: str, now: datetime) -> dict[st
         )
         item["findings"].append({**row, "new": (row["key_name"], row["finding"]) in opened})
         item["new"] = item["new"] or (row["key_name"], row["finding"]) in opened
-    for key, item in flagged.items():
-        item["last_decision"] = last_by_key.get(key)
     needed = sorted(flagged.values(), key=lambda r: (not r["new"], r["key_name"]))
 
     stale_pairs = {p for p in now_pairs if p[1] in STALE_FINDINGS}
@@ -326,5 +279,5 @@ def build_review(inputs: Mapping[str, Any], week: str, now: datetime) -> dict[st
             if runs.empty
             else ("clean" if failed.empty and gaps.empty else "partial: see failures and gaps"),
         },
-        "decisions": sorted(last_by_key.values(), key=lambda r: r["key_name"]),
+        "decisions": [],
     }

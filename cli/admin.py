@@ -10,8 +10,8 @@ import json
 import sys
 
 from cli_args import OneLineParser, check_output
-from collectors.config import ConfigError, load_config
 from collectors.sync import utc_now
+from config import ConfigError, load_config
 from private_files import restricted_umask, write_secret
 from service.key_actions import (
     ActionRequest,

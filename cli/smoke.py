@@ -8,7 +8,7 @@ import json
 import sys
 
 from cli_args import OneLineParser
-from collectors.config import ConfigError, load_config
+from config import ConfigError, load_config
 from private_files import restricted_umask
 from service.smoke import run_smoke_checks, select_keys
 from store import StoreError

@@ -13,8 +13,8 @@ from typing import Any
 from urllib.parse import quote
 
 from collectors import contract
-from collectors.config import Config, KeyConfig
 from collectors.http_client import ApiClient, ApiError, ApiResponse
+from config import Config, KeyConfig
 from store import writes
 from store.collector_state import CollectorState
 

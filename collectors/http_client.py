@@ -7,6 +7,7 @@ import functools
 import logging
 import random
 import ssl
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,8 @@ import aiohttp
 import httpx
 import orjson
 from httpx_aiohttp import AiohttpTransport
+
+from untrusted import UnsafeURL, check_url
 
 log = logging.getLogger("collectors.http")
 
@@ -294,3 +297,79 @@ class ApiClient:
             if attempt >= self.retry.max_attempts:
                 return status, size, f"gave up after {attempt} attempts ({error})"
             await asyncio.sleep(self.retry.wait_seconds(attempt, retry_after, self._rng))
+
+
+class _HideSecretURLs(logging.Filter):
+    """httpx logs every request's URL at INFO; a webhook URL is a secret, so its records name `<webhook>`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.urls and isinstance(record.args, tuple):
+            record.args = tuple("<webhook>" if str(a) in self.urls else a for a in record.args)
+        return True
+
+
+_SECRET_URLS = _HideSecretURLs()
+logging.getLogger("httpx").addFilter(_SECRET_URLS)
+
+
+@dataclass(frozen=True)
+class PostOutcome:
+    ok: bool
+    attempts: int
+    error: str | None  # never the URL: a webhook URL is a secret
+
+
+def post_json(
+    url: str,
+    payload: Any,
+    retry: RetryPolicy | None = None,
+    *,
+    timeout_s: float = 5.0,
+    transport: httpx.BaseTransport | None = None,
+    seed: int | None = None,
+) -> PostOutcome:
+    """POST `payload` as JSON (a webhook notification) under the same retry policy as the API's requests:
+    429, 5xx and transport errors are retried with jittered backoff (Retry-After honoured), other 4xx are
+    not, and redirects are not followed. Blocking: run it in the service's worker thread, never in a page."""
+    try:
+        check_url(url, allow_link_local=True)  # the link-local rule was applied where the URL was configured
+    except UnsafeURL as exc:
+        reason = f"webhook URL {exc}; nothing was sent"
+        log.warning("alert delivery not attempted: %s", reason)
+        return PostOutcome(False, 0, reason)
+    policy = retry or RetryPolicy(max_attempts=3)
+    rng = random.Random(seed)
+    _SECRET_URLS.urls.add(url)
+    try:
+        _SECRET_URLS.urls.add(str(httpx.URL(url)))  # the form httpx logs
+    except httpx.InvalidURL:
+        pass
+    error: str | None = None
+    attempt = 0
+    with httpx.Client(timeout=timeout_s, transport=transport, follow_redirects=False) as client:
+        while True:
+            attempt += 1
+            retry_after = None
+            try:
+                response = client.post(url, content=orjson.dumps(payload), headers={"Content-Type": "application/json"})
+                if response.status_code < 300:
+                    return PostOutcome(True, attempt, None)
+                error = f"webhook answered HTTP {response.status_code}"
+                retry_after = response.headers.get("retry-after")
+                if response.status_code not in RETRYABLE_STATUS:
+                    log.warning("webhook delivery failed: %s (not retried)", error)
+                    return PostOutcome(False, attempt, error)
+            except httpx.InvalidURL:
+                return PostOutcome(False, attempt, "webhook URL is not a valid http(s) URL")
+            except httpx.TransportError as exc:
+                error = f"webhook unreachable: {type(exc).__name__}"
+            except httpx.HTTPError as exc:  # a URL httpx cannot use (scheme, host): its text would echo it
+                return PostOutcome(False, attempt, f"webhook URL cannot be posted to ({type(exc).__name__})")
+            log.warning("webhook delivery attempt %d/%d failed: %s", attempt, policy.max_attempts, error)
+            if attempt >= policy.max_attempts:
+                return PostOutcome(False, attempt, error)
+            time.sleep(policy.wait_seconds(attempt, retry_after, rng))

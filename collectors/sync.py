@@ -10,15 +10,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from collectors import contract
-from collectors.config import Config, KeyConfig
 from collectors.endpoints import ENDPOINTS, FetchContext, Outcome
 from collectors.http_client import ApiClient, ApiError, RetryPolicy
+from config import Config, KeyConfig
 from store import write_transaction, writes
 from store.collector_state import load_collector_state
+
+if TYPE_CHECKING:  # the transport is the test seam; only collectors.http_client does HTTP
+    import httpx
 
 log = logging.getLogger("collectors.sync")
 

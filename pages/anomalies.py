@@ -1,19 +1,17 @@
 """Anomalies: per-key chart with the expected band and flagged hours, and the incidents list."""
 
-import tomllib
 from datetime import datetime
-from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from analytics.alert_job import notifiable, open_and_deliver
-from analytics.alerts import cooldown_from_config, webhook_url_from_config
+from analytics.alerts import notifiable
 from analytics.anomalies import DEFAULT_THRESHOLD
-from analytics.detection import METRICS, detect, key_daily_frame, key_frame, score_metric
+from analytics.detection import METRICS
+from service import anomalies
+from service.alerts import deliver_pending, open_alerts
 from store import StoreError
 from store.alert_store import (
     AlertError,
@@ -21,32 +19,28 @@ from store.alert_store import (
     list_alerts,
     resolve,
 )
-from store.anomaly_reads import daily_calls, hourly_series
 from store.state_file import state_path
+from ui.data import hour_of, page_config, provenance_caption
 from ui.format import plain
 from ui.page import open_page
 
 
-# Incidents need the whole fleet's hourly history scored; they change when the last complete hour does,
-# so the page keys them by that hour and keeps them for it. Only small frames are cached (a cache hit
-# unpickles its value, so caching the millions of hourly rows would make every rerun slow).
+# Incidents need the whole fleet's history scored: the collector's refresh stores them, and the page reads
+# them; with nothing stored for its clock it detects once per hour and keeps only the small result.
+@st.cache_data(ttl=60, show_spinner=False)
+def load(db_path: str, now: datetime) -> anomalies.Incidents:
+    return anomalies.stored_incidents(db_path, now) or detect_hourly(db_path, hour_of(now))
+
+
 @st.cache_data(ttl=3600, max_entries=4, show_spinner="Scoring every key's hourly history…")
-def load(db_path: str, now: datetime) -> tuple[list[str], pd.DataFrame]:
-    hourly = hourly_series(db_path, now, ordered=False)  # the detector pivots: row order does not matter
-    daily = daily_calls(db_path, until=now)
-    keys = sorted(set(hourly["key_name"].unique()) | set(daily["key_name"].unique()))
-    return keys, detect(hourly, now, daily=daily)
+def detect_hourly(db_path: str, hour: datetime) -> anomalies.Incidents:
+    return anomalies.incidents(db_path, hour)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
 def key_series(db_path: str, now: datetime, metric: str, key: str) -> pd.DataFrame:
     """The chart's series: the chosen key alone is read and scored (each key's score depends on its own history)."""
-    if metric == "calls daily":
-        return key_daily_frame(daily_calls(db_path, until=now, keys=[key]), key, now)
-    scored = score_metric(hourly_series(db_path, now, keys=[key]), metric, now)
-    if scored is None or key not in scored["value"].columns:
-        return pd.DataFrame()
-    return key_frame(scored, key)
+    return anomalies.key_series(db_path, now, metric, key)
 
 
 def in_words(row: pd.Series) -> str:
@@ -57,17 +51,6 @@ def in_words(row: pd.Series) -> str:
     return f"{row['observed']:,.0f} {unit} where about {row['expected']:,.1f} were expected, over {length}"
 
 
-def config_sections(config_path: Path | None) -> dict[str, Any]:
-    """The config TOML's tables (empty without a config); only `[alerts]` is used here."""
-    if config_path is None:
-        return {}
-    try:
-        return tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        st.warning(f"Alerts: cannot read the config ({type(exc).__name__}); using defaults.")
-        return {}
-
-
 settings, filters, now = open_page("Anomalies")
 st.caption(
     "Calls are judged per hour from when event polling began and per day before it (the usage summary); failed "
@@ -76,7 +59,9 @@ st.caption(
     "key's normal day; severity is its size as a share of that day (high ≥ 50 %, medium ≥ 15 %). Times are UTC."
 )
 
-keys, found = load(str(settings.db_path), now.replace(minute=0, second=0, microsecond=0))
+detected = load(str(settings.db_path), now.replace(second=0, microsecond=0))
+keys, found = detected.keys, detected.frame
+provenance_caption("incidents", detected.provenance)
 if not keys:
     st.info("No hourly data yet: collect jobs or events first.")
     st.stop()
@@ -87,7 +72,7 @@ metric = right.selectbox(
     "Metric", [*METRICS, "calls daily"], key="anomaly_metric", help="calls daily: the usage summary, day by day"
 )
 
-frame = key_series(str(settings.db_path), now.replace(minute=0, second=0, microsecond=0), metric, key)
+frame = key_series(str(settings.db_path), hour_of(now), metric, key)
 start = pd.Timestamp(filters.start)
 frame = frame[frame.index >= start] if not frame.empty else frame
 if frame.empty:
@@ -143,14 +128,12 @@ else:
 
 st.subheader("Alerts")
 state_file = state_path(settings.db_path)
-sections = config_sections(settings.config_path)
-try:
-    cooldown = cooldown_from_config(sections)
-except ValueError as exc:
-    st.error(f"Alerts config: {plain(exc, None)}")
-    st.stop()
-try:
-    webhook, undeliverable = webhook_url_from_config(sections), None
+config, problem = page_config(settings.config_path)
+if problem:
+    st.error(f"Alerts config: {plain(problem, None)}")
+cooldown = config.alerts.cooldown
+try:  # the page never posts, but a URL it can see is wrong is worth saying (without the URL)
+    webhook, undeliverable = config.alerts.webhook_url(), None
 except ValueError as exc:  # alerts still open and list; each records why it was not sent
     webhook, undeliverable = None, str(exc)
     st.error(f"Alerts webhook: {plain(exc, None)}")
@@ -159,8 +142,9 @@ st.caption(
     f"incident of the same key, metric and direction within {cooldown.total_seconds() / 3600:g} h of an active "
     "alert's end is merged into it. "
     + (
-        "New alerts are posted to the configured webhook; undelivered ones are posted again."
-        if webhook
+        "The collector service (`collectors serve`) posts new alerts to the configured webhook at its next "
+        "check, and posts undelivered ones again."
+        if webhook or (config.alerts.webhook_url_env and not undeliverable)
         else "No webhook configured ([alerts] webhook_url_env)."
         if not undeliverable
         else "The configured webhook cannot be posted to (see above)."
@@ -168,9 +152,10 @@ st.caption(
 )
 if st.button("Open alerts for these incidents", disabled=shown.empty, key="alerts_sync"):
     try:
-        run = open_and_deliver(state_file, notifiable(shown), now, cooldown, webhook, undeliverable)
-        note = f" Delivered {run.delivered}, failed {run.failed}." if webhook or undeliverable else ""
-        st.success(f"Opened {run.opened} new alert(s).{note}")
+        opened = open_alerts(state_file, notifiable(shown), now, cooldown)
+        if undeliverable:  # recorded on each pending alert; nothing is sent from the dashboard
+            deliver_pending(state_file, None, now, undeliverable=undeliverable)
+        st.success(f"Opened {opened} new alert(s).")
     except StoreError as exc:
         st.error(f"Alerts: {plain(exc, None)}")
 

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from store import reads
+from store import reads, result_tables
 from ui.data import read
 from ui.page import open_page
 
@@ -36,3 +36,14 @@ if quarantined.empty:
 else:
     st.caption("Records that did not fit the API contract; kept with their reason instead of being dropped.")
     st.dataframe(quarantined, hide_index=True, width="stretch")
+
+st.subheader("Stored results (findings computed once per collection)")
+refreshes = read(result_tables.refresh_log, settings.db_path)
+if refreshes.empty:
+    st.info(
+        "No results refresh recorded yet: pages compute findings when opened. The collector refreshes them "
+        "after each collection (`collectors once`, and `collectors serve` every [collector.intervals] results)."
+    )
+else:
+    st.caption("Each refresh computes key findings, incidents, the last month's reconciliation and the review.")
+    st.dataframe(refreshes, hide_index=True, width="stretch")

@@ -10,10 +10,11 @@ import streamlit as st
 from analytics import credits
 from analytics.export import csv_frame
 from analytics.ledger import HEADER_ALIASES, REQUIRED_COLUMNS, LedgerResult, describe_size, parse_ledger
-from analytics.pricing import PricingConfig, resolve_pricing
-from collectors.contract import PUBLISHED_PRICING
+from analytics.pricing import PricingConfig
+from service import credits as credit_cases
 from store import StoreError, credit_reads
-from ui.format import local_time, localize_column, number
+from ui.data import page_config, provenance_caption
+from ui.format import local_time, localize_column, number, plain
 from ui.page import open_page
 
 CACHE_TTL_S = 30
@@ -23,44 +24,22 @@ CACHE_TTL_S = 30
 def load_billing(
     db_path: str, since: datetime, until: datetime, envs: tuple[str, ...], configured: PricingConfig
 ) -> credits.BillingData:
-    return _billing(db_path, since, until, envs, configured)
-
-
-def _billing(
-    db_path: str, since: datetime, until: datetime, envs: tuple[str, ...], configured: PricingConfig
-) -> credits.BillingData:
-    envs_list = list(envs)
-    # The API's rates where readable, else [pricing], else the published ones; the page says which.
-    pricing = resolve_pricing(credit_reads.pricing_state(db_path), configured, PUBLISHED_PRICING)
-    return credits.BillingData(
-        jobs=credit_reads.jobs_with_charges(db_path, since, until, envs_list),
-        orphan_events=credit_reads.orphan_charge_events(db_path, since, until, envs_list),
-        daily=credit_reads.daily_charges(db_path, since.date(), until.date(), envs_list),
-        rates=pricing.rates,
-        jobs_listed_at=credit_reads.jobs_listed_at(db_path),
-        pricing=pricing,
-        jobs_history_from=credit_reads.jobs_history_from(db_path),
-    )
+    return credit_cases.billing_data(db_path, since, until, list(envs), configured)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner="Reconciling every job in the range…", max_entries=8)
 def reconcile(
     db_path: str,
-    since: datetime,
-    until: datetime,
-    envs: tuple[str, ...],
     policy: credits.ReconcileSettings,
     now: datetime,
     start: datetime,
     end: datetime,
-) -> tuple[bool, credits.Judgement]:
-    """Without a ledger: (no data?, the judgement: discrepancies, summary, usage per day, summary days, pricing).
-
-    All of it is small: a rerun (a filter or drill-down choice) then unpickles these few rows instead of
-    every job in range and does not judge hundreds of thousands of jobs again.
-    """
-    data = _billing(db_path, since, until, envs, policy.pricing)
-    return data.jobs.empty and data.daily.empty, credits.judge_range(data, policy, now, start, end)
+    envs: tuple[str, ...],
+) -> credit_cases.Judged:
+    """Without a ledger: the range's judgement, read from the days the collector's refresh judged when they
+    cover it, else judged now. All of it is small: a rerun (a filter or drill-down choice) unpickles these
+    few rows instead of every job in range, and does not judge hundreds of thousands of jobs again."""
+    return credit_cases.judge(db_path, policy, now, start, end, list(envs))
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
@@ -106,11 +85,10 @@ def map_columns(result: LedgerResult, file_key: str) -> tuple[tuple[str, str], .
 
 settings, filters, now = open_page("Credits")
 
-try:
-    policy = credits.load_settings(settings.config_path)
-except credits.ReconcileConfigError as exc:
-    st.warning(f"Reconciliation settings not usable, using defaults: {exc}")
-    policy = credits.ReconcileSettings()
+config, problem = page_config(settings.config_path)
+if problem:
+    st.warning(f"Reconciliation settings not usable, using defaults: {plain(problem, None)}")
+policy = config.reconciliation
 
 start, end = credits.range_bounds(filters.start, filters.end, now)
 envs = tuple(filters.environments)
@@ -185,15 +163,15 @@ try:
         # The common case: judged once per data window and cached; the job rows stay out of the rerun path.
         # Judged as of the minute (as on the Keys page) so reruns within a minute share the cached judgement.
         minute = now.replace(second=0, microsecond=0)
-        nothing, judged = reconcile(
-            str(settings.db_path), load_since, load_until, envs, policy, minute, start, min(end, minute)
-        )
+        done = reconcile(str(settings.db_path), policy, minute, start, min(end, minute), envs)
+        nothing, judged = done.nothing, done.judgement
+        provenance_caption("discrepancies", done.provenance)
         data = None
     else:
         data = load_billing(str(settings.db_path), load_since, load_until, envs, policy.pricing)
         nothing = data.jobs.empty and data.daily.empty
 except StoreError as exc:
-    st.error(f"Cannot read the database: {exc}")
+    st.error(f"Cannot read the database: {plain(exc, None)}")
     st.stop()
 
 if nothing:

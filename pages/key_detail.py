@@ -12,15 +12,11 @@ from service.key_actions import dashboard_config
 from service.smoke import history as smoke_history
 from service.smoke import run_smoke_checks_now
 from store import key_reads
+from ui.data import forget_reads, provenance_caption, read
 from ui.format import local_time, number, plain, relative_age
 from ui.key_findings import keys_with_findings
 from ui.page import open_page
 from untrusted import http_link
-
-
-@st.cache_data(ttl=30, show_spinner=False)
-def key_read(function: str, db_path: str, *args: object) -> object:
-    return getattr(key_reads, function)(db_path, *args)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -31,8 +27,9 @@ def smoke_checks(db_path: str, key_name: str) -> pd.DataFrame:
 settings, filters, now = open_page("Key detail")
 
 db = str(settings.db_path)
-facts, findings, _ = keys_with_findings(settings, now)
-inventory = facts["keys"]
+view, _ = keys_with_findings(settings, now)
+findings = view.findings.frame
+inventory = view.inventory
 names = inventory["key_name"].tolist()
 requested = st.query_params.get("key")
 if requested is not None and requested not in names:
@@ -72,6 +69,7 @@ cols[4].metric(
 )
 
 mine = findings[findings["key_name"] == key_name]
+provenance_caption("findings", view.findings.provenance)
 if mine.empty:
     st.success("No findings: the key follows every rule.", icon=":material/verified:")
 else:
@@ -88,7 +86,7 @@ st.subheader("Traffic")
 grain = st.radio(
     "Granularity", ["hour", "day"], index=1, key="detail_grain", horizontal=True, format_func=str.capitalize
 )
-traffic = key_read("key_traffic", db, key_name, start, end)
+traffic = read(key_reads.key_traffic, db, key_name, start, end)
 if grain == "hour":
     series = rollup(traffic["hourly"], "hour", ["calls", "jobs", "failed"], "hour", start=start, end=min(end, now))
     covered = traffic["coverage"].iloc[0] if not traffic["coverage"].empty else None
@@ -147,7 +145,7 @@ else:
 
 st.subheader("Jobs")
 search = st.text_input("Find a job by job_id or request_id (part of it is enough)", key="detail_job_search")
-jobs = key_read("key_jobs", db, key_name, search or None, 200)
+jobs = read(key_reads.key_jobs, db, key_name, search or None, 200)
 checks = smoke_checks(db, key_name)
 smoke_paths = dict(zip(checks["job_id"], checks["path"], strict=True)) if not checks.empty else {}
 if jobs.empty:
@@ -172,7 +170,7 @@ else:
         },
     )
     job_id = st.selectbox("Status history of job", jobs["job_id"].tolist(), key="detail_job")
-    history = key_read("job_history", db, job_id)
+    history = read(key_reads.job_history, db, job_id)
     if history.empty:
         st.info("No status transitions recorded for this job.")
     else:
@@ -198,7 +196,7 @@ if st.button(
     with st.spinner("Checking both paths against the API…"):
         run = run_smoke_checks_now(config, settings.db_path, [key_config], trigger="dashboard")  # type: ignore[arg-type]
     smoke_checks.clear()
-    key_read.clear()  # the check collected the key's jobs once more
+    forget_reads()  # the check collected the key's jobs once more
     checks = smoke_checks(db, key_name)
     for verdict in run.verdicts:
         text = f"{verdict.observation.path} path: {plain(verdict.detail, None)}"

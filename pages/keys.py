@@ -7,6 +7,7 @@ import streamlit as st
 
 from analytics.export import csv_frame
 from analytics.keys import FINDINGS, STALE_FINDINGS, deletion_candidates
+from ui.data import provenance_caption
 from ui.format import local_time, plain, relative_age
 from ui.key_actions import action_panel, audit_section, rotations_section
 from ui.key_findings import keys_with_findings
@@ -26,11 +27,13 @@ def badge(finding: str) -> str:
 
 settings, filters, now = open_page("Keys")
 
-facts, findings, rules_problem = keys_with_findings(settings, now)
+view, rules_problem = keys_with_findings(settings, now)
 if rules_problem:
     st.warning(plain(rules_problem, None), icon=":material/rule:")
-inventory = facts["keys"]
-keys = inventory.merge(facts["activity"], on="key_name", how="left")
+provenance_caption("findings", view.findings.provenance)
+findings = view.findings.frame
+inventory = view.inventory
+keys = inventory.merge(view.activity, on="key_name", how="left")
 keys = keys[keys["environment"].isin(filters.environments)]
 
 per_key = findings.groupby("key_name").agg(findings=("finding", list), reasons=("detail", " · ".join))

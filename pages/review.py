@@ -6,13 +6,14 @@ import pandas as pd
 import streamlit as st
 
 from analytics import credits
-from analytics.cli_keys import UsageError, rules_from_file
 from analytics.keys import Rules
-from analytics.review import build_review, default_week, load_inputs, week_bounds
+from analytics.review import attach_decisions, default_week, week_bounds
 from analytics.review_render import charts, render, sections
+from service import review as review_cases
 from store import StoreError
 from store.decisions import DECISIONS, Decision, last_decisions, record
 from store.state_file import state_path
+from ui.data import page_config, provenance_caption
 from ui.filters import utc_now
 from ui.format import plain
 from ui.key_actions import action_panel
@@ -22,18 +23,59 @@ WEEKS_OFFERED = 12
 
 
 @st.cache_data(ttl=60, show_spinner="Building the review…")
-def review_inputs(db_path: str, week: str, now: datetime, config_path: str | None) -> tuple[dict, str | None]:
-    """Store inputs of the review (decisions are read fresh on every run, not cached)."""
-    problem = None
-    try:
-        rules = rules_from_file(config_path)
-    except UsageError as exc:
-        rules, problem = Rules(), f"{exc}; using the default rules"
-    try:
-        settings = credits.load_settings(config_path)
-    except credits.ReconcileConfigError as exc:
-        settings, problem = credits.ReconcileSettings(), f"{exc}; using the default reconciliation settings"
-    return load_inputs(db_path, week, now, rules, settings, state_db=None), problem
+def week_review(
+    db_path: str, week: str, now: datetime, rules: Rules, settings: credits.ReconcileSettings
+) -> review_cases.WeekReview:
+    """The review without decisions (they are read fresh on every run and attached): the one the collector's
+    refresh stored for this week when it stands for `now`, else built from one snapshot of the store.
+    Shared by every session: six people opening it in a meeting build it once."""
+    return review_cases.week_review(db_path, week, now, rules, settings, state_db=None)
+
+
+@st.cache_data(ttl=60, show_spinner=False, max_entries=16)
+def flagged_keys(review_id: str, _review: dict) -> list[tuple[str, bool, str]]:
+    """(expander title, expanded?, Markdown) per key needing a decision, its text from data escaped: built
+    once per review and decisions, not per session (escaping every finding costs more than drawing it)."""
+    out = []
+    for item in _review["decisions_needed"]:
+        labels = ", ".join(f["label"] + (" (new)" if f["new"] else "") for f in item["findings"])
+        last = item["last_decision"]
+        lines = [f"- **{plain(f['label'], None)}**: {plain(f['detail'], None)}" for f in item["findings"]]
+        if last:
+            lines.append(
+                f"\nLast decision: **{plain(last['decision'])}** by {plain(last['decided_by'], None)} on "
+                f"{str(last['decided_at'])[:10]} (week {plain(last['week'])})"
+                + (f": {plain(last['note'], None)}" if last["note"] else "")
+            )
+        else:
+            lines.append("\n*No decision recorded yet.*")
+        name = item["key_name"]
+        header = f"{'🆕 ' if item['new'] else ''}{plain(f'{name}: {labels}', None)}"
+        out.append((header, bool(item["new"]), "\n".join(lines)))
+    return out
+
+
+@st.cache_data(ttl=60, show_spinner=False, max_entries=16)
+def section_tables(review_id: str, _review: dict) -> list[tuple[str, str, pd.DataFrame | None]]:
+    """(title, escaped note, table or None) per report section after the first, built once per review."""
+    out = []
+    for title, rows, columns, note in sections(_review)[1:]:
+        table = pd.DataFrame(rows)[[c for c, _ in columns]] if rows else None
+        out.append((title, plain(note, None) if note else "", table))  # some notes carry an error from the data
+    return out
+
+
+@st.cache_data(ttl=60, show_spinner=False, max_entries=16)
+def chart_specs(review_id: str, _review: dict) -> list[tuple[str, dict]]:
+    """The report's charts as Vega-Lite specs, built (and validated) once per review, not per session."""
+    return [(title, chart.to_dict()) for title, chart in charts(_review)]
+
+
+@st.cache_data(ttl=60, show_spinner=False, max_entries=16)
+def exports(review_id: str, _review: dict, fmt: str) -> str:
+    """A rendered download (the HTML one draws its charts to PNG): once per review and decisions, not per rerun
+    or session. Keyed by `review_id`, not the review itself: hashing the whole review costs more than a rerun."""
+    return render(_review, fmt)
 
 
 settings, filters, now = open_page("Weekly review")
@@ -46,17 +88,23 @@ week = st.selectbox(
 )
 db = str(settings.db_path)
 state = state_path(settings.db_path)
+config, problem = page_config(settings.config_path)
+if problem:
+    st.warning(plain(problem, None), icon=":material/rule:")
 try:
-    inputs, problem = review_inputs(
-        db, week, now.replace(second=0, microsecond=0), str(settings.config_path) if settings.config_path else None
-    )
+    built = week_review(db, week, now.replace(second=0, microsecond=0), config.rules, config.reconciliation)
     decided = last_decisions(state)
 except StoreError as exc:
     st.error(f"Cannot build the review: {plain(exc, None)}")
     st.stop()
-if problem:
-    st.warning(plain(problem, None), icon=":material/rule:")
-review = build_review({**inputs, "decisions": decided}, week, now)
+provenance_caption("this review", built.provenance)
+review = attach_decisions(built.review, decided)
+origin = built.provenance
+# What identifies this review's rendering across sessions: the database, the week, the results it was built
+# from (or its minute), and the decisions attached.
+review_id = "|".join(
+    [db, week, origin.as_of.isoformat(), str(origin.meta.refresh_id if origin.meta else "now"), decided.to_csv()]
+)
 
 info = review["week"]
 act = info["activity"]
@@ -74,53 +122,56 @@ st.subheader("Keys needing a decision")
 needed = review["decisions_needed"]
 if not needed:
     st.success("No flagged keys this week.")
-for item in needed:
-    key = item["key_name"]
-    labels = ", ".join(f["label"] + (" (new)" if f["new"] else "") for f in item["findings"])
-    last = item["last_decision"]
-    header = f"{'🆕 ' if item['new'] else ''}{plain(f'{key}: {labels}', None)}"
-    with st.expander(header, expanded=item["new"]):
-        for finding in item["findings"]:
-            st.markdown(f"- **{plain(finding['label'], None)}**: {plain(finding['detail'], None)}")
-        if last:
-            st.markdown(
-                f"Last decision: **{plain(last['decision'])}** by {plain(last['decided_by'], None)} on "
-                f"{str(last['decided_at'])[:10]} (week {plain(last['week'])})"
-                + (f": {plain(last['note'], None)}" if last["note"] else "")
-            )
-        else:
-            st.caption("No decision recorded yet.")
-        with st.form(f"decide_{key}", clear_on_submit=True):
-            who = st.text_input("Who", key=f"who_{key}")
-            choice = st.selectbox("Decision", DECISIONS, key=f"decision_{key}")
-            note = st.text_area("Note", key=f"note_{key}", height=68)
-            if st.form_submit_button("Record decision"):
-                try:
-                    record(state, Decision(key, choice, who, note, week), now=utc_now())
-                except ValueError as exc:
-                    st.error(plain(exc, None))
-                except StoreError as exc:
-                    st.error(f"Could not store the decision: {plain(exc, None)}")
-                else:
-                    st.toast(f"Recorded {choice} for {plain(key, None)}")
-                    st.rerun()
-        if last and last["decision"] in ("disable", "rotate"):
-            # The meeting decided to act: do it here, behind the same guardrails as the Keys page.
-            if st.toggle(f"{plain(last['decision']).capitalize()} it now", key=f"act_{key}"):
-                action_panel(settings, now, prefix=f"review_{key}", key=key, action=last["decision"])
+for header, expanded, text in flagged_keys(review_id, review):
+    with st.expander(header, expanded=expanded):
+        st.markdown(text)  # one element per key: a fleet flags dozens, each session draws them all
+if needed:
+    # One form for every flagged key: a meeting records a few decisions, and a form per key would put
+    # four widgets per flagged key on every rerun of every session (hundreds at a fleet's size).
+    with st.form("decide", clear_on_submit=True):
+        names = [item["key_name"] for item in needed]
+        key_col, who_col, choice_col = st.columns([2, 1, 1])
+        key = key_col.selectbox("Key", names, key="decide_key", help="The flagged keys above, newest findings first.")
+        who = who_col.text_input("Who", key="decide_who")
+        choice = choice_col.selectbox("Decision", DECISIONS, key="decide_choice")
+        note = st.text_area("Note", key="decide_note", height=68)
+        if st.form_submit_button("Record decision"):
+            try:
+                record(state, Decision(key, choice, who, note, week), now=utc_now())
+            except ValueError as exc:
+                st.error(plain(exc, None))
+            except StoreError as exc:
+                st.error(f"Could not store the decision: {plain(exc, None)}")
+            else:
+                st.toast(f"Recorded {choice} for {plain(key, None)}")
+                st.rerun()
 
-for title, rows, _columns, note in sections(review)[1:]:
+# The meeting decided to act on a key: do it here, behind the same guardrails as the Keys page.
+decided_to_act = {
+    item["key_name"]: item["last_decision"]["decision"]
+    for item in needed
+    if item["last_decision"] and item["last_decision"]["decision"] in ("disable", "rotate")
+}
+if decided_to_act:
+    st.markdown("**Act on a decision**")
+    acting = st.selectbox(
+        "Key decided on", list(decided_to_act), key="act_key", format_func=lambda k: f"{k}: {decided_to_act[k]}"
+    )
+    if st.toggle(f"{decided_to_act[acting].capitalize()} {acting} now", key="act_now"):
+        action_panel(settings, now, prefix=f"review_{acting}", key=acting, action=decided_to_act[acting])
+
+for title, note, table in section_tables(review_id, review):
     st.subheader(title)
     if note:
-        st.caption(plain(note, None))  # some notes carry an error message from the data
-    if rows:
-        st.dataframe(pd.DataFrame(rows)[[c for c, _ in _columns]], hide_index=True, width="stretch")
+        st.caption(note)
+    if table is not None:
+        st.dataframe(table, hide_index=True, width="stretch")
     else:
         st.caption("None.")
     if title == "Top movers by calls":
-        for chart_title, chart in charts(review):
+        for chart_title, spec in chart_specs(review_id, review):
             st.markdown(f"**{chart_title}**")
-            st.altair_chart(chart, width="stretch")
+            st.vega_lite_chart(spec, width="stretch")
 
 st.subheader("Export")
 left, middle, right = st.columns(3)
@@ -131,7 +182,7 @@ for col, fmt, mime in (
 ):
     col.download_button(
         f"Download {fmt.upper()}",
-        render(review, fmt),
+        exports(review_id, review, fmt),
         file_name=f"key_review_{week}.{fmt}",
         mime=mime,
         key=f"download_{fmt}",

@@ -10,15 +10,11 @@ import streamlit as st
 from analytics.export import csv_frame
 from analytics.traffic import rollup, top_movers
 from store import key_reads
+from ui.data import read
 from ui.format import plain
 from ui.page import open_page
 
 METRICS = {"calls": "Calls", "jobs": "Jobs", "failed": "Failed jobs", "credits": "Credits"}
-
-
-@st.cache_data(ttl=30, show_spinner=False)
-def key_read(function: str, db_path: str, *args: object) -> object:
-    return getattr(key_reads, function)(db_path, *args)
 
 
 settings, filters, now = open_page("Traffic explorer")
@@ -26,7 +22,7 @@ settings, filters, now = open_page("Traffic explorer")
 db = str(settings.db_path)
 envs = filters.environments
 prev_start, prev_end = filters.previous_period()
-overview = key_read("traffic_overview", db, (filters.start, filters.end), (prev_start, prev_end), envs)
+overview = read(key_reads.traffic_overview, db, (filters.start, filters.end), (prev_start, prev_end), envs)
 daily = overview["current"]
 ranking = daily.groupby("key_name")["calls"].sum().sort_values(ascending=False)
 
@@ -57,7 +53,7 @@ else:
     key_filter = chosen if compare == "keys" else None
     env_filter = envs if compare == "keys" else chosen
     if grain == "hour":
-        frame = key_read("hourly_activity", db, start, end + timedelta(hours=1), key_filter, env_filter)
+        frame = read(key_reads.hourly_activity, db, start, end + timedelta(hours=1), key_filter, env_filter)
         series = rollup(frame, "hour", [metric], "hour", by=by, start=start, end=end)
         source = (
             "the events feed (only since collection began polling it; check coverage gaps)"

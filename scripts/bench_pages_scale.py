@@ -151,6 +151,50 @@ def child_pages(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def child_concurrent(args: argparse.Namespace) -> dict[str, Any]:
+    """The weekly review in a meeting: one session cold, then `--sessions` sessions at once in one process
+    (threads, as a Streamlit server runs sessions), each time with `st.cache_data` cleared first."""
+    import threading
+
+    import streamlit as st
+    from streamlit import logger as st_logger
+    from streamlit.testing.v1 import AppTest
+
+    st_logger.set_log_level("error")
+    db = Path(args.db)
+    with tempfile.TemporaryDirectory() as tmp:
+        _env(db, args.now, Path(tmp))
+        _warm_app(Path(tmp) / "tiny.duckdb")
+
+        def session() -> Any:
+            at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=600)
+            _register_pages(at, Path(tmp) / "tiny.duckdb")
+            return at.switch_page(PAGES["Weekly review"])
+
+        def render(apps: list[Any]) -> float:
+            st.cache_data.clear()
+            gc.collect()
+            errors: list[str] = []
+
+            def run(at: Any) -> None:
+                at.run()
+                errors.extend(str(e.value) for e in at.exception)
+
+            threads = [threading.Thread(target=run, args=(at,)) for at in apps]
+            began = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            if errors:
+                raise SystemExit(f"weekly review raised: {errors[0]}")
+            return time.perf_counter() - began
+
+        one = statistics.median(render([session()]) for _ in range(args.repeat))
+        many = statistics.median(render([session() for _ in range(args.sessions)]) for _ in range(args.repeat))
+    return {"one_s": one, "many_s": many, "sessions": args.sessions, "peak_rss_mb": _rss_mb()}
+
+
 def _register_pages(at: Any, tiny_db: Path) -> None:
     """First run on the empty database: registers the pages (st.navigation) without rendering big data."""
     from ui.settings import load_settings
@@ -358,7 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pages", nargs="*", default=list(PAGES), choices=list(PAGES))
     p.add_argument("--no-naive", action="store_true")
     p.add_argument("--json", help="also write all results to this file")
-    p.add_argument("--child", choices=["pages", "naive"], help=argparse.SUPPRESS)
+    p.add_argument("--sessions", type=int, default=6, help="concurrent weekly-review sessions (default 6)")
+    p.add_argument("--child", choices=["pages", "naive", "concurrent"], help=argparse.SUPPRESS)
     p.add_argument("--plans", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--case", help=argparse.SUPPRESS)
     p.add_argument("--variant", help=argparse.SUPPRESS)
@@ -372,6 +417,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.child == "naive":
         print(json.dumps(child_naive(args), default=str))
+        return 0
+    if args.child == "concurrent":
+        print(json.dumps(child_concurrent(args), default=str))
         return 0
 
     db = Path(args.db)
@@ -410,6 +458,17 @@ def main(argv: list[str] | None = None) -> int:
         f"one process rendering all {len(args.pages)} pages (cold then warm): peak RSS "
         f"{session['peak_rss_mb']:.0f} MB (after imports {session['rss_after_imports_mb']:.0f} MB)"
     )
+
+    if "Weekly review" in args.pages:
+        meeting = _spawn(["--child", "concurrent", "--sessions", str(args.sessions), "--repeat", "2", *common])
+        results["weekly_review_concurrent"] = meeting
+        ratio = meeting["many_s"] / meeting["one_s"]
+        over |= ratio > 2.0
+        print(
+            f"weekly review, {meeting['sessions']} sessions at once in one process: {meeting['many_s']:.2f} s "
+            f"vs one session {meeting['one_s']:.2f} s ({ratio:.1f}x; goal <= 2x) "
+            f"{'ok' if ratio <= 2.0 else 'MISS'}; peak RSS {meeting['peak_rss_mb']:.0f} MB"
+        )
 
     print("\nheaviest statements of each page's cold run (EXPLAIN ANALYZE: engine ms, rows scanned, peak buffer):")
     for title, page in results["pages"].items():

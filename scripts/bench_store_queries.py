@@ -22,7 +22,7 @@ import duckdb  # noqa: E402  (the benchmark inspects plans, so it talks to DuckD
 
 import store  # noqa: E402
 from store import lifecycle  # noqa: E402
-from store.connection import read_connection  # noqa: E402
+from store.connection import read_connection, reading  # noqa: E402
 
 
 class _Recorder:
@@ -41,7 +41,7 @@ class _Recorder:
 
 def read_modules() -> list[Any]:
     """store.reads and every store/*_reads.py present now (others add them as pages grow)."""
-    names = ["store.reads"] + sorted(
+    names = ["store.reads", "store.result_tables"] + sorted(
         f"store.{m.name}" for m in pkgutil.iter_modules(store.__path__) if m.name.endswith("_reads")
     )
     return [importlib.import_module(name) for name in names]
@@ -50,18 +50,18 @@ def read_modules() -> list[Any]:
 @contextlib.contextmanager
 def recording(modules: list[Any], log: list[tuple[str, list[Any] | None]]) -> Iterator[None]:
     @contextlib.contextmanager
-    def recorded(db_path: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        with read_connection(db_path, *args, **kwargs) as con:
+    def recorded(source: Any) -> Iterator[Any]:
+        with reading(source) as con:
             yield _Recorder(con, log)
 
-    saved = [(m, m.read_connection) for m in modules if hasattr(m, "read_connection")]
+    saved = [(m, m.reading) for m in modules if hasattr(m, "reading")]
     for module, _ in saved:
-        module.read_connection = recorded
+        module.reading = recorded
     try:
         yield
     finally:
         for module, original in saved:
-            module.read_connection = original
+            module.reading = original
 
 
 def context(db: Path) -> dict[str, Any]:

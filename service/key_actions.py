@@ -20,12 +20,11 @@ from analytics.key_actions import (
     rotation_name_problem,
     suggested_rotation_name,
 )
-from analytics.keys import Rules
-from collectors.config import Config, ConfigError, fingerprint, load_config
 from collectors.contract import ContractError, InventoryKey
 from collectors.http_client import ApiClient, ApiError, RetryPolicy
 from collectors.sync import utc_now
 from collectors.vendor_api import VendorApi
+from config import Config, ConfigError, fingerprint, load_config
 from store import StoreError, StoreNotReady
 from store import key_actions as audit
 
@@ -217,18 +216,11 @@ def _state_problem(request: ActionRequest, target: Target, upstream: InventoryKe
             return "the vendor's inventory gives no client_id for this key, so a replacement cannot be created"
         configured = [k.name for k in config.keys]
         name_problem = rotation_name_problem(
-            request.new_name or "", target.key_name, target.environment, configured, _rules(config)
+            request.new_name or "", target.key_name, target.environment, configured, config.rules
         )
         if name_problem:
             return f"{name_problem} (e.g. {suggested_rotation_name(target.key_name, target.environment, configured)})"
     return None
-
-
-def _rules(config: Config) -> Rules:
-    try:
-        return Rules.from_mapping(config.sections.get("rules"))
-    except ValueError:
-        return Rules()
 
 
 async def preview_action(

@@ -17,18 +17,18 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from analytics import smoke
-from analytics.alert_job import open_and_deliver
-from analytics.alerts import cooldown_from_config, webhook_url_from_config
-from analytics.credits import ReconcileSettings, settings_from_config
-from analytics.pricing import Pricing, pricing_from_config, resolve_pricing
-from collectors.config import Config, ConfigError, KeyConfig
+from analytics.credits import ReconcileSettings
+from analytics.pricing import Pricing, resolve_pricing
 from collectors.contract import PUBLISHED_PRICING, ContractError, Job
 from collectors.http_client import ApiClient, ApiError, RetryPolicy
 from collectors.sync import collect, utc_now
 from collectors.vendor_api import VendorApi
+from config import Config, ConfigError, KeyConfig
+from service.alerts import deliver_pending, open_alerts
+from service.credits import pricing_for
 from store import StoreError, StoreNotReady
 from store import smoke_checks as smoke_store
-from store.credit_reads import PricingState, pricing_state
+from store.credit_reads import PricingState
 from store.state_file import state_path
 from untrusted import UnsafeURL, check_url
 
@@ -76,23 +76,13 @@ def select_keys(config: Config, names: Sequence[str] | None) -> list[KeyConfig]:
     return chosen
 
 
-def reconcile_settings(config: Config) -> ReconcileSettings:
-    """`[reconciliation]` (rounding, tolerance) and `[pricing]`, as the reconciliation uses them."""
-    try:
-        settings = settings_from_config(config.sections.get("reconciliation"))
-        return dataclasses.replace(settings, pricing=pricing_from_config(config.sections.get("pricing")))
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-
-
 def current_pricing(db_path: str | Path, settings: ReconcileSettings) -> Pricing:
     """The rates the checks judge charges by: the API's last read, else `[pricing]`, else the published ones."""
     try:
-        collected = pricing_state(db_path)
-    except StoreNotReady:
+        return pricing_for(db_path, settings.pricing)
+    except StoreNotReady:  # nothing collected yet: the configured, then the published rates
         empty = pd.DataFrame({"model": pd.Series(dtype=str), "credits_per_minute": pd.Series(dtype=float)})
-        collected = PricingState(empty, None, None, None)
-    return resolve_pricing(collected, settings.pricing, PUBLISHED_PRICING)
+        return resolve_pricing(PricingState(empty, None, None, None), settings.pricing, PUBLISHED_PRICING)
 
 
 def _run_id(keys: Sequence[KeyConfig], started: datetime) -> str:
@@ -192,7 +182,7 @@ async def run_smoke_checks(
     listed, judge, store each check in `smoke_checks`, and open an alert for every failing one."""
     if trigger not in TRIGGERS:
         raise ValueError(f"trigger must be one of {', '.join(TRIGGERS)}")
-    settings = reconcile_settings(config)
+    settings = config.reconciliation
     pricing = current_pricing(db_path, settings)
     model = config.smoke.model or smoke.cheapest_model(pricing.rates)
     rate = pricing.rates.get(model)
@@ -245,7 +235,7 @@ async def run_smoke_checks(
         store_error = str(exc)
     opened, alert_error = 0, None
     if alert:
-        opened, alert_error = _open_alerts(db_path, config, verdicts, finished_at)
+        opened, alert_error = _open_alerts(db_path, config, verdicts, finished_at, post=trigger != "dashboard")
     return SmokeRun(run_id, verdicts, model, pricing.label, opened, alert_error, store_error)
 
 
@@ -295,9 +285,10 @@ def _stored(
 
 
 def _open_alerts(
-    db_path: str | Path, config: Config, verdicts: Sequence[smoke.Verdict], now: datetime
+    db_path: str | Path, config: Config, verdicts: Sequence[smoke.Verdict], now: datetime, post: bool
 ) -> tuple[int, str | None]:
-    """One alert per failing key and path (merged with an open one within the cooldown), posted to the webhook."""
+    """One alert per failing key and path (merged with an open one within the cooldown). The service's jobs and
+    the CLI post it to the webhook at once; from the dashboard, the service's next alert check does."""
     failing = [v for v in verdicts if not v.ok and v.error_code != "credit_cap"]
     if not failing:
         return 0, None
@@ -311,16 +302,19 @@ def _open_alerts(
             "peak_score": 1.0,
         }
     )
+    state_file = state_path(db_path)
     try:
-        cooldown = cooldown_from_config(config.sections)
+        opened = open_alerts(state_file, incidents, now, config.alerts.cooldown)
+        if not post:
+            return opened, None
         try:
-            webhook, undeliverable = webhook_url_from_config(config.sections), None
-        except ValueError as exc:
+            webhook, undeliverable = config.alerts.webhook_url(), None
+        except ValueError as exc:  # names the variable, never the URL
             webhook, undeliverable = None, str(exc)
-        result = open_and_deliver(state_path(db_path), incidents, now, cooldown, webhook, undeliverable)
-    except (StoreError, ValueError) as exc:
+        _, _, errors = deliver_pending(state_file, webhook, now, undeliverable=undeliverable)
+    except StoreError as exc:
         return 0, str(exc)
-    return result.opened, "; ".join(result.errors) or None
+    return opened, "; ".join(errors) or None
 
 
 def run_smoke_checks_now(config: Config, db_path: str | Path, keys: Sequence[KeyConfig], *, trigger: str) -> SmokeRun:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
+import hashlib
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,10 +16,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from private_files import restrict_umask
-from store import StoreError, write_transaction
-from store.results import first_row
+from store import StoreError
+from store.bulk import bulk_load
+from store.bulk import table_counts as _table_counts
 
 from .catalog import _BASE, FORMATS, MODEL_RATES, MODELS, Catalog, build_catalog
 from .clock import parse_instant
@@ -140,25 +143,52 @@ def _pick(rng: np.random.Generator, values: np.ndarray, probs: np.ndarray, size:
     return values[np.minimum(np.searchsorted(cum, rng.random(size) * cum[-1], "right"), len(values) - 1)]
 
 
-def _sql_list(values: list[str] | tuple[str, ...]) -> str:
-    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_U64 = np.uint64
 
 
-def _id_sql(seed: int, tag: str, column: str, prefix: str) -> str:
+def _mix(values: np.ndarray, seed: int, tag: str) -> np.ndarray:
+    """A 64-bit hash of each value with the seed and a tag (splitmix64): random-looking, reproducible."""
+    salt = int.from_bytes(hashlib.sha256(f"{seed}:{tag}".encode()).digest()[:8], "little")
+    with np.errstate(over="ignore"):
+        x = values.astype(_U64) ^ _U64(salt)
+        x = x + _U64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> _U64(27))) * _U64(0x94D049BB133111EB)
+    return x ^ (x >> _U64(31))
+
+
+# Each byte's two hex digits, so a column of numbers becomes text with a few whole-array operations.
+_BYTE_HEX = np.frombuffer(b"".join(f"{b:02x}".encode() for b in range(256)), dtype=np.uint16)
+
+
+def _hex_text(values: np.ndarray, width: int) -> pa.Array:
+    """The low `width` (even) hex digits of each value, as Arrow text."""
+    raw = np.ascontiguousarray(values.astype(">u8").view(np.uint8).reshape(-1, 8)[:, 8 - width // 2 :])
+    return pa.array(_BYTE_HEX[raw].view(f"S{width}").ravel(), type=pa.binary()).cast(pa.string())
+
+
+def _ids(seq: np.ndarray, seed: int, tag: str, prefix: str) -> pa.Array:
     """A 24-hex id like the stand-in's, but time-sortable: a sequence number, then a hash.
 
     Ids that arrive in order keep DuckDB's primary-key index (ART) and string compression cheap:
-    loading random ids was five times slower here and made a bigger file.
+    loading random ids was five times slower and made a bigger file.
     """
-    return (
-        f"'{prefix}' || lpad(to_hex({column}), 10, '0') "
-        f"|| lpad(to_hex(hash({column}, {int(seed)}, '{tag}') >> 8), 14, '0')"
-    )
+    return pc.binary_join_element_wise(prefix, _hex_text(seq, 10), _hex_text(_mix(seq, seed, tag) >> _U64(8), 14), "")
 
 
-def _small_id_sql(seed: int, tag: str, column: str, prefix: str) -> str:
-    """A random-looking 24-hex id for the few bookkeeping rows (any text column as input)."""
-    return f"'{prefix}' || left(md5(concat('{int(seed)}:{tag}:', {column})), 24)"
+def _small_id(seed: int, tag: str, text: str, prefix: str) -> str:
+    """A random-looking 24-hex id for the few bookkeeping rows."""
+    return prefix + hashlib.md5(f"{seed}:{tag}:{text}".encode()).hexdigest()[:24]
+
+
+def _pick_text(values: tuple[str, ...] | list[str], index: np.ndarray) -> pa.Array:
+    """values[index] as Arrow text; a negative index is null."""
+    return pa.array(list(values), type=pa.string()).take(pa.array(index, mask=index < 0, type=pa.int64()))
+
+
+def _times(ms: np.ndarray) -> pa.Array:
+    return pa.array(np.asarray(ms, dtype=np.int64), type=pa.timestamp("ms")).cast(pa.timestamp("us"))
 
 
 # ------------------------------------------------------------------------------------------- the plan
@@ -527,22 +557,6 @@ def daily_frame(traffic: Traffic, keys: Keys, seed: int, start_ms: int, now_ms: 
 # ------------------------------------------------------------------------------------------- loading
 
 
-@contextlib.contextmanager
-def _writing(path: Path) -> Iterator[Any]:
-    """One store transaction, without DuckDB's progress bar (it would interleave with our progress lines)."""
-    with write_transaction(path) as con:
-        con.execute("SET enable_progress_bar = false").fetchall()
-        yield con
-
-
-def _load(con: Any, name: str, frame: pd.DataFrame, sql: str) -> None:
-    con.register(name, frame)
-    try:
-        con.execute(sql).fetchall()
-    finally:
-        con.unregister(name)
-
-
 def write_database(
     path: Path,
     keys: Keys,
@@ -553,171 +567,141 @@ def write_database(
     now: datetime,
     progress: Callable[[str], None],
 ) -> None:
-    """Bulk-load everything in the collectors' schema (the store's migrations create it)."""
+    """Bulk-load everything in the collectors' schema through the store (its migrations create the tables)."""
     now_ms = _ms(now.replace(tzinfo=UTC))
     run_start = now - timedelta(minutes=4)
     managed = keys.frame[keys.managed].reset_index(drop=True)
-    key_frame = keys.frame[["idx", "key_name"]]
-    job_id = _id_sql(seed, "job", "{col}", "job_")
-    models, formats, errors = _sql_list(MODELS), _sql_list(FORMATS), _sql_list(ERRORS)
-    exts = _sql_list([_OUTPUT_EXT[f] for f in FORMATS])
-    methods, paths = _sql_list([m for m, _ in ENDPOINTS]), _sql_list([p for _, p in ENDPOINTS])
-    statuses = _sql_list(("pending", "processing", "completed", "failed"))
-    billing = _sql_list(("charged", "refunded", "not_charged", "pending"))
-    seen_keys = keys.managed
+    names = keys.frame["key_name"].to_numpy(dtype=object)
+    key_names = pa.array(names, type=pa.string())
 
-    with _writing(path) as con:
-        _load(
-            con,
-            "incoming_keys",
-            managed,
-            """
-            INSERT INTO key_registry
-            SELECT key_name, environment, owner, owner_status, fingerprint, masked_key, created_at, rotated_at,
-                   TRUE, $1::TIMESTAMP, $1::TIMESTAMP
-            FROM incoming_keys
-            """.replace("$1", f"'{run_start.isoformat()}'"),
-        )
-        rates = pd.DataFrame({"model": list(MODELS), "credits_per_minute": list(MODEL_RATES)})
-        rates["fetched_at"] = pd.Timestamp(run_start)
-        _load(con, "incoming_rates", rates, "INSERT INTO model_pricing SELECT * FROM incoming_rates")
+    registry = managed[
+        ["key_name", "environment", "owner", "owner_status", "fingerprint", "masked_key", "created_at", "rotated_at"]
+    ].assign(configured=True, first_seen_at=pd.Timestamp(run_start), updated_at=pd.Timestamp(run_start))
+    rates = pd.DataFrame(
+        {"model": list(MODELS), "credits_per_minute": list(MODEL_RATES), "fetched_at": pd.Timestamp(run_start)}
+    )
+    bulk_load(path, {"key_registry": registry, "model_pricing": rates})
     progress("keys and pricing")
 
-    keep = traffic.ev_keep & seen_keys[traffic.ev_key]
-    events = pd.DataFrame(
+    keep = np.flatnonzero(traffic.ev_keep & keys.managed[traffic.ev_key])
+    job = traffic.ev_job[keep]
+    ep = traffic.ev_ep[keep].astype(np.int64)
+    has_job = job >= 0
+    job_ids = _ids(np.where(has_job, job, 0), seed, "job", "job_")
+    job_ids = pc.if_else(pa.array(has_job), job_ids, pa.nulls(len(job), pa.string()))
+    paths = _pick_text([p for _, p in ENDPOINTS], ep)
+    t = traffic.ev_t[keep]
+    events = pa.table(
         {
-            "seq": np.flatnonzero(keep),
-            "key": traffic.ev_key[keep],
-            "t": traffic.ev_t[keep],
-            "ep": traffic.ev_ep[keep],
-            "status": traffic.ev_status[keep].astype(np.int32),
-            "job": traffic.ev_job[keep],
-            "model": traffic.ev_model[keep],
-            "credits": traffic.ev_credits[keep],
+            "event_id": _ids(keep, seed, "evt", "evt_"),
+            "key_name": key_names.take(pa.array(traffic.ev_key[keep])),
+            "occurred_at": _times(t),
+            "endpoint": pc.if_else(
+                pa.array((ep == 1) & has_job), pc.binary_join_element_wise("/v1/jobs/", job_ids, ""), paths
+            ),
+            "method": _pick_text([m for m, _ in ENDPOINTS], ep),
+            "status_code": pa.array(traffic.ev_status[keep].astype(np.int32)),
+            "request_id": _ids(keep, seed, "req", "req_"),
+            "job_id": job_ids,
+            "model": _pick_text(MODELS, traffic.ev_model[keep].astype(np.int64)),
+            "credits": pa.array(traffic.ev_credits[keep].astype(np.float64)),
+            "first_seen_at": _times(np.minimum((t // POLL_MS + 1) * POLL_MS, now_ms)),
         }
     )
-    with _writing(path) as con:
-        con.register("key_names", key_frame)
-        try:
-            _load(
-                con,
-                "incoming_events",
-                events,
-                f"""
-                INSERT INTO usage_event_log
-                SELECT {_id_sql(seed, "evt", "e.seq", "evt_")}, k.key_name, epoch_ms(e.t),
-                       CASE WHEN e.ep = 1 AND e.job >= 0 THEN '/v1/jobs/' || {job_id.format(col="e.job")}
-                            ELSE list_extract({paths}, e.ep + 1) END,
-                       list_extract({methods}, e.ep + 1), e.status,
-                       {_id_sql(seed, "req", "e.seq", "req_")},
-                       CASE WHEN e.job >= 0 THEN {job_id.format(col="e.job")} END,
-                       CASE WHEN e.model >= 0 THEN list_extract({models}, e.model + 1) END,
-                       e.credits, epoch_ms(least((e.t // {POLL_MS} + 1) * {POLL_MS}, {now_ms}))
-                FROM incoming_events e JOIN key_names k ON k.idx = e.key
-                """,
-            )
-        finally:
-            con.unregister("key_names")
+    del job_ids, paths
+    bulk_load(path, {"usage_event_log": events})
+    progress(f"{events.num_rows:,} events")
     del events
-    progress(f"{int(keep.sum()):,} events")
 
-    jkeep = seen_keys[traffic.j_key]
-    jobs = pd.DataFrame(
+    jkeep = keys.managed[traffic.j_key]
+    jobs_idx = np.flatnonzero(jkeep)
+    history = history[jkeep[history["job"].to_numpy()]]
+    seen = history.groupby("job")["observed"].agg(["min", "max"]).reindex(jobs_idx)
+    status = traffic.j_status[jkeep].astype(np.int64)
+    fmt = traffic.j_fmt[jkeep].astype(np.int64)
+    ids = _ids(jobs_idx, seed, "job", "job_")
+    with_output = (status == 2) & ~traffic.j_no_output[jkeep]
+    output = pc.binary_join_element_wise(
+        "https://cdn.removebgvideo.com/out/", ids, ".", _pick_text([_OUTPUT_EXT[f] for f in FORMATS], fmt), ""
+    )
+    jobs = pa.table(
         {
-            "job": np.flatnonzero(jkeep),
-            "key": traffic.j_key[jkeep],
-            "t": traffic.j_t[jkeep],
-            "status": traffic.j_status[jkeep],
-            "progress": traffic.j_progress[jkeep],
-            "model": traffic.j_model[jkeep],
-            "fmt": traffic.j_fmt[jkeep],
-            "dur": traffic.j_dur[jkeep],
-            "credits": traffic.j_credits[jkeep],
-            "billing": traffic.j_billing[jkeep],
-            "err": traffic.j_err[jkeep],
-            "no_output": traffic.j_no_output[jkeep],
+            "job_id": ids,
+            "key_name": key_names.take(pa.array(traffic.j_key[jkeep])),
+            "created_at": _times(traffic.j_t[jkeep]),
+            "status": _pick_text(_STATUSES, status),
+            "progress": pa.array(traffic.j_progress[jkeep].astype(np.float64)),
+            "model": _pick_text(MODELS, traffic.j_model[jkeep].astype(np.int64)),
+            "output_format": _pick_text(FORMATS, fmt),
+            "duration_seconds": pa.array(traffic.j_dur[jkeep].astype(np.float64)),
+            "credits_charged": pa.array(traffic.j_credits[jkeep].astype(np.float64)),
+            "billing_status": _pick_text(_BILLING, traffic.j_billing[jkeep].astype(np.int64)),
+            "output_url": pc.if_else(pa.array(with_output), output, pa.nulls(len(ids), pa.string())),
+            "error": _pick_text(ERRORS, np.where(status == 3, traffic.j_err[jkeep], -1).astype(np.int64)),
+            "first_seen_at": _times(seen["min"].to_numpy()),
+            "last_seen_at": _times(seen["max"].to_numpy()),
         }
     )
-    history = history[jkeep[history["job"].to_numpy()]]
-    seen = history.groupby("job")["observed"].agg(["min", "max"])
-    jobs["first_seen"] = seen["min"].reindex(jobs["job"]).to_numpy()
-    jobs["last_seen"] = seen["max"].reindex(jobs["job"]).to_numpy()
-    with _writing(path) as con:
-        con.register("key_names", key_frame)
-        try:
-            _load(
-                con,
-                "incoming_jobs",
-                jobs,
-                f"""
-                INSERT INTO job_state
-                SELECT {job_id.format(col="j.job")} AS job_id, k.key_name, epoch_ms(j.t),
-                       list_extract({statuses}, j.status + 1), j.progress,
-                       list_extract({models}, j.model + 1), list_extract({formats}, j.fmt + 1), j.dur,
-                       j.credits, list_extract({billing}, j.billing + 1),
-                       CASE WHEN j.status = 2 AND NOT j.no_output
-                            THEN 'https://cdn.removebgvideo.com/out/' || job_id || '.'
-                                 || list_extract({exts}, j.fmt + 1) END,
-                       CASE WHEN j.status = 3 THEN list_extract({errors}, j.err + 1) END,
-                       epoch_ms(j.first_seen), epoch_ms(j.last_seen)
-                FROM incoming_jobs j JOIN key_names k ON k.idx = j.key
-                """,
-            )
-        finally:
-            con.unregister("key_names")
-    progress(f"{len(jobs):,} jobs")
-    del jobs
-    with _writing(path) as con:
-        _load(
-            con,
-            "incoming_history",
-            history,
-            f"""
-            INSERT INTO job_status_log
-            SELECT {job_id.format(col="h.job")}, list_extract({statuses}, h.status + 1), epoch_ms(h.observed)
-            FROM incoming_history h
-            """,
-        )
-    progress(f"{len(history):,} job status rows")
+    bulk_load(path, {"job_state": jobs})
+    progress(f"{jobs.num_rows:,} jobs")
+    del jobs, output
+    statuses = pa.table(
+        {
+            "job_id": _ids(history["job"].to_numpy(), seed, "job", "job_"),
+            "status": _pick_text(_STATUSES, history["status"].to_numpy().astype(np.int64)),
+            "observed_at": _times(history["observed"].to_numpy()),
+        }
+    )
+    bulk_load(path, {"job_status_log": statuses})
+    progress(f"{statuses.num_rows:,} job status rows")
+    del statuses
 
-    with _writing(path) as con:
-        con.register("key_names", key_frame)
-        try:
-            _load(
-                con,
-                "incoming_daily",
-                daily,
-                f"""
-                INSERT INTO usage_daily
-                SELECT k.key_name, d.day::DATE, d.calls, d.jobs, d.credits, d.failed, '{now.isoformat()}'::TIMESTAMP
-                FROM incoming_daily d JOIN key_names k ON k.idx = d.key
-                """,
-            )
-        finally:
-            con.unregister("key_names")
-        _write_bookkeeping(con, keys, traffic, seed, now, run_start)
-    progress(f"{len(daily):,} daily rows, inventory, cursors, run log")
+    usage = pa.table(
+        {
+            "key_name": key_names.take(pa.array(daily["key"].to_numpy())),
+            "day": pa.array(daily["day"].to_numpy().astype("datetime64[D]")),
+            "calls": pa.array(daily["calls"].to_numpy().astype(np.int64)),
+            "jobs": pa.array(daily["jobs"].to_numpy().astype(np.int64)),
+            "credits": pa.array(daily["credits"].to_numpy().astype(np.float64)),
+            "failed": pa.array(daily["failed"].to_numpy().astype(np.int64)),
+            "fetched_at": pa.array(np.full(len(daily), np.datetime64(now, "us"))),
+        }
+    )
+    bulk_load(path, {"usage_daily": usage, **_bookkeeping_tables(keys, traffic, seed, now, run_start)})
+    _load_run(path, keys, seed, now, run_start, traffic)
+    progress(f"{usage.num_rows:,} daily rows, inventory, cursors, run log")
 
 
-def _write_bookkeeping(con: Any, keys: Keys, traffic: Traffic, seed: int, now: datetime, run_start: datetime) -> None:
-    """Admin inventory, cursors, the one collector run, its raw landings, gaps and a few quarantined records."""
-    rng = np.random.default_rng([seed, 8181])
-    now_ms = _ms(now.replace(tzinfo=UTC))
+_STATUSES = ("pending", "processing", "completed", "failed")
+_BILLING = ("charged", "refunded", "not_charged", "pending")
+
+
+def _ts(ms: int) -> datetime | None:
+    if ms < 0 or ms == np.iinfo(np.int64).max:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).replace(tzinfo=None)
+
+
+def _first_last(keys: Keys, traffic: Traffic) -> tuple[np.ndarray, np.ndarray]:
     n_keys = len(keys.weight)
     last = np.full(n_keys, -1, dtype=np.int64)
     np.maximum.at(last, traffic.ev_key, traffic.ev_t)
     first = np.full(n_keys, np.iinfo(np.int64).max, dtype=np.int64)
     kept = traffic.ev_keep
     np.minimum.at(first, traffic.ev_key[kept], traffic.ev_t[kept])
+    return first, last
+
+
+def _bookkeeping_tables(
+    keys: Keys, traffic: Traffic, seed: int, now: datetime, run_start: datetime
+) -> dict[str, pd.DataFrame]:
+    """Admin inventory, cursors, coverage gaps and a few quarantined records."""
+    rng = np.random.default_rng([seed, 8181])
+    now_ms = _ms(now.replace(tzinfo=UTC))
+    n_keys = len(keys.weight)
+    first, last = _first_last(keys, traffic)
     job_totals = np.bincount(traffic.j_key, minlength=n_keys)
     frame = keys.frame
-
-    def ts(ms: int) -> datetime | None:
-        return (
-            None
-            if ms < 0 or ms == np.iinfo(np.int64).max
-            else datetime.fromtimestamp(ms / 1000, UTC).replace(tzinfo=None)
-        )
 
     inventory = frame[frame["created_at"] <= pd.Timestamp(now)][
         ["idx", "fingerprint", "client_id", "key_name", "note", "enabled", "created_at"]
@@ -725,28 +709,20 @@ def _write_bookkeeping(con: Any, keys: Keys, traffic: Traffic, seed: int, now: d
     # Keys that went quiet before the window still have a last use upstream: the inventory knows it.
     quiet = (last < 0) & (keys.until_h < now_ms // HOUR_MS) & (keys.weight > 0)
     last_used = np.where(quiet, keys.until_h * HOUR_MS - rng.integers(60_000, HOUR_MS, n_keys), last)
-    inventory["last_used_at"] = [ts(int(last_used[i])) for i in inventory["idx"]]
+    inventory["last_used_at"] = [_ts(int(last_used[i])) for i in inventory["idx"]]
     inventory["last_used_at"] = pd.to_datetime(inventory["last_used_at"]).astype("datetime64[us]")
     inventory["fetched_at"] = pd.Timestamp(run_start + timedelta(seconds=5))
-    _load(
-        con,
-        "incoming_inventory",
-        inventory.drop(columns="idx"),
-        """
-        INSERT INTO admin_inventory
-        SELECT fingerprint, client_id, key_name, note, enabled, created_at, last_used_at, fetched_at
-        FROM incoming_inventory
-        """,
-    )
+    inventory = inventory.drop(columns="idx").rename(columns={"fingerprint": "key_fingerprint", "key_name": "name"})
 
     managed = frame[keys.managed]
     today = now.date().isoformat()
-    cursors, items, landings = [], [], []
-    for _, row in managed.iterrows():
-        i, name = int(row["idx"]), row["key_name"]
-        events_cursor: dict[str, Any] = {}
+    cursors = []
+    for i, name in zip(managed["idx"], managed["key_name"], strict=True):
         if last[i] >= 0:
-            events_cursor = {"covered_since": ts(int(first[i])).isoformat(), "newest_at": ts(int(last[i])).isoformat()}
+            events_cursor = {
+                "covered_since": _ts(int(first[i])).isoformat(),
+                "newest_at": _ts(int(last[i])).isoformat(),
+            }
         else:
             events_cursor = {"covered_since": run_start.isoformat(timespec="seconds")}
         for endpoint, cursor in (
@@ -755,64 +731,14 @@ def _write_bookkeeping(con: Any, keys: Keys, traffic: Traffic, seed: int, now: d
             ("jobs", {"complete": True, "total": int(job_totals[i])}),
         ):
             cursors.append((name, endpoint, json.dumps(cursor, sort_keys=True, default=str), now))
-        for endpoint in PER_KEY_ENDPOINTS:
-            items.append((name, endpoint))
-            body = json.dumps({"synthetic": True, "key": name, "endpoint": endpoint, "note": "written by scale"})
-            landings.append((endpoint, name, row["fingerprint"], body))
     cursor_frame = pd.DataFrame(cursors, columns=["key_name", "endpoint", "cursor", "updated_at"])
     cursor_frame["updated_at"] = pd.to_datetime(cursor_frame["updated_at"]).astype("datetime64[us]")
-    _load(con, "incoming_cursors", cursor_frame, "INSERT INTO sync_state SELECT * FROM incoming_cursors")
-
-    n_items = len(items) + 2
-    run = first_row(
-        con.execute(
-            """
-            INSERT INTO run_log VALUES (nextval('run_seq'), ?, ?, 'ok', 'once', 'pricing,admin,summary,events,jobs',
-                                        ?, ?, ?, ?, ?, NULL, 'synthetic run written by simulator.scale')
-            RETURNING run_id
-            """,
-            [run_start, now, len(managed), len(managed), n_items + int(job_totals.sum() // 100), 3, 0],
-        )
-    )
-    assert run is not None
-    run_id = int(run[0])
-    step = (now - run_start) / max(1, n_items)
-    item_rows = [(run_id, "*", "pricing", run_start + step), (run_id, "*", "admin", run_start + 2 * step)]
-    item_rows += [(run_id, name, endpoint, run_start + (3 + n) * step) for n, (name, endpoint) in enumerate(items)]
-    item_frame = pd.DataFrame(item_rows, columns=["run_id", "key_name", "endpoint", "finished_at"])
-    item_frame["finished_at"] = pd.to_datetime(item_frame["finished_at"]).astype("datetime64[us]")
-    _load(
-        con,
-        "incoming_items",
-        item_frame,
-        f"""
-        INSERT INTO run_item_log
-        SELECT run_id, key_name, endpoint, 'ok', 1, NULL, NULL,
-               {_small_id_sql(seed, "run", "key_name || endpoint", "req_")}, finished_at
-        FROM incoming_items
-        """,
-    )
-    landing_frame = pd.DataFrame(landings, columns=["endpoint", "key_name", "fingerprint", "body"])
-    landing_frame["fetched_at"] = item_frame["finished_at"].iloc[2:].to_numpy()
-    _load(
-        con,
-        "incoming_landings",
-        landing_frame,
-        f"""
-        INSERT INTO raw_landing
-        SELECT nextval('landing_seq'), endpoint, key_name, fingerprint, fetched_at,
-               {_small_id_sql(seed, "run", "key_name || endpoint", "req_")}, 200, sha256(body), body
-        FROM (SELECT * FROM incoming_landings ORDER BY fetched_at)
-        """,
-    )
 
     names = frame["key_name"].to_numpy()
-    for k, start, end, detected in traffic.gaps:
-        con.execute(
-            "INSERT INTO coverage_gap_log VALUES (?, 'events', ?, ?, ?)",
-            [str(names[k]), ts(start), ts(end), ts(detected)],
-        ).fetchall()
-
+    gaps = pd.DataFrame(
+        [(str(names[k]), "events", _ts(a), _ts(b), _ts(d)) for k, a, b, d in traffic.gaps],
+        columns=["key_name", "endpoint", "gap_start", "gap_end", "detected_at"],
+    )
     reasons = (
         ("events", "event id missing", {"created_at": "2026-01-01T00:00:00Z", "endpoint": "/v1/jobs"}),
         ("jobs", "unknown job status 'queued'", {"id": "job_unknownstatus", "status": "queued"}),
@@ -820,29 +746,76 @@ def _write_bookkeeping(con: Any, keys: Keys, traffic: Traffic, seed: int, now: d
         ("summary", "date missing or not text: None", {"calls": 12, "jobs": 1}),
         ("jobs", "created_at: not a timestamp: 'yesterday'", {"id": "job_badtime", "created_at": "yesterday"}),
     )
+    quarantined = []
     for n in range(max(3, n_keys // 100)):
         endpoint, reason, record = reasons[n % len(reasons)]
         name = str(managed["key_name"].iloc[int(rng.integers(0, len(managed)))]) if len(managed) else None
-        con.execute(
-            "INSERT INTO quarantine_log VALUES (nextval('quarantine_seq'), ?, ?, ?, ?, ?, ?)",
-            [
-                endpoint,
-                name,
-                ts(now_ms - int(rng.integers(0, 7 * DAY_MS))),
-                f"req_q{n:04d}",
-                reason,
-                json.dumps(dict(record, n=n)),
-            ],
-        ).fetchall()
+        fetched = _ts(now_ms - int(rng.integers(0, 7 * DAY_MS)))
+        quarantined.append((endpoint, name, fetched, f"req_q{n:04d}", reason, json.dumps(dict(record, n=n))))
+    quarantine = pd.DataFrame(
+        quarantined, columns=["endpoint", "key_name", "fetched_at", "request_id", "reason", "record"]
+    )
+    return {
+        "admin_inventory": inventory,
+        "sync_state": cursor_frame,
+        "coverage_gap_log": gaps,
+        "quarantine_log": quarantine,
+    }
+
+
+def _load_run(path: Path, keys: Keys, seed: int, now: datetime, run_start: datetime, traffic: Traffic) -> None:
+    """The one collector run that 'wrote' all this, its per key and endpoint items and raw landings."""
+    managed = keys.frame[keys.managed]
+    job_totals = np.bincount(traffic.j_key, minlength=len(keys.weight))
+    items = [(name, endpoint) for name in managed["key_name"] for endpoint in PER_KEY_ENDPOINTS]
+    n_items = len(items) + 2
+    run = pd.DataFrame(
+        [
+            {
+                "started_at": run_start,
+                "finished_at": now,
+                "status": "ok",
+                "mode": "once",
+                "endpoints": "pricing,admin,summary,events,jobs",
+                "keys_total": len(managed),
+                "keys_ok": len(managed),
+                "requests": n_items + int(job_totals.sum() // 100),
+                "retries": 3,
+                "rows_written": 0,
+                "message": "synthetic run written by simulator.scale",
+            }
+        ]
+    )
+    run_id = bulk_load(path, {"run_log": run}).ids["run_log"][0]
+    step = (now - run_start) / max(1, n_items)
+    rows = [("*", "pricing", run_start + step), ("*", "admin", run_start + 2 * step)]
+    rows += [(name, endpoint, run_start + (3 + n) * step) for n, (name, endpoint) in enumerate(items)]
+    item_frame = pd.DataFrame(rows, columns=["key_name", "endpoint", "finished_at"])
+    item_frame["finished_at"] = pd.to_datetime(item_frame["finished_at"]).astype("datetime64[us]")
+    request_ids = [
+        _small_id(seed, "run", k + e, "req_")
+        for k, e in zip(item_frame["key_name"], item_frame["endpoint"], strict=True)
+    ]
+    item_frame = item_frame.assign(run_id=run_id, status="ok", attempts=1, request_id=request_ids)
+    fingerprint = dict(zip(managed["key_name"], managed["fingerprint"], strict=True))
+    landings = item_frame.iloc[2:].assign(
+        key_fingerprint=lambda f: f["key_name"].map(fingerprint),
+        fetched_at=lambda f: f["finished_at"],
+        http_status=200,
+        body=lambda f: [
+            json.dumps({"synthetic": True, "key": k, "endpoint": e, "note": "written by scale"})
+            for k, e in zip(f["key_name"], f["endpoint"], strict=True)
+        ],
+    )
+    landings["body_sha256"] = [hashlib.sha256(b.encode()).hexdigest() for b in landings["body"]]
+    landings = landings[
+        ["endpoint", "key_name", "key_fingerprint", "fetched_at", "request_id", "http_status", "body_sha256", "body"]
+    ]
+    bulk_load(path, {"run_item_log": item_frame, "raw_landing": landings})
 
 
 def table_counts(path: Path) -> dict[str, int]:
-    counts = {}
-    with _writing(path) as con:
-        for name in TABLES:
-            row = first_row(con.execute(f"SELECT count(*) FROM {name}"))
-            counts[name] = int(row[0]) if row else 0
-    return counts
+    return _table_counts(path)
 
 
 # ------------------------------------------------------------------------------------------- entry

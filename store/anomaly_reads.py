@@ -11,12 +11,11 @@ series: they are tests the product made, not the key's traffic, and must not mov
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from store.connection import read_connection
+from store.connection import Source, reading
 from store.results import arrow_frame, first_row
 from store.smoke_checks import SMOKE_JOB_IDS
 
@@ -33,13 +32,13 @@ _COVERAGE = """
 """
 
 
-def _df(db_path: str | Path, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-    with read_connection(db_path) as con:
+def _df(db_path: Source, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+    with reading(db_path) as con:
         return con.execute(sql, params or []).df()
 
 
 def hourly_series(
-    db_path: str | Path,
+    db_path: Source,
     until: datetime,
     since: datetime | None = None,
     keys: list[str] | None = None,
@@ -102,7 +101,7 @@ def hourly_series(
         {"ORDER BY metric, key_name, hour" if ordered else ""}
     """
     params = [lo, *params_keys, until, until, lo, until, *params_keys, lo, until, *params_keys]
-    with read_connection(db_path) as con:  # millions of rows for a whole fleet: through Arrow
+    with reading(db_path) as con:  # millions of rows for a whole fleet: through Arrow
         # The exclusion costs ~0.1-0.2 s on 5.7 M events even when empty: only when there is something to exclude.
         smoke = _has_smoke_jobs(con)
         sql = sql.replace("{smoke_events}", _SMOKE_EVENTS if smoke else "").replace(
@@ -120,7 +119,7 @@ def _has_smoke_jobs(con: Any) -> bool:
     return bool(row and row[0])
 
 
-def daily_calls(db_path: str | Path, until: datetime | None = None, keys: list[str] | None = None) -> pd.DataFrame:
+def daily_calls(db_path: Source, until: datetime | None = None, keys: list[str] | None = None) -> pd.DataFrame:
     """Daily grain: [key_name, day, value, hourly_from] from the usage summary, days before `until`.
 
     `hourly_from` is the key's first whole hour of hourly calls (events coverage; NaT when events were

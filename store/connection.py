@@ -7,6 +7,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -87,6 +88,37 @@ def write_transaction(
             con.execute("COMMIT").fetchall()
         finally:
             con.close()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One open read-only connection: every read given it sees the same committed state of the file."""
+
+    con: duckdb.DuckDBPyConnection
+    path: Path
+
+
+Source = str | Path | Snapshot  # where a read function reads: a database file, or an open snapshot of one
+
+
+@contextlib.contextmanager
+def snapshot(db_path: str | Path, deadline_s: float = LOCK_RETRY_SECONDS) -> Iterator[Snapshot]:
+    """A consistent view for several reads (the weekly review, a results refresh): one connection for all.
+
+    No other process can write the file while it is open, so keep it short: read, then compute.
+    """
+    with read_connection(db_path, deadline_s) as con:
+        yield Snapshot(con, Path(db_path))
+
+
+@contextlib.contextmanager
+def reading(source: Source) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The connection a read runs on: the snapshot's, or a short-lived one of its own."""
+    if isinstance(source, Snapshot):
+        yield source.con
+        return
+    with read_connection(source) as con:
+        yield con
 
 
 @contextlib.contextmanager

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from store.connection import read_connection
+from store.connection import Source, reading
 from store.results import arrow_frame, first_row
 
 # A charge event is the call that submitted a job and carries the credits charged for it.
@@ -48,19 +47,19 @@ def _filters(
     return where, params
 
 
-def _df(db_path: str | Path, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-    with read_connection(db_path) as con:
+def _df(db_path: Source, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+    with reading(db_path) as con:
         return con.execute(sql, params or []).df()
 
 
-def _rows_df(db_path: str | Path, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+def _rows_df(db_path: Source, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
     """Row-level reads (hundreds of thousands of jobs at scale) come through Arrow."""
-    with read_connection(db_path) as con:
+    with reading(db_path) as con:
         return arrow_frame(con, sql, params)
 
 
 def jobs_with_charges(
-    db_path: str | Path, since: datetime | None = None, until: datetime | None = None, envs: list[str] | None = None
+    db_path: Source, since: datetime | None = None, until: datetime | None = None, envs: list[str] | None = None
 ) -> pd.DataFrame:
     """Jobs created in [since, until] with their charge-event count and sum, and whether events covered them.
 
@@ -107,7 +106,7 @@ def jobs_with_charges(
 
 
 def orphan_charge_events(
-    db_path: str | Path, since: datetime | None = None, until: datetime | None = None, envs: list[str] | None = None
+    db_path: Source, since: datetime | None = None, until: datetime | None = None, envs: list[str] | None = None
 ) -> pd.DataFrame:
     """Charge events whose job id the jobs list never returned (for any key)."""
     where, params = _filters(since, until, "e.occurred_at", envs)
@@ -125,7 +124,7 @@ def orphan_charge_events(
 
 
 def daily_charges(
-    db_path: str | Path, start: date | None = None, end: date | None = None, envs: list[str] | None = None
+    db_path: Source, start: date | None = None, end: date | None = None, envs: list[str] | None = None
 ) -> pd.DataFrame:
     """Per key and summary day: the summary's credits and when it was fetched, and the charges we can explain.
 
@@ -200,10 +199,10 @@ class PricingState:
     unreadable_reason: str | None
 
 
-def pricing_state(db_path: str | Path) -> PricingState:
+def pricing_state(db_path: Source) -> PricingState:
     """What analytics.pricing needs to choose the rates and say where they came from: the rates last read,
     when, and since when the pricing endpoint has failed or been unreadable (None while it reads fine)."""
-    with read_connection(db_path) as con:
+    with reading(db_path) as con:
         rates = con.execute(
             "SELECT lower(model) AS model, credits_per_minute, fetched_at FROM pricing ORDER BY model"
         ).df()
@@ -233,7 +232,7 @@ def pricing_state(db_path: str | Path) -> PricingState:
     )
 
 
-def jobs_history_from(db_path: str | Path) -> dict[str, datetime]:
+def jobs_history_from(db_path: Source) -> dict[str, datetime]:
     """Per key whose first job backfill was capped (max_job_pages_first_run): the oldest job held."""
     frame = _df(
         db_path,
@@ -251,7 +250,7 @@ def jobs_history_from(db_path: str | Path) -> dict[str, datetime]:
     }
 
 
-def jobs_listed_at(db_path: str | Path) -> dict[str, datetime]:
+def jobs_listed_at(db_path: Source) -> dict[str, datetime]:
     """Per key, when the latest successful jobs listing started: jobs created before it were listable."""
     frame = _df(
         db_path,
@@ -269,7 +268,7 @@ def jobs_listed_at(db_path: str | Path) -> dict[str, datetime]:
     }
 
 
-def event_coverage(db_path: str | Path, envs: list[str] | None = None) -> pd.DataFrame:
+def event_coverage(db_path: Source, envs: list[str] | None = None) -> pd.DataFrame:
     """Per configured key: events known since, first/last stored event, and how many gaps were recorded."""
     where, params = _filters(None, None, "", envs)
     return _df(
@@ -297,9 +296,9 @@ class JobDetail:
     events: pd.DataFrame
 
 
-def job_detail(db_path: str | Path, job_id: str) -> JobDetail:
+def job_detail(db_path: Source, job_id: str) -> JobDetail:
     """One job as listed, its observed status transitions, and every event that mentions it."""
-    with read_connection(db_path) as con:
+    with reading(db_path) as con:
         job = con.execute(
             """
             SELECT j.*, k.environment FROM jobs j LEFT JOIN keys k ON k.key_name = j.key_name WHERE j.job_id = ?
@@ -318,10 +317,3 @@ def job_detail(db_path: str | Path, job_id: str) -> JobDetail:
         ).df()
     record = job.to_dict("records")[0] if not job.empty else None
     return JobDetail(job=record, history=history, events=events)
-
-
-def collected_span(db_path: str | Path) -> tuple[datetime | None, datetime | None]:
-    """The oldest and newest job creation times held, for a sensible default period."""
-    with read_connection(db_path) as con:
-        row = con.execute("SELECT min(created_at), max(created_at) FROM jobs").fetchone()
-    return (row[0], row[1]) if row else (None, None)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
 
-from store.connection import read_connection
+from store.connection import Source, reading
 from store.results import arrow_frame
 
 # 429 is its own class: the vendor asks for backoff on it, so it must not hide among the other 4xx.
@@ -43,8 +42,8 @@ _INVENTORY_SQL = """
 """
 
 
-def _df(db_path: str | Path, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-    with read_connection(db_path) as con:
+def _df(db_path: Source, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+    with reading(db_path) as con:
         return con.execute(sql, params or []).df()
 
 
@@ -59,11 +58,11 @@ def _key_filter(keys: list[str] | None, envs: list[str] | None, alias: str) -> t
     return where, params
 
 
-def key_names(db_path: str | Path) -> list[str]:
+def key_names(db_path: Source) -> list[str]:
     return _df(db_path, "SELECT key_name FROM keys ORDER BY key_name")["key_name"].tolist()
 
 
-def key_inventory(db_path: str | Path) -> pd.DataFrame:
+def key_inventory(db_path: Source) -> pd.DataFrame:
     """Every configured key with identity and all last-use evidence (events/inventory, jobs, daily usage)."""
     return _df(db_path, _INVENTORY_SQL)
 
@@ -91,10 +90,10 @@ def _hourly_sql(where: str) -> str:
 
 
 def hourly_activity(
-    db_path: str | Path, start: datetime, end: datetime, keys: list[str] | None = None, envs: list[str] | None = None
+    db_path: Source, start: datetime, end: datetime, keys: list[str] | None = None, envs: list[str] | None = None
 ) -> pd.DataFrame:
     """Per key and UTC hour in [start, end): calls seen in events, and jobs created / failed / credits charged."""
-    with read_connection(db_path) as con:
+    with reading(db_path) as con:
         return _hourly(con, start, end, keys, envs)
 
 
@@ -107,7 +106,7 @@ def _hourly(
 
 
 def daily_activity(
-    db_path: str | Path, start: date, end: date, keys: list[str] | None = None, envs: list[str] | None = None
+    db_path: Source, start: date, end: date, keys: list[str] | None = None, envs: list[str] | None = None
 ) -> pd.DataFrame:
     """Per key and UTC day in [start, end] (inclusive) from the usage summary: calls, jobs, failed, credits."""
     where, params = _key_filter(keys, envs, "u")
@@ -123,8 +122,8 @@ def daily_activity(
     )
 
 
-def event_coverage(db_path: str | Path, since: datetime) -> pd.DataFrame:
-    with read_connection(db_path) as con:
+def event_coverage(db_path: Source, since: datetime) -> pd.DataFrame:
+    with reading(db_path) as con:
         return _coverage(con, since)
 
 
@@ -145,9 +144,9 @@ def _coverage(con: duckdb.DuckDBPyConnection, since: datetime) -> pd.DataFrame:
     ).df()
 
 
-def admin_inventory(db_path: str | Path) -> pd.DataFrame:
+def admin_inventory(db_path: Source) -> pd.DataFrame:
     """The vendor's key inventory with the configured key each entry matches (by fingerprint), if any."""
-    with read_connection(db_path) as con:
+    with reading(db_path) as con:
         return _admin(con)
 
 
@@ -161,7 +160,7 @@ def _admin(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def governance_facts(
-    db_path: str | Path, now: datetime, daily_days: int, hourly_days: int, spark_days: int = 0
+    db_path: Source, now: datetime, daily_days: int, hourly_days: int, spark_days: int = 0
 ) -> dict[str, pd.DataFrame]:
     """Everything the key rules read, in one short connection (fields of analytics.keys.KeyFacts).
 
@@ -169,7 +168,7 @@ def governance_facts(
     """
     hour_end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     hour_start = hour_end - timedelta(days=hourly_days, hours=1)
-    with read_connection(db_path) as con:
+    with reading(db_path) as con:
         keys = con.execute(_INVENTORY_SQL).df()
         daily = con.execute(
             "SELECT key_name, day, calls FROM key_daily_usage WHERE day BETWEEN ? AND ? ORDER BY key_name, day",
@@ -184,9 +183,9 @@ def governance_facts(
     return frames
 
 
-def key_activity(db_path: str | Path, today: date, spark_days: int = 30) -> pd.DataFrame:
+def key_activity(db_path: Source, today: date, spark_days: int = 30) -> pd.DataFrame:
     """Per key: calls over the last 7 and 30 days and the daily calls of the last `spark_days` days (a list)."""
-    with read_connection(db_path) as con:
+    with reading(db_path) as con:
         return _activity(con, today, spark_days)
 
 
@@ -211,9 +210,9 @@ def _activity(con: duckdb.DuckDBPyConnection, today: date, spark_days: int) -> p
     ).df()
 
 
-def events_breakdowns(db_path: str | Path, key_name: str, start: datetime, end: datetime) -> dict[str, pd.DataFrame]:
+def events_breakdowns(db_path: Source, key_name: str, start: datetime, end: datetime) -> dict[str, pd.DataFrame]:
     """The key's seen events in [start, end) counted by endpoint, status class (2xx/4xx/429/5xx) and model."""
-    with read_connection(db_path) as con:
+    with reading(db_path) as con:
         return _breakdowns(con, key_name, start, end)
 
 
@@ -232,10 +231,10 @@ def _breakdowns(con: duckdb.DuckDBPyConnection, key_name: str, start: datetime, 
     return out
 
 
-def key_traffic(db_path: str | Path, key_name: str, start: datetime, end: datetime) -> dict[str, Any]:
+def key_traffic(db_path: Source, key_name: str, start: datetime, end: datetime) -> dict[str, Any]:
     """One key's traffic in [start, end) in one connection: "daily" and "hourly" series, its events "coverage"
     (first event seen, gaps) and the events "breakdowns" by endpoint, status class and model."""
-    with read_connection(db_path) as con:
+    with reading(db_path) as con:
         daily = con.execute(
             """
             SELECT key_name, day, calls, jobs, failed, credits FROM key_daily_usage
@@ -252,7 +251,7 @@ def key_traffic(db_path: str | Path, key_name: str, start: datetime, end: dateti
 
 
 def traffic_overview(
-    db_path: str | Path, current: tuple[date, date], previous: tuple[date, date], envs: list[str] | None
+    db_path: Source, current: tuple[date, date], previous: tuple[date, date], envs: list[str] | None
 ) -> dict[str, Any]:
     """The explorer's daily frames for this and the previous period, and every key name, in one connection."""
     sql = """
@@ -261,7 +260,7 @@ def traffic_overview(
         WHERE u.day BETWEEN ? AND ? AND (?::VARCHAR[] IS NULL OR list_contains(?, k.environment))
         ORDER BY u.day, u.key_name
     """
-    with read_connection(db_path) as con:
+    with reading(db_path) as con:
         return {
             "current": con.execute(sql, [*current, envs, envs]).df(),
             "previous": con.execute(sql, [*previous, envs, envs]).df(),
@@ -269,30 +268,50 @@ def traffic_overview(
         }
 
 
-def key_jobs(db_path: str | Path, key_name: str, search: str | None = None, limit: int = 500) -> pd.DataFrame:
-    """The key's newest jobs with their request ids; `search` matches part of a job_id or a request_id."""
+def key_jobs(db_path: Source, key_name: str, search: str | None = None, limit: int = 500) -> pd.DataFrame:
+    """The key's newest jobs with their request ids; `search` matches part of a job_id or of a request_id.
+
+    The newest matching jobs are chosen first and only their events grouped: a busy key's every job
+    (tens of thousands) would otherwise have its request ids gathered for a page that shows 200.
+    """
     term = (search or "").strip().lower() or None
+    # Without a search the newest jobs are a top-N of the key's jobs; with one, its matches by either id.
+    chosen = "SELECT job_id FROM jobs WHERE key_name = ?"
+    params: list[Any] = [key_name]
+    if term is not None:
+        chosen = """
+            SELECT job_id FROM jobs WHERE key_name = ? AND contains(lower(job_id), ?)
+            UNION
+            SELECT job_id FROM usage_events
+            WHERE key_name = ? AND job_id IS NOT NULL AND contains(lower(coalesce(request_id, '')), ?)
+        """
+        params = [key_name, term, key_name, term]
     return _df(
         db_path,
-        """
-        WITH req AS (
+        f"""
+        WITH newest AS (
+            SELECT j.job_id, j.created_at, j.status, j.model, j.output_format, j.duration_seconds,
+                   j.credits_charged, j.billing_status, j.output_url, j.error
+            FROM jobs j
+            WHERE j.key_name = ? AND j.job_id IN ({chosen})
+            ORDER BY j.created_at DESC LIMIT ?
+        ), req AS (
             SELECT job_id, string_agg(DISTINCT request_id, ', ' ORDER BY request_id) AS request_ids
-            FROM usage_events WHERE key_name = ? AND job_id IS NOT NULL AND request_id IS NOT NULL
+            FROM usage_events
+            WHERE key_name = ? AND request_id IS NOT NULL AND job_id IN (SELECT job_id FROM newest)
+              -- a job's calls come after it was created (an hour's margin for clocks): the scan reads recent
+              -- row groups only, not a busy fleet's every event
+              AND occurred_at >= (SELECT min(created_at) FROM newest) - INTERVAL 1 HOUR
             GROUP BY job_id
         )
-        SELECT j.job_id, j.created_at, j.status, j.model, j.output_format, j.duration_seconds,
-               j.credits_charged, j.billing_status, j.output_url, j.error, req.request_ids
-        FROM jobs j LEFT JOIN req USING (job_id)
-        WHERE j.key_name = ?
-          AND (?::VARCHAR IS NULL OR contains(lower(j.job_id), ?)
-               OR contains(lower(coalesce(req.request_ids, '')), ?))
-        ORDER BY j.created_at DESC LIMIT ?
+        SELECT n.*, req.request_ids FROM newest n LEFT JOIN req USING (job_id)
+        ORDER BY n.created_at DESC
     """,
-        [key_name, key_name, term, term, term, limit],
+        [key_name, *params, limit, key_name],
     )
 
 
-def job_history(db_path: str | Path, job_id: str) -> pd.DataFrame:
+def job_history(db_path: Source, job_id: str) -> pd.DataFrame:
     """A job's observed status transitions, oldest first."""
     return _df(
         db_path,

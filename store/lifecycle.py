@@ -39,7 +39,7 @@ SEQUENCE_COLUMNS = (
     ("smoke_check_seq", "smoke_check_log", "check_id"),
     ("key_action_seq", "key_action_log", "action_id"),
 )
-# Match the collectors' defaults (collectors.config.CollectorSettings); the store must not import them.
+# Match the collectors' defaults (config.CollectorSettings); the store must not import them.
 DEFAULT_RAW_DAYS = 14
 DEFAULT_EVENTS_DAYS = 400
 
@@ -117,6 +117,16 @@ def base_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
         "SELECT table_name FROM duckdb_tables() WHERE NOT internal AND NOT temporary "
         "AND schema_name = 'main' AND database_name = current_database()",
     )
+
+
+# Result tables (findings the collector's refresh computed from the collected rows) are derived data: a backup
+# leaves them out, and a restored database has none until the next refresh (pages compute on the fly meanwhile).
+DERIVED_PREFIX = "result_"
+
+
+def backed_up_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The tables a backup holds: ours, less the derived result tables."""
+    return [name for name in base_tables(con) if not name.startswith(DERIVED_PREFIX)]
 
 
 def public_views(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -261,7 +271,7 @@ def backup(db_path: str | Path, out_dir: str | Path) -> BackupResult:
             migrations = [
                 str(r[0]) for r in con.execute("SELECT name FROM schema_migrations ORDER BY version").fetchall()
             ]
-            names = base_tables(con)
+            names = backed_up_tables(con)
             tables = row_counts(con, names)
             views = row_counts(con, public_views(con))
             sequences = {
@@ -413,8 +423,9 @@ def _load_tables(con: duckdb.DuckDBPyConnection, folder: Path, manifest: dict[st
     Nothing in the folder is executed: the connection may read only that folder and write nowhere else
     (DuckDB's allowed_directories with external access off), and only known tables receive rows.
     """
-    known = base_tables(con)
-    listed = {str(name) for name in manifest["tables"]}
+    known = backed_up_tables(con)
+    # A backup that holds derived result tables (an older format's EXPORT DATABASE) restores without them.
+    listed = {str(name) for name in manifest["tables"] if not str(name).startswith(DERIVED_PREFIX)}
     unknown, missing = sorted(listed - set(known)), sorted(set(known) - listed)
     if unknown or missing:
         problem = f"tables this version does not know ({', '.join(unknown[:5])})" if unknown else ""
@@ -491,12 +502,12 @@ def restore(backup_dir: str | Path, db_path: str | Path, force: bool = False) ->
                 raise LifecycleError(f"backup {folder}: its schema_migrations rows do not match its manifest")
             _continue_sequences(con, manifest.get("sequences") or {})
             upgraded = apply_migrations(con)
-            tables = row_counts(con, base_tables(con))
+            tables = row_counts(con, backed_up_tables(con))
             views = row_counts(con, public_views(con))
             version = schema_version(con)
         finally:
             con.close()
-        expected = {str(k): int(v) for k, v in manifest["tables"].items()}
+        expected = {str(k): int(v) for k, v in manifest["tables"].items() if not str(k).startswith(DERIVED_PREFIX)}
         if upgraded:
             expected.pop("schema_migrations", None)
             tables_checked = {k: v for k, v in tables.items() if k in expected}

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from store.connection import read_connection
+from store.connection import Source, reading
 from store.results import first_row
 
 
-def _df(db_path: str | Path, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-    with read_connection(db_path) as con:
+def _df(db_path: Source, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+    with reading(db_path) as con:
         return con.execute(sql, params or []).df()
 
 
@@ -70,9 +69,9 @@ _UNREADABLE = """
 """
 
 
-def freshness(db_path: str | Path) -> Freshness:
+def freshness(db_path: Source) -> Freshness:
     """How far to trust what is shown: last good collection, failures, gaps and quarantine."""
-    with read_connection(db_path) as con:
+    with reading(db_path) as con:
         last_ok = first_row(
             con.execute("SELECT max(finished_at) FROM collector_runs WHERE status IN ('ok', 'partial')")
         )
@@ -106,15 +105,15 @@ def unreadable_endpoints(con: Any) -> tuple[Unreadable, ...]:
     return tuple(Unreadable(*row) for row in con.execute(_UNREADABLE).fetchall())
 
 
-def environments(db_path: str | Path) -> list[str]:
+def environments(db_path: Source) -> list[str]:
     frame = _df(db_path, "SELECT DISTINCT environment FROM keys ORDER BY environment")
     return frame["environment"].tolist()
 
 
-def usage_totals(db_path: str | Path, start: date, end: date, envs: list[str] | None = None) -> dict[str, float]:
+def usage_totals(db_path: Source, start: date, end: date, envs: list[str] | None = None) -> dict[str, float]:
     """Calls, jobs, failed and credits summed over [start, end] days (inclusive)."""
     where, params = _env_filter(envs)
-    with read_connection(db_path) as con:
+    with reading(db_path) as con:
         row = first_row(
             con.execute(
                 f"""
@@ -131,7 +130,7 @@ def usage_totals(db_path: str | Path, start: date, end: date, envs: list[str] | 
 
 
 def daily_usage(
-    db_path: str | Path, start: date, end: date, envs: list[str] | None = None, keys: list[str] | None = None
+    db_path: Source, start: date, end: date, envs: list[str] | None = None, keys: list[str] | None = None
 ) -> pd.DataFrame:
     """One row per key and day in range: key_name, environment, day, calls, jobs, failed, credits."""
     where, params = _env_filter(envs)
@@ -150,7 +149,7 @@ def daily_usage(
     )
 
 
-def key_overview(db_path: str | Path, start: date, end: date, envs: list[str] | None = None) -> pd.DataFrame:
+def key_overview(db_path: Source, start: date, end: date, envs: list[str] | None = None) -> pd.DataFrame:
     """Every configured key with its identity, last use and activity in range."""
     where, params = _env_filter(envs)
     return _df(
@@ -174,7 +173,7 @@ def key_overview(db_path: str | Path, start: date, end: date, envs: list[str] | 
     )
 
 
-def coverage_gaps(db_path: str | Path, since: datetime | None = None) -> pd.DataFrame:
+def coverage_gaps(db_path: Source, since: datetime | None = None) -> pd.DataFrame:
     return _df(
         db_path,
         """
@@ -187,7 +186,7 @@ def coverage_gaps(db_path: str | Path, since: datetime | None = None) -> pd.Data
     )
 
 
-def quarantined_records(db_path: str | Path, limit: int = 500) -> pd.DataFrame:
+def quarantined_records(db_path: Source, limit: int = 500) -> pd.DataFrame:
     return _df(
         db_path,
         """
@@ -198,7 +197,7 @@ def quarantined_records(db_path: str | Path, limit: int = 500) -> pd.DataFrame:
     )
 
 
-def recent_runs(db_path: str | Path, limit: int = 50) -> pd.DataFrame:
+def recent_runs(db_path: Source, limit: int = 50) -> pd.DataFrame:
     return _df(
         db_path,
         """
@@ -210,7 +209,7 @@ def recent_runs(db_path: str | Path, limit: int = 50) -> pd.DataFrame:
     )
 
 
-def failed_run_items(db_path: str | Path, limit: int = 200) -> pd.DataFrame:
+def failed_run_items(db_path: Source, limit: int = 200) -> pd.DataFrame:
     return _df(
         db_path,
         """
@@ -223,9 +222,9 @@ def failed_run_items(db_path: str | Path, limit: int = 200) -> pd.DataFrame:
     )
 
 
-def table_counts(db_path: str | Path, views: list[str]) -> dict[str, int]:
+def table_counts(db_path: Source, views: list[str]) -> dict[str, int]:
     """Row counts of public views (names are checked against the catalogue, never interpolated blindly)."""
-    with read_connection(db_path) as con:
+    with reading(db_path) as con:
         known = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
         counts = {}
         for view in views:

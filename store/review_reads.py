@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 import pandas as pd
 
-from store.connection import read_connection
+from store.connection import Source, reading
 
 
-def review_frames(db_path: str | Path, start: datetime, end: datetime, prev_start: datetime) -> dict[str, pd.DataFrame]:
+def review_frames(db_path: Source, start: datetime, end: datetime, prev_start: datetime) -> dict[str, pd.DataFrame]:
     """Frames for [prev_start, end): usage per key/day, credits per model/day, keys, runs, failures and gaps.
 
     `start` splits the current week from the previous one; callers split the frames by day.
     """
-    with read_connection(db_path) as con:
+    with reading(db_path) as con:
         usage = con.execute(
             """
             SELECT u.key_name, k.environment, u.day, u.calls, u.jobs, u.failed, u.credits

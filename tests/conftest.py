@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from collectors.config import Config, load_config
-from collectors.sync import RunSummary, collect
+from collectors.sync import RunSummary
+from config import Config, load_config
+from service.collection import collect_and_refresh
 from simulator.config_writer import write_config
 from simulator.server import ServerHandle, start_server
 from simulator.world import World
@@ -58,8 +59,10 @@ def write_sim_config(server: ServerHandle, path: Path, extra: str = "") -> Path:
 
 
 def collect_once(config: Config, db_path: Path, at: datetime = SIM_NOW, **kwargs) -> RunSummary:
-    """One collection as of `at` (the stand-in's frozen clock)."""
-    return asyncio.run(collect(config, db_path, now=lambda: at.replace(tzinfo=None), **kwargs))
+    """One collection as of `at` (the stand-in's frozen clock), then the results refresh, as `collectors once`
+    runs them: the pages and commands read what the refresh stored."""
+    done = asyncio.run(collect_and_refresh(config, db_path, now=lambda: at.replace(tzinfo=None), **kwargs))
+    return done.run
 
 
 @pytest.fixture(scope="session")

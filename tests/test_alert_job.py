@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from analytics.alert_job import check_alerts
-from collectors.config import ConfigError, load_config
-from collectors.schedule import build_scheduler
+from config import AlertSettings, ConfigError, load_config
+from service.alerts import check_alerts
+from service.scheduler import build_scheduler
 from store.alert_store import list_alerts
 from store.state_file import state_path
 from tests.test_alerts import receiver
@@ -18,11 +18,11 @@ HOOK_ENV = "RBV_TEST_SERVICE_HOOK"
 
 def test_the_check_opens_and_posts_each_incident_once(collected, tmp_path, monkeypatch):
     monkeypatch.setenv("RBV_STATE_DB", str(tmp_path / "state.duckdb"))  # never beside the shared fixture
-    sections = {"alerts": {"webhook_url_env": HOOK_ENV, "cooldown_hours": 0}}
+    settings = AlertSettings(webhook_url_env=HOOK_ENV, cooldown=timedelta(0))
     with receiver([]) as (url, state):
         monkeypatch.setenv(HOOK_ENV, url)
-        first = check_alerts(collected.db_path, sections, collected.now, lookback=timedelta(days=120))
-        again = check_alerts(collected.db_path, sections, collected.now, lookback=timedelta(days=120))
+        first = check_alerts(collected.db_path, settings, collected.now, lookback=timedelta(days=120))
+        again = check_alerts(collected.db_path, settings, collected.now, lookback=timedelta(days=120))
     assert first.opened > 0 and first.delivered == first.opened and first.failed == 0
     assert again.opened == 0  # idempotent: the same incidents never alert twice
     assert len(state.bodies) == first.opened

@@ -12,12 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pandas as pd
 import pytest
 
-from analytics.alerts import (
-    cooldown_from_config,
-    deliver,
-    slack_payload,
-    webhook_url_from_config,
-)
+from analytics.alerts import slack_payload
+from collectors.http_client import RetryPolicy, post_json
+from config import ConfigError, config_from_dict
 from store.alert_store import (
     AlertError,
     acknowledge,
@@ -130,13 +127,25 @@ def test_mark_delivery_and_payload(tmp_path):
         assert part in text
 
 
+def _alerts(section: dict):
+    return config_from_dict({"alerts": section}, secrets=False).alerts
+
+
 def test_config_helpers(monkeypatch):
     monkeypatch.setenv("RBV_TEST_HOOK", "http://127.0.0.1:1/hook")
-    assert webhook_url_from_config({"alerts": {"webhook_url_env": "RBV_TEST_HOOK"}}) == "http://127.0.0.1:1/hook"
-    assert webhook_url_from_config({"alerts": {"webhook_url_env": "RBV_TEST_HOOK_MISSING"}}) is None
-    assert webhook_url_from_config({}) is None
-    assert cooldown_from_config({}) == timedelta(hours=6)
-    assert cooldown_from_config({"alerts": {"cooldown_hours": 2}}) == timedelta(hours=2)
+    assert _alerts({"webhook_url_env": "RBV_TEST_HOOK"}).webhook_url() == "http://127.0.0.1:1/hook"
+    assert _alerts({"webhook_url_env": "RBV_TEST_HOOK_MISSING"}).webhook_url() is None
+    assert _alerts({}).webhook_url() is None
+    assert _alerts({}).cooldown == timedelta(hours=6)
+    assert _alerts({"cooldown_hours": 2}).cooldown == timedelta(hours=2)
+    with pytest.raises(ConfigError, match="cooldown_hours"):
+        _alerts({"cooldown_hours": -1})
+
+
+def _deliver(url: str, payload: dict, attempts: int, timeout_s: float = 5.0) -> tuple[bool, int, str | None]:
+    """Post through the one outbound HTTP path (collectors.http_client), backoff scaled down for tests."""
+    outcome = post_json(url, payload, RetryPolicy(max_attempts=attempts, scale=0.001), timeout_s=timeout_s)
+    return outcome.ok, outcome.attempts, outcome.error
 
 
 class Receiver:
@@ -176,28 +185,28 @@ def receiver(statuses: list[int]) -> Iterator[tuple[str, Receiver]]:
 
 def test_deliver_posts_json():
     with receiver([200]) as (url, state):
-        ok, attempts, error = deliver(url, {"text": "hello"}, backoff_s=0.01)
+        ok, attempts, error = _deliver(url, {"text": "hello"}, 3)
     assert (ok, attempts, error) == (True, 1, None)
     assert state.bodies == [{"text": "hello"}]
 
 
 def test_deliver_retries_5xx_until_success():
     with receiver([500, 500, 200]) as (url, state):
-        ok, attempts, error = deliver(url, {"text": "x"}, attempts=3, backoff_s=0.01)
+        ok, attempts, error = _deliver(url, {"text": "x"}, 3)
     assert (ok, attempts, error) == (True, 3, None)
     assert len(state.bodies) == 3
 
 
 def test_deliver_gives_up_after_attempts_without_leaking_url():
     with receiver([503, 503, 503]) as (url, state):
-        ok, attempts, error = deliver(url, {"text": "x"}, attempts=3, backoff_s=0.01)
+        ok, attempts, error = _deliver(url, {"text": "x"}, 3)
     assert not ok and attempts == 3 and "503" in error
     assert url not in error and "SECRET-TOKEN" not in error and "127.0.0.1" not in error
 
 
 def test_deliver_does_not_retry_4xx():
     with receiver([400, 200]) as (url, state):
-        ok, attempts, error = deliver(url, {"text": "x"}, attempts=3, backoff_s=0.01)
+        ok, attempts, error = _deliver(url, {"text": "x"}, 3)
     assert (ok, attempts) == (False, 1) and "400" in error
     assert len(state.bodies) == 1
     assert url not in error and "SECRET-TOKEN" not in error
@@ -206,7 +215,7 @@ def test_deliver_does_not_retry_4xx():
 def test_deliver_connection_error_is_retried_without_leaking_url():
     with receiver([]) as (url, _):
         pass  # closed: nothing listens on that port any more
-    ok, attempts, error = deliver(url, {"text": "x"}, attempts=2, backoff_s=0.01, timeout_s=1)
+    ok, attempts, error = _deliver(url, {"text": "x"}, 2, timeout_s=1)
     assert not ok and attempts == 2 and error
     assert url not in error and "SECRET-TOKEN" not in error and "127.0.0.1" not in error
 
@@ -245,6 +254,6 @@ def test_anomalies_page_opens_acknowledges_and_resolves_alerts(collected, monkey
 def test_deliver_logs_never_name_the_url(caplog):
     caplog.set_level("DEBUG")
     with receiver([500, 400]) as (url, _):
-        ok, attempts, _error = deliver(url, {"text": "x"}, attempts=3, backoff_s=0.01)
+        ok, attempts, _error = _deliver(url, {"text": "x"}, 3)
     assert (ok, attempts) == (False, 2)
     assert caplog.records and all("SECRET-TOKEN" not in r.getMessage() for r in caplog.records)

@@ -10,8 +10,8 @@ import duckdb
 import numpy as np
 import pytest
 
-from collectors.config import Config, load_config
 from collectors.contract import parse_timestamp
+from config import Config, load_config
 from simulator.clock import to_ms
 from simulator.faults import FaultSpec
 from simulator.server import start_server

@@ -10,9 +10,9 @@ import duckdb
 import httpx
 import pytest
 
-from collectors.config import config_from_dict
 from collectors.http_client import ApiClient, ApiError, RetryPolicy
 from collectors.sync import collect
+from config import config_from_dict
 
 NOW = datetime(2026, 11, 20, 12, 0, 0)
 SECRET_A = "rbv_" + "a" * 32

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from collectors import contract
-from collectors.config import config_from_dict
 from collectors.sync import collect
+from config import config_from_dict
 from simulator import shapes
 from store import reads
 

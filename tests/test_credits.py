@@ -19,6 +19,7 @@ from analytics.ledger import (
     load_ledger,
     parse_ledger,
 )
+from config import ConfigError, load_config, pricing_section, reconciliation_section
 
 NOW = datetime(2025, 6, 2, 12, 0)
 DAY = datetime(2025, 6, 1, 10, 0)
@@ -108,8 +109,8 @@ def test_rounding_policies(rounding: str, seconds: float, minutes: float) -> Non
 
 
 def test_settings_from_config_defaults_and_overrides() -> None:
-    assert credits.settings_from_config(None) == credits.ReconcileSettings(rounding="exact", tolerance=0.01)
-    custom = credits.settings_from_config({"rounding": "minute", "tolerance": 0.5, "ledger_max_mb": 5})
+    assert reconciliation_section(None) == credits.ReconcileSettings(rounding="exact", tolerance=0.01)
+    custom = reconciliation_section({"rounding": "minute", "tolerance": 0.5, "ledger_max_mb": 5})
     assert (custom.rounding, custom.tolerance, custom.ledger_max_bytes) == ("minute", 0.5, 5 * 1_048_576)
 
 
@@ -124,20 +125,21 @@ def test_settings_from_config_defaults_and_overrides() -> None:
     ],
 )
 def test_settings_from_config_rejects_bad_values(section: dict[str, object], message: str) -> None:
-    with pytest.raises(credits.ReconcileConfigError, match=message):
-        credits.settings_from_config(section)
+    with pytest.raises(ConfigError, match=message):
+        reconciliation_section(section)
 
 
-def test_load_settings_reads_only_the_reconciliation_table(tmp_path) -> None:  # noqa: ANN001
+def test_the_analysis_config_reads_reconciliation_without_the_secrets(tmp_path) -> None:  # noqa: ANN001
     path = tmp_path / "config.toml"
     path.write_text(
         '[[keys]]\nname = "a-prod"\nsecret_env = "NOT_SET_ANYWHERE"\n\n'
         '[reconciliation]\nrounding = "second"\ntolerance = 0.05\n',
         encoding="utf-8",
     )
-    assert credits.load_settings(path) == credits.ReconcileSettings(rounding="second", tolerance=0.05)
-    with pytest.raises(credits.ReconcileConfigError, match="does not exist"):
-        credits.load_settings(tmp_path / "missing.toml")
+    loaded = load_config(path, secrets=False).reconciliation
+    assert loaded == credits.ReconcileSettings(rounding="second", tolerance=0.05)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.toml", secrets=False)
 
 
 # --- per-job categories ----------------------------------------------------------------------------
@@ -483,7 +485,7 @@ def test_pricing_falls_back_to_config_then_published_rates_and_says_so() -> None
     published = Published(dict(RATES))
     api = pd.DataFrame({"model": ["Pro", "light"], "credits_per_minute": [200.0, 45.0]})
     none = pd.DataFrame({"model": [], "credits_per_minute": []})
-    config = pricing.pricing_from_config({"rates": {"pro": 170, "human": 40}})
+    config = pricing_section({"rates": {"pro": 170, "human": 40}})
 
     full = pricing.resolve_pricing(Collected(api, read_at=NOW), config, published)
     assert full.rates == {"pro": 200.0, "light": 45.0, "human": 40.0, "original": 60.0}
@@ -505,7 +507,7 @@ def test_pricing_falls_back_to_config_then_published_rates_and_says_so() -> None
     stale = pricing.resolve_pricing(Collected(api, NOW - timedelta(days=2), NOW), pricing.PricingConfig(), published)
     assert stale.rates["pro"] == 200.0 and "the last rates read at 2025-05-31 12:00 UTC are used" in stale.warning
 
-    preferred = pricing.pricing_from_config({"rates": {"pro": 170}, "prefer": "config"})
+    preferred = pricing_section({"rates": {"pro": 170}, "prefer": "config"})
     assert pricing.resolve_pricing(Collected(api), preferred, published).sources["pro"] == "config"
 
 
@@ -516,8 +518,8 @@ def test_pricing_falls_back_to_config_then_published_rates_and_says_so() -> None
      ({"prefer": "config"}, "needs rates")],
 )  # fmt: skip
 def test_pricing_config_errors(section: dict[str, object], message: str) -> None:
-    with pytest.raises(pricing.PricingConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        pricing.pricing_from_config(section)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        pricing_section(section)
 
 
 def test_rows_say_which_pricing_judged_them() -> None:
@@ -679,7 +681,8 @@ def test_credits_over_time_and_cost_per_output() -> None:
             job("d", status="running", credits_charged=0.0),
         ]
     )
-    usage = credits.daily_usage(jobs, RATES, SETTINGS)
+    data = credits.BillingData(jobs=jobs, orphan_events=pd.DataFrame(), daily=pd.DataFrame(), rates=RATES)
+    usage = credits.usage_from_days(credits.credit_days(data, SETTINGS, NOW, None, NOW))
     assert usage["jobs"].sum() == 3 and usage["credits"].sum() == 180.0
     by_model = credits.credits_over_time(usage, "model")
     assert set(by_model["group"]) == {"original", "pro"}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from collectors.config import load_config
+from config import load_config
 from simulator.ledger import write_ledger
 from simulator.server import start_server
 from store import credit_reads

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from analytics.__main__ import main as analytics_main
-from collectors.config import load_config
+from config import load_config
 from simulator import shapes
 from simulator.server import start_server
 from store import reads

@@ -28,7 +28,7 @@ from analytics.__main__ import main as analytics_main
 from analytics.export import csv_frame, safe_cell, to_csv
 from analytics.ledger import parse_ledger
 from collectors.__main__ import main as collectors_main
-from collectors.config import ConfigError, load_config
+from config import ConfigError, load_config
 from simulator.config_writer import write_config
 from simulator.server import start_server
 from simulator.world import World

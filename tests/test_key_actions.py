@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from analytics.key_actions import Access, TrafficFacts, guard, rotation_name_problem, suggested_rotation_name
-from collectors.config import fingerprint, load_config
+from config import fingerprint, load_config
 from simulator.server import start_server
 from tests.conftest import ADMIN_TOKEN, ROOT, collect_once, make_world, write_sim_config
 

@@ -10,7 +10,8 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from analytics.cli_keys import findings_for, rules_from_file
+from config import load_config
+from service.keys import evaluate_findings
 from tests.conftest import ROOT
 
 CLI_FIELDS = ["key_name", "finding", "detail", "since"]
@@ -45,7 +46,7 @@ def _cli(collected, fmt: str) -> subprocess.CompletedProcess:
 
 
 def test_findings_equal_the_designed_truth(collected):
-    findings = findings_for(collected.db_path, collected.now, rules_from_file(collected.config_path))
+    findings = evaluate_findings(collected.db_path, collected.now, load_config(collected.config_path).rules)
     truth = collected.world.governance_truth(collected.now)
     found = _pairs(findings.to_dict("records"))
     assert found - truth == set(), "extra findings"

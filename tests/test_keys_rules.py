@@ -13,7 +13,6 @@ from analytics.keys import (
     FINDING_COLUMNS,
     KeyFacts,
     Rules,
-    RulesError,
     deletion_candidates,
     evaluate,
     inventory_findings,
@@ -27,6 +26,7 @@ from analytics.keys import (
     staleness_finding,
 )
 from analytics.traffic import profile_distance, rollup, top_movers, week_profile
+from config import ConfigError, rules_section
 
 NOW = datetime(2025, 6, 2, 12, 0, 0)  # a Monday
 RULES = Rules()
@@ -51,7 +51,7 @@ def test_rules_defaults_follow_the_design() -> None:
 
 
 def test_rules_from_toml_section_overrides_and_normalizes_environments() -> None:
-    rules = Rules.from_mapping(
+    rules = rules_section(
         {
             "inactive_days": {"production": 3},
             "release_cycle_days": 21,
@@ -77,8 +77,8 @@ def test_rules_from_toml_section_overrides_and_normalizes_environments() -> None
     ],
 )
 def test_rules_reject_bad_settings_with_one_clear_line(section: dict, message: str) -> None:
-    with pytest.raises(RulesError, match=message):
-        Rules.from_mapping(section)
+    with pytest.raises(ConfigError, match=message):
+        rules_section(section)
 
 
 # -------------------------------------------------------------------------------------------- staleness
@@ -244,7 +244,7 @@ def test_staging_rotates_each_release_cycle_and_dev_has_no_age_rule() -> None:
         == "rotation_due"
     )
     assert rotation_finding("svc-dev", "dev", None, NOW - timedelta(days=900), NOW, RULES) is None
-    custom = Rules.from_mapping({"release_cycle_days": 30})
+    custom = rules_section({"release_cycle_days": 30})
     assert rotation_finding("svc-staging", "staging", NOW - timedelta(days=20), None, NOW, custom) is None
 
 

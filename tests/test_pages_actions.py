@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from collectors.config import load_config
+from config import load_config
 from simulator.server import start_server
 from tests.conftest import ADMIN_TOKEN, ROOT, SIM_NOW, collect_once, make_world, write_sim_config
 from ui.auth import hash_password
@@ -161,12 +161,14 @@ def test_key_detail_says_why_a_check_cannot_run_here(stand_in, tmp_path):
 def test_the_weekly_review_acts_on_a_disable_decision(stand_in):
     world, settings = stand_in
     at = _page(settings, "review")
-    assert any(e.label.startswith(f"{QUIET}:") or QUIET in e.label for e in at.expander), [e.label for e in at.expander]
-    at.text_input(key=f"who_{QUIET}").input("weekly meeting")
-    at.selectbox(key=f"decision_{QUIET}").set_value("disable")
-    next(b for b in at.button if f"decide_{QUIET}" in str(b.key)).click().run()
+    assert any(QUIET in e.label for e in at.expander), [e.label for e in at.expander]
+    at.selectbox(key="decide_key").set_value(QUIET)
+    at.text_input(key="decide_who").input("weekly meeting")
+    at.selectbox(key="decide_choice").set_value("disable")
+    next(b for b in at.button if b.label == "Record decision").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    at.toggle(key=f"act_{QUIET}").set_value(True).run()
+    assert at.selectbox(key="act_key").value == QUIET  # the keys decided on, to act on
+    at.toggle(key="act_now").set_value(True).run()
     prefix = f"review_{QUIET}"
     at.text_input(key=f"{prefix}_actor").input("ops-erin").run()
     assert at.selectbox(key=f"{prefix}_key").options == [QUIET]

@@ -49,10 +49,11 @@ def test_page_shows_sections_in_meeting_order(app_env):
 
 def test_recording_a_decision_shows_it_after_a_rerun(app_env):
     at = _page(app_env)
-    at.text_input(key="who_frontend-dev").input("ana")
-    at.selectbox(key="decision_frontend-dev").select("delete")
-    at.text_area(key="note_frontend-dev").input("unused since October")
-    form_button = next(b for b in at.button if "decide_frontend-dev" in str(b.key))
+    at.selectbox(key="decide_key").select("frontend-dev")
+    at.text_input(key="decide_who").input("ana")
+    at.selectbox(key="decide_choice").select("delete")
+    at.text_area(key="decide_note").input("unused since October")
+    form_button = next(b for b in at.button if "decide" in str(b.key))
     form_button.click().run()
     assert not at.exception, [e.value for e in at.exception]
     at.run()  # a plain rerun (and a fresh AppTest: a restart) still shows it
@@ -65,7 +66,8 @@ def test_recording_a_decision_shows_it_after_a_rerun(app_env):
 
 def test_empty_decision_author_is_refused(app_env):
     at = _page(app_env)
-    next(b for b in at.button if "decide_frontend-dev" in str(b.key)).click().run()
+    at.selectbox(key="decide_key").select("frontend-dev")
+    next(b for b in at.button if "decide" in str(b.key)).click().run()
     assert any("say who decided" in e.value for e in at.error)
 
 
@@ -79,14 +81,21 @@ def test_week_picker_and_json_download_match_the_cli(app_env, tmp_path):
     cli = json.loads(out.read_text(encoding="utf-8"))
     assert cli["week"]["week"] == "2026-W45"
     # The page renders the same review the CLI does (the buttons carry render(review, fmt) of it).
-    from analytics.review import build_review, load_inputs
     from analytics.review_render import render
+    from config import load_config
+    from service.review import week_review
     from store.decisions import last_decisions
     from store.state_file import state_path
 
-    inputs = load_inputs(
-        app_env.db_path, "2026-W45", SIM_NOW.replace(tzinfo=None), state_db=state_path(app_env.db_path)
+    config = load_config(app_env.config_path, secrets=False)
+    done = week_review(
+        app_env.db_path,
+        "2026-W45",
+        SIM_NOW.replace(tzinfo=None),
+        config.rules,
+        config.reconciliation,
+        state_path(app_env.db_path),
     )
-    page_json = json.loads(render(build_review(inputs, "2026-W45", SIM_NOW.replace(tzinfo=None)), "json"))
+    page_json = json.loads(render(done.review, "json"))
     assert page_json == cli
     assert last_decisions(state_path(app_env.db_path)).empty

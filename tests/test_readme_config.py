@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import tomllib
 
-from analytics.credits import ReconcileSettings, settings_from_config
-from analytics.keys import Rules
+from analytics.credits import ReconcileSettings
 from analytics.ledger import DEFAULT_MAX_BYTES
-from analytics.pricing import pricing_from_config
-from collectors.config import config_from_dict
+from config import config_from_dict, pricing_section, reconciliation_section, rules_section
 from tests.conftest import ROOT
 
 
@@ -24,14 +22,15 @@ def test_the_readme_config_example_loads_with_every_section():
     data = _readme_toml()
     config = config_from_dict(data)
     assert [k.name for k in config.keys] == ["api-gateway-prod"]
-    assert Rules.from_mapping(data["rules"]).rotation_due_days["staging"] == 14
-    assert settings_from_config(data["reconciliation"]).tolerance == 0.01
-    assert pricing_from_config(data["pricing"]).prefer == "api"
-    assert set(config.sections) >= {"collector", "rules", "reconciliation", "pricing", "alerts", "review"}
+    assert rules_section(data["rules"]).rotation_due_days["staging"] == 14
+    assert reconciliation_section(data["reconciliation"]).tolerance == 0.01
+    assert pricing_section(data["pricing"]).prefer == "api"
+    assert config.rules.rotation_due_days["staging"] == 14 and config.reconciliation.pricing.prefer == "api"
+    assert config.alerts.webhook_url_env == "RBV_ALERT_WEBHOOK" and config.review.weekly_cron == "0 7 * * mon"
 
 
 def test_the_documented_ledger_limit_is_the_one_the_code_and_the_server_use():
-    documented = settings_from_config(_readme_toml()["reconciliation"]).ledger_max_bytes
+    documented = reconciliation_section(_readme_toml()["reconciliation"]).ledger_max_bytes
     assert documented == ReconcileSettings().ledger_max_bytes == DEFAULT_MAX_BYTES
     server = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))["server"]
     assert server["maxUploadSize"] * 1_048_576 == DEFAULT_MAX_BYTES

@@ -9,9 +9,13 @@ import duckdb
 import pytest
 
 from analytics.__main__ import main
-from analytics.cli_keys import findings_for, rules_from_file
-from analytics.review import SECTIONS, build_review, default_week, load_inputs, parse_week, week_bounds
+from analytics.credits import ReconcileSettings
+from analytics.keys import Rules
+from analytics.review import SECTIONS, default_week, parse_week, week_bounds
 from analytics.review_render import to_html, to_markdown
+from config import load_config
+from service.keys import evaluate_findings
+from service.review import compute_review
 from store.decisions import Decision, all_decisions, last_decisions, record
 from store.state_file import state_path
 
@@ -101,8 +105,8 @@ def test_json_sections_match_the_database(collected, tmp_path, state):
     movers = report["top_movers"]["calls"]
     assert [abs(m["change"]) for m in movers] == sorted((abs(m["change"]) for m in movers), reverse=True)
 
-    rules = rules_from_file(collected.config_path)
-    truth = findings_for(collected.db_path, end - timedelta(microseconds=1), rules)
+    rules = load_config(collected.config_path, secrets=False).rules
+    truth = evaluate_findings(collected.db_path, end - timedelta(microseconds=1), rules)
     stale_truth = sorted((r.key_name, r.finding) for r in truth.itertuples() if r.finding in ("never_used", "inactive"))
     assert sorted((r["key_name"], r["finding"]) for r in report["stale_keys"]) == stale_truth
     assert report["governance"]["open"] == len(truth)
@@ -149,7 +153,7 @@ def test_empty_week_is_a_clear_valid_report(collected, tmp_path, state):
 
 def test_future_week_renders_without_governance(collected, state):
     week = "2027-W02"
-    review = build_review(load_inputs(collected.db_path, week, NOW), week, NOW)
+    review = compute_review(collected.db_path, week, NOW, Rules(), ReconcileSettings())
     assert review["governance"]["available"] is False
     assert "Not computable" in to_markdown(review)
     assert "<html" in to_html(review)

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from analytics.report_job import write_weekly_review
 from analytics.review import default_week
-from collectors.config import ConfigError, load_config
-from collectors.schedule import build_scheduler, weekly_review_job
+from config import ConfigError, load_config
+from service.review import write_weekly_review
+from service.scheduler import build_scheduler, weekly_review_job
 
 KEY = (
     '[api]\nbase_url = "http://127.0.0.1:9"\n\n'
@@ -52,7 +52,10 @@ def test_bad_review_settings_are_one_clear_error(tmp_path, review, fragment):
 
 
 def test_the_job_writes_html_markdown_and_json_for_the_last_full_week(collected, tmp_path):
-    written = write_weekly_review(collected.db_path, tmp_path / "reports", collected.config_path, collected.now)
+    config = load_config(collected.config_path, secrets=False)
+    written = write_weekly_review(
+        collected.db_path, tmp_path / "reports", collected.now, config.rules, config.reconciliation
+    )
     week = default_week(collected.now)
     assert [p.name for p in written] == [f"review-{week}.html", f"review-{week}.md", f"review-{week}.json"]
     data = json.loads(written[2].read_text(encoding="utf-8"))

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from analytics.smoke import ROW_FIELDS
-from collectors.config import load_config
-from collectors.schedule import build_scheduler
+from config import load_config
+from service.scheduler import build_scheduler
 from service.smoke import SMOKE_METRIC, run_smoke_checks, select_keys
 from simulator.server import start_server
 from store.alert_store import list_alerts
@@ -238,7 +238,7 @@ def test_serve_schedules_the_opted_in_keys_and_its_job_stores_them(stand_in, cap
 
 
 def test_smoke_and_actions_settings_have_working_defaults_and_clear_errors():
-    from collectors.config import DEFAULT_SMOKE_CLIP_URL, ConfigError, config_from_dict
+    from config import DEFAULT_SMOKE_CLIP_URL, ConfigError, config_from_dict
 
     key = {"name": "api-gateway-prod", "secret": "rbv_0123456789abcdef"}
     plain = config_from_dict({"keys": [key]})

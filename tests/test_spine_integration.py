@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from collectors.config import load_config
+from config import load_config
 from tests.conftest import collect_once
 
 ROOT = Path(__file__).resolve().parents[1]

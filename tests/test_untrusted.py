@@ -32,10 +32,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analytics.__main__ import main as analytics_main
-from analytics.alerts import deliver
 from collectors.__main__ import main as collectors_main
-from collectors.config import ConfigError, load_config
-from collectors.schedule import alert_check_job
+from collectors.http_client import RetryPolicy, post_json
+from config import AlertSettings, ConfigError, load_config
+from service.scheduler import alert_check_job
 from store.alert_store import list_alerts
 from store.decisions import Decision, record
 from tests.conftest import ROOT, SIM_NOW, collect_once, make_world, write_sim_config
@@ -323,6 +323,23 @@ def _tcp_listener():
         sock.close()
 
 
+def deliver(url: str, payload: dict, attempts: int = 3, timeout_s: float = 5.0) -> tuple[bool, int, str | None]:
+    """Post through the one outbound HTTP path (collectors.http_client), backoff scaled down for tests."""
+    outcome = post_json(url, payload, RetryPolicy(max_attempts=attempts, scale=0.001), timeout_s=timeout_s)
+    return outcome.ok, outcome.attempts, outcome.error
+
+
+def _stored_incident(monkeypatch) -> None:
+    """Detection is not under test: the alert check sees one fresh incident."""
+    import service.alerts
+    from service.anomalies import Incidents
+    from service.results import Provenance
+
+    monkeypatch.setattr(
+        service.alerts, "incidents", lambda db, now, since: Incidents(_incident(now), [], Provenance(now, None))
+    )
+
+
 @pytest.mark.parametrize("scheme", ["data", "file", "ftp", "no scheme"])
 def test_deliver_refuses_urls_it_cannot_post_to(tmp_path, scheme):
     existing = _write(tmp_path, "target.txt", "a file the old code opened and called delivered")
@@ -333,7 +350,7 @@ def test_deliver_refuses_urls_it_cannot_post_to(tmp_path, scheme):
             "ftp": f"ftp://127.0.0.1:{port}/{SECRET_PART}",
             "no scheme": f"hooks.example.test/services/{SECRET_PART}",
         }[scheme]
-        ok, attempts, error = deliver(url, {"text": "x"}, attempts=2, backoff_s=0.01, timeout_s=1)
+        ok, attempts, error = deliver(url, {"text": "x"}, attempts=2, timeout_s=1)
     assert (ok, attempts) == (False, 0), (ok, attempts, error)
     assert "http(s)" in error and SECRET_PART not in error and str(tmp_path) not in error
     assert accepted == [], "a connection was opened for a URL that is not http(s)"
@@ -387,8 +404,6 @@ def _incident(now: datetime) -> pd.DataFrame:
 
 def test_serve_records_retries_and_never_prints_an_undeliverable_webhook(tmp_path, monkeypatch, capsys):
     """The probe: a URL without a scheme printed `[alerts] check failed: unknown url type: '<the URL>'`."""
-    import analytics.alert_job
-
     state = tmp_path / "state.duckdb"
     monkeypatch.setenv("RBV_STATE_DB", str(state))
     monkeypatch.delenv("RBV_TEST_SERVE_HOOK", raising=False)
@@ -396,8 +411,7 @@ def test_serve_records_retries_and_never_prints_an_undeliverable_webhook(tmp_pat
     # The variable changes after the config was checked (it is read at each check): the check must cope.
     bad = f"hooks.example.test/services/{SECRET_PART}"
     monkeypatch.setenv("RBV_TEST_SERVE_HOOK", bad)
-    # Detection is not under test here: the check sees one fresh incident.
-    monkeypatch.setattr(analytics.alert_job, "incidents_for", lambda db, now, since: _incident(now))
+    _stored_incident(monkeypatch)
     job = alert_check_job(config, tmp_path / "monitor.duckdb")
     asyncio.run(job())
     printed = capsys.readouterr()
@@ -415,12 +429,11 @@ def test_serve_records_retries_and_never_prints_an_undeliverable_webhook(tmp_pat
 
 
 def test_a_failed_delivery_is_retried_at_the_next_check(tmp_path, monkeypatch):
-    import analytics.alert_job
-    from analytics.alert_job import check_alerts
+    from service.alerts import check_alerts
 
     monkeypatch.setenv("RBV_STATE_DB", str(tmp_path / "state.duckdb"))
-    monkeypatch.setattr(analytics.alert_job, "incidents_for", lambda db, now, since: _incident(now))
-    sections = {"alerts": {"webhook_url_env": "RBV_TEST_RETRY_HOOK"}}
+    _stored_incident(monkeypatch)
+    sections = AlertSettings(webhook_url_env="RBV_TEST_RETRY_HOOK")
     now = SIM_NOW.replace(tzinfo=None)
     with receiver([503, 503, 503, 200]) as (url, received):
         monkeypatch.setenv("RBV_TEST_RETRY_HOOK", url)
@@ -504,9 +517,13 @@ def test_files_the_product_writes_are_owner_only(collected, tmp_path, monkeypatc
     state = tmp_path / "state" / "dashboard.duckdb"
     record(state, Decision("api-gateway-prod", "keep", "ops", "", "2026-W46"), now=SIM_NOW.replace(tzinfo=None))
     monkeypatch.setenv("RBV_STATE_DB", str(state))
-    from analytics.report_job import write_weekly_review
+    from analytics.credits import ReconcileSettings
+    from analytics.keys import Rules
+    from service.review import write_weekly_review
 
-    reports = write_weekly_review(collected.db_path, tmp_path / "reports", None, SIM_NOW.replace(tzinfo=None))
+    reports = write_weekly_review(
+        collected.db_path, tmp_path / "reports", SIM_NOW.replace(tzinfo=None), Rules(), ReconcileSettings()
+    )
     files = [new_db, config, state, *reports]
     assert {str(p): oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {str(p): "0o600" for p in files}
     folders = [new_db.parent, config.parent, tmp_path / "reports"]

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from analytics.review import default_week
-from collectors.config import load_config
+from config import load_config
 from simulator.server import start_server
 from store.alert_store import acknowledge, upsert_incidents
 from store.decisions import Decision, record

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
 import streamlit as st
@@ -40,6 +41,11 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+@cache
+def _zones() -> list[str]:
+    return sorted(available_timezones())  # reads the tz database's folders: once per process, not per rerun
+
+
 def sidebar_filters() -> Filters:
     """Draw the sidebar once per run; widget keys keep the choice as the operator moves between pages."""
     today = utc_now().date()
@@ -60,7 +66,7 @@ def sidebar_filters() -> Filters:
         envs = st.multiselect(
             "Environments", ENVIRONMENTS, default=ENVIRONMENTS, key="env_filter", help="Empty means all environments."
         )
-        zones = sorted(available_timezones())
+        zones = _zones()
         tz_name = st.selectbox(
             "Show times in", zones, index=zones.index("UTC") if "UTC" in zones else 0, key="tz_choice"
         )

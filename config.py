@@ -1,32 +1,56 @@
-"""Load and validate the key configuration (TOML); resolve secrets without ever exposing them."""
+"""The one typed configuration: the key config TOML read once, every section validated, one error type.
+
+Every face (collectors, the service, the CLIs, the dashboard) loads it through `load_config`; the analysis
+faces pass `secrets=False`, so they validate the same file without needing the collectors' secrets.
+Unknown sections and fields are an error naming them; secrets are resolved without ever being shown.
+"""
 
 from __future__ import annotations
 
-import hashlib
+import math
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from analytics.credits import ROUNDING_POLICIES, ReconcileSettings
+from analytics.keys import Rules
+from analytics.pricing import PREFER, PricingConfig
+from domain import (
+    ENVIRONMENT_ALIASES,
+    environment_from_name,
+    fingerprint,
+    mask_secret,
+    normalize_environment,
+)
 from untrusted import UnsafeURL, check_url
 
-DEFAULT_BASE_URL = "https://api.removebgvideo.com"
+__all__ = [
+    "ENVIRONMENT_ALIASES",
+    "AlertSettings",
+    "CollectorSettings",
+    "Config",
+    "ConfigError",
+    "KeyConfig",
+    "ReviewSettings",
+    "SmokeSettings",
+    "ActionSettings",
+    "config_from_dict",
+    "environment_from_name",
+    "fingerprint",
+    "load_config",
+    "mask_secret",
+    "normalize_environment",
+    "pricing_section",
+    "reconciliation_section",
+    "rules_section",
+]
 
-ENVIRONMENT_ALIASES = {
-    "prod": "prod",
-    "production": "prod",
-    "prd": "prod",
-    "staging": "staging",
-    "stg": "staging",
-    "stage": "staging",
-    "dev": "dev",
-    "development": "dev",
-    "local": "dev",
-    "sandbox": "dev",
-}
+DEFAULT_BASE_URL = "https://api.removebgvideo.com"
 
 _KEY_FIELDS = {
     "name",
@@ -98,20 +122,44 @@ class CollectorSettings:
             "summary": 900.0,
             "pricing": 86400.0,
             "admin": 3600.0,
+            "results": 300.0,  # how often `serve` refreshes the stored findings when new data arrived
         }
     )
 
 
 @dataclass(frozen=True)
-class Config:
-    path: Path | None
-    base_url: str
-    keys: tuple[KeyConfig, ...]
-    admin_token: str | None = field(default=None, repr=False)
-    collector: CollectorSettings = field(default_factory=CollectorSettings)
-    sections: dict[str, Any] = field(default_factory=dict, repr=False)
-    smoke: SmokeSettings = field(default_factory=lambda: SmokeSettings())
-    actions: ActionSettings = field(default_factory=lambda: ActionSettings())
+class AlertSettings:
+    """`[alerts]`: where anomaly alerts are posted (the URL is a secret: only its variable's name is kept)."""
+
+    webhook_url_env: str | None = None
+    cooldown: timedelta = timedelta(hours=6)
+    check_minutes: float = DEFAULT_ALERT_CHECK_MINUTES
+    allow_link_local: bool = False
+
+    def webhook_url(self) -> str | None:
+        """The webhook URL from the environment at the moment of use (None when unset).
+
+        Raises ValueError (never echoing the URL) when it is not an http(s) URL safe to post to.
+        """
+        if not self.webhook_url_env:
+            return None
+        value = os.environ.get(self.webhook_url_env, "").strip()
+        if not value:
+            return None
+        try:
+            return check_url(value, allow_link_local=self.allow_link_local)
+        except UnsafeURL as exc:
+            raise ValueError(
+                f"the webhook URL in ${self.webhook_url_env} {exc}; the URL is a secret, so it is not shown"
+            ) from None
+
+
+@dataclass(frozen=True)
+class ReviewSettings:
+    """`[review]`: the weekly report job of `collectors serve` (a crontab line in UTC) and its folder."""
+
+    weekly_cron: str | None = None
+    reports_dir: Path = Path(DEFAULT_REPORTS_DIR)
 
 
 # A public 5-second CC0 clip (MDN's "flower.mp4"): short, so a check costs a few credits. Host your own for production.
@@ -147,81 +195,22 @@ class ActionSettings:
     operators: tuple[str, ...] = ()
 
 
-def _known_table(raw: Any, section: str, fields: set[str], label: str) -> dict[str, Any]:
-    """A config table whose every field is known (an unknown one is an error naming the known ones)."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{label}: [{section}] must be a table")
-    unknown = set(raw) - fields
-    if unknown:
-        known = ", ".join(sorted(fields))
-        raise ConfigError(f"{label} [{section}]: unknown field(s) {', '.join(sorted(unknown))} (known: {known})")
-    return raw
+@dataclass(frozen=True)
+class Config:
+    path: Path | None
+    base_url: str
+    keys: tuple[KeyConfig, ...]
+    admin_token: str | None = field(default=None, repr=False)
+    collector: CollectorSettings = field(default_factory=CollectorSettings)
+    rules: Rules = field(default_factory=Rules)
+    reconciliation: ReconcileSettings = field(default_factory=ReconcileSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    review: ReviewSettings = field(default_factory=ReviewSettings)
+    smoke: SmokeSettings = field(default_factory=SmokeSettings)
+    actions: ActionSettings = field(default_factory=ActionSettings)
 
 
-def smoke_settings(raw: Any, label: str) -> SmokeSettings:
-    """Read `[smoke]`; every field has a working default."""
-    raw = _known_table(raw, "smoke", _SMOKE_FIELDS, label)
-    values: dict[str, Any] = {}
-    for name in ("clip_url", "failure_url"):
-        if name in raw:
-            try:
-                values[name] = check_url(str(raw[name]))
-            except UnsafeURL as exc:
-                raise ConfigError(f"{label} [smoke] {name}: {exc}") from None
-    for name in ("model", "output_format"):
-        if name in raw:
-            value = raw[name]
-            if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9_-]{1,40}", value.strip().lower()):
-                raise ConfigError(f'{label} [smoke] {name}: expected a name like "light"')
-            values[name] = value.strip().lower()
-    for name, low, high in (("daily_credit_cap", 0, 1e9), ("timeout_s", 1, 3600), ("poll_interval_s", 0.01, 60)):
-        if name in raw:
-            value = raw[name]
-            if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-                raise ConfigError(f"{label} [smoke] {name}: expected a number from {low:g} to {high:g}")
-            values[name] = float(value)
-    if "schedule" in raw:
-        cron = str(raw["schedule"]).strip()
-        if cron:
-            from apscheduler.triggers.cron import CronTrigger
-
-            try:
-                CronTrigger.from_crontab(cron, timezone=UTC)
-            except ValueError as exc:
-                raise ConfigError(f"{label} [smoke] schedule: '{cron}' is not a crontab line ({exc})") from None
-        values["schedule"] = cron or None
-    return SmokeSettings(**values)
-
-
-def action_settings(raw: Any, label: str) -> ActionSettings:
-    """Read `[actions]`: `enabled = true` switches key actions on; `operators` limits who may take them."""
-    raw = _known_table(raw, "actions", _ACTION_FIELDS, label)
-    operators = raw.get("operators", [])
-    if not isinstance(operators, list) or not all(isinstance(o, str) and o.strip() for o in operators):
-        raise ConfigError(f"{label} [actions] operators: expected a list of names or e-mail addresses")
-    return ActionSettings(_flag(raw, "enabled", f"{label} [actions]"), tuple(o.strip() for o in operators))
-
-
-def fingerprint(secret: str) -> str:
-    """Stable, non-reversible identity of a secret (matches the vendor inventory's key_fingerprint)."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()[:16]
-
-
-def mask_secret(secret: str) -> str:
-    prefix = secret.split("_", 1)[0] + "_" if "_" in secret[:8] else ""
-    return f"{prefix}…{secret[-4:]}" if len(secret) >= 8 else "…"
-
-
-def normalize_environment(value: str) -> str | None:
-    return ENVIRONMENT_ALIASES.get(value.strip().lower())
-
-
-def environment_from_name(name: str) -> str | None:
-    """The environment a key's name claims (`api-gateway-prod`, `prod-main`), or None."""
-    for token in reversed(re.split(r"[-_.\s]+", name.lower())):
-        if token in ENVIRONMENT_ALIASES:
-            return ENVIRONMENT_ALIASES[token]
-    return None
+DEFAULTS = Config(path=None, base_url=DEFAULT_BASE_URL, keys=())
 
 
 def _parse_time(value: Any, where: str) -> datetime | None:
@@ -344,7 +333,7 @@ def _collector_settings(raw: dict[str, Any], where: str) -> CollectorSettings:
     return CollectorSettings(**{**defaults.__dict__, **values})
 
 
-def _check_alerts(alerts: Any, label: str) -> None:
+def _alerts(alerts: Any, label: str, secrets: bool) -> AlertSettings:
     """`[alerts]`: a webhook URL is a secret, so only the name of the variable holding it may be given."""
     if not isinstance(alerts, dict):
         raise ConfigError(f"{label}: [alerts] must be a table")
@@ -365,7 +354,7 @@ def _check_alerts(alerts: Any, label: str) -> None:
                 f"{label} [alerts] webhook_url_env: must be the name of an environment variable (like "
                 "RBV_ALERT_WEBHOOK); the value given is not one (it may be the URL itself, so it is not shown)"
             )
-        url = os.environ.get(var, "").strip()
+        url = os.environ.get(var, "").strip() if secrets else ""  # the dashboard never posts: not its secret
         if url:
             try:
                 check_url(url, allow_link_local=allow_link_local)
@@ -376,9 +365,18 @@ def _check_alerts(alerts: Any, label: str) -> None:
     minutes = alerts.get("check_minutes", DEFAULT_ALERT_CHECK_MINUTES)
     if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not 1 <= minutes <= 1440:
         raise ConfigError(f"{label} [alerts] check_minutes: must be a number of minutes from 1 to 1440")
+    hours = alerts.get("cooldown_hours", 6)
+    if isinstance(hours, bool) or not isinstance(hours, int | float) or not math.isfinite(hours) or hours < 0:
+        raise ConfigError(f"{label} [alerts] cooldown_hours: must be a non-negative number")
+    return AlertSettings(
+        webhook_url_env=str(var) if var else None,
+        cooldown=timedelta(hours=float(hours)),
+        check_minutes=float(minutes),
+        allow_link_local=allow_link_local,
+    )
 
 
-def _check_review(review: Any, label: str) -> None:
+def _review(review: Any, label: str) -> ReviewSettings:
     """`[review]`: the optional weekly report job of `collectors serve` (a crontab line in UTC, a folder)."""
     if not isinstance(review, dict):
         raise ConfigError(f"{label}: [review] must be a table")
@@ -399,10 +397,201 @@ def _check_review(review: Any, label: str) -> None:
     folder = review.get("reports_dir", DEFAULT_REPORTS_DIR)
     if not isinstance(folder, str) or not folder.strip():
         raise ConfigError(f"{label} [review] reports_dir: must be a folder path")
+    return ReviewSettings(weekly_cron=str(cron) if cron is not None else None, reports_dir=Path(folder))
 
 
-def load_config(path: str | Path, base_url_override: str | None = None) -> Config:
-    """Read and validate a key config; every problem raises ConfigError with one clear line."""
+def _known_table(raw: Any, section: str, fields: set[str], label: str) -> dict[str, Any]:
+    """A config table whose every field is known (an unknown one is an error naming the known ones)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{label}: [{section}] must be a table")
+    unknown = set(raw) - fields
+    if unknown:
+        known = ", ".join(sorted(fields))
+        raise ConfigError(f"{label} [{section}]: unknown field(s) {', '.join(sorted(unknown))} (known: {known})")
+    return raw
+
+
+def smoke_settings(raw: Any, label: str) -> SmokeSettings:
+    """Read `[smoke]`; every field has a working default."""
+    raw = _known_table(raw, "smoke", _SMOKE_FIELDS, label)
+    values: dict[str, Any] = {}
+    for name in ("clip_url", "failure_url"):
+        if name in raw:
+            try:
+                values[name] = check_url(str(raw[name]))
+            except UnsafeURL as exc:
+                raise ConfigError(f"{label} [smoke] {name}: {exc}") from None
+    for name in ("model", "output_format"):
+        if name in raw:
+            value = raw[name]
+            if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9_-]{1,40}", value.strip().lower()):
+                raise ConfigError(f'{label} [smoke] {name}: expected a name like "light"')
+            values[name] = value.strip().lower()
+    for name, low, high in (("daily_credit_cap", 0, 1e9), ("timeout_s", 1, 3600), ("poll_interval_s", 0.01, 60)):
+        if name in raw:
+            value = raw[name]
+            if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+                raise ConfigError(f"{label} [smoke] {name}: expected a number from {low:g} to {high:g}")
+            values[name] = float(value)
+    if "schedule" in raw:
+        cron = str(raw["schedule"]).strip()
+        if cron:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(cron, timezone=UTC)
+            except ValueError as exc:
+                raise ConfigError(f"{label} [smoke] schedule: '{cron}' is not a crontab line ({exc})") from None
+        values["schedule"] = cron or None
+    return SmokeSettings(**values)
+
+
+def action_settings(raw: Any, label: str) -> ActionSettings:
+    """Read `[actions]`: `enabled = true` switches key actions on; `operators` limits who may take them."""
+    raw = _known_table(raw, "actions", _ACTION_FIELDS, label)
+    operators = raw.get("operators", [])
+    if not isinstance(operators, list) or not all(isinstance(o, str) and o.strip() for o in operators):
+        raise ConfigError(f"{label} [actions] operators: expected a list of names or e-mail addresses")
+    return ActionSettings(_flag(raw, "enabled", f"{label} [actions]"), tuple(o.strip() for o in operators))
+
+
+# ---------------------------------------------------------------- analysis sections (typed for analytics)
+
+
+def rules_section(section: Mapping[str, Any] | None) -> Rules:
+    """Rules from a TOML `[rules]` table; unknown scalar names and bad values raise ConfigError.
+
+    Sub-tables (e.g. `[rules.spikes]`) are left to the rules that will read them, as before.
+    `release_cycle_days` is accepted as a friendlier name for staging's rotation due age.
+    """
+    rules = Rules()
+    if not section:
+        return rules
+    known = {f.name: f for f in fields(Rules)}
+    changes: dict[str, Any] = {}
+    for name, value in section.items():
+        if name == "release_cycle_days":
+            due = dict(changes.get("rotation_due_days", rules.rotation_due_days))
+            due["staging"] = _positive(value, "rules.release_cycle_days")
+            changes["rotation_due_days"] = due
+            continue
+        if name not in known:
+            if isinstance(value, Mapping):
+                continue
+            raise ConfigError(f"[rules] {name}: unknown setting (known: {', '.join(sorted(known))})")
+        default = getattr(rules, name)
+        where = f"rules.{name}"
+        if isinstance(default, Mapping):
+            changes[name] = {**default, **_per_environment(value, where)}
+        elif isinstance(default, tuple):
+            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"[rules] {name}: expected a list of strings")
+            changes[name] = tuple(v.strip().lower() for v in value)
+        elif name == "sandbox_share":
+            share = _positive(value, where)
+            if share > 1:
+                raise ConfigError(f"[rules] {name}: expected a share between 0 and 1, got {value}")
+            changes[name] = share
+        elif name == "shape_max_distance":
+            distance = _positive(value, where)
+            if distance > 1:
+                raise ConfigError(f"[rules] {name}: expected a distance between 0 and 1, got {value}")
+            changes[name] = distance
+        elif isinstance(default, int) and not isinstance(default, bool):
+            number = _positive(value, where)
+            if number != int(number):
+                raise ConfigError(f"[rules] {name}: expected a whole number, got {value}")
+            changes[name] = int(number)
+        else:
+            changes[name] = _positive(value, where)
+    result = replace(rules, **changes)
+    if 24 % result.shape_block_hours:
+        raise ConfigError(f"[rules] shape_block_hours: must divide 24, got {result.shape_block_hours}")
+    return result
+
+
+def _positive(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"[{where.replace('.', '] ', 1)}: expected a positive number, got {value!r}")
+    return float(value)
+
+
+def _per_environment(value: Any, where: str) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"[{where.replace('.', '] ', 1)}: expected a table like {{ prod = 7, staging = 14 }}")
+    out = {}
+    for env, days in value.items():
+        canonical = normalize_environment(str(env))
+        if canonical is None:
+            raise ConfigError(f"[{where.replace('.', '] ', 1)}: '{env}' is not prod, staging or dev")
+        out[canonical] = _positive(days, f"{where}.{env}")
+    return out
+
+
+def reconciliation_section(section: Mapping[str, Any] | None) -> ReconcileSettings:
+    """Read `[reconciliation]` (rounding, tolerance, summary_settle_minutes, ledger_max_mb); unknown keys fail."""
+    raw = dict(section or {})
+    known = {"rounding", "tolerance", "summary_settle_minutes", "ledger_max_mb"}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(
+            f"[reconciliation]: unknown setting(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})"
+        )
+    defaults = ReconcileSettings()
+    rounding = str(raw.get("rounding", defaults.rounding)).strip().lower()
+    if rounding not in ROUNDING_POLICIES:
+        raise ConfigError(
+            f"[reconciliation] rounding: '{raw.get('rounding')}' is not one of {', '.join(ROUNDING_POLICIES)}"
+        )
+
+    def non_negative(name: str, default: float) -> float:
+        value = raw.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            raise ConfigError(f"[reconciliation] {name}: expected a number ≥ 0, got {value!r}")
+        return float(value)
+
+    max_mb = non_negative("ledger_max_mb", defaults.ledger_max_bytes / 1_048_576)
+    if max_mb <= 0:
+        raise ConfigError("[reconciliation] ledger_max_mb: expected a number > 0")
+    return ReconcileSettings(
+        rounding=rounding,
+        tolerance=non_negative("tolerance", defaults.tolerance),
+        summary_settle_minutes=non_negative("summary_settle_minutes", defaults.summary_settle_minutes),
+        ledger_max_bytes=int(max_mb * 1_048_576),
+    )
+
+
+def pricing_section(section: Mapping[str, Any] | None) -> PricingConfig:
+    """Read `[pricing]` (rates = {model = credits per minute}, prefer = "api" | "config"); unknown keys fail."""
+    raw = dict(section or {})
+    known = {"rates", "prefer"}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(
+            f"[pricing]: unknown setting(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})"
+        )
+    prefer = str(raw.get("prefer", "api")).strip().lower()
+    if prefer not in PREFER:
+        raise ConfigError(f"[pricing] prefer: '{raw.get('prefer')}' is not one of {', '.join(PREFER)}")
+    table = raw.get("rates", {})
+    if not isinstance(table, Mapping):
+        raise ConfigError("[pricing] rates: expected a table such as { pro = 180, light = 45 }")
+    rates: dict[str, float] = {}
+    for model, rate in table.items():
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate) or rate < 0:
+            raise ConfigError(f"[pricing] rates.{model}: expected credits per minute ≥ 0, got {rate!r}")
+        rates[str(model).strip().lower()] = float(rate)
+    if prefer == "config" and not rates:
+        raise ConfigError('[pricing] prefer = "config" needs rates')
+    return PricingConfig(rates=tuple(sorted(rates.items())), prefer=prefer)
+
+
+def load_config(path: str | Path, base_url_override: str | None = None, *, secrets: bool = True) -> Config:
+    """Read and validate a key config; every problem raises ConfigError with one clear line.
+
+    With `secrets=False` (the dashboard and the analytics commands) keys are validated but their secrets
+    are not resolved: those faces never call the API, and need not hold the collectors' environment.
+    """
     config_path = Path(path)
     if not config_path.is_file():
         raise ConfigError(f"config file {config_path} does not exist")
@@ -412,11 +601,15 @@ def load_config(path: str | Path, base_url_override: str | None = None) -> Confi
         raise ConfigError(f"{config_path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{config_path}: not valid TOML ({exc})") from None
-    return config_from_dict(data, config_path, base_url_override)
+    return config_from_dict(data, config_path, base_url_override, secrets=secrets)
 
 
 def config_from_dict(
-    data: dict[str, Any], config_path: Path | None = None, base_url_override: str | None = None
+    data: dict[str, Any],
+    config_path: Path | None = None,
+    base_url_override: str | None = None,
+    *,
+    secrets: bool = True,
 ) -> Config:
     label = str(config_path) if config_path else "config"
     unknown = set(data) - _SECTIONS
@@ -425,8 +618,24 @@ def config_from_dict(
             f"{label}: unknown top-level section(s) or field(s) {', '.join(sorted(unknown))} "
             f"(known sections: {', '.join(sorted(_SECTIONS))})"
         )
-    _check_alerts(data.get("alerts", {}), label)
-    _check_review(data.get("review", {}), label)
+    alerts = _alerts(data.get("alerts", {}), label, secrets)
+    review = _review(data.get("review", {}), label)
+    analysis = {}
+    for name, parse in (("rules", rules_section), ("reconciliation", reconciliation_section)):
+        section = data.get(name, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"{label}: [{name}] must be a table")
+        try:
+            analysis[name] = parse(section)
+        except ConfigError as exc:
+            raise ConfigError(f"{label}: {exc}") from None
+    pricing = data.get("pricing", {})
+    if not isinstance(pricing, dict):
+        raise ConfigError(f"{label}: [pricing] must be a table")
+    try:
+        reconciliation = replace(analysis["reconciliation"], pricing=pricing_section(pricing))
+    except ConfigError as exc:
+        raise ConfigError(f"{label}: {exc}") from None
     api = data.get("api", {})
     if not isinstance(api, dict):
         raise ConfigError(f"{label}: [api] must be a table")
@@ -455,7 +664,7 @@ def config_from_dict(
         admin_token = os.environ.get(api["admin_token_env"]) or None
 
     raw_keys = data.get("keys", [])
-    if not isinstance(raw_keys, list) or not raw_keys:
+    if not isinstance(raw_keys, list) or (secrets and not raw_keys):
         raise ConfigError(f"{label}: no [[keys]] entries; add at least one key")
     secrets_toml = _streamlit_secrets(config_path.parent if config_path else Path("."))
     keys: list[KeyConfig] = []
@@ -488,7 +697,7 @@ def config_from_dict(
             environment = environment_from_name(name)
             if environment is None:
                 raise ConfigError(f"{where}: no 'environment' and the name does not say one")
-        secret = _resolve_secret(raw, where, secrets_toml)
+        secret = _resolve_secret(raw, where, secrets_toml) if secrets else ""
         smoke = raw.get("smoke", False)
         if not isinstance(smoke, bool):
             raise ConfigError(f"{where} smoke: must be true or false")
@@ -502,7 +711,7 @@ def config_from_dict(
             rotated_at=_parse_time(raw.get("rotated_at"), f"{where} rotated_at"),
             secret=secret,
         )
-        if key.fingerprint in seen.values():
+        if secrets and key.fingerprint in seen.values():
             raise ConfigError(f"{where}: the same secret is configured under another name")
         seen[name] = key.fingerprint
         keys.append(key)
@@ -515,7 +724,10 @@ def config_from_dict(
         keys=tuple(keys),
         admin_token=admin_token,
         collector=_collector_settings(collector_raw, f"{label} [collector]"),
-        sections={k: v for k, v in data.items() if k not in ("api", "keys")},
+        rules=analysis["rules"],
+        reconciliation=reconciliation,
+        alerts=alerts,
+        review=review,
         smoke=smoke_settings(data.get("smoke", {}), label),
         actions=action_settings(data.get("actions", {}), label),
     )

@@ -12,13 +12,11 @@ from typing import Any
 from analytics import credits
 from analytics.export import to_csv, to_json
 from analytics.ledger import LedgerInvalid, describe_size, load_ledger
-from analytics.pricing import resolve_pricing
+from cli.common import UsageError, analysis_config
 from cli_args import check_output
 from private_files import write_private
-
-
-class UsageError(Exception):
-    """Bad input from the command line; printed as one line."""
+from service.credits import billing_data
+from store import StoreError
 
 
 def register(subparsers: Any) -> None:
@@ -58,10 +56,7 @@ def _instant(text: str, flag: str) -> datetime:
 
 
 def _settings(args: argparse.Namespace) -> credits.ReconcileSettings:
-    try:
-        settings = credits.load_settings(args.config)
-    except credits.ReconcileConfigError as exc:
-        raise UsageError(f"config error: {exc}") from None
+    settings = analysis_config(args.config).reconciliation
     if args.rounding:
         settings = dataclasses.replace(settings, rounding=args.rounding)
     if args.tolerance is not None:
@@ -94,9 +89,6 @@ def _read_ledger(path: str, settings: credits.ReconcileSettings) -> Any:
 
 def reconcile(args: argparse.Namespace) -> tuple[str, list[str]]:
     """The report text, and the notes for stderr: which pricing judged it, and what was not judged."""
-    from collectors.contract import PUBLISHED_PRICING
-    from store import StoreError, credit_reads
-
     if args.output:  # before the work, not after
         try:
             check_output("--output", args.output, args.force, (args.db, args.ledger, args.config))
@@ -111,16 +103,9 @@ def reconcile(args: argparse.Namespace) -> tuple[str, list[str]]:
     if not Path(args.db).is_file():
         raise UsageError(f"no database at {args.db}: run `python -m collectors once` first")
     try:
-        pricing = resolve_pricing(credit_reads.pricing_state(args.db), settings.pricing, PUBLISHED_PRICING)
-        data = credits.BillingData(
-            jobs=credit_reads.jobs_with_charges(args.db, until=now),
-            orphan_events=credit_reads.orphan_charge_events(args.db, since, now),
-            daily=credit_reads.daily_charges(args.db, since.date() if since else None, now.date()),
-            rates=pricing.rates,
-            jobs_listed_at=credit_reads.jobs_listed_at(args.db),
-            pricing=pricing,
-            jobs_history_from=credit_reads.jobs_history_from(args.db),
-        )
+        # Every job up to now (a ledger may name any of them); discrepancies are cut to --since below.
+        data = billing_data(args.db, None, now, None, settings.pricing, orphans_since=since)
+        pricing = data.pricing_used
     except StoreError as exc:
         raise UsageError(f"database error: {exc}") from None
     try:

@@ -1,4 +1,5 @@
-"""`collectors serve`: APScheduler runs each endpoint on its own interval until SIGTERM/SIGINT."""
+"""`collectors serve`: the one writer's schedule. Each endpoint is collected on its own interval; the stored
+results are refreshed after new data arrives; alerts, the weekly report and retention run on theirs."""
 
 from __future__ import annotations
 
@@ -15,15 +16,23 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from collectors.config import DEFAULT_ALERT_CHECK_MINUTES, DEFAULT_REPORTS_DIR, Config
 from collectors.endpoints import ENDPOINTS
 from collectors.sync import collect, prune_store
+from config import Config
+from service.alerts import check_alerts
+from service.refresh import refresh_due, refresh_results
+from service.review import write_weekly_review
+from service.smoke import run_smoke_checks
 from store import StoreError
 from untrusted import log_text
 
-log = logging.getLogger("collectors.schedule")
+log = logging.getLogger("service.scheduler")
 
 SHUTDOWN_GRACE_S = 30.0
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def build_scheduler(
@@ -33,34 +42,41 @@ def build_scheduler(
     run_first: bool = False,
     extra_jobs: dict[str, tuple[Callable[[], Coroutine[Any, Any, None]], dict[str, Any]]] | None = None,
 ) -> AsyncIOScheduler:
-    """One job per endpoint (one instance at a time, missed runs coalesced) plus housekeeping."""
+    """One job per endpoint (one instance at a time, missed runs coalesced), the results refresh, alerts,
+    the weekly report and housekeeping."""
     scheduler = AsyncIOScheduler(
         timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60}
     )
     running: set[asyncio.Task[Any]] = set()
     scheduler.running_tasks = running  # type: ignore[attr-defined]
 
-    def job_for(endpoint: str) -> Callable[[], Coroutine[Any, Any, None]]:
+    def tracked(name: str, body: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], Coroutine[Any, Any, None]]:
         async def run() -> None:
             task = asyncio.current_task()
             if task:
                 running.add(task)
             try:
-                summary = await collect(config, db_path, endpoints=[endpoint], mode="serve")
-                print(f"[{endpoint}] {summary.line()}", flush=True)
+                await body()
             except StoreError as exc:
-                print(f"[{endpoint}] database error: {log_text(exc)}", file=sys.stderr, flush=True)
+                print(f"[{name}] database error: {log_text(exc)}", file=sys.stderr, flush=True)
             except asyncio.CancelledError:
                 # Shutdown outlived its grace period: what was written is complete (rows and cursors
-                # commit together), and the next start resumes from the stored cursors.
-                print(f"[{endpoint}] stopped mid-run at shutdown", flush=True)
+                # commit together, results whole), and the next start resumes from the stored cursors.
+                print(f"[{name}] stopped mid-run at shutdown", flush=True)
             except Exception:  # a scheduled job must never kill the service
-                log.exception("collection of %s failed", endpoint)
+                log.exception("%s failed", name)
             finally:
                 if task:
                     running.discard(task)
 
         return run
+
+    def collection(endpoint: str) -> Callable[[], Coroutine[Any, Any, None]]:
+        async def body() -> None:
+            summary = await collect(config, db_path, endpoints=[endpoint], mode="serve")
+            print(f"[{endpoint}] {log_text(summary.line())}", flush=True)
+
+        return tracked(endpoint, body)
 
     start = datetime.now(UTC)
     for endpoint, seconds in config.collector.intervals_s.items():
@@ -68,25 +84,34 @@ def build_scheduler(
             continue
         # APScheduler reads an explicit next_run_time=None as "paused": leave it out to start on the interval.
         first = {"next_run_time": start} if run_first or endpoint in ("pricing", "admin") else {}
-        scheduler.add_job(job_for(endpoint), "interval", seconds=seconds, id=endpoint, name=endpoint, **first)
+        scheduler.add_job(collection(endpoint), "interval", seconds=seconds, id=endpoint, name=endpoint, **first)
+
+    alert_check = alert_check_job(config, db_path)
+
+    async def refresh() -> None:
+        now = _utc_now()
+        if not await asyncio.to_thread(refresh_due, db_path, now):
+            return
+        done = await asyncio.to_thread(refresh_results, db_path, config.rules, config.reconciliation, now)
+        print(f"[results] {done.line()}", flush=True)
+        await alert_check()  # the incidents just stored are what alerts are opened for
+
+    results_s = config.collector.intervals_s.get("results", 300.0)
+    scheduler.add_job(
+        tracked("results", refresh), "interval", seconds=results_s, id="results", name="results", next_run_time=start
+    )
 
     async def housekeeping() -> None:
-        try:
-            removed = await asyncio.to_thread(prune_store, config, db_path)
-            if removed:
-                print(f"[retention] removed {removed} rows past retention", flush=True)
-        except StoreError as exc:
-            print(f"[retention] database error: {log_text(exc)}", file=sys.stderr, flush=True)
+        removed = await asyncio.to_thread(prune_store, config, db_path)
+        if removed:
+            print(f"[retention] removed {removed} rows past retention", flush=True)
 
-    scheduler.add_job(housekeeping, "interval", hours=6, id="retention", name="retention")
-    alerts = config.sections.get("alerts") or {}
-    minutes = float(alerts.get("check_minutes", DEFAULT_ALERT_CHECK_MINUTES))
-    scheduler.add_job(alert_check_job(config, db_path), "interval", minutes=minutes, id="alerts", name="alerts")
-    review = config.sections.get("review") or {}
-    if review.get("weekly_cron"):
-        folder = Path(review.get("reports_dir", DEFAULT_REPORTS_DIR))
-        trigger = CronTrigger.from_crontab(str(review["weekly_cron"]), timezone=UTC)
-        scheduler.add_job(weekly_review_job(config, db_path, folder), trigger, id="weekly_review", name="weekly_review")
+    scheduler.add_job(tracked("retention", housekeeping), "interval", hours=6, id="retention", name="retention")
+    scheduler.add_job(alert_check, "interval", minutes=config.alerts.check_minutes, id="alerts", name="alerts")
+    if config.review.weekly_cron:
+        trigger = CronTrigger.from_crontab(config.review.weekly_cron, timezone=UTC)
+        job = weekly_review_job(config, db_path, config.review.reports_dir)
+        scheduler.add_job(job, trigger, id="weekly_review", name="weekly_review")
     if config.smoke.schedule and any(k.smoke for k in config.keys):
         trigger = CronTrigger.from_crontab(config.smoke.schedule, timezone=UTC)
         scheduler.add_job(smoke_check_job(config, db_path), trigger, id="smoke", name="smoke")
@@ -96,19 +121,16 @@ def build_scheduler(
 
 
 def alert_check_job(config: Config, db_path: str | Path) -> Callable[[], Coroutine[Any, Any, None]]:
-    """Detect on what was collected and open (and post) alerts for new incidents, without anyone watching."""
+    """Open alerts for the stored incidents and post the undelivered ones, without anyone watching."""
 
     async def run() -> None:
-        from analytics.alert_job import check_alerts
-
         try:
-            now = datetime.now(UTC).replace(tzinfo=None)
-            result = await asyncio.to_thread(check_alerts, db_path, config.sections, now)
+            result = await asyncio.to_thread(check_alerts, db_path, config.alerts, _utc_now())
             if result.opened or result.delivered or result.failed:
                 stream = sys.stderr if result.failed else sys.stdout
                 print(f"[alerts] {log_text(result.line())}", file=stream, flush=True)
-        except Exception as exc:  # a locked state file or a bad [alerts] table: say so, keep collecting
-            message = log_text(_without_webhook(str(exc), config.sections))
+        except Exception as exc:  # a locked state file or database: say so, keep collecting
+            message = log_text(_without_webhook(str(exc), config))
             print(f"[alerts] check failed: {message}", file=sys.stderr, flush=True)
 
     return run
@@ -118,8 +140,6 @@ def smoke_check_job(config: Config, db_path: str | Path) -> Callable[[], Corouti
     """The `[smoke] schedule` job: check every key with `smoke = true`; a failing check opens an alert."""
 
     async def run() -> None:
-        from service.smoke import run_smoke_checks
-
         try:
             keys = [k for k in config.keys if k.smoke]
             result = await run_smoke_checks(config, db_path, keys, trigger="schedule")
@@ -138,23 +158,21 @@ def weekly_review_job(config: Config, db_path: str | Path, folder: Path) -> Call
     """The `[review] weekly_cron` job: the last full week's review as HTML, Markdown and JSON into `folder`."""
 
     async def run() -> None:
-        from analytics.report_job import write_weekly_review
-
         try:
-            now = datetime.now(UTC).replace(tzinfo=None)
-            written = await asyncio.to_thread(write_weekly_review, db_path, folder, config.path, now)
+            written = await asyncio.to_thread(
+                write_weekly_review, db_path, folder, _utc_now(), config.rules, config.reconciliation
+            )
             print(f"[review] wrote {', '.join(str(p) for p in written)}", flush=True)
-        except Exception as exc:  # a bad config, a locked or missing database, a full disk: say so, keep collecting
+        except Exception as exc:  # a locked or missing database, a full disk: say so, keep collecting
             print(f"[review] weekly report not written: {log_text(exc)}", file=sys.stderr, flush=True)
 
     return run
 
 
-def _without_webhook(text: str, sections: dict[str, Any]) -> str:
+def _without_webhook(text: str, config: Config) -> str:
     """An error message with the webhook URL (a secret, valid or not) cut out, should any library echo it."""
-    alerts = sections.get("alerts") or {}
-    name = alerts.get("webhook_url_env") if isinstance(alerts, dict) else None
-    url = os.environ.get(str(name), "").strip() if name else ""
+    name = config.alerts.webhook_url_env
+    url = os.environ.get(name, "").strip() if name else ""
     return text.replace(url, "<webhook>") if url else text
 
 

@@ -6,13 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from analytics import credits
-from analytics.cli_keys import UsageError, parse_now, rules_from_file
-from analytics.review import WeekError, build_review, default_week, load_inputs, parse_week
+from analytics.review import WeekError, default_week, parse_week
 from analytics.review_render import render
+from cli.common import UsageError, analysis_config, parse_now, say_provenance
 from cli_args import check_output
 from private_files import write_private
+from service.review import week_review
 from store import StoreError
+from store.decisions import last_decisions
+from store.state_file import state_path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,19 +33,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def report(args: argparse.Namespace) -> str:
     """The rendered report for the parsed arguments (raises UsageError with one line)."""
-    from store.state_file import state_path
-
     now = parse_now(args.now)
     week = args.week or default_week(now)
     try:
         parse_week(week)
     except WeekError as exc:
         raise UsageError(f"--week: {exc}") from None
-    rules = rules_from_file(args.config)
-    try:
-        settings = credits.load_settings(args.config)
-    except credits.ReconcileConfigError as exc:
-        raise UsageError(f"--config: {exc}") from None
+    config = analysis_config(args.config)
     if not Path(args.db).is_file():
         raise UsageError(f"--db: {args.db} does not exist")
     state = Path(args.state_db) if args.state_db else state_path(args.db)
@@ -54,13 +50,12 @@ def report(args: argparse.Namespace) -> str:
             raise UsageError(str(exc)) from None
     try:
         if state.exists():
-            from store.decisions import last_decisions
-
             last_decisions(state)  # an unreadable state file fails here, before the report is computed
-        inputs = load_inputs(args.db, week, now, rules, settings, state)
+        done = week_review(args.db, week, now, config.rules, config.reconciliation, state)
     except StoreError as exc:
         raise UsageError(f"database error: {exc}") from None
-    return render(build_review(inputs, week, now), args.format)
+    say_provenance("review", f"week {week}", done.provenance, args.now is not None)
+    return render(done.review, args.format)
 
 
 def run(args: argparse.Namespace) -> int:

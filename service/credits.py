@@ -1,0 +1,107 @@
+"""Credit reconciliation: read the billing data, judge a range, or read the days the last refresh judged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from analytics import credits
+from analytics.pricing import Pricing, PricingConfig, resolve_pricing
+from collectors.contract import PUBLISHED_PRICING
+from service.results import Provenance, provenance, usable
+from store import Source, credit_reads, result_tables
+
+# The refresh judges this many days back from its as-of day: the Credits page's ranges up to a month
+# (and the weekly review's week) read them; longer ranges are judged when asked for.
+STORED_DAYS = 31
+
+
+def pricing_for(source: Source, configured: PricingConfig) -> Pricing:
+    """The API's rates where readable, else `[pricing]`, else the published ones; the result says which."""
+    return resolve_pricing(credit_reads.pricing_state(source), configured, PUBLISHED_PRICING)
+
+
+def billing_data(
+    source: Source,
+    since: datetime | None,
+    until: datetime,
+    envs: list[str] | None,
+    configured: PricingConfig,
+    orphans_since: datetime | None = None,
+) -> credits.BillingData:
+    """What reconciliation needs for jobs created in [since, until] (charges for unlisted jobs from `orphans_since`)."""
+    pricing = pricing_for(source, configured)
+    return credits.BillingData(
+        jobs=credit_reads.jobs_with_charges(source, since, until, envs),
+        orphan_events=credit_reads.orphan_charge_events(source, orphans_since or since, until, envs),
+        daily=credit_reads.daily_charges(source, since.date() if since else None, until.date(), envs),
+        rates=pricing.rates,
+        jobs_listed_at=credit_reads.jobs_listed_at(source),
+        pricing=pricing,
+        jobs_history_from=credit_reads.jobs_history_from(source),
+    )
+
+
+def day_end(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day) + timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Judged:
+    nothing: bool  # no jobs or usage collected in the range
+    judgement: credits.Judgement
+    provenance: Provenance
+
+
+def _stored_pricing(detail: dict[str, Any]) -> Pricing:
+    p = detail["pricing"]
+    return Pricing(dict(p["rates"]), dict(p["sources"]), p["source"], p["label"], p.get("warning"))
+
+
+def judge(
+    db_path: Source, settings: credits.ReconcileSettings, now: datetime, start: datetime, end: datetime, envs: list[str]
+) -> Judged:
+    """Discrepancies, headline numbers and daily spend of [start, end] in `envs`, without a ledger.
+
+    Read from the stored days when the last refresh judged them with these settings, else judged now.
+    """
+    meta = usable(db_path, "credits", now, settings=settings)
+    if meta is not None and meta.window_start is not None and meta.window_start <= start:
+        first, last = start.date(), min(end, meta.as_of).date()
+        found = result_tables.discrepancies(db_path, first, last, envs)
+        found = found[list(credits.DISCREPANCY_COLUMNS)].reset_index(drop=True)
+        for name in ("category", "key_name", "job_id", "day", "pricing_source", "detail"):
+            found[name] = found[name].astype("object").where(found[name].notna(), None)  # as judged: None
+        days = result_tables.credit_days(db_path, first, last, envs)
+        summary_days = result_tables.summary_days(db_path, first, last, envs).drop(columns="environment")
+        summary_days["explained_by"] = summary_days["explained_by"].map(lambda v: list(v) if v is not None else [])
+        judgement = credits.Judgement(
+            found,
+            credits.summary_from_days(days, found),
+            credits.usage_from_days(days),
+            summary_days,
+            _stored_pricing(meta.detail),
+            None,
+            days,
+        )
+        nothing = days.empty
+    else:
+        data = billing_data(db_path, start, day_end(end.date()), envs, settings.pricing)
+        judgement = credits.judge_range(data, settings, now, start, end)
+        nothing = data.jobs.empty and data.daily.empty
+    return Judged(nothing, judgement, provenance(db_path, now, meta))
+
+
+def stored_frames(
+    source: Source, settings: credits.ReconcileSettings, now: datetime
+) -> tuple[credits.Judgement, datetime]:
+    """What a refresh stores: the last STORED_DAYS days judged as one range, every row with its environment."""
+    start = datetime.combine(now.date() - timedelta(days=STORED_DAYS - 1), datetime.min.time())
+    data = billing_data(source, start, day_end(now.date()), None, settings.pricing)
+    judged = credits.judge_range(data, settings, now, start, now)
+    environment = dict(zip(data.daily["key_name"], data.daily["environment"], strict=True))
+    environment.update(zip(data.jobs["key_name"], data.jobs["environment"], strict=True))
+    found = judged.found.assign(environment=judged.found["key_name"].map(environment), ordinal=range(len(judged.found)))
+    days = judged.summary_days.assign(environment=judged.summary_days["key_name"].map(environment))
+    return credits.Judgement(found, judged.summary, judged.usage, days, judged.pricing, None, judged.days), start
