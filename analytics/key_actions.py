@@ -7,7 +7,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from analytics.keys import Rules, environment_from_name, is_generic_name, is_well_formed_name
+from analytics.keys import Rules, is_generic_name, is_well_formed_name
+from domain import environment_from_name
 
 ACTIONS = ("disable", "enable", "rotate")
 RECENT = timedelta(hours=24)

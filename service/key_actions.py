@@ -25,6 +25,7 @@ from collectors.http_client import ApiClient, ApiError, RetryPolicy
 from collectors.sync import utc_now
 from collectors.vendor_api import VendorApi
 from config import Config, ConfigError, fingerprint, load_config
+from domain import environment_from_name
 from store import StoreError, StoreNotReady
 from store import key_actions as audit
 
@@ -133,8 +134,6 @@ def find_target(config: Config, db_path: str | Path, key_name: str) -> Target | 
     except StoreError:
         rotation = None
     if rotation:
-        from analytics.keys import environment_from_name
-
         return Target(key_name, str(rotation["old_fingerprint"]), environment_from_name(key_name) or "dev", False)
     return None
 
@@ -187,12 +186,11 @@ async def _preview(
         except (ApiError, ContractError) as exc:
             problem = f"the admin API could not be read: {exc}"
             request_id = getattr(exc, "request_id", None)
-    stored = (
-        audit.traffic(db_path, target.key_name, target.fingerprint, now)
+    facts = (
+        _facts(audit.traffic(db_path, target.key_name, target.fingerprint, now), upstream)
         if target
-        else audit.traffic(db_path, request.key_name, None, now)
+        else (TrafficFacts())
     )
-    facts = _facts(stored, upstream)
     verdict = guard(request.action, facts, now, force=request.force, reason=request.reason)
     if problem is None and target is not None:
         problem = _state_problem(request, target, upstream, config)
