@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from analytics.keys import Rules, is_generic_name, is_well_formed_name
-from domain import environment_from_name
+from domain import environment_from_name, name_tokens
 
 ACTIONS = ("disable", "enable", "rotate")
 RECENT = timedelta(hours=24)
@@ -137,7 +137,7 @@ def rotation_name_problem(
 
 def suggested_rotation_name(old_name: str, environment: str, configured: Collection[str] = ()) -> str:
     """`api-gateway-prod` → `api-gateway-v2-prod`, `prod-main` → `prod-main-v2`, and the next free version."""
-    tokens = [t for t in re.split(r"[-_.\s]+", old_name.lower()) if t]
+    tokens = name_tokens(old_name)
     env_last = bool(tokens) and environment_from_name(tokens[-1]) is not None
     env_token = tokens.pop() if env_last else None
     version = 1
