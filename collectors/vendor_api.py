@@ -106,11 +106,12 @@ class VendorApi:
             raise contract.ContractError(rejects[0][0])
         return Sent(rows, answer.request_id)
 
-    async def create_key(self, client_id: str, note: str, name: str | None = None) -> CreatedKey:
-        payload = {"client_id": client_id, "note": note} | ({"name": name} if name else {})
+    async def create_key(self, client_id: str, note: str) -> CreatedKey:
+        """POST /v1/admin/keys with the documented body, `{client_id, note}`."""
         answer = await self.client.send(
-            "POST", "/v1/admin/keys", json=payload, headers=self._admin(), label="admin create key"
-        )
+            "POST", "/v1/admin/keys", json={"client_id": client_id, "note": note}, headers=self._admin(),
+            label="admin create key",
+        )  # fmt: skip
         secret = _parsed(contract.parse_created_secret, answer.body, "admin create key")
         key = _parsed(contract.parse_inventory_item, answer.body, "admin create key")
         return CreatedKey(key, secret, answer.request_id)

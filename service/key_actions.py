@@ -274,9 +274,9 @@ async def perform_action(
         assert target is not None
         try:
             if request.action == "rotate":
-                created = await api.create_key(
-                    str(preview.client_id), f"replaces {target.key_name} ({target.fingerprint})", request.new_name
-                )
+                # The documented body has no name: the note carries it first (`<name>: replaces …`).
+                note = f"{request.new_name}: replaces {target.key_name} ({target.fingerprint})"
+                created = await api.create_key(str(preview.client_id), note)
                 new_fingerprint = created.key.key_fingerprint or fingerprint(created.secret)
                 done = replace(
                     base, outcome="done", request_id=created.request_id, new_key_name=request.new_name,

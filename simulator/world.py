@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 import threading
 from collections import OrderedDict
@@ -1219,13 +1220,15 @@ class World:
         return b"\x00\x00\x00\x18ftypmp42" + hashlib.blake2b(job_id.encode(), digest_size=32).digest() * 16
 
     def admin_create_key(self, client_id: str, note: str, name: str | None) -> dict:
-        """POST /v1/admin/keys: a new enabled key; the answer is the only place its secret ever appears."""
+        """POST /v1/admin/keys: a new enabled key, named `name`, else as a note `<name>: …` says, else after its
+        client; the answer is the only place its secret ever appears."""
         with self.live.lock:
             self.live.created_keys += 1
             n = self.live.created_keys
             now_dt = self.now()
             secret = "rbv_" + _blake(f"{self.seed}|admin-key|{n}", 16)
-            label = name or f"{client_id}-{n}"
+            named = re.match(r"([a-z0-9][a-z0-9._-]{0,99}): ", note)  # the product's notes start `<name>: …`
+            label = name or (named.group(1) if named else f"{client_id}-{n}")
             if label in self._keys:
                 raise ValueError(f"a key named {label!r} exists")
             spec = KeySpec(
