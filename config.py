@@ -378,12 +378,7 @@ def _alerts(alerts: Any, label: str, secrets: bool) -> AlertSettings:
 
 def _review(review: Any, label: str) -> ReviewSettings:
     """`[review]`: the optional weekly report job of `collectors serve` (a crontab line in UTC, a folder)."""
-    if not isinstance(review, dict):
-        raise ConfigError(f"{label}: [review] must be a table")
-    unknown = set(review) - _REVIEW_FIELDS
-    if unknown:
-        known = ", ".join(sorted(_REVIEW_FIELDS))
-        raise ConfigError(f"{label} [review]: unknown field(s) {', '.join(sorted(unknown))} (known: {known})")
+    review = _known_table(review, "review", _REVIEW_FIELDS, label)
     cron = review.get("weekly_cron")
     if cron is not None:
         from apscheduler.triggers.cron import CronTrigger
