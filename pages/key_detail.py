@@ -8,10 +8,11 @@ import streamlit as st
 
 from analytics.keys import FINDINGS
 from analytics.traffic import rollup
+from config import ConfigError
 from service.key_actions import dashboard_config
 from service.smoke import history as smoke_history
 from service.smoke import run_smoke_checks_now
-from store import key_reads
+from store import StoreError, key_reads
 from ui.data import forget_reads, provenance_caption, read
 from ui.format import local_time, number, plain, relative_age
 from ui.key_findings import keys_with_findings
@@ -193,18 +194,22 @@ if st.button(
     help=f"Unavailable: {config_problem}" if config is None else "Both paths, now (a few credits, within the cap)",
 ):
     key_config = next(k for k in config.keys if k.name == key_name)  # type: ignore[union-attr]
-    with st.spinner("Checking both paths against the API…"):
-        run = run_smoke_checks_now(config, settings.db_path, [key_config], trigger="dashboard")  # type: ignore[arg-type]
-    smoke_checks.clear()
-    forget_reads()  # the check collected the key's jobs once more
-    checks = smoke_checks(db, key_name)
-    for verdict in run.verdicts:
-        text = f"{verdict.observation.path} path: {plain(verdict.detail, None)}"
-        (st.success if verdict.ok else st.error)(text)
-    if run.alerts_opened:
-        st.warning(f"{run.alerts_opened} alert(s) opened: see the Anomalies page.")
-    if run.store_error:
-        st.error(f"The results could not be stored: {plain(run.store_error, None)}")
+    try:
+        with st.spinner("Checking both paths against the API…"):
+            run = run_smoke_checks_now(config, settings.db_path, [key_config], trigger="dashboard")  # type: ignore[arg-type]
+    except (ConfigError, StoreError) as exc:  # an unpriced model, a database that cannot be opened
+        st.error(f"The smoke check could not run: {plain(exc, None)}")
+    else:
+        smoke_checks.clear()
+        forget_reads()  # the check collected the key's jobs once more
+        checks = smoke_checks(db, key_name)
+        for verdict in run.verdicts:
+            text = f"{verdict.observation.path} path: {plain(verdict.detail, None)}"
+            (st.success if verdict.ok else st.error)(text)
+        if run.alerts_opened:
+            st.warning(f"{run.alerts_opened} alert(s) opened: see the Anomalies page.")
+        if run.store_error:
+            st.error(f"The results could not be stored: {plain(run.store_error, None)}")
 elif config is None:
     st.caption(f"Running a check here needs the key's secret: {plain(config_problem, None)}.")
 if checks.empty:

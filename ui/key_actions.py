@@ -22,6 +22,7 @@ from service.key_actions import (
     refuse,
     rotations_in_progress,
 )
+from store import StoreError
 from ui.auth import operator_identity
 from ui.format import local_time, plain
 from ui.settings import Settings
@@ -129,15 +130,18 @@ def action_panel(
             action=action, key_name=chosen, actor=str(actor), face="dashboard", reason=reason, force=force,
             dry_run=dry_run, new_name=(new_name.strip() or None) if action == "rotate" else None,
         )  # fmt: skip
-        checked_preview = preview_now(config, settings.db_path, request, access, now)
-        if checked_preview.allowed:
-            st.session_state[f"{prefix}_preview"] = checked_preview
-        else:  # asking is the attempt: a refusal is recorded like the command line's
-            st.session_state.pop(f"{prefix}_preview", None)
-            _show_preview(checked_preview, now)
-            why = checked_preview.problem or checked_preview.guard.why
-            _show_result(refuse(settings.db_path, checked_preview, access, why, now=now))
+        try:
+            checked_preview = preview_now(config, settings.db_path, request, access, now)
+            if not checked_preview.allowed:  # asking is the attempt: a refusal is recorded like the command line's
+                st.session_state.pop(f"{prefix}_preview", None)
+                _show_preview(checked_preview, now)
+                why = checked_preview.problem or checked_preview.guard.why
+                _show_result(refuse(settings.db_path, checked_preview, access, why, now=now))
+                return
+        except StoreError as exc:
+            st.error(f"Cannot check the action: {plain(exc, None)}")
             return
+        st.session_state[f"{prefix}_preview"] = checked_preview
     preview: Preview | None = st.session_state.get(f"{prefix}_preview")
     if preview is None:
         return
@@ -147,7 +151,10 @@ def action_panel(
     typed = st.text_input(f"Type {name} to confirm", key=f"{prefix}_confirm_name")
     if st.button(f"{verb} {name}", key=f"{prefix}_go", type="primary", disabled=typed.strip() != name):
         st.session_state.pop(f"{prefix}_preview", None)
-        _show_result(perform_now(config, settings.db_path, preview.request, access, now))
+        try:
+            _show_result(perform_now(config, settings.db_path, preview.request, access, now))
+        except StoreError as exc:  # before the API was called: nothing was done
+            st.error(f"Nothing was done: {plain(exc, None)}")
 
 
 def _show_preview(preview: Preview, now: datetime) -> None:
