@@ -22,6 +22,12 @@ def _slack_text(value: Any) -> str:
 
 def slack_payload(alert: Mapping[str, Any]) -> dict[str, str]:
     """`{"text": ...}` naming the key, metric, direction, incident start and peak score."""
+    if alert.get("metric") == "smoke_check":  # a failing smoke check (service.smoke), not a detector incident
+        path = _slack_text(str(alert.get("direction", "?")).replace("_", " "))
+        return {
+            "text": f":x: Smoke check failed on key *{_slack_text(alert.get('key_name', '?'))}*: the {path} "
+            f"since {_when(alert.get('incident_start', alert.get('start')))} (details on the key's page)"
+        }
     peak = alert.get("peak_score")
     peak_text = "?" if peak is None or pd.isna(peak) else f"{float(peak):.2f}"
     direction = _slack_text(alert.get("direction", "?"))

@@ -14,15 +14,25 @@ from analytics.traffic import (
     mask_unknown,
     rollup,
 )
+from config import ConfigError
 from formatting import COLORS, count, plural
-from store import key_reads, reads
+from service.key_actions import dashboard_config
+from service.smoke import history as smoke_history
+from service.smoke import run_smoke_checks_now
+from store import StoreError, key_reads, reads
 from ui.charts import lines, show
-from ui.data import provenance_caption, read
+from ui.data import forget_reads, provenance_caption, read
 from ui.format import local_time, plain, relative_age
 from ui.key_findings import badge, keys_with_findings
 from ui.page import open_page
 from ui.tables import table
 from untrusted import http_link
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def smoke_checks(db_path: str, key_name: str) -> pd.DataFrame:
+    return smoke_history(db_path, key_name, limit=500)
+
 
 settings, filters, now = open_page("Key detail")
 db, tz = str(settings.db_path), filters.tz
@@ -209,10 +219,16 @@ def jobs_of(key_name: str) -> None:
     if jobs.empty:
         st.info("No jobs match." if search else "This key has no jobs.")
         return
-    st.caption(f"{len(jobs)} newest matching job(s), newest first; times in {tz.key}.")
+    checks = smoke_checks(db, key_name)
+    smoke_paths = dict(zip(checks["job_id"], checks["path"], strict=True)) if not checks.empty else {}
+    st.caption(
+        f"{len(jobs)} newest matching job(s), newest first; times in {tz.key}. Jobs a smoke check made are labelled: "
+        "their credits are tests, left out of anomaly baselines."
+    )
     shown = jobs.assign(
         created_at=jobs["created_at"].map(lambda t: local_time(t, tz)),
         output_url=jobs["output_url"].map(http_link),  # a link only when it is an http(s) URL
+        smoke_check=jobs["job_id"].map(lambda j: f"{smoke_paths[j]} path" if j in smoke_paths else ""),
     )[
         [
             "job_id",
@@ -224,6 +240,7 @@ def jobs_of(key_name: str) -> None:
             "billing_status",
             "output_url",
             "error",
+            "smoke_check",
             "output_format",
             "request_ids",
         ]
@@ -246,6 +263,57 @@ def jobs_of(key_name: str) -> None:
         table(history.assign(observed_at=history["observed_at"].map(lambda t: local_time(t, tz))))
 
 
+def smoke_section(key_name: str) -> None:
+    st.subheader("Smoke checks")
+    st.caption(
+        "Each check makes one job from a short known clip (it must complete, its output URL must answer, it must be "
+        "charged billed minutes × the model's rate and show up in the next collection) and one from an unreachable "
+        "URL (it must fail, uncharged). Grain: one row per path and check, newest first."
+    )
+    config, config_problem = dashboard_config(settings.config_path)
+    if config is not None and key_name not in {k.name for k in config.keys}:
+        config, config_problem = None, "the key is not in the loaded key config"
+    checks = smoke_checks(db, key_name)
+    if st.button(
+        "Run smoke check",
+        key="detail_smoke_run",
+        disabled=config is None,
+        help=f"Unavailable: {config_problem}" if config is None else "Both paths, now (a few credits, within the cap)",
+    ):
+        key_config = next(k for k in config.keys if k.name == key_name)  # type: ignore[union-attr]
+        try:
+            with st.spinner("Checking both paths against the API…"):
+                run = run_smoke_checks_now(config, settings.db_path, [key_config], trigger="dashboard")  # type: ignore[arg-type]
+        except (ConfigError, StoreError) as exc:  # an unpriced model, a database that cannot be opened
+            st.error(f"The smoke check could not run: {plain(exc, None)}")
+        else:
+            smoke_checks.clear()
+            forget_reads()  # the check collected the key's jobs once more
+            checks = smoke_checks(db, key_name)
+            for verdict in run.verdicts:
+                text = f"{verdict.observation.path} path: {plain(verdict.detail, None)}"
+                (st.success if verdict.ok else st.error)(text)
+            if run.alerts_opened:
+                st.warning(f"{run.alerts_opened} alert(s) opened: see the Anomalies page.")
+            if run.store_error:
+                st.error(f"The results could not be stored: {plain(run.store_error, None)}")
+    elif config is None:
+        st.caption(f"Running a check here needs the key's secret: {plain(config_problem, None)}.")
+    if checks.empty:
+        st.info("No smoke check has run for this key yet.", icon=":material/science:")
+        return
+    latest = checks.iloc[0]
+    word = "passed" if bool(checks[checks["checked_at"] == latest["checked_at"]]["ok"].all()) else "failed"
+    st.caption(f"Latest check {word}, {local_time(latest['checked_at'], tz)}.")
+    table(
+        checks.assign(
+            checked_at=checks["checked_at"].map(lambda t: local_time(t, tz)),
+            ok=checks["ok"].map({True: "✓ pass", False: "✗ fail"}),
+        ),
+        {"ok": st.column_config.TextColumn("Result")},
+    )
+
+
 view, _ = keys_with_findings(settings, now)
 inventory = view.inventory.set_index("key_name")
 chosen = choose_key(inventory.index.tolist())
@@ -253,3 +321,4 @@ identity(inventory.loc[chosen])
 findings_of(chosen, view)
 breakdowns(traffic(chosen))
 jobs_of(chosen)
+smoke_section(chosen)

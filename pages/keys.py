@@ -10,6 +10,7 @@ from analytics.keys import FINDINGS, STALE_FINDINGS, deletion_candidates
 from formatting import for_export
 from ui.data import provenance_caption
 from ui.format import local_time, plain, relative_age
+from ui.key_actions import action_panel, audit_section, rotations_section
 from ui.key_findings import badge, codes_help, keys_with_findings, words
 from ui.page import open_page
 from ui.tables import link_column, table
@@ -67,7 +68,7 @@ if not counts.empty:
 
 # Keys that need something first (most findings first), then the rest by name.
 shown = shown.assign(_n=shown["findings"].map(len)).sort_values(["_n", "key_name"], ascending=[False, True])
-tab_keys, tab_findings, tab_delete = st.tabs(["All keys", "Findings", "Deletion candidates"])
+tab_keys, tab_findings, tab_delete, tab_actions = st.tabs(["All keys", "Findings", "Deletion candidates", "Actions"])
 
 with tab_keys:
     rows = pd.DataFrame(
@@ -179,3 +180,13 @@ with tab_delete:
             mime="text/csv",
             key="download_candidates",
         )
+
+with tab_actions:
+    st.caption(
+        "Disable, enable or rotate a key through the vendor's admin API. Each check shows the key's last 7 days of "
+        "traffic; a key with calls in the last 24 h is not disabled unless forced with a reason; every action and "
+        "refusal is appended to the audit (the `key_actions` view)."
+    )
+    action_panel(settings, now, prefix="keys_action")
+    rotations_section(settings, now, filters.tz, prefix="keys_action")
+    audit_section(settings, filters.tz)

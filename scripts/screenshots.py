@@ -24,6 +24,7 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 from config import load_config  # noqa: E402
 from private_files import make_private_dir  # noqa: E402
 from service.collection import collect_and_refresh  # noqa: E402
+from service.smoke import run_smoke_checks_now  # noqa: E402
 from simulator.clock import parse_instant  # noqa: E402
 from simulator.config_writer import write_config  # noqa: E402
 from simulator.server import DEFAULT_ADMIN_TOKEN, start_server  # noqa: E402
@@ -31,6 +32,7 @@ from simulator.world import World  # noqa: E402
 from tests.chromium import chromium_context, screenshot_whole_page, wait_until_idle  # noqa: E402
 from tests.dashboard_process import dashboard_process  # noqa: E402
 
+SMOKE_KEY = "api-gateway-prod"  # the key `make run` smoke-checks at start (scripts/run.sh)
 # Views beyond a page's first screen, after that page: (file name, page path, (radio group, option to click)).
 EXTRA_VIEWS = {"key-detail": [("key-detail-hourly", "key_detail?key=api-gateway-prod", ("Granularity", "Hour"))]}
 
@@ -47,15 +49,20 @@ def pages() -> list[tuple[str, str]]:
 
 
 def collect_demo(folder: Path, now: str, keys: int) -> tuple[Path, Path, object]:
-    """Serve the demo world frozen at `now` and collect it once (then the results refresh), as `make run` does."""
+    """Serve the demo world frozen at `now`, collect it once (then the results refresh) and smoke-check one key, as
+    `make run` does."""
     instant = parse_instant(now)
     world = World(seed=7, n_keys=keys, days=90, now=instant)
     os.environ.setdefault("RBV_ADMIN_TOKEN", DEFAULT_ADMIN_TOKEN)
     server = start_server(world, admin_token=os.environ["RBV_ADMIN_TOKEN"])
     config_path = write_config(world, folder / "keys.toml", server.base_url)
     db = folder / "demo.duckdb"
-    done = asyncio.run(collect_and_refresh(load_config(config_path), db, now=lambda: instant.replace(tzinfo=None)))
+    config = load_config(config_path)
+    done = asyncio.run(collect_and_refresh(config, db, now=lambda: instant.replace(tzinfo=None)))
     print(done.run.line(), file=sys.stderr)
+    checked = [k for k in config.keys if k.name == SMOKE_KEY]
+    smoke = run_smoke_checks_now(config, db, checked, trigger="cli")
+    print(f"smoke check of {SMOKE_KEY}: {'pass' if all(v.ok for v in smoke.verdicts) else 'fail'}", file=sys.stderr)
     return db, config_path, server
 
 

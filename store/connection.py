@@ -35,9 +35,9 @@ class StoreNotReady(StoreError):
 def _is_lock_error(exc: BaseException) -> bool:
     text = str(exc)
     if "different configuration than existing connections" in text or "Unique file handle conflict" in text:
-        # Same process: a read-only open while our own writer holds the file (or the reverse),
-        # e.g. serve loading cursors while another endpoint's batch commits. It passes the same way.
-        # (DuckDB 2.0 words it "Resource In Use Error: Unique file handle conflict" when the two opens race.)
+        # Same process: a read-only open while our own writer holds the file (or the reverse), e.g. serve
+        # loading cursors while another endpoint's batch commits, or two threads attaching the file at the
+        # same instant (the results refresh reading while a collection opens it). It passes the same way.
         return True
     return "lock" in text.lower() and ("Could not set lock" in text or "Conflicting lock" in text)
 
@@ -49,10 +49,10 @@ def _open(path: str, read_only: bool, deadline_s: float) -> duckdb.DuckDBPyConne
         try:
             return duckdb.connect(path, read_only=read_only)
         except duckdb.Error as exc:
-            if not _is_lock_error(exc):
+            if not _is_lock_error(exc) or time.monotonic() >= deadline:
+                if _is_lock_error(exc):
+                    raise StoreError(f"database {path} stayed locked for {deadline_s:.0f}s") from exc
                 raise StoreError(f"cannot open database {path}: {exc}") from exc
-            if time.monotonic() >= deadline:
-                raise StoreError(f"database {path} stayed locked for {deadline_s:.0f}s") from exc
         time.sleep(delay * (1 + random.random()))
         delay = min(delay * 2, 0.5)
 
