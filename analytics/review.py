@@ -233,6 +233,7 @@ def _review(inputs: Mapping[str, Any], week: str, now: datetime) -> dict[str, An
             "complete": now >= end,
             "has_activity": bool(activity["calls"]["current"] or activity["jobs"]["current"]),
             "activity": activity,
+            **_comparison(now >= end, inputs.get("first_day"), prev_start),
             "daily": to_records(daily),
         },
         "decisions_needed": needed,
@@ -279,6 +280,20 @@ def _review(inputs: Mapping[str, Any], week: str, now: datetime) -> dict[str, An
         },
         "decisions": [],
     }
+
+
+def _comparison(complete: bool, first_day: date | None, prev_start: datetime) -> dict[str, Any]:
+    """Whether the week's totals compare with the week before, like for like, and if not why: a week still
+    running is not compared with a whole one, and a week before nobody collected is not a rise from zero."""
+    if not complete:
+        return {"compared": False, "not_compared_because": "this week is not over"}
+    if first_day is None or pd.Timestamp(first_day) > pd.Timestamp(prev_start):
+        since = f"before {pd.Timestamp(first_day):%Y-%m-%d}" if first_day is not None else "yet"
+        return {
+            "compared": False,
+            "not_compared_because": f"nothing was collected {since}, so the week before is unknown",
+        }
+    return {"compared": True, "not_compared_because": ""}
 
 
 def _trust(

@@ -238,12 +238,21 @@ def _fmt_change(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _headline(review: dict[str, Any]) -> list[str]:
     week, act = review["week"], review["week"]["activity"]
-    lines = [
-        f"Week {week['week']} ({week['start'][:10]} to {week['end'][:10]}, compared with {week['previous_week']}).",
-        f"Calls {_num(act['calls']['current'])} ({_pct(act['calls']['change_pct'])}), "
-        f"jobs {_num(act['jobs']['current'])}, credits {_num(act['credits']['current'], 2)} "
-        f"({_pct(act['credits']['change_pct'])}).",
-    ]
+    if week.get("compared"):
+        lines = [
+            f"Week {week['week']} ({week['start'][:10]} to {week['end'][:10]}, compared with {week['previous_week']}).",
+            f"Calls {_num(act['calls']['current'])} ({_pct(act['calls']['change_pct'])}), "
+            f"jobs {_num(act['jobs']['current'])}, credits {_num(act['credits']['current'], 2)} "
+            f"({_pct(act['credits']['change_pct'])}).",
+        ]
+    else:  # like for like or not at all (the page shows no change either)
+        because = week.get("not_compared_because") or "this stored review predates the check"
+        lines = [
+            f"Week {week['week']} ({week['start'][:10]} to {week['end'][:10]}; not compared with "
+            f"{week['previous_week']}: {because}).",
+            f"Calls {_num(act['calls']['current'])}, jobs {_num(act['jobs']['current'])}, "
+            f"credits {_num(act['credits']['current'], 2)}.",
+        ]
     if not week["has_activity"]:
         lines.append("No calls or jobs were recorded in this week.")
     if not week["complete"]:

@@ -9,12 +9,12 @@ from analytics import credits
 from analytics.keys import Rules
 from analytics.review import attach_decisions, default_week, week_bounds
 from analytics.review_render import charts, render, sections
-from formatting import day, delta_color, number
+from formatting import delta_color, number, signed
 from service import review as review_cases
-from store import StoreError, reads
+from store import StoreError
 from store.decisions import DECISIONS, Decision, last_decisions, record
 from store.state_file import state_path
-from ui.data import page_config, provenance_caption, read
+from ui.data import page_config, provenance_caption
 from ui.filters import utc_now
 from ui.format import plain
 from ui.key_actions import action_panel
@@ -116,30 +116,20 @@ if not info["has_activity"]:
     st.info("No calls or jobs were recorded in this week.")
 if not info["complete"]:
     st.warning(f"This week is not over: figures run to {info['generated_at']}.")
-# Week over week only when like for like: a week still running is not compared with a whole one, and a
-# previous week nobody collected is not a rise from zero.
-held = read(reads.coverage, db, now=now.replace(second=0, microsecond=0))
-prev_start = pd.Timestamp(info["start"]) - pd.Timedelta(days=7)
-comparable = info["complete"] and held.first_day is not None and pd.Timestamp(held.first_day) <= prev_start
+# Week over week only when like for like (the review says; a review stored before it said is not compared).
+comparable = bool(info.get("compared"))
 for col, name in zip(st.columns(4), ("calls", "jobs", "failed", "credits"), strict=True):
     pct = act[name]["change_pct"]
-    digits = 2 if name == "credits" else 0
     col.metric(
         {"failed": "Failed jobs"}.get(name, name.capitalize()),
-        number(act[name]["current"], digits),
-        None if pct is None or not comparable else f"{pct:+.1f} %".replace("+-", "-"),
+        number(act[name]["current"], 2 if name == "credits" else 0),
+        None if pct is None or not comparable else signed(pct, 1, minus="-") + " %",
         delta_color=delta_color(name),
         delta_description="vs the week before" if comparable and pct is not None else None,
     )
 if not comparable:
-    st.caption(
-        "No week-over-week change shown: "
-        + (
-            "this week is not over."
-            if not info["complete"]
-            else f"nothing was collected before {day(held.first_day)}, so the week before is unknown."
-        )
-    )
+    because = info.get("not_compared_because") or "this stored review predates the check"
+    st.caption(f"No week-over-week change shown: {because}.")
 
 st.subheader("Keys needing a decision")
 needed = review["decisions_needed"]

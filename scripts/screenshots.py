@@ -33,8 +33,12 @@ from tests.chromium import chromium_context, screenshot_whole_page, wait_until_i
 from tests.dashboard_process import dashboard_process  # noqa: E402
 
 SMOKE_KEY = "api-gateway-prod"  # the key `make run` smoke-checks at start (scripts/run.sh)
-# Views beyond a page's first screen, after that page: (file name, page path, (radio group, option to click)).
-EXTRA_VIEWS = {"key-detail": [("key-detail-hourly", "key_detail?key=api-gateway-prod", ("Granularity", "Hour"))]}
+# Views beyond a page's first screen, after that page: (file name, page path, (radio group, option to click, what
+# is drawn once the rerun the click starts has finished: the click returns before that rerun begins)).
+HOURLY_AXIS = "g.role-axis[aria-label^=\"Y-axis titled 'Calls per hour'\"]"
+EXTRA_VIEWS = {
+    "key-detail": [("key-detail-hourly", "key_detail?key=api-gateway-prod", ("Granularity", "Hour", HOURLY_AXIS))]
+}
 
 
 def pages() -> list[tuple[str, str]]:
@@ -97,9 +101,10 @@ def main() -> int:
                 page.goto(f"{url}/{path}")
                 wait_until_idle(page, settle_ms=1500)
                 if click:
-                    group, option = click
+                    group, option, drawn = click
                     radio = page.locator("[data-testid='stRadio']").filter(has_text=group)
                     radio.get_by_text(option, exact=True).click()
+                    page.locator(drawn).first.wait_for(timeout=60_000)
                     wait_until_idle(page, settle_ms=1500)
                 if page.locator("[data-testid='stException']").count():
                     print(f"error: {name} shows an exception", file=sys.stderr)

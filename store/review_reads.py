@@ -11,7 +11,8 @@ from store.connection import Source, reading
 
 def review_frames(db_path: Source, start: datetime, end: datetime, prev_start: datetime) -> dict[str, pd.DataFrame]:
     """Frames for [prev_start, end): usage per key/day, credits per model/day, keys, runs, failures and gaps; and
-    when the first collection ever ran ("first_run_at").
+    when the first collection ever ran ("first_run_at") and the first day any daily totals were collected for
+    ("first_day": before it nothing is known, so nothing compares).
 
     `start` splits the current week from the previous one; callers split the frames by day.
     """
@@ -62,6 +63,7 @@ def review_frames(db_path: Source, start: datetime, end: datetime, prev_start: d
             [end, start],
         ).df()
         first = con.execute("SELECT min(started_at) FROM collector_runs").fetchone()
+        first_day = con.execute("SELECT min(day) FROM key_daily_usage").fetchone()
     return {
         "usage": usage,
         "models": models,
@@ -70,4 +72,5 @@ def review_frames(db_path: Source, start: datetime, end: datetime, prev_start: d
         "failed_items": failed,
         "gaps": gaps,
         "first_run_at": first[0] if first else None,
+        "first_day": first_day[0] if first_day else None,
     }

@@ -153,6 +153,21 @@ def test_empty_week_is_a_clear_valid_report(collected, tmp_path, state):
     assert html.count("data:image/png;base64,") == 2
 
 
+def test_the_exports_compare_week_over_week_only_like_for_like(collected, state):
+    compared = compute_review(collected.db_path, WEEK, NOW, Rules(), ReconcileSettings())
+    assert compared["week"]["compared"] is True
+    pct = compared["week"]["activity"]["calls"]["change_pct"]
+    assert pct is not None and "compared with 2026-W45" in to_markdown(compared)
+    (first_day,) = _sql(collected.db_path, "SELECT min(day) FROM key_daily_usage")[0]
+    # The week whose week before predates the first collected day, and the week still running: totals only.
+    oldest = default_week(datetime.combine(first_day, datetime.min.time()) + timedelta(days=7))
+    for week, because in ((oldest, f"nothing was collected before {first_day:%Y-%m-%d}"), ("2026-W47", "not over")):
+        review = compute_review(collected.db_path, week, NOW, Rules(), ReconcileSettings())
+        assert review["week"]["compared"] is False and because in review["week"]["not_compared_because"]
+        headline = to_markdown(review).split("## ")[0]
+        assert "not compared with" in headline and because in headline and "%" not in headline, headline
+
+
 def test_future_week_renders_without_governance(collected, state):
     week = "2027-W02"
     review = compute_review(collected.db_path, week, NOW, Rules(), ReconcileSettings())
