@@ -296,6 +296,14 @@ def _comparison(complete: bool, first_day: date | None, prev_start: datetime) ->
     return {"compared": True, "not_compared_because": ""}
 
 
+def not_compared_because(week: Mapping[str, Any]) -> str:
+    """Why a review's week is not compared with the week before, or "" when it is (a review stored before
+    reviews said so is not compared)."""
+    if week.get("compared"):
+        return ""
+    return week.get("not_compared_because") or "this stored review predates the check"
+
+
 def _trust(
     runs: pd.DataFrame, failed: pd.DataFrame, gaps: pd.DataFrame, first_run_at: datetime | None, start: datetime
 ) -> str:

@@ -12,6 +12,7 @@ import pandas as pd
 import vl_convert as vlc
 
 from analytics.export import _plain
+from analytics.review import not_compared_because
 from formatting import COLORS, NOTHING, day, moment, number, percent, register_theme
 from untrusted import markdown_text
 
@@ -101,12 +102,7 @@ def _sections(review: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]], l
         for item in review["decisions_needed"]
     ]
     finding_cols = [("key_name", "Key"), ("label", "Finding"), ("detail", "Detail")]
-    change_cols = [
-        ("current", "This week"),
-        ("previous", "Previous week"),
-        ("change", "Change"),
-        ("change_pct", "Change %"),
-    ]
+    not_compared = not_compared_because(review["week"])
     return [
         (
             "Keys needing a decision",
@@ -162,23 +158,20 @@ def _sections(review: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]], l
                 else ""
             ),
         ),
-        ("Top movers by calls", _fmt_change(review["top_movers"]["calls"]), [("key_name", "Key"), *change_cols], ""),
-        (
-            "Top movers by credits",
-            _fmt_change(review["top_movers"]["credits"]),
-            [("key_name", "Key"), *change_cols],
-            "",
-        ),
-        (
+        _changes("Top movers by calls", review["top_movers"]["calls"], ("key_name", "Key"), not_compared, ""),
+        _changes("Top movers by credits", review["top_movers"]["credits"], ("key_name", "Key"), not_compared, ""),
+        _changes(
             "Credits by environment",
-            _fmt_change(review["credits_by_environment"]),
-            [("environment", "Environment"), *change_cols],
+            review["credits_by_environment"],
+            ("environment", "Environment"),
+            not_compared,
             "",
         ),
-        (
+        _changes(
             "Credits by model",
-            _fmt_change(review["credits_by_model"]),
-            [("model", "Model"), *change_cols],
+            review["credits_by_model"],
+            ("model", "Model"),
+            not_compared,
             "Jobs created in the week.",
         ),
         (
@@ -223,6 +216,24 @@ def _decision_text(decision: dict[str, Any] | None) -> str:
     return f"{decision['decision']} by {decision['decided_by']} on {when}"
 
 
+CHANGE_COLUMNS = [
+    ("current", "This week"),
+    ("previous", "Previous week"),
+    ("change", "Change"),
+    ("change_pct", "Change %"),
+]
+
+
+def _changes(
+    title: str, rows: list[dict[str, Any]], first: tuple[str, str], not_compared: str, note: str
+) -> tuple[str, list[dict[str, Any]], list[tuple[str, str]], str]:
+    """A week-over-week section: with its changes when the weeks compare like for like, else this week only."""
+    if not not_compared:
+        return title, _fmt_change(rows), [first, *CHANGE_COLUMNS], note
+    heading = f"Not compared with the week before: {not_compared}; this week's figures only."
+    return title, _fmt_change(rows), [first, CHANGE_COLUMNS[0]], f"{note} {heading}".strip()
+
+
 def _fmt_change(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
@@ -238,7 +249,8 @@ def _fmt_change(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _headline(review: dict[str, Any]) -> list[str]:
     week, act = review["week"], review["week"]["activity"]
-    if week.get("compared"):
+    because = not_compared_because(week)
+    if not because:
         lines = [
             f"Week {week['week']} ({week['start'][:10]} to {week['end'][:10]}, compared with {week['previous_week']}).",
             f"Calls {_num(act['calls']['current'])} ({_pct(act['calls']['change_pct'])}), "
@@ -246,7 +258,6 @@ def _headline(review: dict[str, Any]) -> list[str]:
             f"({_pct(act['credits']['change_pct'])}).",
         ]
     else:  # like for like or not at all (the page shows no change either)
-        because = week.get("not_compared_because") or "this stored review predates the check"
         lines = [
             f"Week {week['week']} ({week['start'][:10]} to {week['end'][:10]}; not compared with "
             f"{week['previous_week']}: {because}).",
@@ -284,10 +295,14 @@ def charts(review: dict[str, Any]) -> list[tuple[str, alt.Chart]]:
         .mark_bar(color=COLORS["observed"])
         .encode(x=alt.X("day:N", title=None, sort=None), y=alt.Y("calls:Q", title="calls"))
     )
+    # The week before only when the weeks compare like for like (else its bars would be a rise from nothing).
+    weeks = (("previous", "previous week"), ("current", "this week"))
+    if not_compared_because(review["week"]):
+        weeks = weeks[1:]
     env_rows = [
         {"environment": r["environment"], "week": label, "credits": r[field]}
         for r in review["credits_by_environment"]
-        for field, label in (("current", "this week"), ("previous", "previous week"))
+        for field, label in weeks
     ]
     env = pd.DataFrame(env_rows, columns=["environment", "week", "credits"])
     by_env = (
@@ -305,7 +320,8 @@ def charts(review: dict[str, Any]) -> list[tuple[str, alt.Chart]]:
             ),
         )
     )
-    return [("Calls per day", calls), ("Credits by environment, week over week", by_env)]
+    title = "Credits by environment" + ("" if len(weeks) == 1 else ", week over week")
+    return [("Calls per day", calls), (title, by_env)]
 
 
 _CSS = """

@@ -7,7 +7,7 @@ import streamlit as st
 
 from analytics import credits
 from analytics.keys import Rules
-from analytics.review import attach_decisions, default_week, week_bounds
+from analytics.review import attach_decisions, default_week, not_compared_because, week_bounds
 from analytics.review_render import charts, render, sections
 from formatting import delta_color, number, signed
 from service import review as review_cases
@@ -116,8 +116,9 @@ if not info["has_activity"]:
     st.info("No calls or jobs were recorded in this week.")
 if not info["complete"]:
     st.warning(f"This week is not over: figures run to {info['generated_at']}.")
-# Week over week only when like for like (the review says; a review stored before it said is not compared).
-comparable = bool(info.get("compared"))
+# Week over week only when like for like (the review says).
+because = not_compared_because(info)
+comparable = not because
 for col, name in zip(st.columns(4), ("calls", "jobs", "failed", "credits"), strict=True):
     pct = act[name]["change_pct"]
     col.metric(
@@ -128,7 +129,6 @@ for col, name in zip(st.columns(4), ("calls", "jobs", "failed", "credits"), stri
         delta_description="vs the week before" if comparable and pct is not None else None,
     )
 if not comparable:
-    because = info.get("not_compared_because") or "this stored review predates the check"
     st.caption(f"No week-over-week change shown: {because}.")
 
 st.subheader("Keys needing a decision")

@@ -32,11 +32,18 @@ def _commands() -> list[list[str]]:
     return out
 
 
+def _command_words(words: list[str]) -> str:
+    """The module and its subcommands (`collectors admin disable`): the words after `-m` before the first option."""
+    out = []
+    for word in words[2:]:
+        if word.startswith(("-", "[")):
+            break
+        out.append(word)
+    return " ".join(out)
+
+
 COMMANDS = _commands()
-PYTHON_MODULES = sorted(
-    {" ".join(words[2:4] if words[3:4] and not words[3].startswith("-") else words[2:3])
-     for words in COMMANDS if words[:2] == [".venv/bin/python", "-m"]}
-)  # fmt: skip
+PYTHON_MODULES = sorted({_command_words(words) for words in COMMANDS if words[:2] == [".venv/bin/python", "-m"]})
 
 
 def test_every_command_runs_from_a_clone_as_written():
@@ -64,7 +71,7 @@ def test_every_python_command_and_option_shown_exists(module):
     shown = {
         word.split("=")[0].strip("[]")
         for words in COMMANDS
-        if words[:2] == [".venv/bin/python", "-m"] and " ".join(words[2:]).startswith(module)
+        if words[:2] == [".venv/bin/python", "-m"] and _command_words(words) == module
         for word in words
         if word.strip("[]").startswith("--")
     }

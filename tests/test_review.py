@@ -12,7 +12,7 @@ from analytics.__main__ import main
 from analytics.credits import ReconcileSettings
 from analytics.keys import Rules
 from analytics.review import SECTIONS, default_week, parse_week, week_bounds
-from analytics.review_render import to_html, to_markdown
+from analytics.review_render import charts, to_html, to_markdown
 from config import load_config
 from service.keys import evaluate_findings
 from service.review import compute_review
@@ -164,8 +164,15 @@ def test_the_exports_compare_week_over_week_only_like_for_like(collected, state)
     for week, because in ((oldest, f"nothing was collected before {first_day:%Y-%m-%d}"), ("2026-W47", "not over")):
         review = compute_review(collected.db_path, week, NOW, Rules(), ReconcileSettings())
         assert review["week"]["compared"] is False and because in review["week"]["not_compared_because"]
-        headline = to_markdown(review).split("## ")[0]
+        md = to_markdown(review)
+        headline = md.split("## ")[0]
         assert "not compared with" in headline and because in headline and "%" not in headline, headline
+        # Nor do the sections and the chart: this week's figures only.
+        assert "| Previous week |" not in md and "Change %" not in md
+        assert "Not compared with the week before" in md
+        assert [title for title, _ in charts(review)][1] == "Credits by environment"
+    assert "| Previous week |" in to_markdown(compared)
+    assert [title for title, _ in charts(compared)][1] == "Credits by environment, week over week"
 
 
 def test_future_week_renders_without_governance(collected, state):
