@@ -112,7 +112,7 @@ def sparkline(row: pd.Series) -> alt.TopLevelMixin:
 
 
 def open_now(found: pd.DataFrame) -> None:
-    """What is going on now, or ended in the last 24 hours: worst first, each beside its own small chart."""
+    """What is going on now, or ended in the last RECENT_DAYS days: worst first, each beside its own small chart."""
     st.subheader(f"Open now and recent (last {RECENT_DAYS} days)")
     recent_incidents = window(found, now, hours=24 * RECENT_DAYS)
     if recent_incidents.empty:
