@@ -349,6 +349,7 @@ def scan(tmp_path_factory):
                     who = next((w for w in at.text_input if w.key == "decide_who"), None)
                     if who is not None:
                         who.input("ops")
+                        at.selectbox(key="decide_choice").select("keep")  # nothing is preset
                         next(b for b in at.button if "decide" in str(b.key)).click().run()
                         assert not at.exception, [e.value for e in at.exception]
                 artifacts[f"page {page}"] = _element_text(at)
