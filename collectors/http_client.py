@@ -97,6 +97,10 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+# The transport type callers pass as the test seam (so they need not import httpx themselves).
+AsyncTransport = httpx.AsyncBaseTransport
+
+
 def _network_transport(concurrency: int) -> httpx.AsyncBaseTransport:
     """httpx's API over aiohttp's connection pool and C HTTP parser.
 

@@ -33,7 +33,7 @@ from store.state_file import state_path
 from untrusted import UnsafeURL, check_url
 
 if TYPE_CHECKING:  # the transport is the test seam; outbound HTTP itself lives in collectors.http_client
-    import httpx
+    from collectors.http_client import AsyncTransport
 
 log = logging.getLogger("service.smoke")
 
@@ -175,7 +175,7 @@ async def run_smoke_checks(
     *,
     trigger: str,
     now: Callable[[], datetime] = utc_now,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: AsyncTransport | None = None,
     alert: bool = True,
 ) -> SmokeRun:
     """Check every key's success and failure paths (concurrently), collect their jobs once more to see them
@@ -244,7 +244,7 @@ async def _with_listing(
     db_path: str | Path,
     observations: list[smoke.Observation],
     now: Callable[[], datetime],
-    transport: httpx.AsyncBaseTransport | None,
+    transport: AsyncTransport | None,
 ) -> list[smoke.Observation]:
     """The collection that follows: the checked keys' jobs once more, then whether each check's job is listed."""
     job_ids = [o.job_id for o in observations if o.job_id]
