@@ -1,0 +1,309 @@
+"""Monthly credit budgets (pure): month-to-date spend, a month-end forecast with its uncertainty, the date a
+budget runs out, the warn thresholds crossed, and the prepaid balance's runway.
+
+Spend is the daily usage summary's credits, summed exactly (to the cent it reports). The forecast follows
+each scope's own pattern: a level that follows recent days (exponentially weighted, half-life a week) times
+a day-of-week profile learnt from the last eight weeks; its 90 % band combines the day-to-day scatter
+around that pattern with the level's own uncertainty.
+"""
+
+from __future__ import annotations
+
+import calendar
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+SCOPES = ("key", "environment", "owner", "account")
+STATUSES = ("ok", "warn", "over")
+DEFAULT_THRESHOLDS = (50.0, 80.0, 100.0)
+COLUMNS = [
+    "scope",
+    "name",
+    "month",
+    "budget_credits",
+    "spent_credits",
+    "forecast_credits",
+    "forecast_low",
+    "forecast_high",
+    "projected_exhausted_on",
+    "status",
+]
+ACCOUNT = "account"
+HISTORY_DAYS = 56  # eight weeks teach the day-of-week profile
+HALF_LIFE_DAYS = 7.0
+SCATTER_DAYS = 28
+Z90 = 1.645
+RUNWAY_HORIZON_DAYS = 3650
+
+
+@dataclass(frozen=True)
+class BudgetSettings:
+    """`[budgets]`: monthly credits per scope, warn thresholds in percent, and the prepaid balance."""
+
+    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
+    account: float | None = None
+    keys: tuple[tuple[str, float], ...] = ()
+    environments: tuple[tuple[str, float], ...] = ()
+    owners: tuple[tuple[str, float], ...] = ()
+    prepaid_balance: float | None = None
+    prepaid_as_of: datetime | None = None
+
+    def budget_for(self, scope: str, name: str) -> float | None:
+        if scope == "account":
+            return self.account
+        table = {"key": self.keys, "environment": self.environments, "owner": self.owners}[scope]
+        return dict(table).get(name)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.account is not None or self.keys or self.environments or self.owners)
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """Month-end spend: point and 90 % band (None when the scope has no complete day to learn from), and the
+    expected credits of each day still to come (today's remainder first)."""
+
+    total: float | None
+    low: float | None
+    high: float | None
+    daily: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    level: float | None = None  # expected credits on an average day
+
+
+@dataclass(frozen=True)
+class Runway:
+    """The prepaid balance: what is left of it now, the average day's burn, and how long it lasts."""
+
+    balance: float
+    as_of: datetime
+    spent_since: float
+    remaining: float
+    daily_burn: float | None
+    days: float | None
+    runs_out_on: date | None
+    source: str  # "config" or "entered on the page by …"
+
+
+def month_start(now: datetime) -> date:
+    return date(now.year, now.month, 1)
+
+
+def month_end(now: datetime) -> date:
+    return date(now.year, now.month, calendar.monthrange(now.year, now.month)[1])
+
+
+def month_label(now: datetime) -> str:
+    return f"{now.year:04d}-{now.month:02d}"
+
+
+def scope_daily(daily: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
+    """[scope, name, day, credits]: each key, environment, owner and the whole account, day by day.
+
+    `daily` is [key_name, day, credits] from the usage summary, `keys` [key_name, environment, owner]; a key
+    without an owner counts towards no owner's scope (and towards its environment and the account).
+    """
+    if daily.empty:
+        return pd.DataFrame(columns=["scope", "name", "day", "credits"])
+    frame = daily[["key_name", "day", "credits"]].merge(
+        keys[["key_name", "environment", "owner"]], on="key_name", how="left"
+    )
+    frame["day"] = pd.to_datetime(frame["day"]).dt.date
+    frame["credits"] = frame["credits"].astype(float)
+    parts = [frame.assign(scope="key", name=frame["key_name"])]
+    parts.append(frame.dropna(subset=["environment"]).assign(scope="environment", name=lambda f: f["environment"]))
+    parts.append(frame.dropna(subset=["owner"]).assign(scope="owner", name=lambda f: f["owner"]))
+    parts.append(frame.assign(scope="account", name=ACCOUNT))
+    long = pd.concat(parts, ignore_index=True)
+    return long.groupby(["scope", "name", "day"], as_index=False, sort=True)["credits"].sum()
+
+
+def _weekly_profile(history: pd.Series) -> np.ndarray:
+    """Seven day-of-week factors averaging 1, shrunk towards 1 where a weekday was seen only a few times."""
+    if len(history) < 14 or history.mean() <= 0:
+        return np.ones(7)
+    dow = np.array([d.weekday() for d in history.index])
+    mean = float(history.mean())
+    factors = np.ones(7)
+    for d in range(7):
+        seen = history.to_numpy()[dow == d]
+        if len(seen):
+            factors[d] = (len(seen) * (seen.mean() / mean) + 2.0) / (len(seen) + 2.0)
+    return factors / factors.mean()
+
+
+def forecast_month(series: pd.Series, now: datetime) -> Forecast:
+    """The month-end total of `series` (credits by day, this month's days included) as of `now`.
+
+    Complete days before today teach the pattern; today's row is partial, so only the rest of today is
+    forecast on top of it (in proportion to the time left), then each day to the month's end.
+    """
+    today = now.date()
+    series = series.sort_index()
+    spent = float(series[[month_start(now) <= d <= today for d in series.index]].sum()) if len(series) else 0.0
+    history = series[[today - timedelta(days=HISTORY_DAYS) <= d < today for d in series.index]].astype(float)
+    if history.empty:
+        return Forecast(None, None, None)
+    profile = _weekly_profile(history)
+    factor = np.array([profile[d.weekday()] for d in history.index])
+    age = np.array([(today - d).days for d in history.index], dtype=float)
+    weights = 0.5 ** (age / HALF_LIFE_DAYS)
+    level = float(np.sum(weights * history.to_numpy() / factor) / np.sum(weights))
+    recent = age <= SCATTER_DAYS
+    residuals = history.to_numpy()[recent] - level * factor[recent]
+    scatter = float(np.sqrt(np.mean(residuals**2))) if len(residuals) > 1 else level
+    n_eff = float(np.sum(weights) ** 2 / np.sum(weights**2))
+
+    elapsed = (now - datetime.combine(today, datetime.min.time())) / timedelta(days=1)
+    days = [today + timedelta(days=i) for i in range((month_end(now) - today).days + 1)]
+    share = np.array([max(0.0, 1.0 - elapsed)] + [1.0] * (len(days) - 1))
+    expected = np.array([level * profile[d.weekday()] for d in days]) * share
+    spread = scatter * np.array([profile[d.weekday()] for d in days])
+    variance = float(np.sum((share * spread) ** 2) + (np.sum(share * spread) / math.sqrt(n_eff)) ** 2)
+    point = float(expected.sum())
+    margin = Z90 * math.sqrt(variance)
+    return Forecast(
+        total=round(spent + point, 2),
+        low=round(spent + max(0.0, point - margin), 2),
+        high=round(spent + point + margin, 2),
+        daily=pd.Series(expected, index=days),
+        level=level,
+    )
+
+
+def exhausted_on(series: pd.Series, forecast: Forecast, budget: float | None, now: datetime) -> date | None:
+    """The day the month's spend reaches `budget`: when it did, or when the forecast says it will this month."""
+    if budget is None:
+        return None
+    running = 0.0
+    today = now.date()
+    for day, credits in series.sort_index().items():
+        if month_start(now) <= day <= today:
+            running += float(credits)
+            if running >= budget:
+                return day
+    for day, credits in forecast.daily.items():
+        running += float(credits)
+        if running >= budget:
+            return day
+    return None
+
+
+def crossed(spent: float, budget: float | None, thresholds: tuple[float, ...]) -> list[float]:
+    """The thresholds (percent of `budget`) that month-to-date spend has reached, lowest first."""
+    if not budget or budget <= 0:
+        return []
+    return sorted(t for t in thresholds if spent >= budget * t / 100.0)
+
+
+def status_of(spent: float, forecast: float | None, budget: float | None, thresholds: tuple[float, ...]) -> str | None:
+    """over: the budget is spent; warn: a warn threshold is crossed or the forecast passes the budget; else ok."""
+    if budget is None:
+        return None
+    if spent >= budget:
+        return "over"
+    warned = [t for t in crossed(spent, budget, thresholds) if t < 100]
+    return "warn" if warned or (forecast is not None and forecast > budget) else "ok"
+
+
+def budget_rows(daily: pd.DataFrame, keys: pd.DataFrame, settings: BudgetSettings, now: datetime) -> pd.DataFrame:
+    """One row per key, environment, owner and the account (COLUMNS), budgeted or not; a budget named for a
+    scope that has no usage at all gets a row with unknown spend (nothing was collected for it)."""
+    scoped = scope_daily(daily, keys)
+    rows = []
+    names: dict[str, list[str]] = {
+        "key": sorted(keys["key_name"].dropna().unique()),
+        "environment": sorted(keys["environment"].dropna().unique()),
+        "owner": sorted(keys["owner"].dropna().unique()),
+        "account": [ACCOUNT],
+    }
+    for scope, table in (("key", settings.keys), ("environment", settings.environments), ("owner", settings.owners)):
+        names[scope] += sorted(name for name, _ in table if name not in names[scope])
+    grouped = {k: g for k, g in scoped.groupby(["scope", "name"], sort=False)} if not scoped.empty else {}
+    for scope in SCOPES:
+        for name in names[scope]:
+            budget = settings.budget_for(scope, name)
+            part = grouped.get((scope, name))
+            if part is None:
+                rows.append(_row(scope, name, now, budget, None, Forecast(None, None, None), None, None))
+                continue
+            series = pd.Series(part["credits"].to_numpy(), index=list(part["day"]))
+            series = series[[d <= now.date() for d in series.index]]
+            spent = round(float(series[[d >= month_start(now) for d in series.index]].sum()), 2)
+            forecast = forecast_month(series, now)
+            status = status_of(spent, forecast.total, budget, settings.thresholds)
+            rows.append(
+                _row(scope, name, now, budget, spent, forecast, exhausted_on(series, forecast, budget, now), status)
+            )
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _row(
+    scope: str,
+    name: str,
+    now: datetime,
+    budget: float | None,
+    spent: float | None,
+    forecast: Forecast,
+    exhausted: date | None,
+    status: str | None,
+) -> dict:
+    return {
+        "scope": scope,
+        "name": name,
+        "month": month_label(now),
+        "budget_credits": budget,
+        "spent_credits": spent,
+        "forecast_credits": forecast.total,
+        "forecast_low": forecast.low,
+        "forecast_high": forecast.high,
+        "projected_exhausted_on": exhausted.isoformat() if exhausted else None,
+        "status": status,
+    }
+
+
+def runway(account_daily: pd.Series, balance: float, as_of: datetime, now: datetime, source: str) -> Runway:
+    """What is left of a prepaid `balance` read at `as_of` (the start of that day's spend) and how long it lasts
+    at the account's own daily and weekly pattern."""
+    series = account_daily.sort_index()
+    since = float(series[[as_of.date() <= d <= now.date() for d in series.index]].sum()) if len(series) else 0.0
+    remaining = round(balance - since, 2)
+    forecast = forecast_month(series, now)
+    if forecast.level is None or forecast.level <= 0:
+        return Runway(balance, as_of, round(since, 2), remaining, None, None, None, source)
+    if remaining <= 0:
+        return Runway(balance, as_of, round(since, 2), remaining, forecast.level, 0.0, now.date(), source)
+    history = series[[now.date() - timedelta(days=HISTORY_DAYS) <= d < now.date() for d in series.index]]
+    profile = _weekly_profile(history.astype(float))
+    elapsed = (now - datetime.combine(now.date(), datetime.min.time())) / timedelta(days=1)
+    left, day, days = remaining, now.date(), 0.0
+    for step in range(RUNWAY_HORIZON_DAYS):
+        share = max(0.0, 1.0 - elapsed) if step == 0 else 1.0
+        need = forecast.level * profile[day.weekday()] * share
+        if need >= left:
+            days += share * (left / need) if need > 0 else 0.0
+            return Runway(balance, as_of, round(since, 2), remaining, forecast.level, round(days, 1), day, source)
+        left -= need
+        days += share
+        day += timedelta(days=1)
+    return Runway(balance, as_of, round(since, 2), remaining, forecast.level, None, None, source)
+
+
+def latest_balance(
+    configured: tuple[float, datetime] | None, entered: Mapping[str, object] | None
+) -> tuple[float, datetime, str] | None:
+    """The newer of the configured balance and the one entered on the page (by its as-of date)."""
+    candidates: list[tuple[float, datetime, str]] = []
+    if configured is not None:
+        candidates.append((configured[0], configured[1], "config"))
+    if entered:
+        who = entered.get("entered_by") or "someone"
+        candidates.append(
+            (float(entered["credits"]), pd.Timestamp(entered["as_of"]).to_pydatetime(), f"entered on the page by {who}")
+        )
+    return max(candidates, key=lambda c: c[1]) if candidates else None
