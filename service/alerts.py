@@ -13,6 +13,7 @@ dashboard opens, acknowledges, snoozes and resolves alerts, and never waits on a
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,7 +39,7 @@ from config import AlertSettings, ChannelConfig, Config
 from service.anomalies import incidents
 from service.budgets import budget_report, crossings
 from store import Source, StoreError, reads, result_tables
-from store.alert_store import ACTIVE, alert_book, mark_notice, pending_notices, upsert_incidents
+from store.alert_store import ACTIVE, alert_book, claim_notices, mark_notice, upsert_incidents
 from store.state_file import state_path
 
 # Incidents ending this long before a check are still alerted: a service down for a day catches up.
@@ -49,6 +50,9 @@ MAX_DELIVERY_ATTEMPTS = 30
 # The API's retry policy, with waits halved: a check retries a channel within seconds, then at the next check.
 WEBHOOK_RETRY = RetryPolicy(max_attempts=3, scale=0.5)
 PAGES = {"anomaly": "anomalies", "budget": "credits", "collector_health": "collection"}
+# One pass at a time per process (serve's alert job and its results refresh both check): two deliverers in one
+# process would share its claims on the outbox. Other processes are kept off by those claims.
+_ONE_PASS = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -298,11 +302,16 @@ def deliver_pending(
 ) -> Delivery:
     """Send every queued notice not yet delivered; each outcome is recorded on the notice and its alert, and a
     failed one is tried again at the next check, up to MAX_DELIVERY_ATTEMPTS."""
+    with _ONE_PASS:
+        return _deliver(state_file, settings, now, retry)
+
+
+def _deliver(state_file: str | Path, settings: AlertSettings, now: datetime, retry: RetryPolicy | None) -> Delivery:
     channels = {c.name: c for c in settings.all_channels()}
     sent: list[Sent] = []
     failed = 0
     errors: list[str] = []
-    for notice in pending_notices(state_file, MAX_DELIVERY_ATTEMPTS):
+    for notice in claim_notices(state_file, MAX_DELIVERY_ATTEMPTS, now):
         channel = channels.get(notice["channel"])
         if channel is None:
             ok, attempts, error = False, MAX_DELIVERY_ATTEMPTS, f"channel {notice['channel']} is no longer configured"
@@ -330,6 +339,13 @@ def check_alerts(
     """One detection-and-delivery pass as of `now`: alerts for the alert-worthy incidents ending in the last
     `lookback` (the stored ones when they stand for `now`), budget crossings and collector health; notices
     queued and sent. Raises StoreError for an unreadable database or state file."""
+    with _ONE_PASS:
+        return _check(db_path, config, now, lookback, retry)
+
+
+def _check(
+    db_path: str | Path, config: Config, now: datetime, lookback: timedelta, retry: RetryPolicy | None
+) -> AlertRun:
     state_file = state_path(db_path)
     settings = config.alerts
     scopes = reads.key_scopes(db_path)

@@ -107,7 +107,10 @@ def build_scheduler(
             print(f"[retention] removed {removed} rows past retention", flush=True)
 
     scheduler.add_job(tracked("retention", housekeeping), "interval", hours=6, id="retention", name="retention")
-    scheduler.add_job(alert_check, "interval", minutes=config.alerts.check_minutes, id="alerts", name="alerts")
+    # Also at start: notices queued before a restart (or a crash) go out at once.
+    scheduler.add_job(
+        alert_check, "interval", minutes=config.alerts.check_minutes, id="alerts", name="alerts", next_run_time=start
+    )
     if config.review.weekly_cron:
         trigger = CronTrigger.from_crontab(config.review.weekly_cron, timezone=UTC)
         job = weekly_review_job(config, db_path, config.review.reports_dir)

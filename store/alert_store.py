@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +33,7 @@ import pandas as pd
 
 from store.results import first_row
 from store.state_file import state_read, state_write
+from store.writes import _pid_alive
 
 STATUSES = ("open", "acknowledged", "resolved")
 ACTIVE = ("open", "acknowledged")
@@ -155,7 +157,9 @@ CREATE TABLE IF NOT EXISTS alert_notices (
     status      VARCHAR NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
     attempts    INTEGER NOT NULL DEFAULT 0,
     last_error  VARCHAR,
-    sent_at     TIMESTAMP
+    sent_at     TIMESTAMP,
+    claimed_by  INTEGER,
+    claimed_at  TIMESTAMP
 );
 CREATE SEQUENCE IF NOT EXISTS alert_event_seq START 1;
 CREATE TABLE IF NOT EXISTS alert_events (
@@ -559,7 +563,10 @@ def alert_events(path: str | Path, alert_id: str | None = None, limit: int = 500
         if con is None:
             return pd.DataFrame(columns=EVENT_COLUMNS)
         where = "WHERE alert_id = ?" if alert_id else ""
-        sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM alert_events {where} ORDER BY happened_at DESC, event_id DESC LIMIT ?"
+        sql = (
+            f"SELECT {', '.join(EVENT_COLUMNS)} FROM alert_events {where} "
+            "ORDER BY happened_at DESC, event_id DESC LIMIT ?"
+        )
         return con.execute(sql, [alert_id, limit] if alert_id else [limit]).df()
 
 
@@ -585,6 +592,46 @@ def pending_notices(path: str | Path, max_attempts: int) -> list[dict[str, Any]]
         return [dict(zip(NOTICE_COLUMNS, row, strict=True)) for row in result.fetchall()]
 
 
+# A claim older than this is void even if its process id is alive again (reused): one notice's sending takes
+# well under a minute (three attempts of at most a few seconds each).
+CLAIM_EXPIRES = timedelta(minutes=10)
+
+
+def claim_notices(path: str | Path, max_attempts: int, now: datetime, pid: int | None = None) -> list[dict[str, Any]]:
+    """The pending notices this process may send now, claimed for it in one transaction (oldest first).
+
+    A notice claimed by another live process (an `alerts check` beside `serve`) is left to it; a claim whose
+    process died (killed mid-send) or that is older than CLAIM_EXPIRES is taken over, so it is sent again.
+    """
+    pid = os.getpid() if pid is None else pid
+    stamp = _naive(now)
+    with _write(path) as con:
+        rows = con.execute(
+            f"SELECT {', '.join(NOTICE_COLUMNS)}, claimed_by, claimed_at FROM alert_notices "
+            "WHERE status = 'pending' AND attempts < ? ORDER BY notice_id",
+            [int(max_attempts)],
+        ).fetchall()
+        mine = []
+        for row in rows:
+            notice = dict(zip(NOTICE_COLUMNS, row[: len(NOTICE_COLUMNS)], strict=True))
+            owner, claimed_at = row[len(NOTICE_COLUMNS)], row[len(NOTICE_COLUMNS) + 1]
+            held = (
+                owner is not None
+                and owner != pid
+                and _pid_alive(int(owner))
+                and claimed_at is not None
+                and stamp - claimed_at < CLAIM_EXPIRES
+            )
+            if not held:
+                mine.append(notice)
+        if mine:
+            con.execute(
+                "UPDATE alert_notices SET claimed_by = ?, claimed_at = ? WHERE list_contains(?, notice_id)",
+                [pid, stamp, [n["notice_id"] for n in mine]],
+            ).fetchall()
+    return mine
+
+
 def mark_notice(
     path: str | Path, notice_id: int, ok: bool, attempts: int, error: str | None, now: datetime, max_attempts: int
 ) -> None:
@@ -597,7 +644,8 @@ def mark_notice(
         total = int(row[1]) + int(attempts)
         status = "sent" if ok else ("failed" if total >= max_attempts else "pending")
         con.execute(
-            "UPDATE alert_notices SET status = ?, attempts = ?, last_error = ?, sent_at = ? WHERE notice_id = ?",
+            "UPDATE alert_notices SET status = ?, attempts = ?, last_error = ?, sent_at = ?, claimed_by = NULL, "
+            "claimed_at = NULL WHERE notice_id = ?",
             [status, total, None if ok else error, stamp if ok else None, notice_id],
         ).fetchall()
         if row[0] is not None:

@@ -32,8 +32,8 @@ def add(path: str | Path, key_name: str | None, at: datetime, kind: str, text: s
     """Store one annotation (key_name None: it concerns every key); returns its id."""
     with state_write(path, _SCHEMA) as con:
         rows = con.execute(
-            "INSERT INTO annotations (key_name, marked_at, kind, text, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?) "
-            "RETURNING annotation_id",
+            "INSERT INTO annotations (key_name, marked_at, kind, text, created_by, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) RETURNING annotation_id",
             [key_name, _naive(at), kind, text, who, _naive(now)],
         ).fetchall()
     return int(rows[0][0])
@@ -45,6 +45,7 @@ def between(path: str | Path, start: datetime, end: datetime) -> pd.DataFrame:
         if con is None:
             return pd.DataFrame(columns=COLUMNS)
         return con.execute(
-            f"SELECT {', '.join(COLUMNS)} FROM annotations WHERE marked_at BETWEEN ? AND ? ORDER BY marked_at, annotation_id",
+            f"SELECT {', '.join(COLUMNS)} FROM annotations WHERE marked_at BETWEEN ? AND ? "
+            "ORDER BY marked_at, annotation_id",
             [_naive(start), _naive(end)],
         ).df()

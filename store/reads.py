@@ -251,7 +251,8 @@ def daily_credits(db_path: Source, start: date, end: date) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class CollectionStatus:
-    """What the collector had done by an instant: its first run's start, its last good one, its last one."""
+    """What the collector had done by an instant: its first run's start, when it last collected anything (an
+    endpoint answered), its last finished run."""
 
     first_started_at: datetime | None
     last_success_at: datetime | None
@@ -265,10 +266,11 @@ def collection_status(db_path: Source, until: datetime) -> CollectionStatus:
     """The collector's runs as they stood at `until` (runs started later are not counted)."""
     with reading(db_path) as con:
         first = first_row(con.execute("SELECT min(started_at) FROM collector_runs WHERE started_at <= ?", [until]))
+        # Something was collected: an endpoint answered for a key (or a global one, like pricing). A run's own
+        # status is not enough: a run of global endpoints only is 'partial' even when each of them failed.
         ok = first_row(
             con.execute(
-                "SELECT max(finished_at) FROM collector_runs WHERE status IN ('ok', 'partial') AND finished_at <= ?",
-                [until],
+                "SELECT max(finished_at) FROM collector_run_items WHERE status = 'ok' AND finished_at <= ?", [until]
             )
         )
         last = first_row(

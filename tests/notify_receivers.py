@@ -67,7 +67,11 @@ def _pagerduty_problem(event: Any) -> str | None:
 
 @contextmanager
 def http_receiver(
-    kind: str = "slack", secret: str | None = None, statuses: list[int] | None = None, routing_key: str | None = None
+    kind: str = "slack",
+    secret: str | None = None,
+    statuses: list[int] | None = None,
+    routing_key: str | None = None,
+    port: int = 0,
 ) -> Iterator[tuple[str, Received]]:
     """A receiver on a free loopback port: `kind` slack (200 "ok"), webhook (verifies `secret`: 401 otherwise) or
     pagerduty (validates the event and its `routing_key`, answers 202 with the dedup_key). `statuses` answers the
@@ -112,7 +116,7 @@ def http_receiver(
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -192,3 +196,41 @@ def smtp_receiver(
         yield port, box
     finally:
         controller.stop()
+
+
+@contextmanager
+def black_hole(port: int = 0) -> Iterator[tuple[int, threading.Event]]:
+    """A listener that accepts and reads requests but never answers: a sender talking to it is stuck mid-send.
+    The event is set once a request has arrived."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(8)
+    listener.settimeout(0.1)
+    arrived, stop = threading.Event(), threading.Event()
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            held.append(conn)
+            conn.settimeout(5)
+            try:
+                if conn.recv(65536):
+                    arrived.set()
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], arrived
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for conn in held:
+            conn.close()
+        listener.close()

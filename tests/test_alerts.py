@@ -18,8 +18,10 @@ from config import ConfigError, config_from_dict
 from store.alert_store import (
     AlertError,
     acknowledge,
+    alert_book,
     list_alerts,
-    mark_delivery,
+    mark_notice,
+    pending_notices,
     resolve,
     upsert_incidents,
 )
@@ -68,9 +70,10 @@ def test_lifecycle_open_acknowledged_resolved(tmp_path):
     assert pd.Timestamp(row["acknowledged_at"]) == pd.Timestamp(NOW + H)
     with pytest.raises(AlertError):
         acknowledge(path, alert_id, "again", NOW + H)
-    resolve(path, alert_id, NOW + 2 * H)
+    resolve(path, alert_id, NOW + 2 * H, "lead")
     row = list_alerts(path, status="resolved").iloc[0]
     assert row["status"] == "resolved" and pd.Timestamp(row["resolved_at"]) == pd.Timestamp(NOW + 2 * H)
+    assert row["resolved_by"] == "lead" and row["resolution"] == "manual"
     assert list_alerts(path, status="open").empty
     with pytest.raises(AlertError):
         resolve(path, alert_id, NOW + 3 * H)
@@ -114,17 +117,51 @@ def test_cooldown_merges_then_opens_after_it(tmp_path):
     assert len(list_alerts(path)) == 3
 
 
-def test_mark_delivery_and_payload(tmp_path):
+def test_mark_notice_and_payload(tmp_path):
     path = tmp_path / "state.duckdb"
     alert = upsert_incidents(path, frame(incident("k1", NOW - 5 * H, NOW - 3 * H, peak=7.25)), NOW)[0]
-    mark_delivery(path, alert["alert_id"], False, 3, "webhook answered HTTP 500", NOW)
-    mark_delivery(path, alert["alert_id"], True, 1, None, NOW + H)
+    with alert_book(path) as book:
+        assert book.queue(alert, "ops", "slack", "trigger", 1, {"text": "x"}, "k|trigger|1|ops", NOW)
+        assert not book.queue(alert, "ops", "slack", "trigger", 1, {"text": "x"}, "k|trigger|1|ops", NOW)  # once
+    notice = pending_notices(path, 30)[0]
+    mark_notice(path, notice["notice_id"], False, 3, "webhook answered HTTP 500", NOW, 30)
+    assert pending_notices(path, 30)[0]["attempts"] == 3  # still queued: tried again at the next check
+    mark_notice(path, notice["notice_id"], True, 1, None, NOW + H, 30)
+    assert pending_notices(path, 30) == []
     row = list_alerts(path).iloc[0]
     assert row["delivery_attempts"] == 4 and row["last_error"] is None
     assert pd.Timestamp(row["delivered_at"]) == pd.Timestamp(NOW + H)
     text = slack_payload(alert)["text"]
-    for part in ("k1", "calls", "up", "2026-11-20 07:00", "7.25"):
+    for part in ("k1", "calls spike", "2026-11-20 07:00", "7.25"):
         assert part in text
+
+
+def test_a_state_file_of_the_previous_version_is_upgraded_without_resending(tmp_path):
+    """Alerts the previous version delivered count as notified; undelivered ones are announced once."""
+    import duckdb
+
+    path = tmp_path / "state.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(
+        """CREATE TABLE alerts (alert_id VARCHAR PRIMARY KEY, key_name VARCHAR NOT NULL, metric VARCHAR NOT NULL,
+        direction VARCHAR NOT NULL, incident_start TIMESTAMP NOT NULL, incident_end TIMESTAMP NOT NULL,
+        peak_score DOUBLE, status VARCHAR NOT NULL DEFAULT 'open', opened_at TIMESTAMP NOT NULL,
+        acknowledged_at TIMESTAMP, acknowledged_by VARCHAR, resolved_at TIMESTAMP, delivered_at TIMESTAMP,
+        delivery_attempts INTEGER NOT NULL DEFAULT 0, last_error VARCHAR,
+        UNIQUE (key_name, metric, direction, incident_start))"""
+    )
+    con.execute(
+        "INSERT INTO alerts VALUES ('a1', 'k1', 'calls', 'spike', '2026-11-20 01:00', '2026-11-20 02:00', 0.9, "
+        "'open', '2026-11-20 03:00', NULL, NULL, NULL, '2026-11-20 03:00', 1, NULL), "
+        "('a2', 'k2', 'calls', 'spike', '2026-11-20 01:00', '2026-11-20 02:00', 0.9, 'open', '2026-11-20 03:00', "
+        "NULL, NULL, NULL, NULL, 0, NULL)"
+    )
+    con.close()
+    assert list_alerts(path)["dedup_key"].isna().all()  # read as it is before the first write
+    with alert_book(path) as book:
+        announced = {a["alert_id"]: a["notify_count"] for a in book.to_announce()}
+    assert announced == {"a1": 1, "a2": 0}
+    assert list_alerts(path).set_index("alert_id").loc["a1", "dedup_key"] == "anomaly/k1/calls/spike/2026-11-20T01:00"
 
 
 def _alerts(section: dict):

@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 from analytics.__main__ import main as analytics_main
 from collectors.__main__ import main as collectors_main
 from collectors.http_client import RetryPolicy, post_json
-from config import AlertSettings, ConfigError, load_config
+from config import ConfigError, config_from_dict, load_config
 from service.scheduler import alert_check_job
 from store.alert_store import list_alerts
 from store.decisions import Decision, record
@@ -402,17 +402,26 @@ def _incident(now: datetime) -> pd.DataFrame:
     )  # fmt: skip
 
 
-def test_serve_records_retries_and_never_prints_an_undeliverable_webhook(tmp_path, monkeypatch, capsys):
+def _database(collected, tmp_path) -> Path:
+    """A copy of the collected database: the checks read its keys and collection runs (and never write it)."""
+    copy = tmp_path / "monitor.duckdb"
+    shutil.copy(collected.db_path, copy)
+    return copy
+
+
+def test_serve_records_retries_and_never_prints_an_undeliverable_webhook(collected, tmp_path, monkeypatch, capsys):
     """The probe: a URL without a scheme printed `[alerts] check failed: unknown url type: '<the URL>'`."""
     state = tmp_path / "state.duckdb"
     monkeypatch.setenv("RBV_STATE_DB", str(state))
     monkeypatch.delenv("RBV_TEST_SERVE_HOOK", raising=False)
-    config = load_config(_write(tmp_path, "c.toml", KEY + '[alerts]\nwebhook_url_env = "RBV_TEST_SERVE_HOOK"\n'))
+    alerts = '[alerts]\nwebhook_url_env = "RBV_TEST_SERVE_HOOK"\nhealth_stale_minutes = 0\n'
+    config = load_config(_write(tmp_path, "c.toml", KEY + alerts))
+    database = _database(collected, tmp_path)
     # The variable changes after the config was checked (it is read at each check): the check must cope.
     bad = f"hooks.example.test/services/{SECRET_PART}"
     monkeypatch.setenv("RBV_TEST_SERVE_HOOK", bad)
     _stored_incident(monkeypatch)
-    job = alert_check_job(config, tmp_path / "monitor.duckdb")
+    job = alert_check_job(config, database)
     asyncio.run(job())
     printed = capsys.readouterr()
     assert SECRET_PART not in printed.out + printed.err, "the webhook URL was printed"
@@ -428,17 +437,18 @@ def test_serve_records_retries_and_never_prints_an_undeliverable_webhook(tmp_pat
     assert pd.notna(alerts.loc[0, "delivered_at"]) and alerts.loc[0, "last_error"] is None
 
 
-def test_a_failed_delivery_is_retried_at_the_next_check(tmp_path, monkeypatch):
+def test_a_failed_delivery_is_retried_at_the_next_check(collected, tmp_path, monkeypatch):
     from service.alerts import check_alerts
 
     monkeypatch.setenv("RBV_STATE_DB", str(tmp_path / "state.duckdb"))
     _stored_incident(monkeypatch)
-    sections = AlertSettings(webhook_url_env="RBV_TEST_RETRY_HOOK")
+    config = config_from_dict({"alerts": {"webhook_url_env": "RBV_TEST_RETRY_HOOK"}}, secrets=False)
+    database = _database(collected, tmp_path)
     now = SIM_NOW.replace(tzinfo=None)
     with receiver([503, 503, 503, 200]) as (url, received):
         monkeypatch.setenv("RBV_TEST_RETRY_HOOK", url)
-        first = check_alerts(tmp_path / "m.duckdb", sections, now)
-        second = check_alerts(tmp_path / "m.duckdb", sections, now + timedelta(minutes=10))
+        first = check_alerts(database, config, now)
+        second = check_alerts(database, config, now + timedelta(minutes=10))
     assert (first.opened, first.delivered, first.failed) == (1, 0, 1)
     assert (second.opened, second.delivered, second.failed) == (0, 1, 0)
     assert len(received.bodies) == 4
