@@ -2,9 +2,9 @@
 budget runs out, the warn thresholds crossed, and the prepaid balance's runway.
 
 Spend is the daily usage summary's credits, summed exactly (to the cent it reports). The forecast follows
-each scope's own pattern: a level that follows recent days (exponentially weighted, half-life a week) times
-a day-of-week profile learnt from the last eight weeks; its 90 % band combines the day-to-day scatter
-around that pattern with the level's own uncertainty.
+each scope's own pattern: a day-of-week profile learnt from the last eight weeks times a level and trend
+fitted to them (recent days weigh more: half-life three weeks); its 90 % band combines the day-to-day scatter
+around that pattern with the uncertainty of the level and trend themselves.
 """
 
 from __future__ import annotations
@@ -35,10 +35,11 @@ COLUMNS = [
 ]
 ACCOUNT = "account"
 HISTORY_DAYS = 56  # eight weeks teach the day-of-week profile
-HALF_LIFE_DAYS = 7.0
+TREND_HALF_LIFE_DAYS = 21.0
 SCATTER_DAYS = 28
 Z90 = 1.645
 RUNWAY_HORIZON_DAYS = 3650
+CENT = 0.01
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ def scope_daily(daily: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
 
 
 def _weekly_profile(history: pd.Series) -> np.ndarray:
-    """Seven day-of-week factors averaging 1, shrunk towards 1 where a weekday was seen only a few times."""
+    """Seven day-of-week factors averaging 1 (flat until two weeks are known: each weekday seen twice)."""
     if len(history) < 14 or history.mean() <= 0:
         return np.ones(7)
     dow = np.array([d.weekday() for d in history.index])
@@ -133,15 +134,38 @@ def _weekly_profile(history: pd.Series) -> np.ndarray:
     for d in range(7):
         seen = history.to_numpy()[dow == d]
         if len(seen):
-            factors[d] = (len(seen) * (seen.mean() / mean) + 2.0) / (len(seen) + 2.0)
+            factors[d] = seen.mean() / mean
     return factors / factors.mean()
+
+
+def _wls(x: np.ndarray, age: np.ndarray, fitted_elsewhere: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Weighted least squares of `x` on time (recent days weigh more; half-life TREND_HALF_LIFE_DAYS): the level
+    at today and its change per day, their covariance, and the scatter of a day around the line. A trend only
+    once three weeks are known (fewer cannot tell a trend from noise)."""
+    weights = 0.5 ** (age / TREND_HALF_LIFE_DAYS)
+    design = np.column_stack([np.ones_like(age), -age]) if len(x) >= 21 else np.ones((len(x), 1))
+    inverse = np.linalg.pinv(design.T @ (design * weights[:, None]))
+    beta = inverse @ (design.T @ (weights * x))
+    residuals = x - design @ beta
+    # In-sample residuals understate the scatter by the parameters fitted to them (the line's, the profile's).
+    dof = max(len(x) - design.shape[1] - fitted_elsewhere, 1)
+    recent = age <= SCATTER_DAYS
+    scatter = float(np.sqrt(np.mean(residuals[recent] ** 2) * len(x) / dof)) if recent.sum() > 1 else float("nan")
+    # The sandwich form: the weights say how much a day matters, not how precise it is.
+    meat = design.T @ (design * (weights**2 * residuals**2)[:, None])
+    cov = inverse @ meat @ inverse * len(x) / max(len(x) - design.shape[1], 1)
+    if design.shape[1] == 1:
+        beta, cov = np.array([beta[0], 0.0]), np.array([[cov[0, 0], 0.0], [0.0, 0.0]])
+    return beta, cov, scatter
 
 
 def forecast_month(series: pd.Series, now: datetime) -> Forecast:
     """The month-end total of `series` (credits by day, this month's days included) as of `now`.
 
     Complete days before today teach the pattern; today's row is partial, so only the rest of today is
-    forecast on top of it (in proportion to the time left), then each day to the month's end.
+    forecast on top of it (in proportion to the time left), then each day to the month's end. A scope that
+    spent every day is modelled multiplicatively (log credits: growth compounds, scatter is a share of the
+    day); one with idle days additively.
     """
     today = now.date()
     series = series.sort_index()
@@ -149,24 +173,49 @@ def forecast_month(series: pd.Series, now: datetime) -> Forecast:
     history = series[[today - timedelta(days=HISTORY_DAYS) <= d < today for d in series.index]].astype(float)
     if history.empty:
         return Forecast(None, None, None)
-    profile = _weekly_profile(history)
-    factor = np.array([profile[d.weekday()] for d in history.index])
-    age = np.array([(today - d).days for d in history.index], dtype=float)
-    weights = 0.5 ** (age / HALF_LIFE_DAYS)
-    level = float(np.sum(weights * history.to_numpy() / factor) / np.sum(weights))
-    recent = age <= SCATTER_DAYS
-    residuals = history.to_numpy()[recent] - level * factor[recent]
-    scatter = float(np.sqrt(np.mean(residuals**2))) if len(residuals) > 1 else level
-    n_eff = float(np.sum(weights) ** 2 / np.sum(weights**2))
-
     elapsed = (now - datetime.combine(today, datetime.min.time())) / timedelta(days=1)
     days = [today + timedelta(days=i) for i in range((month_end(now) - today).days + 1)]
+    ahead = np.arange(len(days), dtype=float)
     share = np.array([max(0.0, 1.0 - elapsed)] + [1.0] * (len(days) - 1))
-    expected = np.array([level * profile[d.weekday()] for d in days]) * share
-    spread = scatter * np.array([profile[d.weekday()] for d in days])
-    variance = float(np.sum((share * spread) ** 2) + (np.sum(share * spread) / math.sqrt(n_eff)) ** 2)
+    age = np.array([(today - d).days for d in history.index], dtype=float)
+    past_weekday = np.array([d.weekday() for d in history.index])
+    weekday = np.array([d.weekday() for d in days])
+    seen = np.bincount(past_weekday, minlength=7)
+    weekly = len(history) >= 14  # each weekday seen twice
+    values = history.to_numpy(dtype=float)
+    multiplicative = bool((values > 0).all())
+    if multiplicative:
+        logs = np.log(values)
+        profile = np.zeros(7)
+        if weekly:
+            means = np.array([logs[past_weekday == w].mean() if seen[w] else np.nan for w in range(7)])
+            profile = np.nan_to_num(means - np.nanmean(means))
+        beta, cov, scatter = _wls(logs - profile[past_weekday], age, 7 if weekly else 0)
+        scatter = 0.0 if math.isnan(scatter) else scatter
+        expected = np.exp(beta[0] + beta[1] * ahead + profile[weekday] + scatter**2 / 2) * share
+        day_noise = float(np.sum(expected**2) * (math.exp(scatter**2) - 1))
+        loading = np.array([expected.sum(), (expected * ahead).sum()])
+        by_weekday = [expected[weekday == w].sum() for w in range(7)]
+        level = float(np.exp(beta[0] + scatter**2 / 2) * np.mean(np.exp(profile)))
+    else:
+        profile = _weekly_profile(history)
+        active = profile[past_weekday] > 0  # a weekday that never spends says nothing about the level
+        if not active.any():
+            return Forecast(round(spent, 2), round(spent, 2), round(spent, 2), pd.Series(0.0, index=days), 0.0)
+        beta, cov, scatter = _wls(values[active] / profile[past_weekday][active], age[active], 7 if weekly else 0)
+        scatter = float(np.mean(values)) if math.isnan(scatter) else scatter
+        factor = profile[weekday]
+        expected = np.clip(beta[0] + beta[1] * ahead, 0.0, None) * factor * share
+        day_noise = float(np.sum((share * factor * scatter) ** 2))
+        loading = np.array([np.sum(share * factor), np.sum(share * factor * ahead)])
+        by_weekday = [np.sum(share[weekday == w]) * scatter for w in range(7)]
+        level = max(float(beta[0]), 0.0)
+        scatter = 1.0  # by_weekday is already in credits
+    # Each weekday's factor is itself a mean of a few days: its error moves all of that weekday's days together.
+    profile_error = sum((by_weekday[w] * scatter) ** 2 / seen[w] for w in range(7) if seen[w] > 1) if weekly else 0.0
+    variance = day_noise + float(loading @ cov @ loading) + profile_error
     point = float(expected.sum())
-    margin = Z90 * math.sqrt(variance)
+    margin = Z90 * math.sqrt(max(variance, 0.0))
     return Forecast(
         total=round(spent + point, 2),
         low=round(spent + max(0.0, point - margin), 2),
@@ -189,7 +238,7 @@ def exhausted_on(series: pd.Series, forecast: Forecast, budget: float | None, no
                 return day
     for day, credits in forecast.daily.items():
         running += float(credits)
-        if running >= budget:
+        if running >= budget - CENT / 2:  # forecast sums carry float noise; credits are counted in cents
             return day
     return None
 
