@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email import message_from_bytes
+from email import message_from_bytes, policy
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -166,7 +166,9 @@ def smtp_receiver(
     class Handler:
         async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd naming)
             box.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-            box.messages.append(message_from_bytes(envelope.original_content or envelope.content))
+            box.messages.append(
+                message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
+            )
             return "250 Message accepted for delivery"
 
     def authenticator(server, session, envelope, mechanism, auth_data):
