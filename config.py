@@ -195,6 +195,21 @@ class AlertSettings:
             return (*self.channels, implicit)
         return self.channels
 
+    def url_problems(self) -> list[str]:
+        """Why a channel's URL, as this process's environment holds it now, could not be sent to (never the URL)."""
+        problems = []
+        for channel in self.all_channels():
+            value = os.environ.get(channel.url_env or "", "").strip()
+            if channel.url_env and value:
+                try:
+                    check_url(value, allow_link_local=channel.allow_link_local)
+                except UnsafeURL as exc:
+                    problems.append(
+                        f"channel {channel.name}: the URL in ${channel.url_env} {exc}; the URL is a secret, so it "
+                        "is not shown"
+                    )
+        return problems
+
     def webhook_url(self) -> str | None:
         """The webhook URL from the environment at the moment of use (None when unset).
 

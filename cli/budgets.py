@@ -15,9 +15,8 @@ import sys
 from analytics.budgets import COLUMNS
 from analytics.export import to_csv, to_json
 from cli.common import UsageError, analysis_config, parse_now, require_db
-from service.budgets import budget_report
+from service.budgets import budget_report, entered_balance
 from store import StoreError
-from store.state_file import state_path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         now = parse_now(args.now)
         settings = analysis_config(args.config).budgets
         require_db(args.db)
-        report = budget_report(args.db, settings, now, state_path(args.db))
+        report = budget_report(args.db, settings, now, entered_balance(args.db, now))
     except (UsageError, StoreError) as exc:
         print(f"analytics budgets: error: {exc}", file=sys.stderr)
         return 2

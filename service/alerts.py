@@ -37,7 +37,7 @@ from collectors.delivery import send
 from collectors.http_client import RetryPolicy
 from config import AlertSettings, ChannelConfig, Config
 from service.anomalies import incidents
-from service.budgets import budget_report, crossings
+from service.budgets import budget_report, crossings, entered_balance
 from store import Source, StoreError, reads, result_tables
 from store.alert_store import ACTIVE, alert_book, claim_notices, mark_notice, upsert_incidents
 from store.state_file import state_path
@@ -355,7 +355,8 @@ def _check(
     signals: list[dict[str, Any]] = []
     if config.budgets.configured:
         try:
-            signals += crossings(budget_report(db_path, config.budgets, now, state_file), config.budgets)
+            report = budget_report(db_path, config.budgets, now, entered_balance(db_path, now))
+            signals += crossings(report, config.budgets)
         except StoreError as exc:  # the state file's balance unreadable: anomalies still alert
             notes.append(f"budgets not checked: {exc}")
     signals += health_signals(db_path, settings, now)

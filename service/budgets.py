@@ -3,6 +3,7 @@ the prepaid balance lasts; the threshold crossings become budget alerts (service
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,12 +27,16 @@ class BudgetReport:
     scopes: pd.DataFrame  # key_name, environment, owner
 
 
+def entered_balance(db_path: str | Path, now: datetime) -> dict[str, Any] | None:
+    """The newest prepaid balance entered on the Credits page before `now` (None when none was)."""
+    return latest_balance(state_path(db_path), until=now)
+
+
 def budget_report(
-    db_path: Source, settings: BudgetSettings, now: datetime, state_file: Path | None = None
+    db_path: Source, settings: BudgetSettings, now: datetime, entered: Mapping[str, Any] | None = None
 ) -> BudgetReport:
     """Every scope's month as of `now` (the usage summary's days up to `now`'s), and the prepaid runway from the
-    newer of the configured balance and the one entered on the page before `now`."""
-    entered = latest_balance(state_file, until=now) if state_file is not None else None
+    newer of the configured balance and the one `entered` on the page."""
     configured = (
         (settings.prepaid_balance, settings.prepaid_as_of)
         if settings.prepaid_balance is not None and settings.prepaid_as_of is not None
@@ -57,6 +62,9 @@ def enter_balance(db_path: str | Path, credits: float, as_of: datetime, who: str
     """The prepaid balance read on `as_of`, entered on the Credits page (kept in the dashboard's state file)."""
     if not credits >= 0:
         raise ValueError("the balance must be a number of credits ≥ 0")
+    who = (who or "").strip()
+    if not who or len(who) > 200 or not who.isprintable():
+        raise ValueError("say who enters the balance (up to 200 printable characters)")
     if as_of > now:
         raise ValueError("the balance's date cannot be in the future")
     record_balance(state_path(db_path), credits, as_of, who, now)

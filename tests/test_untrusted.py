@@ -645,6 +645,12 @@ def test_anomalies_page_shows_an_undeliverable_webhook_without_the_url(collected
     assert any("Alerts webhook" in e.value and "http(s)" in e.value for e in at.error)
     shown = " ".join(str(getattr(e, "value", "")) for e in [*at.error, *at.caption, *at.success, *at.markdown])
     assert SECRET_PART not in shown
+    # The page only opens alerts; the service's next check tries to send them and records why it could not.
+    from service.alerts import deliver_pending, plan_notices
+
+    settings = load_config(config, secrets=False).alerts
+    plan_notices(tmp_path / "state.duckdb", settings, SIM_NOW.replace(tzinfo=None))
+    deliver_pending(tmp_path / "state.duckdb", settings, SIM_NOW.replace(tzinfo=None))
     alerts = list_alerts(tmp_path / "state.duckdb")
     assert len(alerts) > 0 and alerts["delivered_at"].isna().all()
     assert alerts["last_error"].str.contains("http\\(s\\)").all()
