@@ -167,6 +167,17 @@ class ChannelConfig:
     timeout_s: float = 10.0
     allow_link_local: bool = False
 
+    def secret_url(self) -> str:
+        """The URL held by `url_env` now, checked like every URL here. Raises ValueError saying which variable
+        is unset or why the URL is refused; never the URL (it is a secret)."""
+        value = os.environ.get(self.url_env or "", "").strip()
+        if not self.url_env or not value:
+            raise ValueError(f"${self.url_env} (the channel's URL) is not set")
+        try:
+            return check_url(value, allow_link_local=self.allow_link_local)
+        except UnsafeURL as exc:
+            raise ValueError(f"the URL in ${self.url_env} {exc}; the URL is a secret, so it is not shown") from None
+
     @property
     def stateful(self) -> bool:
         """PagerDuty keeps an incident open until it is told it resolved; chat and mail are just messages."""
@@ -199,15 +210,11 @@ class AlertSettings:
         """Why a channel's URL, as this process's environment holds it now, could not be sent to (never the URL)."""
         problems = []
         for channel in self.all_channels():
-            value = os.environ.get(channel.url_env or "", "").strip()
-            if channel.url_env and value:
+            if channel.url_env and os.environ.get(channel.url_env, "").strip():  # unset: not this process's secret
                 try:
-                    check_url(value, allow_link_local=channel.allow_link_local)
-                except UnsafeURL as exc:
-                    problems.append(
-                        f"channel {channel.name}: the URL in ${channel.url_env} {exc}; the URL is a secret, so it "
-                        "is not shown"
-                    )
+                    channel.secret_url()
+                except ValueError as exc:
+                    problems.append(f"channel {channel.name}: {exc}")
         return problems
 
     def webhook_url(self) -> str | None:

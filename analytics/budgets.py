@@ -10,6 +10,7 @@ around that pattern with the uncertainty of the level and trend themselves.
 from __future__ import annotations
 
 import calendar
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -124,17 +125,22 @@ def scope_daily(daily: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
     return long.groupby(["scope", "name", "day"], as_index=False, sort=True)["credits"].sum()
 
 
-def _weekly_profile(history: pd.Series) -> np.ndarray:
+def _ordinals(days) -> np.ndarray:
+    return np.array([d.toordinal() for d in days], dtype=np.int64)
+
+
+def _weekday(ordinals: np.ndarray) -> np.ndarray:
+    return (ordinals - 1) % 7  # date.toordinal() is 1 on Monday 0001-01-01
+
+
+def _weekly_profile(values: np.ndarray, weekday: np.ndarray) -> np.ndarray:
     """Seven day-of-week factors averaging 1 (flat until two weeks are known: each weekday seen twice)."""
-    if len(history) < 14 or history.mean() <= 0:
+    mean = float(values.mean()) if len(values) else 0.0
+    if len(values) < 14 or mean <= 0:
         return np.ones(7)
-    dow = np.array([d.weekday() for d in history.index])
-    mean = float(history.mean())
-    factors = np.ones(7)
-    for d in range(7):
-        seen = history.to_numpy()[dow == d]
-        if len(seen):
-            factors[d] = seen.mean() / mean
+    sums = np.bincount(weekday, weights=values, minlength=7)
+    counts = np.bincount(weekday, minlength=7)
+    factors = np.where(counts > 0, sums / np.maximum(counts, 1) / mean, 1.0)
     return factors / factors.mean()
 
 
@@ -167,38 +173,45 @@ def forecast_month(series: pd.Series, now: datetime) -> Forecast:
     spent every day is modelled multiplicatively (log credits: growth compounds, scatter is a share of the
     day); one with idle days additively.
     """
-    today = now.date()
     series = series.sort_index()
-    spent = float(series[[month_start(now) <= d <= today for d in series.index]].sum()) if len(series) else 0.0
-    history = series[[today - timedelta(days=HISTORY_DAYS) <= d < today for d in series.index]].astype(float)
-    if history.empty:
+    return _forecast(_ordinals(series.index), series.to_numpy(dtype=float), now)
+
+
+def _forecast(ordinals: np.ndarray, credits: np.ndarray, now: datetime) -> Forecast:
+    """`forecast_month` on arrays: day ordinals (ascending) and their credits."""
+    today = now.date().toordinal()
+    first = month_start(now).toordinal()
+    spent = float(credits[(ordinals >= first) & (ordinals <= today)].sum())
+    past = (ordinals >= today - HISTORY_DAYS) & (ordinals < today)
+    if not past.any():
         return Forecast(None, None, None)
-    elapsed = (now - datetime.combine(today, datetime.min.time())) / timedelta(days=1)
-    days = [today + timedelta(days=i) for i in range((month_end(now) - today).days + 1)]
-    ahead = np.arange(len(days), dtype=float)
-    share = np.array([max(0.0, 1.0 - elapsed)] + [1.0] * (len(days) - 1))
-    age = np.array([(today - d).days for d in history.index], dtype=float)
-    past_weekday = np.array([d.weekday() for d in history.index])
-    weekday = np.array([d.weekday() for d in days])
+    values, age = credits[past], (today - ordinals[past]).astype(float)
+    past_weekday = _weekday(ordinals[past])
+    elapsed = (now - datetime.combine(now.date(), datetime.min.time())) / timedelta(days=1)
+    ahead_days = np.arange(today, month_end(now).toordinal() + 1, dtype=np.int64)
+    days = [date.fromordinal(int(o)) for o in ahead_days]
+    ahead = (ahead_days - today).astype(float)
+    share = np.ones(len(ahead_days))
+    share[0] = max(0.0, 1.0 - elapsed)
+    weekday = _weekday(ahead_days)
     seen = np.bincount(past_weekday, minlength=7)
-    weekly = len(history) >= 14  # each weekday seen twice
-    values = history.to_numpy(dtype=float)
-    multiplicative = bool((values > 0).all())
-    if multiplicative:
+    weekly = len(values) >= 14  # each weekday seen twice
+    if (values > 0).all():
         logs = np.log(values)
         profile = np.zeros(7)
         if weekly:
-            means = np.array([logs[past_weekday == w].mean() if seen[w] else np.nan for w in range(7)])
+            sums = np.bincount(past_weekday, weights=logs, minlength=7)
+            means = np.where(seen > 0, sums / np.maximum(seen, 1), np.nan)
             profile = np.nan_to_num(means - np.nanmean(means))
         beta, cov, scatter = _wls(logs - profile[past_weekday], age, 7 if weekly else 0)
         scatter = 0.0 if math.isnan(scatter) else scatter
         expected = np.exp(beta[0] + beta[1] * ahead + profile[weekday] + scatter**2 / 2) * share
         day_noise = float(np.sum(expected**2) * (math.exp(scatter**2) - 1))
         loading = np.array([expected.sum(), (expected * ahead).sum()])
-        by_weekday = [expected[weekday == w].sum() for w in range(7)]
+        by_weekday = np.bincount(weekday, weights=expected, minlength=7) * scatter
         level = float(np.exp(beta[0] + scatter**2 / 2) * np.mean(np.exp(profile)))
     else:
-        profile = _weekly_profile(history)
+        profile = _weekly_profile(values, past_weekday)
         active = profile[past_weekday] > 0  # a weekday that never spends says nothing about the level
         if not active.any():
             return Forecast(round(spent, 2), round(spent, 2), round(spent, 2), pd.Series(0.0, index=days), 0.0)
@@ -208,11 +221,10 @@ def forecast_month(series: pd.Series, now: datetime) -> Forecast:
         expected = np.clip(beta[0] + beta[1] * ahead, 0.0, None) * factor * share
         day_noise = float(np.sum((share * factor * scatter) ** 2))
         loading = np.array([np.sum(share * factor), np.sum(share * factor * ahead)])
-        by_weekday = [np.sum(share[weekday == w]) * scatter for w in range(7)]
+        by_weekday = np.bincount(weekday, weights=share, minlength=7) * scatter
         level = max(float(beta[0]), 0.0)
-        scatter = 1.0  # by_weekday is already in credits
     # Each weekday's factor is itself a mean of a few days: its error moves all of that weekday's days together.
-    profile_error = sum((by_weekday[w] * scatter) ** 2 / seen[w] for w in range(7) if seen[w] > 1) if weekly else 0.0
+    profile_error = float(np.sum(by_weekday[seen > 1] ** 2 / seen[seen > 1])) if weekly else 0.0
     variance = day_noise + float(loading @ cov @ loading) + profile_error
     point = float(expected.sum())
     margin = Z90 * math.sqrt(max(variance, 0.0))
@@ -227,20 +239,24 @@ def forecast_month(series: pd.Series, now: datetime) -> Forecast:
 
 def exhausted_on(series: pd.Series, forecast: Forecast, budget: float | None, now: datetime) -> date | None:
     """The day the month's spend reaches `budget`: when it did, or when the forecast says it will this month."""
+    series = series.sort_index()
+    return _exhausted(_ordinals(series.index), series.to_numpy(dtype=float), forecast, budget, now)
+
+
+def _exhausted(
+    ordinals: np.ndarray, credits: np.ndarray, forecast: Forecast, budget: float | None, now: datetime
+) -> date | None:
     if budget is None:
         return None
-    running = 0.0
-    today = now.date()
-    for day, credits in series.sort_index().items():
-        if month_start(now) <= day <= today:
-            running += float(credits)
-            if running >= budget:
-                return day
-    for day, credits in forecast.daily.items():
-        running += float(credits)
-        if running >= budget - CENT / 2:  # forecast sums carry float noise; credits are counted in cents
-            return day
-    return None
+    month = (ordinals >= month_start(now).toordinal()) & (ordinals <= now.date().toordinal())
+    running = np.cumsum(credits[month])
+    reached = np.nonzero(running >= budget)[0]
+    if len(reached):
+        return date.fromordinal(int(ordinals[month][reached[0]]))
+    ahead = (running[-1] if len(running) else 0.0) + np.cumsum(forecast.daily.to_numpy(dtype=float))
+    # Forecast sums carry float noise; credits are counted in cents.
+    reached = np.nonzero(ahead >= budget - CENT / 2)[0]
+    return forecast.daily.index[reached[0]] if len(reached) else None
 
 
 def crossed(spent: float, budget: float | None, thresholds: tuple[float, ...]) -> list[float]:
@@ -264,7 +280,7 @@ def budget_rows(daily: pd.DataFrame, keys: pd.DataFrame, settings: BudgetSetting
     """One row per key, environment, owner and the account (COLUMNS), budgeted or not; a budget named for a
     scope that has no usage at all gets a row with unknown spend (nothing was collected for it)."""
     scoped = scope_daily(daily, keys)
-    rows = []
+    scoped = scoped[scoped["day"] <= now.date()] if not scoped.empty else scoped
     names: dict[str, list[str]] = {
         "key": sorted(keys["key_name"].dropna().unique()),
         "environment": sorted(keys["environment"].dropna().unique()),
@@ -273,22 +289,30 @@ def budget_rows(daily: pd.DataFrame, keys: pd.DataFrame, settings: BudgetSetting
     }
     for scope, table in (("key", settings.keys), ("environment", settings.environments), ("owner", settings.owners)):
         names[scope] += sorted(name for name, _ in table if name not in names[scope])
-    grouped = {k: g for k, g in scoped.groupby(["scope", "name"], sort=False)} if not scoped.empty else {}
+    # One pass over sorted arrays: each scope's days are a slice (pandas per group would cost ~1 s at 1,000 keys).
+    groups: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    if not scoped.empty:
+        ordinals = _ordinals(scoped["day"])
+        credits = scoped["credits"].to_numpy(dtype=float)
+        labels = list(zip(scoped["scope"], scoped["name"], strict=True))
+        cuts = [0, *[i for i in range(1, len(labels)) if labels[i] != labels[i - 1]], len(labels)]
+        for lo, hi in itertools.pairwise(cuts):
+            groups[labels[lo]] = (ordinals[lo:hi], credits[lo:hi])
+    first = month_start(now).toordinal()
+    rows = []
     for scope in SCOPES:
         for name in names[scope]:
             budget = settings.budget_for(scope, name)
-            part = grouped.get((scope, name))
-            if part is None:
+            found = groups.get((scope, name))
+            if found is None:
                 rows.append(_row(scope, name, now, budget, None, Forecast(None, None, None), None, None))
                 continue
-            series = pd.Series(part["credits"].to_numpy(), index=list(part["day"]))
-            series = series[[d <= now.date() for d in series.index]]
-            spent = round(float(series[[d >= month_start(now) for d in series.index]].sum()), 2)
-            forecast = forecast_month(series, now)
+            days, credits = found
+            spent = round(float(credits[days >= first].sum()), 2)
+            forecast = _forecast(days, credits, now)
             status = status_of(spent, forecast.total, budget, settings.thresholds)
-            rows.append(
-                _row(scope, name, now, budget, spent, forecast, exhausted_on(series, forecast, budget, now), status)
-            )
+            exhausted = _exhausted(days, credits, forecast, budget, now)
+            rows.append(_row(scope, name, now, budget, spent, forecast, exhausted, status))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -327,8 +351,9 @@ def runway(account_daily: pd.Series, balance: float, as_of: datetime, now: datet
         return Runway(balance, as_of, round(since, 2), remaining, None, None, None, source)
     if remaining <= 0:
         return Runway(balance, as_of, round(since, 2), remaining, forecast.level, 0.0, now.date(), source)
-    history = series[[now.date() - timedelta(days=HISTORY_DAYS) <= d < now.date() for d in series.index]]
-    profile = _weekly_profile(history.astype(float))
+    ordinals, today = _ordinals(series.index), now.date().toordinal()
+    past = (ordinals >= today - HISTORY_DAYS) & (ordinals < today)
+    profile = _weekly_profile(series.to_numpy(dtype=float)[past], _weekday(ordinals[past]))
     elapsed = (now - datetime.combine(now.date(), datetime.min.time())) / timedelta(days=1)
     left, day, days = remaining, now.date(), 0.0
     for step in range(RUNWAY_HORIZON_DAYS):
