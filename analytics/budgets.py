@@ -276,9 +276,12 @@ def status_of(spent: float, forecast: float | None, budget: float | None, thresh
     return "warn" if warned or (forecast is not None and forecast > budget) else "ok"
 
 
-def budget_rows(daily: pd.DataFrame, keys: pd.DataFrame, settings: BudgetSettings, now: datetime) -> pd.DataFrame:
-    """One row per key, environment, owner and the account (COLUMNS), budgeted or not; a budget named for a
-    scope that has no usage at all gets a row with unknown spend (nothing was collected for it)."""
+def budget_rows(
+    daily: pd.DataFrame, keys: pd.DataFrame, settings: BudgetSettings, now: datetime, budgeted_only: bool = False
+) -> pd.DataFrame:
+    """One row per key, environment, owner and the account (COLUMNS), budgeted or not (`budgeted_only`: the
+    scopes with a budget, and the account); a budget named for a scope that has no usage at all gets a row with
+    unknown spend (nothing was collected for it)."""
     scoped = scope_daily(daily, keys)
     scoped = scoped[scoped["day"] <= now.date()] if not scoped.empty else scoped
     names: dict[str, list[str]] = {
@@ -289,6 +292,8 @@ def budget_rows(daily: pd.DataFrame, keys: pd.DataFrame, settings: BudgetSetting
     }
     for scope, table in (("key", settings.keys), ("environment", settings.environments), ("owner", settings.owners)):
         names[scope] += sorted(name for name, _ in table if name not in names[scope])
+        if budgeted_only:
+            names[scope] = [n for n in names[scope] if settings.budget_for(scope, n) is not None]
     # One pass over sorted arrays: each scope's days are a slice (pandas per group would cost ~1 s at 1,000 keys).
     groups: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
     if not scoped.empty:

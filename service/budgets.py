@@ -33,10 +33,15 @@ def entered_balance(db_path: str | Path, now: datetime) -> dict[str, Any] | None
 
 
 def budget_report(
-    db_path: Source, settings: BudgetSettings, now: datetime, entered: Mapping[str, Any] | None = None
+    db_path: Source,
+    settings: BudgetSettings,
+    now: datetime,
+    entered: Mapping[str, Any] | None = None,
+    budgeted_only: bool = False,
 ) -> BudgetReport:
-    """Every scope's month as of `now` (the usage summary's days up to `now`'s), and the prepaid runway from the
-    newer of the configured balance and the one `entered` on the page."""
+    """Every scope's month as of `now` (the usage summary's days up to `now`'s; `budgeted_only`: the scopes with
+    a budget and the account), and the prepaid runway from the newer of the configured balance and the one
+    `entered` on the page."""
     configured = (
         (settings.prepaid_balance, settings.prepaid_as_of)
         if settings.prepaid_balance is not None and settings.prepaid_as_of is not None
@@ -48,7 +53,7 @@ def budget_report(
         first = min(first, balance[1].date())
     daily = reads.daily_credits(db_path, first, now.date())
     scopes = reads.key_scopes(db_path)
-    rows = budgets.budget_rows(daily, scopes, settings, now)
+    rows = budgets.budget_rows(daily, scopes, settings, now, budgeted_only)
     runway = None
     if balance is not None:
         account = budgets.scope_daily(daily, scopes)

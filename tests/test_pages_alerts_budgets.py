@@ -101,6 +101,8 @@ def test_budgets_and_the_prepaid_balance_on_the_credits_page(collected, tmp_path
     at.run()
     runway = next(m for m in at.metric if m.label == "Prepaid runway")
     assert runway.value.endswith(" days")
+    assert len([d for d in at.dataframe if "used %" in d.value.columns]) == 1  # budgeted scopes only, by default
+    at.toggle(key="budgets_every").set_value(True).run()
     every = [d.value for d in at.dataframe if "used %" in d.value.columns][1]
     assert set(every["scope"]) == {"key", "environment", "owner", "account"}
 

@@ -21,12 +21,19 @@ KIND_LABELS = {
 }
 
 
-def chart_markers(db_path: str, start: datetime, end: datetime, keys: list[str] | None) -> pd.DataFrame:
-    """The markers for a chart's keys and range (read fresh: a marker just added shows at once)."""
+@st.cache_data(ttl=30, show_spinner=False)
+def _markers(db_path: str, start: datetime, end: datetime, keys: tuple[str, ...] | None) -> pd.DataFrame:
     try:
-        return markers(db_path, start, end, keys)
+        return markers(db_path, start, end, list(keys) if keys is not None else None)
     except StoreError:
         return pd.DataFrame(columns=["at", "key_name", "kind", "text", "source"])
+
+
+def chart_markers(db_path: str, start: datetime, end: datetime, keys: list[str] | None) -> pd.DataFrame:
+    """The markers for a chart's keys and range, as of the minute (a marker added here shows at once: adding one
+    clears this cache; other sessions see it within 30 s)."""
+    minute = end.replace(second=0, microsecond=0)
+    return _markers(db_path, start, minute, tuple(keys) if keys is not None else None)
 
 
 def with_markers(chart: alt.Chart | alt.LayerChart, found: pd.DataFrame, x_field: str) -> alt.LayerChart | alt.Chart:
@@ -75,7 +82,8 @@ def annotation_form(db_path: str, key_name: str, now: datetime) -> None:
         if st.form_submit_button("Add marker"):
             try:
                 add_annotation(db_path, key_name, datetime.combine(day, at_time), text, kind, who, now)
-                st.success("Marker added.")
+                _markers.clear()
+                st.success("Marker added: it shows on the charts from the next rerun.")
             except AnnotationError as exc:
                 st.warning(plain(exc, None))
             except StoreError as exc:
