@@ -217,23 +217,6 @@ class AlertSettings:
                     problems.append(f"channel {channel.name}: {exc}")
         return problems
 
-    def webhook_url(self) -> str | None:
-        """The webhook URL from the environment at the moment of use (None when unset).
-
-        Raises ValueError (never echoing the URL) when it is not an http(s) URL safe to post to.
-        """
-        if not self.webhook_url_env:
-            return None
-        value = os.environ.get(self.webhook_url_env, "").strip()
-        if not value:
-            return None
-        try:
-            return check_url(value, allow_link_local=self.allow_link_local)
-        except UnsafeURL as exc:
-            raise ValueError(
-                f"the webhook URL in ${self.webhook_url_env} {exc}; the URL is a secret, so it is not shown"
-            ) from None
-
 
 @dataclass(frozen=True)
 class ReviewSettings:

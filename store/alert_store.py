@@ -323,7 +323,8 @@ class AlertBook:
             ).fetchall()
             return None
         alert_id = _alert_id(key_name, metric, direction, start.isoformat())
-        kind = str(row.get("kind") or "anomaly")
+        # A frame of failing smoke checks (metric "smoke_check") opens smoke-check alerts, not anomalies.
+        kind = str(row.get("kind") or ("smoke_check" if metric == "smoke_check" else "anomaly"))
         dedup = _text(row.get("dedup_key")) or (
             anomaly_dedup_key(key_name, metric, direction, start)
             if kind == "anomaly"

@@ -170,9 +170,11 @@ def _alerts(section: dict):
 
 def test_config_helpers(monkeypatch):
     monkeypatch.setenv("RBV_TEST_HOOK", "http://127.0.0.1:1/hook")
-    assert _alerts({"webhook_url_env": "RBV_TEST_HOOK"}).webhook_url() == "http://127.0.0.1:1/hook"
-    assert _alerts({"webhook_url_env": "RBV_TEST_HOOK_MISSING"}).webhook_url() is None
-    assert _alerts({}).webhook_url() is None
+    (hook,) = _alerts({"webhook_url_env": "RBV_TEST_HOOK"}).all_channels()  # the shorthand's Slack channel
+    assert (hook.name, hook.type, hook.secret_url()) == ("webhook", "slack", "http://127.0.0.1:1/hook")
+    with pytest.raises(ValueError, match=r"\$RBV_TEST_HOOK_MISSING .* is not set"):
+        _alerts({"webhook_url_env": "RBV_TEST_HOOK_MISSING"}).all_channels()[0].secret_url()
+    assert _alerts({}).all_channels() == ()
     assert _alerts({}).cooldown == timedelta(hours=6)
     assert _alerts({"cooldown_hours": 2}).cooldown == timedelta(hours=2)
     with pytest.raises(ConfigError, match="cooldown_hours"):
