@@ -282,11 +282,12 @@ class AlertBook:
         )
 
     def mutes(self, now: datetime) -> list[dict[str, Any]]:
-        """Silences entered on the page that are not removed (recurring ones, and one-off ones not yet over)."""
+        """Silences entered on the page in force at `now` (entered by then, not removed by then; recurring ones, and
+        one-off ones not yet over): a check replayed with an earlier `now` sees the silences of that moment."""
         result = self.con.execute(
-            f"SELECT {', '.join(MUTE_COLUMNS)} FROM alert_mutes WHERE removed_at IS NULL "
-            "AND (cron IS NOT NULL OR ends_at > ?) ORDER BY mute_id",
-            [_naive(now)],
+            f"SELECT {', '.join(MUTE_COLUMNS)} FROM alert_mutes WHERE created_at <= ? "
+            "AND (removed_at IS NULL OR removed_at > ?) AND (cron IS NOT NULL OR ends_at > ?) ORDER BY mute_id",
+            [_naive(now)] * 3,
         )
         return [dict(zip(MUTE_COLUMNS, row, strict=True)) for row in result.fetchall()]
 

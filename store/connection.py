@@ -38,6 +38,9 @@ def _is_lock_error(exc: BaseException) -> bool:
         # Same process: a read-only open while our own writer holds the file (or the reverse),
         # e.g. serve loading cursors while another endpoint's batch commits. It passes the same way.
         return True
+    if "Unique file handle conflict" in text:
+        # Same process: two threads attaching the file at the same instant (serve's jobs); the next try attaches.
+        return True
     return "lock" in text.lower() and ("Could not set lock" in text or "Conflicting lock" in text)
 
 
@@ -47,7 +50,7 @@ def _open(path: str, read_only: bool, deadline_s: float) -> duckdb.DuckDBPyConne
     while True:
         try:
             return duckdb.connect(path, read_only=read_only)
-        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+        except (duckdb.IOException, duckdb.ConnectionException, duckdb.ResourceInUseException) as exc:
             if not _is_lock_error(exc) or time.monotonic() >= deadline:
                 if _is_lock_error(exc):
                     raise StoreError(f"database {path} stayed locked for {deadline_s:.0f}s") from exc

@@ -266,11 +266,14 @@ def collection_status(db_path: Source, until: datetime) -> CollectionStatus:
     """The collector's runs as they stood at `until` (runs started later are not counted)."""
     with reading(db_path) as con:
         first = first_row(con.execute("SELECT min(started_at) FROM collector_runs WHERE started_at <= ?", [until]))
-        # Something was collected: an endpoint answered for a key (or a global one, like pricing). A run's own
-        # status is not enough: a run of global endpoints only is 'partial' even when each of them failed.
+        # Something was collected: a run in which an endpoint answered for a key (or a global one, like pricing).
+        # A run's own status is not enough: a run of global endpoints only is 'partial' even when each of them
+        # failed. The run's time, not its items': items are stamped with the wall clock even when the run is not.
         ok = first_row(
             con.execute(
-                "SELECT max(finished_at) FROM collector_run_items WHERE status = 'ok' AND finished_at <= ?", [until]
+                "SELECT max(r.finished_at) FROM collector_runs r WHERE r.finished_at <= ? AND EXISTS "
+                "(SELECT 1 FROM collector_run_items i WHERE i.run_id = r.run_id AND i.status = 'ok')",
+                [until],
             )
         )
         last = first_row(
