@@ -41,6 +41,8 @@ __all__ = [
     "ConfigError",
     "KeyConfig",
     "ReviewSettings",
+    "SmokeSettings",
+    "ActionSettings",
     "config_from_dict",
     "environment_from_name",
     "fingerprint",
@@ -63,10 +65,12 @@ _KEY_FIELDS = {
     "secret_env",
     "created_at",
     "rotated_at",
+    "smoke",
 }
 _API_FIELDS = {"base_url", "admin_token_env", "allow_link_local"}
 _SECTIONS = {
-    "api", "keys", "collector", "rules", "alerts", "reconciliation", "pricing", "review", "dashboard", "budgets",
+    "api", "keys", "collector", "rules", "alerts", "reconciliation", "pricing", "review", "dashboard", "smoke",
+    "actions", "budgets",
 }  # fmt: skip
 _ALERT_FIELDS = {
     "webhook_url_env", "cooldown_hours", "check_minutes", "allow_link_local", "channels", "routes",
@@ -109,6 +113,7 @@ class KeyConfig:
     created_at: datetime | None
     rotated_at: datetime | None
     secret: str = field(repr=False)
+    smoke: bool = False  # opted in to scheduled smoke checks
 
     @property
     def fingerprint(self) -> str:
@@ -227,6 +232,39 @@ class ReviewSettings:
     deliver_to: tuple[str, ...] = ()  # channel names: e-mail ones get the HTML report, the others its headline
 
 
+# A public 5-second CC0 clip (MDN's "flower.mp4"): short, so a check costs a few credits. Host your own for production.
+DEFAULT_SMOKE_CLIP_URL = "https://interactive-examples.mdn.mozilla.net/media/cc0-videos/flower.mp4"
+# `.invalid` never resolves (RFC 6761), so the vendor can never download it: the failure path's input.
+DEFAULT_SMOKE_FAILURE_URL = "https://smoke-check.invalid/unreachable.mp4"
+_SMOKE_FIELDS = {
+    "clip_url", "failure_url", "model", "daily_credit_cap", "timeout_s", "poll_interval_s", "schedule",
+    "output_format",
+}  # fmt: skip
+_ACTION_FIELDS = {"enabled", "operators"}
+
+
+@dataclass(frozen=True)
+class SmokeSettings:
+    """`[smoke]`: the known short clip, the input that must fail, the model (None: the cheapest), the daily cap."""
+
+    clip_url: str = DEFAULT_SMOKE_CLIP_URL
+    failure_url: str = DEFAULT_SMOKE_FAILURE_URL
+    model: str | None = None
+    daily_credit_cap: float = 100.0  # credits all smoke checks may spend per UTC day
+    timeout_s: float = 300.0  # a success path's job must complete within this
+    poll_interval_s: float = 2.0
+    schedule: str | None = "30 6 * * *"  # crontab line (UTC) for `collectors serve`; "" turns it off
+    output_format: str = "mp4"
+
+
+@dataclass(frozen=True)
+class ActionSettings:
+    """`[actions]`: key actions through the admin API are off unless switched on; optionally only some operators."""
+
+    enabled: bool = False
+    operators: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path | None
@@ -238,6 +276,8 @@ class Config:
     reconciliation: ReconcileSettings = field(default_factory=ReconcileSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     review: ReviewSettings = field(default_factory=ReviewSettings)
+    smoke: SmokeSettings = field(default_factory=SmokeSettings)
+    actions: ActionSettings = field(default_factory=ActionSettings)
     budgets: BudgetSettings = field(default_factory=BudgetSettings)
 
 
@@ -668,12 +708,7 @@ def _budgets(raw: Any, label: str) -> BudgetSettings:
 
 def _review(review: Any, label: str, alerts: AlertSettings) -> ReviewSettings:
     """`[review]`: the optional weekly report job of `collectors serve` (a crontab line in UTC, a folder)."""
-    if not isinstance(review, dict):
-        raise ConfigError(f"{label}: [review] must be a table")
-    unknown = set(review) - _REVIEW_FIELDS
-    if unknown:
-        known = ", ".join(sorted(_REVIEW_FIELDS))
-        raise ConfigError(f"{label} [review]: unknown field(s) {', '.join(sorted(unknown))} (known: {known})")
+    review = _known_table(review, "review", _REVIEW_FIELDS, label)
     cron = review.get("weekly_cron")
     if cron is not None:
         from apscheduler.triggers.cron import CronTrigger
@@ -703,6 +738,61 @@ def _review(review: Any, label: str, alerts: AlertSettings) -> ReviewSettings:
     return ReviewSettings(
         weekly_cron=str(cron) if cron is not None else None, reports_dir=Path(folder), deliver_to=deliver_to
     )
+
+
+def _known_table(raw: Any, section: str, fields: set[str], label: str) -> dict[str, Any]:
+    """A config table whose every field is known (an unknown one is an error naming the known ones)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{label}: [{section}] must be a table")
+    unknown = set(raw) - fields
+    if unknown:
+        known = ", ".join(sorted(fields))
+        raise ConfigError(f"{label} [{section}]: unknown field(s) {', '.join(sorted(unknown))} (known: {known})")
+    return raw
+
+
+def smoke_settings(raw: Any, label: str) -> SmokeSettings:
+    """Read `[smoke]`; every field has a working default."""
+    raw = _known_table(raw, "smoke", _SMOKE_FIELDS, label)
+    values: dict[str, Any] = {}
+    for name in ("clip_url", "failure_url"):
+        if name in raw:
+            try:
+                values[name] = check_url(str(raw[name]))
+            except UnsafeURL as exc:
+                raise ConfigError(f"{label} [smoke] {name}: {exc}") from None
+    for name in ("model", "output_format"):
+        if name in raw:
+            value = raw[name]
+            if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9_-]{1,40}", value.strip().lower()):
+                raise ConfigError(f'{label} [smoke] {name}: expected a name like "light"')
+            values[name] = value.strip().lower()
+    for name, low, high in (("daily_credit_cap", 0, 1e9), ("timeout_s", 1, 3600), ("poll_interval_s", 0.01, 60)):
+        if name in raw:
+            value = raw[name]
+            if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+                raise ConfigError(f"{label} [smoke] {name}: expected a number from {low:g} to {high:g}")
+            values[name] = float(value)
+    if "schedule" in raw:
+        cron = str(raw["schedule"]).strip()
+        if cron:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(cron, timezone=UTC)
+            except ValueError as exc:
+                raise ConfigError(f"{label} [smoke] schedule: '{cron}' is not a crontab line ({exc})") from None
+        values["schedule"] = cron or None
+    return SmokeSettings(**values)
+
+
+def action_settings(raw: Any, label: str) -> ActionSettings:
+    """Read `[actions]`: `enabled = true` switches key actions on; `operators` limits who may take them."""
+    raw = _known_table(raw, "actions", _ACTION_FIELDS, label)
+    operators = raw.get("operators", [])
+    if not isinstance(operators, list) or not all(isinstance(o, str) and o.strip() for o in operators):
+        raise ConfigError(f"{label} [actions] operators: expected a list of names or e-mail addresses")
+    return ActionSettings(_flag(raw, "enabled", f"{label} [actions]"), tuple(o.strip() for o in operators))
 
 
 # ---------------------------------------------------------------- analysis sections (typed for analytics)
@@ -949,7 +1039,11 @@ def config_from_dict(
             if environment is None:
                 raise ConfigError(f"{where}: no 'environment' and the name does not say one")
         secret = _resolve_secret(raw, where, secrets_toml) if secrets else ""
+        smoke = raw.get("smoke", False)
+        if not isinstance(smoke, bool):
+            raise ConfigError(f"{where} smoke: must be true or false")
         key = KeyConfig(
+            smoke=smoke,
             name=name,
             environment=environment,
             owner=_text_field(raw, "owner", where, MAX_OWNER),
@@ -975,5 +1069,7 @@ def config_from_dict(
         reconciliation=reconciliation,
         alerts=alerts,
         review=review,
+        smoke=smoke_settings(data.get("smoke", {}), label),
+        actions=action_settings(data.get("actions", {}), label),
         budgets=budgets,
     )

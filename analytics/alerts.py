@@ -67,7 +67,7 @@ def detail_of(alert: Mapping[str, Any]) -> dict[str, Any]:
 
 def headline(alert: Mapping[str, Any]) -> str:
     """One line saying what the alert is about (plain text; each channel escapes it its own way)."""
-    kind = alert.get("kind") or "anomaly"
+    kind = alert.get("kind") or ("smoke_check" if alert.get("metric") == "smoke_check" else "anomaly")
     detail = detail_of(alert)
     key = one_line(alert.get("key_name") or "?")
     if kind == "budget":

@@ -187,6 +187,28 @@ class ApiClient:
         label: str = "",
     ) -> ApiResponse:
         """GET and decode JSON, retrying 429/5xx/transport/malformed bodies with jittered backoff."""
+        return await self.send("GET", path, params=params, headers=headers, label=label)
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        json: Any = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
+        label: str = "",
+        idempotent: bool | None = None,
+    ) -> ApiResponse:
+        """One request whose answer is JSON, under the retry policy.
+
+        An idempotent request (GET, and writes that set a state, like disabling a key) is retried on 429, 5xx,
+        transport errors and malformed bodies. One that creates something (a job, an upload, a key) is retried
+        only on 429, which the API answers before doing anything: after a 5xx, a dropped connection or a cut
+        body it may have been done, and doing it again would create (and charge, or leak) a second one.
+        """
+        safe = method == "GET" if idempotent is None else idempotent
         attempt = 0
         while True:
             attempt += 1
@@ -194,7 +216,12 @@ class ApiClient:
             try:
                 async with self._in_flight:
                     self.stats.requests += 1
-                    response = await self._client.get(self._url(path, params), headers=headers)
+                    if method == "GET":
+                        response = await self._client.get(self._url(path, params), headers=headers)
+                    else:
+                        response = await self._client.request(
+                            method, self._url(path, params), headers=headers, json=json, files=files
+                        )
                 status = response.status_code
                 # JSON is UTF-8 (RFC 8259); httpx's `.text` would first sniff the charset of every body.
                 text = response.content.decode("utf-8", errors="replace")
@@ -211,7 +238,7 @@ class ApiClient:
                     return ApiResponse(status, body, text, request_id, attempt)
                 code, message, body_request_id = _error_fields(body)
                 request_id = request_id or body_request_id
-                if outcome == "" and status not in RETRYABLE_STATUS:
+                if outcome == "" and (status not in RETRYABLE_STATUS or (not safe and status != 429)):
                     self.stats.count(str(status))
                     self.stats.failures += 1
                     log.info("%s %s -> %s %s request_id=%s (not retried)", label, path, status, code, request_id)
@@ -231,17 +258,45 @@ class ApiClient:
             log.info(
                 "%s %s attempt %d failed: %s status=%s request_id=%s", label, path, attempt, outcome, status, request_id
             )
-            if attempt >= self.retry.max_attempts:
+            if attempt >= self.retry.max_attempts or (not safe and status != 429):
                 self.stats.failures += 1
                 raise ApiError(
                     outcome.split(":")[0],
-                    f"gave up after {attempt} attempts ({outcome})",
+                    f"gave up after {attempt} attempts ({outcome})" if safe else f"not retried ({outcome})",
                     status=status,
                     request_id=request_id,
                     attempts=attempt,
                     text=text or None,
                 )
             self.stats.retries += 1
+            await asyncio.sleep(self.retry.wait_seconds(attempt, retry_after, self._rng))
+
+    async def probe(self, url: str, *, max_bytes: int = 64 * 1024) -> tuple[int | None, int, str | None]:
+        """GET an absolute URL (a job's output) without the API's headers, reading at most `max_bytes`:
+        (HTTP status or None, bytes read, error or None); 429, 5xx and transport errors are retried."""
+        attempt = 0
+        while True:
+            attempt += 1
+            status, error, retry_after, size = None, None, None, 0
+            try:
+                async with (
+                    self._in_flight,
+                    self._client.stream("GET", url, headers={"Range": f"bytes=0-{max_bytes - 1}"}) as response,
+                ):
+                    status, retry_after = response.status_code, response.headers.get("retry-after")
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size >= max_bytes:
+                            break
+                if status not in RETRYABLE_STATUS:
+                    return status, size, None
+                error = f"HTTP {status}"
+            except (httpx.TransportError, aiohttp.ClientError) as exc:
+                error = f"transport:{type(exc).__name__}"
+            except httpx.HTTPError as exc:  # a URL that cannot be requested at all
+                return None, 0, f"cannot request it ({type(exc).__name__})"
+            if attempt >= self.retry.max_attempts:
+                return status, size, f"gave up after {attempt} attempts ({error})"
             await asyncio.sleep(self.retry.wait_seconds(attempt, retry_after, self._rng))
 
 

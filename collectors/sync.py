@@ -173,16 +173,19 @@ async def collect(
     transport: httpx.AsyncBaseTransport | None = None,
     now: Callable[[], datetime] = utc_now,
     progress: Callable[[str], None] | None = None,
+    only_keys: Sequence[str] | None = None,
 ) -> RunSummary:
-    """Collect the selected endpoints for every configured key; one failing key never stops the rest."""
+    """Collect the selected endpoints for every configured key (or only the keys named in `only_keys`, as after
+    a smoke check); one failing key never stops the rest."""
     started = time.monotonic()
     db_path = Path(db_path)
     settings = config.collector
     selected = [e for e in endpoints if ENDPOINTS[e].enabled(config)]
+    chosen = [k for k in config.keys if only_keys is None or k.name in only_keys]
     with write_transaction(db_path) as con:
         writes.sync_key_registry(con, registry_rows(config.keys), now())
-        run_id = writes.start_run(con, mode=mode, endpoints=",".join(selected), keys_total=len(config.keys), now=now())
-    state = load_collector_state(db_path, [k.name for k in config.keys], with_jobs="jobs" in selected)
+        run_id = writes.start_run(con, mode=mode, endpoints=",".join(selected), keys_total=len(chosen), now=now())
+    state = load_collector_state(db_path, [k.name for k in chosen], with_jobs="jobs" in selected)
     writer = _Writer(db_path, run_id)
     failures: list[str] = []
     keys_done = 0
@@ -232,7 +235,7 @@ async def collect(
             if progress and time.monotonic() - last_report >= 2.0:
                 last_report = time.monotonic()
                 progress(
-                    f"keys {keys_done}/{len(config.keys)} done, {client.stats.requests} requests, "
+                    f"keys {keys_done}/{len(chosen)} done, {client.stats.requests} requests, "
                     f"{client.stats.retries} retries"
                 )
 
@@ -242,7 +245,7 @@ async def collect(
     try:
         async with client:
             tasks = [global_endpoint(n) for n in selected if not ENDPOINTS[n].per_key]
-            tasks += [one_key(k) for k in config.keys]
+            tasks += [one_key(k) for k in chosen]
             await asyncio.gather(*tasks)
         status = "ok" if not failures else ("partial" if keys_ok or len(failures) < len(tasks) else "failed")
     except asyncio.CancelledError:
@@ -262,7 +265,7 @@ async def collect(
             summary = RunSummary(
                 run_id,
                 status,
-                len(config.keys),
+                len(chosen),
                 keys_ok,
                 client.stats.requests,
                 client.stats.retries,

@@ -8,13 +8,23 @@ import streamlit as st
 
 from analytics.keys import FINDINGS
 from analytics.traffic import rollup
-from store import key_reads
+from config import ConfigError
+from service.key_actions import dashboard_config
+from service.smoke import history as smoke_history
+from service.smoke import run_smoke_checks_now
+from store import StoreError, key_reads
 from ui.annotations import annotation_form, chart_markers, markers_caption, with_markers
-from ui.data import provenance_caption, read
+from ui.data import forget_reads, provenance_caption, read
 from ui.format import local_time, number, plain, relative_age
 from ui.key_findings import keys_with_findings
 from ui.page import open_page
 from untrusted import http_link
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def smoke_checks(db_path: str, key_name: str) -> pd.DataFrame:
+    return smoke_history(db_path, key_name, limit=500)
+
 
 settings, filters, now = open_page("Key detail")
 
@@ -141,13 +151,19 @@ else:
 st.subheader("Jobs")
 search = st.text_input("Find a job by job_id or request_id (part of it is enough)", key="detail_job_search")
 jobs = read(key_reads.key_jobs, db, key_name, search or None, 200)
+checks = smoke_checks(db, key_name)
+smoke_paths = dict(zip(checks["job_id"], checks["path"], strict=True)) if not checks.empty else {}
 if jobs.empty:
     st.info("No jobs match." if search else "This key has no jobs.")
 else:
-    st.caption(f"{len(jobs)} newest matching job(s) shown, newest first.")
+    st.caption(
+        f"{len(jobs)} newest matching job(s) shown, newest first. Jobs a smoke check made are labelled: their "
+        "credits are tests, left out of anomaly baselines."
+    )
     shown = jobs.assign(
         created_at=jobs["created_at"].map(lambda t: local_time(t, filters.tz)),
         output_url=jobs["output_url"].map(http_link),  # a link only when it is an http(s) URL
+        smoke_check=jobs["job_id"].map(lambda j: f"{smoke_paths[j]} path" if j in smoke_paths else ""),
     )
     st.dataframe(
         shown,
@@ -165,3 +181,57 @@ else:
     else:
         history = history.assign(observed_at=history["observed_at"].map(lambda t: local_time(t, filters.tz)))
         st.dataframe(history, hide_index=True, width="stretch")
+
+st.subheader("Smoke checks")
+st.caption(
+    "Each check makes one job from a short known clip (it must complete, its output URL must answer, it must be "
+    "charged billed minutes × the model's rate and show up in the next collection) and one from an unreachable URL "
+    "(it must fail, uncharged). Grain: one row per path and check, newest first."
+)
+config, config_problem = dashboard_config(settings.config_path)
+if config is not None and key_name not in {k.name for k in config.keys}:
+    config, config_problem = None, "the key is not in the loaded key config"
+if st.button(
+    "Run smoke check",
+    key="detail_smoke_run",
+    disabled=config is None,
+    help=f"Unavailable: {config_problem}" if config is None else "Both paths, now (a few credits, within the cap)",
+):
+    key_config = next(k for k in config.keys if k.name == key_name)  # type: ignore[union-attr]
+    try:
+        with st.spinner("Checking both paths against the API…"):
+            run = run_smoke_checks_now(config, settings.db_path, [key_config], trigger="dashboard")  # type: ignore[arg-type]
+    except (ConfigError, StoreError) as exc:  # an unpriced model, a database that cannot be opened
+        st.error(f"The smoke check could not run: {plain(exc, None)}")
+    else:
+        smoke_checks.clear()
+        forget_reads()  # the check collected the key's jobs once more
+        checks = smoke_checks(db, key_name)
+        for verdict in run.verdicts:
+            text = f"{verdict.observation.path} path: {plain(verdict.detail, None)}"
+            (st.success if verdict.ok else st.error)(text)
+        if run.alerts_opened:
+            st.warning(f"{run.alerts_opened} alert(s) opened: see the Anomalies page.")
+        if run.store_error:
+            st.error(f"The results could not be stored: {plain(run.store_error, None)}")
+elif config is None:
+    st.caption(f"Running a check here needs the key's secret: {plain(config_problem, None)}.")
+if checks.empty:
+    st.info("No smoke check has run for this key yet.", icon=":material/science:")
+else:
+    latest = checks.iloc[0]
+    word = "passed" if bool(checks[checks["checked_at"] == latest["checked_at"]]["ok"].all()) else "failed"
+    st.caption(f"Latest check {word}, {local_time(latest['checked_at'], filters.tz)}.")
+    st.dataframe(
+        checks.assign(
+            checked_at=checks["checked_at"].map(lambda t: local_time(t, filters.tz)),
+            ok=checks["ok"].map({True: "✓ pass", False: "✗ fail"}),
+        ),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "credits_charged": st.column_config.NumberColumn(format="%.2f"),
+            "credits_expected": st.column_config.NumberColumn(format="%.2f"),
+            "detail": st.column_config.TextColumn("detail", width="large"),
+        },
+    )

@@ -9,6 +9,7 @@ from analytics.export import csv_frame
 from analytics.keys import FINDINGS, STALE_FINDINGS, deletion_candidates
 from ui.data import provenance_caption
 from ui.format import local_time, plain, relative_age
+from ui.key_actions import action_panel, audit_section, rotations_section
 from ui.key_findings import keys_with_findings
 from ui.page import open_page
 
@@ -72,7 +73,7 @@ counts = in_scope["finding"].value_counts()
 if not counts.empty:
     st.markdown(" ".join(f"{badge(f)} **{int(counts[f])}**" for f in FINDINGS if f in counts))
 
-tab_keys, tab_findings, tab_delete = st.tabs(["All keys", "Findings", "Deletion candidates"])
+tab_keys, tab_findings, tab_delete, tab_actions = st.tabs(["All keys", "Findings", "Deletion candidates", "Actions"])
 
 with tab_keys:
     table = pd.DataFrame(
@@ -173,3 +174,13 @@ with tab_delete:
             mime="text/csv",
             key="download_candidates",
         )
+
+with tab_actions:
+    st.caption(
+        "Disable, enable or rotate a key through the vendor's admin API. Each check shows the key's last 7 days of "
+        "traffic; a key with calls in the last 24 h is not disabled unless forced with a reason; every action and "
+        "refusal is appended to the audit (the `key_actions` view)."
+    )
+    action_panel(settings, now, prefix="keys_action")
+    rotations_section(settings, now, filters.tz, prefix="keys_action")
+    audit_section(settings, filters.tz)

@@ -16,6 +16,7 @@ from store.state_file import state_path
 from ui.data import page_config, provenance_caption
 from ui.filters import utc_now
 from ui.format import plain
+from ui.key_actions import action_panel
 from ui.page import open_page
 
 WEEKS_OFFERED = 12
@@ -144,6 +145,20 @@ if needed:
             else:
                 st.toast(f"Recorded {choice} for {plain(key, None)}")
                 st.rerun()
+
+# The meeting decided to act on a key: do it here, behind the same guardrails as the Keys page.
+decided_to_act = {
+    item["key_name"]: item["last_decision"]["decision"]
+    for item in needed
+    if item["last_decision"] and item["last_decision"]["decision"] in ("disable", "rotate")
+}
+if decided_to_act:
+    st.markdown("**Act on a decision**")
+    acting = st.selectbox(
+        "Key decided on", list(decided_to_act), key="act_key", format_func=lambda k: f"{k}: {decided_to_act[k]}"
+    )
+    if st.toggle(f"{decided_to_act[acting].capitalize()} {acting} now", key="act_now"):
+        action_panel(settings, now, prefix=f"review_{acting}", key=acting, action=decided_to_act[acting])
 
 for title, note, table in section_tables(review_id, review):
     st.subheader(title)

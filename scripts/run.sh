@@ -34,6 +34,8 @@ else
     sleep 0.2
   done
   "$PY" -m collectors once --config data/demo/keys.toml --db "$DB"
+  # One smoke check, so the demo's Key detail page has a history to show (and the smoke jobs their labels).
+  "$PY" -m collectors smoke --config data/demo/keys.toml --db "$DB" --key api-gateway-prod || true
   "$PY" -m collectors serve --config data/demo/keys.toml --db "$DB" > data/demo/collector.log 2>&1 &
   pids+=($!)
   CONFIG=data/demo/keys.toml

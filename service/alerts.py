@@ -213,14 +213,19 @@ def _link(settings: AlertSettings, alert: Mapping[str, Any]) -> str:
 
 
 def _resolution(
-    alert: Mapping[str, Any], now: datetime, horizon: datetime | None, settings: AlertSettings, current: set[str]
+    alert: Mapping[str, Any],
+    now: datetime,
+    horizon: datetime | None,
+    settings: AlertSettings,
+    current: set[str],
+    checked: frozenset[str],
 ) -> str | None:
     """Why an active alert resolves by itself now, or None."""
     kind = alert.get("kind") or "anomaly"
     if kind == "anomaly":
         return "recovered" if recovered(alert, horizon, settings.policy.resolve_after) else None
     if kind == "collector_health":
-        return None if alert["dedup_key"] in current else "cleared"
+        return "cleared" if kind in checked and alert["dedup_key"] not in current else None
     if kind == "budget":
         month_start = datetime.combine(budget_rules.month_start(now), datetime.min.time())
         if pd.Timestamp(alert["incident_start"]) < pd.Timestamp(month_start):
@@ -247,9 +252,13 @@ def plan_notices(
     incident_rows: pd.DataFrame | None = None,
     signals: Sequence[Mapping[str, Any]] = (),
     horizon: datetime | None = None,
+    checked: frozenset[str] = frozenset(),
 ) -> Planned:
     """Open, resolve and announce, in one transaction: the notices due are queued with the changes that make
-    them due, so a crash after it sends them at the next check, and a crash before it leaves nothing done."""
+    them due, so a crash after it sends them at the next check, and a crash before it leaves nothing done.
+
+    `checked`: the kinds whose every condition `signals` holds (an alert of such a kind whose condition is
+    missing from them has cleared); other kinds' alerts are only opened by it, never cleared."""
     channels = {c.name: c for c in settings.all_channels()}
     policy = settings.policy
     opened = resolved = queued = 0
@@ -265,7 +274,7 @@ def plan_notices(
             }
             opened += book.open_signal(stored, now) is not None
         for alert in book.alerts(ACTIVE):
-            why = _resolution(alert, now, horizon, settings, current)
+            why = _resolution(alert, now, horizon, settings, current, checked)
             if why is not None:
                 book.resolve(alert["alert_id"], now, "service", why)
                 resolved += 1
@@ -367,6 +376,7 @@ def _check(
         incident_rows=rows,
         signals=signals,
         horizon=data_horizon(db_path, found.provenance.as_of),
+        checked=frozenset({"collector_health"}),
     )
     delivery = deliver_pending(state_file, settings, now, retry)
     return AlertRun(

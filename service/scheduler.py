@@ -23,6 +23,7 @@ from config import Config
 from service.alerts import check_alerts
 from service.refresh import refresh_due, refresh_results
 from service.review import send_weekly_review
+from service.smoke import run_smoke_checks
 from store import StoreError
 from untrusted import log_text
 
@@ -115,6 +116,9 @@ def build_scheduler(
         trigger = CronTrigger.from_crontab(config.review.weekly_cron, timezone=UTC)
         job = weekly_review_job(config, db_path, config.review.reports_dir)
         scheduler.add_job(job, trigger, id="weekly_review", name="weekly_review")
+    if config.smoke.schedule and any(k.smoke for k in config.keys):
+        trigger = CronTrigger.from_crontab(config.smoke.schedule, timezone=UTC)
+        scheduler.add_job(smoke_check_job(config, db_path), trigger, id="smoke", name="smoke")
     for job_id, (func, trigger) in (extra_jobs or {}).items():
         scheduler.add_job(func, id=job_id, name=job_id, **trigger)
     return scheduler
@@ -132,6 +136,24 @@ def alert_check_job(config: Config, db_path: str | Path) -> Callable[[], Corouti
         except Exception as exc:  # a locked state file or database: say so, keep collecting
             message = log_text(_without_webhook(str(exc), config))
             print(f"[alerts] check failed: {message}", file=sys.stderr, flush=True)
+
+    return run
+
+
+def smoke_check_job(config: Config, db_path: str | Path) -> Callable[[], Coroutine[Any, Any, None]]:
+    """The `[smoke] schedule` job: check every key with `smoke = true`; a failing check opens an alert."""
+
+    async def run() -> None:
+        try:
+            keys = [k for k in config.keys if k.smoke]
+            result = await run_smoke_checks(config, db_path, keys, trigger="schedule")
+            failed = [f"{v.observation.key_name} {v.observation.path}: {v.detail}" for v in result.verdicts if not v.ok]
+            line = f"{len(result.verdicts) - len(failed)}/{len(result.verdicts)} checks passed"
+            line += f"; failed: {'; '.join(failed)}" if failed else ""
+            line += f"; {result.alerts_opened} alert(s) opened" if result.alerts_opened else ""
+            print(f"[smoke] {log_text(line)}", file=sys.stderr if failed else sys.stdout, flush=True)
+        except Exception as exc:  # a locked database, an unpriced model: say so, keep collecting
+            print(f"[smoke] checks not run: {log_text(exc)}", file=sys.stderr, flush=True)
 
     return run
 

@@ -4,7 +4,8 @@ Grain (DESIGN.md section 2): calls are hourly only from the events coverage star
 cursor's `covered_since`, else the oldest stored event), and hours inside a recorded events
 coverage gap are NULL (unknown, not zero); before that the store only holds daily calls
 (`daily_calls`).  Failed jobs and credits come from the jobs list by `created_at` hour over the
-full history the store holds.
+full history the store holds. Smoke checks' jobs, and the calls and charges tied to them, are left out of every
+series: they are tests the product made, not the key's traffic, and must not move its baseline.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 import pandas as pd
 
 from store.connection import Source, reading
-from store.results import arrow_frame
+from store.results import arrow_frame, first_row
+from store.smoke_checks import SMOKE_JOB_IDS
 
 METRICS = ("calls", "failed_jobs", "credits")
 
@@ -68,6 +70,7 @@ def hourly_series(
         ), ev AS (
             SELECT key_name, date_trunc('hour', occurred_at) AS hour, count(*) AS n
             FROM usage_events WHERE occurred_at >= ?::TIMESTAMP AND occurred_at < ?::TIMESTAMP{key_where}
+{{smoke_events}}
             GROUP BY ALL
         ), gap AS (
             SELECT DISTINCT g.key_name, g.hour FROM grid g
@@ -85,6 +88,7 @@ def hourly_series(
                    coalesce(sum(credits_charged), 0)::DOUBLE AS credits
             FROM jobs WHERE created_at >= ?::TIMESTAMP AND created_at < ?::TIMESTAMP
               AND key_name IN (SELECT key_name FROM keys){key_where}
+{{smoke_jobs}}
             GROUP BY ALL
         )
         SELECT key_name, hour, metric, value FROM calls
@@ -98,7 +102,21 @@ def hourly_series(
     """
     params = [lo, *params_keys, until, until, lo, until, *params_keys, lo, until, *params_keys]
     with reading(db_path) as con:  # millions of rows for a whole fleet: through Arrow
+        # The exclusion costs ~0.1-0.2 s on 5.7 M events even when empty: only when there is something to exclude.
+        smoke = _has_smoke_jobs(con)
+        sql = sql.replace("{smoke_events}", _SMOKE_EVENTS if smoke else "").replace(
+            "{smoke_jobs}", _SMOKE_JOBS if smoke else ""
+        )
         return arrow_frame(con, sql, params)
+
+
+_SMOKE_EVENTS = f"              AND (job_id IS NULL OR job_id NOT IN ({SMOKE_JOB_IDS}))"
+_SMOKE_JOBS = f"              AND job_id NOT IN ({SMOKE_JOB_IDS})"
+
+
+def _has_smoke_jobs(con: Any) -> bool:
+    row = first_row(con.execute(f"SELECT count(*) FROM ({SMOKE_JOB_IDS})"))
+    return bool(row and row[0])
 
 
 def daily_calls(db_path: Source, until: datetime | None = None, keys: list[str] | None = None) -> pd.DataFrame:
@@ -118,10 +136,12 @@ def daily_calls(db_path: Source, until: datetime | None = None, keys: list[str] 
     return _df(
         db_path,
         f"""
-        SELECT u.key_name, u.day::TIMESTAMP AS day, u.calls::DOUBLE AS value,
+        SELECT u.key_name, u.day::TIMESTAMP AS day, greatest(u.calls - coalesce(s.n, 0), 0)::DOUBLE AS value,
                CASE WHEN c.covered_since = date_trunc('hour', c.covered_since) THEN c.covered_since
                     ELSE date_trunc('hour', c.covered_since) + INTERVAL 1 HOUR END AS hourly_from
         FROM key_daily_usage u LEFT JOIN ({_COVERAGE}) c USING (key_name)
+        LEFT JOIN (SELECT key_name, occurred_at::DATE AS day, count(*) AS n FROM usage_events
+                   WHERE job_id IN ({SMOKE_JOB_IDS}) GROUP BY ALL) s ON s.key_name = u.key_name AND s.day = u.day
         WHERE TRUE{key_where}{until_where}
         ORDER BY u.key_name, u.day
         """,

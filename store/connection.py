@@ -34,12 +34,10 @@ class StoreNotReady(StoreError):
 
 def _is_lock_error(exc: BaseException) -> bool:
     text = str(exc)
-    if "different configuration than existing connections" in text:
-        # Same process: a read-only open while our own writer holds the file (or the reverse),
-        # e.g. serve loading cursors while another endpoint's batch commits. It passes the same way.
-        return True
-    if "Unique file handle conflict" in text:
-        # Same process: two threads attaching the file at the same instant (serve's jobs); the next try attaches.
+    if "different configuration than existing connections" in text or "Unique file handle conflict" in text:
+        # Same process: a read-only open while our own writer holds the file (or the reverse), e.g. serve
+        # loading cursors while another endpoint's batch commits, or two threads attaching the file at the
+        # same instant (the results refresh reading while a collection opens it). It passes the same way.
         return True
     return "lock" in text.lower() and ("Could not set lock" in text or "Conflicting lock" in text)
 
@@ -50,13 +48,11 @@ def _open(path: str, read_only: bool, deadline_s: float) -> duckdb.DuckDBPyConne
     while True:
         try:
             return duckdb.connect(path, read_only=read_only)
-        except (duckdb.IOException, duckdb.ConnectionException, duckdb.ResourceInUseException) as exc:
+        except duckdb.Error as exc:
             if not _is_lock_error(exc) or time.monotonic() >= deadline:
                 if _is_lock_error(exc):
                     raise StoreError(f"database {path} stayed locked for {deadline_s:.0f}s") from exc
                 raise StoreError(f"cannot open database {path}: {exc}") from exc
-        except duckdb.Error as exc:
-            raise StoreError(f"cannot open database {path}: {exc}") from exc
         time.sleep(delay * (1 + random.random()))
         delay = min(delay * 2, 0.5)
 

@@ -1,16 +1,20 @@
 """Secrets never land: every byte the product writes or shows is scanned for every configured secret.
 
 One stand-in world (with faults, so retries and error paths log) is collected for real by
-`python -m collectors once` (verbose) and `serve --run-first` as subprocesses; then every analytics
+`python -m collectors once` (verbose) and `serve --run-first` as subprocesses; smoke checks run and keys are
+rotated (by `collectors admin rotate`, to a file and to stdout, and on the Keys page); then every analytics
 export, a store backup, every dashboard page (AppTest: all rendered elements and download payloads),
 alert delivery to a webhook and the dashboard's state DB are produced.  Each artifact is scanned for
-each secret (API key secrets, the admin token, the webhook URL) and for distinctive substrings of it.
+each secret (API key secrets, the rotations' new secrets, the admin token, the webhook URL) and for
+distinctive substrings of it. The one place each new secret is meant to appear once (the `--secret-out`
+file, the command's stdout without it, the page run that created it) is a control, like the config.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import signal
@@ -28,6 +32,8 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from analytics.__main__ import main as analytics_main
+from analytics.key_actions import suggested_rotation_name
+from analytics.keys import Rules, is_generic_name, is_well_formed_name
 from collectors.http_client import RetryPolicy, post_json
 from config import load_config
 from service.alerts import deliver_pending, plan_notices
@@ -38,6 +44,7 @@ from simulator.server import start_server
 from store.__main__ import main as store_main
 from tests.conftest import ROOT, make_world
 from tests.notify_receivers import smtp_receiver
+from ui.auth import hash_password
 from ui.settings import Settings
 
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -68,6 +75,10 @@ class _Hook(BaseHTTPRequestHandler):
 
     def log_message(self, *args):  # keep the receiver quiet
         pass
+
+
+def _next_name(spec) -> str:
+    return suggested_rotation_name(spec.name, spec.environment)
 
 
 def _needles(secrets: dict[str, str]) -> list[tuple[str, str]]:
@@ -136,6 +147,7 @@ def scan(tmp_path_factory):
     """Run everything once; return {artifact name: text or bytes} and the secrets."""
     folder = tmp_path_factory.mktemp("secrets_scan")
     artifacts: dict[str, str | bytes] = {}
+    controls: dict[str, str | bytes] = {}  # where a secret is meant to be: the config, its one-time showings
     records: list[str] = []
 
     class _Capture(logging.Handler):
@@ -173,6 +185,10 @@ def scan(tmp_path_factory):
         var = f"RBV_SCAN_SECRET_{index}"
         text = text.replace(f'secret = "{spec.secret}"', f'secret_env = "{var}"')
         env[var] = spec.secret
+    # Keys a rotation can name a replacement for (<service>-<env>, not generic), and one smoke-checked key.
+    rotatable = [s for s in configured if is_well_formed_name(s.name) and not is_generic_name(s.name, Rules())]
+    smoked = rotatable[0]
+    text = text.replace(f'name = "{smoked.name}"', f'name = "{smoked.name}"\nsmoke = true')
     text += (
         '\n[[keys]]\nname = "ghost-dev"\nenvironment = "dev"\nowner = "nobody"\n'
         f'secret = "{GHOST_SECRET}"\n\n[alerts]\nwebhook_url_env = "{WEBHOOK_ENV}"\ncooldown_hours = 6\n'
@@ -182,6 +198,7 @@ def scan(tmp_path_factory):
         f'[alerts.channels.mail]\ntype = "email"\nsmtp_host = "127.0.0.1"\nsmtp_port = {smtp_port}\nstarttls = false\n'
         'username_env = "RBV_SCAN_SMTP_USER"\npassword_env = "RBV_SCAN_SMTP_PASS"\nsender = "m@example.test"\n'
         'to = ["ops@example.test"]\n[budgets]\naccount = 1000\n'
+        "\n[smoke]\npoll_interval_s = 0.02\ntimeout_s = 60\n\n[actions]\nenabled = true\n"
     )
     config.write_text(text, encoding="utf-8")
     secrets = {f"key {spec.name}": spec.secret for spec in configured}
@@ -220,6 +237,42 @@ def scan(tmp_path_factory):
             proc.wait(timeout=60)
         artifacts["collectors serve -v output"] = serve_out.read_bytes()
         assert b"collecting " in artifacts["collectors serve -v output"], serve_out.read_text()[-2000:]
+
+        # --- smoke checks, and rotations: to a file, to stdout (faults off: a create is not retried) ------
+        server.faults.set(FaultSpec())
+        base = [*py, "collectors"]
+        where = ["--config", str(config), "--db", str(db)]
+        for name, argv in {
+            "collectors smoke": [*base, "smoke", *where, "--format", "json"],
+            "collectors smoke (ghost)": [*base, "smoke", *where, "--key", "ghost-dev"],
+        }.items():
+            done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, timeout=180)
+            artifacts[f"{name} output"] = done.stdout + done.stderr
+        assert b'"ok": true' in artifacts["collectors smoke output"], artifacts["collectors smoke output"][-2000:]
+        secret_file = folder / "rotated.secret"
+        to_file = subprocess.run(
+            [*base, "admin", "rotate", *where, "--key", rotatable[1].name, "--new-name", _next_name(rotatable[1]),
+             "--secret-out", str(secret_file)],
+            cwd=ROOT, env=env, capture_output=True, timeout=120,
+        )  # fmt: skip
+        assert to_file.returncode == 0, to_file.stderr.decode()[-2000:]
+        artifacts["admin rotate --secret-out output"] = to_file.stdout + to_file.stderr
+        assert secret_file.stat().st_mode & 0o777 == 0o600
+        secrets["new key (secret file)"] = secret_file.read_text(encoding="utf-8").strip()
+        to_stdout = subprocess.run(
+            [*base, "admin", "rotate", *where, "--key", rotatable[2].name, "--new-name", _next_name(rotatable[2])],
+            cwd=ROOT, env=env, capture_output=True, timeout=120,
+        )  # fmt: skip
+        assert to_stdout.returncode == 0, to_stdout.stderr.decode()[-2000:]
+        secrets["new key (stdout)"] = json.loads(to_stdout.stdout)["secret"]
+        controls["admin rotate stdout (shows the secret once)"] = to_stdout.stdout
+        artifacts["admin rotate (to stdout) stderr"] = to_stdout.stderr
+        retire = subprocess.run(
+            [*base, "admin", "disable", *where, "--key", rotatable[1].name, "--reason", "rotated", "--yes", "--force"],
+            cwd=ROOT, env=env, capture_output=True, timeout=120,
+        )  # fmt: skip
+        assert retire.returncode == 0, retire.stderr.decode()[-2000:]
+        artifacts["admin disable output"] = retire.stdout + retire.stderr
 
         # --- every analytics export ------------------------------------------------------------------
         ledger = folder / "ledger.csv"
@@ -267,7 +320,8 @@ def scan(tmp_path_factory):
             return original_add(self, path_or_data, mimetype, coordinates, file_name, is_for_static_download)
 
         state_db = folder / "state.duckdb"
-        names = ("RBV_NOW", "RBV_STATE_DB", WEBHOOK_ENV, ADMIN_ENV, "RBV_SCAN_SMTP_USER", *CHANNEL_SECRETS)
+        scan_vars = [v for v in env if v.startswith("RBV_SCAN_SECRET_")]
+        names = ("RBV_NOW", "RBV_STATE_DB", WEBHOOK_ENV, ADMIN_ENV, "RBV_SCAN_SMTP_USER", *CHANNEL_SECRETS, *scan_vars)
         saved_env = {k: os.environ.get(k) for k in names}
         os.environ.update(
             {"RBV_NOW": NOW.replace(tzinfo=None).isoformat(), "RBV_STATE_DB": str(state_db), WEBHOOK_ENV: webhook_url}
@@ -276,6 +330,30 @@ def scan(tmp_path_factory):
         MediaFileManager.add = spy_add
         try:
             settings = Settings(db_path=db, config_path=config, demo=False)
+            # A rotation on the Keys page: the run that creates the key shows its secret (a control), no other.
+            os.environ[ADMIN_ENV] = ADMIN_TOKEN
+            for var in (v for v in env if v.startswith("RBV_SCAN_SECRET_")):
+                os.environ[var] = env[var]
+            rotating = AppTest.from_file(str(ROOT / "pages" / "keys.py"), default_timeout=120)
+            rotating.session_state["settings"] = settings
+            rotating.secrets["access"] = {"password_hash": hash_password("scan", iterations=1000)}
+            rotating.session_state["access_granted"] = True
+            rotating.run()
+            rotating.text_input(key="keys_action_actor").input("scanner").run()
+            old = rotatable[3]
+            rotating.selectbox(key="keys_action_key").set_value(old.name)
+            rotating.radio(key="keys_action_action").set_value("rotate")
+            new_name = _next_name(old)
+            rotating.text_input(key="keys_action_new_name").input(new_name)
+            next(b for b in rotating.button if b.label == "Check").click().run()
+            rotating.text_input(key="keys_action_confirm_name").input(old.name).run()
+            rotating.button(key="keys_action_go").click().run()
+            assert not rotating.exception, [e.value for e in rotating.exception]
+            assert [c.value for c in rotating.code] == [world.key(new_name).secret], _element_text(rotating)[-2000:]
+            secrets["new key (page)"] = world.key(new_name).secret
+            controls["page keys, the run that rotated"] = _element_text(rotating)
+            rotating.run()
+            artifacts["page keys, the next run after rotating"] = _element_text(rotating)
             for page in PAGES:
                 at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=120)
                 at.session_state["settings"] = settings
@@ -355,6 +433,7 @@ def scan(tmp_path_factory):
         hook.server_close()
         mail.close()
     artifacts["control: the config file itself"] = config.read_bytes()
+    artifacts |= {f"control: {name}": content for name, content in controls.items()}
     return artifacts, secrets
 
 
@@ -376,6 +455,9 @@ def test_no_secret_in_any_artifact(scan):
     leaks = []
     control = artifacts["control: the config file itself"]
     assert sum(needle.encode() in control for _, needle in needles) >= 20, "the scanner finds nothing in the config"
+    # Each rotation's secret really was shown where it is meant to be (so the scan below can find it).
+    assert secrets["new key (stdout)"].encode() in artifacts["control: admin rotate stdout (shows the secret once)"]
+    assert secrets["new key (page)"] in artifacts["control: page keys, the run that rotated"]
     for name, content in artifacts.items():
         if name.startswith("control:"):
             continue

@@ -215,6 +215,17 @@ def _only(page: Callable[[], None], title: str, url_path: str) -> None:
     st.navigation([st.Page(page, title=title, url_path=url_path, default=True)], position="hidden").run()
 
 
+def operator_identity() -> tuple[bool, str | None]:
+    """(signed in, who): the identity provider's e-mail (or name) with OIDC; with the password gate the
+    visitor is signed in but anonymous (they say who they are); with no sign-in configured, not signed in."""
+    kind, _ = _gate_kind()
+    if kind == "oidc" and _logged_in():
+        return True, str(st.user.get("email") or st.user.get("name") or "") or None
+    if kind == "password" and st.session_state.get("access_granted"):
+        return True, None
+    return False, None
+
+
 def require_access() -> bool:
     """True when the visitor may see the pages; otherwise only a sign-in (or start-up error) page is navigable."""
     problem = launch_problem()
