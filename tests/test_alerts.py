@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pandas as pd
 import pytest
@@ -26,6 +21,7 @@ from store.alert_store import (
     upsert_incidents,
 )
 from store.state_file import state_path
+from tests.notify_receivers import http_receiver
 
 NOW = datetime(2026, 11, 20, 12, 0, 0)
 H = timedelta(hours=1)
@@ -187,76 +183,41 @@ def _deliver(url: str, payload: dict, attempts: int, timeout_s: float = 5.0) -> 
     return outcome.ok, outcome.attempts, outcome.error
 
 
-class Receiver:
-    def __init__(self, statuses: list[int]):
-        self.statuses = list(statuses)
-        self.bodies: list[dict] = []
-
-
-@contextmanager
-def receiver(statuses: list[int]) -> Iterator[tuple[str, Receiver]]:
-    state = Receiver(statuses)
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (http.server naming)
-            length = int(self.headers.get("Content-Length", 0))
-            state.bodies.append(json.loads(self.rfile.read(length)))
-            status = state.statuses.pop(0) if state.statuses else 200
-            self.send_response(status)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = False
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/services/T000/SECRET-TOKEN", state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
 def test_deliver_posts_json():
-    with receiver([200]) as (url, state):
+    with http_receiver("slack") as (url, got):
         ok, attempts, error = _deliver(url, {"text": "hello"}, 3)
     assert (ok, attempts, error) == (True, 1, None)
-    assert state.bodies == [{"text": "hello"}]
+    assert got.bodies == [{"text": "hello"}]
 
 
 def test_deliver_retries_5xx_until_success():
-    with receiver([500, 500, 200]) as (url, state):
+    with http_receiver("slack", statuses=[500, 500, 200]) as (url, got):
         ok, attempts, error = _deliver(url, {"text": "x"}, 3)
     assert (ok, attempts, error) == (True, 3, None)
-    assert len(state.bodies) == 3
+    assert got.refused == ["HTTP 500", "HTTP 500"] and len(got.requests) == 1
 
 
 def test_deliver_gives_up_after_attempts_without_leaking_url():
-    with receiver([503, 503, 503]) as (url, state):
+    with http_receiver("slack", statuses=[503, 503, 503]) as (url, got):
         ok, attempts, error = _deliver(url, {"text": "x"}, 3)
-    assert not ok and attempts == 3 and "503" in error
-    assert url not in error and "SECRET-TOKEN" not in error and "127.0.0.1" not in error
+    assert not ok and attempts == 3 and "503" in error and len(got.refused) == 3
+    assert url not in error and "SECRETPATH" not in error and "127.0.0.1" not in error
 
 
 def test_deliver_does_not_retry_4xx():
-    with receiver([400, 200]) as (url, state):
+    with http_receiver("slack", statuses=[400, 200]) as (url, got):
         ok, attempts, error = _deliver(url, {"text": "x"}, 3)
     assert (ok, attempts) == (False, 1) and "400" in error
-    assert len(state.bodies) == 1
-    assert url not in error and "SECRET-TOKEN" not in error
+    assert got.refused == ["HTTP 400"] and got.requests == []
+    assert url not in error and "SECRETPATH" not in error
 
 
 def test_deliver_connection_error_is_retried_without_leaking_url():
-    with receiver([]) as (url, _):
+    with http_receiver("slack") as (url, _):
         pass  # closed: nothing listens on that port any more
     ok, attempts, error = _deliver(url, {"text": "x"}, 2, timeout_s=1)
     assert not ok and attempts == 2 and error
-    assert url not in error and "SECRET-TOKEN" not in error and "127.0.0.1" not in error
+    assert url not in error and "SECRETPATH" not in error and "127.0.0.1" not in error
 
 
 def test_anomalies_page_opens_acknowledges_and_resolves_alerts(collected, monkeypatch, tmp_path):
@@ -292,7 +253,7 @@ def test_anomalies_page_opens_acknowledges_and_resolves_alerts(collected, monkey
 
 def test_deliver_logs_never_name_the_url(caplog):
     caplog.set_level("DEBUG")
-    with receiver([500, 400]) as (url, _):
+    with http_receiver("slack", statuses=[500, 400]) as (url, _):
         ok, attempts, _error = _deliver(url, {"text": "x"}, 3)
     assert (ok, attempts) == (False, 2)
-    assert caplog.records and all("SECRET-TOKEN" not in r.getMessage() for r in caplog.records)
+    assert caplog.records and all("SECRETPATH" not in r.getMessage() for r in caplog.records)
