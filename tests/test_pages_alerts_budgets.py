@@ -128,3 +128,8 @@ def test_a_marker_added_on_key_detail_shows_on_its_charts(collected, tmp_path, m
     assert not traffic.exception, [e.value for e in traffic.exception]
     assert "v3.1 deployed" in _chart_specs(traffic)
     assert any("Dashed lines mark" in c.value for c in traffic.caption)
+    anomaly = _page("anomalies", collected.db_path, collected.config_path)
+    anomaly.run()
+    anomaly.selectbox(key="anomaly_key").set_value("api-gateway-prod").run()
+    assert not anomaly.exception, [e.value for e in anomaly.exception]
+    assert "v3.1 deployed" in _chart_specs(anomaly)
