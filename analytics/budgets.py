@@ -354,8 +354,10 @@ def runway(account_daily: pd.Series, balance: float, as_of: datetime, now: datet
     forecast = forecast_month(series, now)
     if forecast.level is None or forecast.level <= 0:
         return Runway(balance, as_of, round(since, 2), remaining, None, None, None, source)
-    if remaining <= 0:
-        return Runway(balance, as_of, round(since, 2), remaining, forecast.level, 0.0, now.date(), source)
+    if remaining <= 0:  # already spent: the day the spend since `as_of` reached the balance
+        spent = series[[as_of.date() <= d <= now.date() for d in series.index]].cumsum()
+        gone_on = next((d for d, total in spent.items() if total >= balance), now.date())
+        return Runway(balance, as_of, round(since, 2), remaining, forecast.level, 0.0, gone_on, source)
     ordinals, today = _ordinals(series.index), now.date().toordinal()
     past = (ordinals >= today - HISTORY_DAYS) & (ordinals < today)
     profile = _weekly_profile(series.to_numpy(dtype=float)[past], _weekday(ordinals[past]))

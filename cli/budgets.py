@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if report.runway is not None:
         r = report.runway
         lasts = (
-            f"runway {r.days:,.1f} days (runs out {r.runs_out_on})"
+            f"runway {r.days:,.1f} days ({'ran' if r.remaining <= 0 else 'runs'} out {r.runs_out_on})"
             if r.days is not None
             else "runway unknown (no spend to learn a daily burn from)"
         )

@@ -99,6 +99,7 @@ def test_runway_of_the_prepaid_balance():
     assert left.runs_out_on == date(2026, 12, 10)
     gone = runway(account, 1_000.0, datetime(2026, 11, 1), datetime(2026, 11, 9, 12), "config")
     assert gone.remaining < 0 and gone.days == 0.0
+    assert gone.runs_out_on == date(2026, 11, 2)  # 500 on the 1st, 1,000 by the end of the 2nd: gone since then
 
 
 def _run(argv: list[str]) -> tuple[int, str, str]:

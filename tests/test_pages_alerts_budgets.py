@@ -102,6 +102,14 @@ def test_budgets_and_the_prepaid_balance_on_the_credits_page(collected, tmp_path
     runway = next(m for m in at.metric if m.label == "Prepaid runway")
     assert runway.value.endswith(" days")
     assert len([d for d in at.dataframe if "used %" in d.value.columns]) == 1  # budgeted scopes only, by default
+    # A balance already spent says when it ran out (the day the spend since it reached it), not "runs out".
+    at.number_input(key="balance_credits").set_value(1.0)
+    at.date_input(key="balance_day").set_value(SIM_NOW.date().replace(day=2))
+    at.text_input(key="balance_who").input("finance")
+    next(b for b in at.button if b.label == "Save balance").click().run()
+    at.run()
+    assert next(m for m in at.metric if m.label == "Prepaid runway").value == "0.0 days"
+    assert any(f"ran out on {SIM_NOW:%Y-%m}-02" in c.value for c in at.caption)
     at.toggle(key="budgets_every").set_value(True).run()
     every = [d.value for d in at.dataframe if "used %" in d.value.columns][1]
     assert set(every["scope"]) == {"key", "environment", "owner", "account"}

@@ -102,15 +102,18 @@ def budgets_section(db_path: str, settings: BudgetSettings, now: datetime, tz) -
                 help=f"90 % band {number(a['forecast_low'], 0)} – {number(a['forecast_high'], 0)} credits.",
             )
     if runway is not None:
+        spent = runway.remaining <= 0
         cols[2].metric(
             "Prepaid runway",
             "unknown" if runway.days is None else f"{runway.days:,.1f} days",
             help=f"Balance {number(runway.balance, 2)} credits as of {runway.as_of:%Y-%m-%d} ({plain(runway.source)}); "
             f"{number(runway.spent_since, 2)} spent since, {number(runway.remaining, 2)} left"
-            + (f"; runs out {runway.runs_out_on:%Y-%m-%d}" if runway.runs_out_on else "")
+            + (f"; {'ran' if spent else 'runs'} out {runway.runs_out_on:%Y-%m-%d}" if runway.runs_out_on else "")
             + ".",
         )
-        if runway.runs_out_on is not None:
+        if runway.runs_out_on is not None and spent:
+            st.caption(f"The prepaid balance ran out on {runway.runs_out_on:%Y-%m-%d}: enter the new balance below.")
+        elif runway.runs_out_on is not None:
             st.caption(
                 f"At the account's pattern ({number(runway.daily_burn or 0, 0)} credits on an average day), the "
                 f"prepaid balance runs out on {runway.runs_out_on:%Y-%m-%d}."
