@@ -4,6 +4,7 @@ smoke-check failures (their alerts) appear by themselves."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -16,6 +17,14 @@ from store.state_file import state_path
 KINDS = ("deploy", "rotation", "decision", "smoke_check", "note")
 COLUMNS = ["at", "key_name", "kind", "text", "source"]
 MAX_TEXT = 500
+
+
+@dataclass(frozen=True)
+class Markers:
+    """A chart's markers, and the sources that could not be read (left out of the chart, and said so)."""
+
+    frame: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COLUMNS))
+    unreadable: tuple[str, ...] = ()
 
 
 class AnnotationError(ValueError):
@@ -42,17 +51,18 @@ def add_annotation(
     return annotations.add(state_path(db_path), key_name, at, kind, text, who, now)
 
 
-def markers(db_path: str | Path, start: datetime, end: datetime, keys: list[str] | None = None) -> pd.DataFrame:
+def markers(db_path: str | Path, start: datetime, end: datetime, keys: list[str] | None = None) -> Markers:
     """Every marker in [start, end] for `keys` (None: all), oldest first: entered ones, config rotations, review
-    decisions and smoke-check failures. A source that cannot be read is left out, never an error on a chart."""
+    decisions and smoke-check failures. A source that cannot be read is left out and named in `unreadable`."""
     state = state_path(db_path)
     parts: list[pd.DataFrame] = []
+    unreadable: list[str] = []
     try:
         entered = annotations.between(state, start, end)
         entered = entered.rename(columns={"marked_at": "at"})
         parts.append(entered.assign(source="entered by " + entered["created_by"].astype(str))[COLUMNS])
     except StoreError:
-        pass
+        unreadable.append("entered markers")
     try:
         rotated = reads.rotations(db_path)
         parts.append(
@@ -62,7 +72,7 @@ def markers(db_path: str | Path, start: datetime, end: datetime, keys: list[str]
             )
         )  # fmt: skip
     except StoreError:
-        pass
+        unreadable.append("key rotations")
     try:
         decided = decisions.all_decisions(state)
         parts.append(
@@ -81,7 +91,7 @@ def markers(db_path: str | Path, start: datetime, end: datetime, keys: list[str]
             )
         )
     except StoreError:
-        pass
+        unreadable.append("review decisions")
     try:
         alerts = list_alerts(state)
         smoke = alerts[alerts["kind"] == "smoke_check"] if not alerts.empty else alerts
@@ -93,13 +103,13 @@ def markers(db_path: str | Path, start: datetime, end: datetime, keys: list[str]
             )
         )  # fmt: skip
     except StoreError:
-        pass
+        unreadable.append("smoke-check failures")
     parts = [p for p in parts if not p.empty]
     if not parts:
-        return pd.DataFrame(columns=COLUMNS)
+        return Markers(unreadable=tuple(unreadable))
     found = pd.concat(parts, ignore_index=True)
     found["at"] = pd.to_datetime(found["at"])
     found = found[(found["at"] >= pd.Timestamp(start)) & (found["at"] <= pd.Timestamp(end))]
     if keys is not None:
         found = found[found["key_name"].isna() | found["key_name"].isin(keys)]
-    return found.sort_values("at", kind="stable").reset_index(drop=True)
+    return Markers(found.sort_values("at", kind="stable").reset_index(drop=True), tuple(unreadable))

@@ -40,21 +40,22 @@ def test_annotate_and_the_markers_that_come_by_themselves(collected, tmp_path, m
         db, "smoke_check", "api-gateway-prod", "success_path", datetime(2026, 11, 19, 6), collected.now
     )
 
-    found = markers(db, datetime(2026, 8, 1), collected.now, ["api-gateway-prod"])
+    found = markers(db, datetime(2026, 8, 1), collected.now, ["api-gateway-prod"]).frame
     kinds = dict(zip(found["kind"], found["text"], strict=False))
     assert kinds["deploy"] == "v2.4 deployed" and kinds["decision"] == "rotate (lead): due"
     assert kinds["smoke_check"] == "smoke check failed: success path"
     rotations = {k.name: k.rotated_at for k in collected.config.keys if k.rotated_at and k.rotated_at <= collected.now}
     assert len(rotations) >= 3  # the stand-in's config rotates several keys
-    everyone = markers(db, datetime(2025, 1, 1), collected.now, None)
+    everyone = markers(db, datetime(2025, 1, 1), collected.now, None).frame
     shown = everyone[everyone["kind"] == "rotation"]
     assert dict(zip(shown["key_name"], shown["at"], strict=True)) == {k: pd.Timestamp(v) for k, v in rotations.items()}
     assert "search-staging" not in set(found["key_name"])  # another key's marker stays on its own charts
     assert found["at"].is_monotonic_increasing
-    assert markers(db, datetime(2026, 11, 18, 10), collected.now, ["search-staging"])["text"].tolist() == ["load test"]
+    staging = markers(db, datetime(2026, 11, 18, 10), collected.now, ["search-staging"]).frame
+    assert staging["text"].tolist() == ["load test"]
     # A smoke check that passes again resolves its alert (the marker of the failure stays).
     assert clear_alerts(db, "smoke_check", "api-gateway-prod", "success_path", collected.now + timedelta(hours=1)) == 1
-    assert "smoke_check" in set(markers(db, datetime(2026, 11, 1), collected.now, None)["kind"])
+    assert "smoke_check" in set(markers(db, datetime(2026, 11, 1), collected.now, None).frame["kind"])
 
 
 def test_annotate_refuses_bad_input_in_one_line(collected, tmp_path, monkeypatch):
@@ -70,5 +71,33 @@ def test_annotate_refuses_bad_input_in_one_line(collected, tmp_path, monkeypatch
         assert code == 2 and message in err and err.count("\n") == 1, err
     assert (
         not (tmp_path / "state.duckdb").exists()
-        or markers(db, datetime(2026, 1, 1), collected.now, None).query("kind == 'deploy'").empty
+        or markers(db, datetime(2026, 1, 1), collected.now, None).frame.query("kind == 'deploy'").empty
     )
+
+
+def test_an_unreadable_state_file_leaves_its_markers_out_and_says_so(collected, tmp_path, monkeypatch):
+    broken = tmp_path / "state.duckdb"
+    broken.write_bytes(b"not a database at all" * 100)
+    monkeypatch.setenv("RBV_STATE_DB", str(broken))
+    found = markers(str(collected.db_path), datetime(2025, 1, 1), collected.now, None)
+    assert set(found.unreadable) == {"entered markers", "review decisions", "smoke-check failures"}
+    assert set(found.frame["kind"]) == {"rotation"}  # the database's own markers still show
+
+
+def test_the_key_page_says_which_markers_it_could_not_read(collected, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT, SIM_NOW
+    from ui.annotations import _markers
+    from ui.settings import Settings
+
+    _markers.clear()  # the chart markers are cached per process: another test may have read this database's
+    (tmp_path / "state.duckdb").write_bytes(b"not a database at all" * 100)
+    monkeypatch.setenv("RBV_STATE_DB", str(tmp_path / "state.duckdb"))
+    monkeypatch.setenv("RBV_NOW", SIM_NOW.isoformat())
+    at = AppTest.from_file(str(ROOT / "pages" / "key_detail.py"), default_timeout=120)
+    at.session_state["settings"] = Settings(db_path=collected.db_path, config_path=collected.config_path, demo=False)
+    at.query_params["key"] = "api-gateway-prod"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(c.value.startswith("Not marked: entered markers, review decisions") for c in at.caption)

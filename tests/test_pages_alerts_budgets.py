@@ -126,7 +126,7 @@ def test_a_marker_added_on_key_detail_shows_on_its_charts(collected, tmp_path, m
     at.text_input(key="annotation_who").input("release bot")
     next(b for b in at.button if b.label == "Add marker").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    found = markers(collected.db_path, SIM_NOW.replace(tzinfo=None, day=1), SIM_NOW.replace(tzinfo=None), None)
+    found = markers(collected.db_path, SIM_NOW.replace(tzinfo=None, day=1), SIM_NOW.replace(tzinfo=None), None).frame
     assert found.query("kind == 'deploy'")["text"].tolist() == ["v3.1 deployed"]
     at.run()
     assert "v3.1 deployed" in _chart_specs(at) and "strokeDash" in _chart_specs(at)

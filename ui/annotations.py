@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime, time
 
 import altair as alt
-import pandas as pd
 import streamlit as st
 
-from service.annotations import KINDS, AnnotationError, add_annotation, markers
+from service.annotations import KINDS, AnnotationError, Markers, add_annotation, markers
 from store import StoreError
 from ui.format import plain
 
@@ -22,22 +21,23 @@ KIND_LABELS = {
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def _markers(db_path: str, start: datetime, end: datetime, keys: tuple[str, ...] | None) -> pd.DataFrame:
+def _markers(db_path: str, start: datetime, end: datetime, keys: tuple[str, ...] | None) -> Markers:
     try:
         return markers(db_path, start, end, list(keys) if keys is not None else None)
     except StoreError:
-        return pd.DataFrame(columns=["at", "key_name", "kind", "text", "source"])
+        return Markers(unreadable=("markers",))
 
 
-def chart_markers(db_path: str, start: datetime, end: datetime, keys: list[str] | None) -> pd.DataFrame:
+def chart_markers(db_path: str, start: datetime, end: datetime, keys: list[str] | None) -> Markers:
     """The markers for a chart's keys and range, as of the minute (a marker added here shows at once: adding one
     clears this cache; other sessions see it within 30 s)."""
     minute = end.replace(second=0, microsecond=0)
     return _markers(db_path, start, minute, tuple(keys) if keys is not None else None)
 
 
-def with_markers(chart: alt.Chart | alt.LayerChart, found: pd.DataFrame, x_field: str) -> alt.LayerChart | alt.Chart:
+def with_markers(chart: alt.Chart | alt.LayerChart, markers: Markers, x_field: str) -> alt.LayerChart | alt.Chart:
     """`chart` with a dashed vertical rule at each marker (hover: what, when, which key, from where)."""
+    found = markers.frame
     if found.empty:
         return chart
     data = found.assign(kind=found["kind"].map(KIND_LABELS).fillna(found["kind"])).rename(columns={"at": x_field})
@@ -59,15 +59,18 @@ def with_markers(chart: alt.Chart | alt.LayerChart, found: pd.DataFrame, x_field
     return alt.layer(chart, rules)
 
 
-def markers_caption(found: pd.DataFrame) -> None:
-    if found.empty:
-        return
-    counts = found["kind"].map(KIND_LABELS).fillna(found["kind"]).value_counts()
-    st.caption(
-        "Dashed lines mark "
-        + ", ".join(f"{n} {kind}{'s' if n > 1 else ''}" for kind, n in counts.items())
-        + " (hover for details; add a deploy or note on the Key detail page or with `python -m analytics annotate`)."
-    )
+def markers_caption(markers: Markers) -> None:
+    found = markers.frame
+    if not found.empty:
+        counts = found["kind"].map(KIND_LABELS).fillna(found["kind"]).value_counts()
+        st.caption(
+            "Dashed lines mark "
+            + ", ".join(f"{n} {kind}{'s' if n > 1 else ''}" for kind, n in counts.items())
+            + " (hover for details; add a deploy or note on the Key detail page or with "
+            "`python -m analytics annotate`)."
+        )
+    if markers.unreadable:
+        st.caption(f"Not marked: {', '.join(markers.unreadable)} (could not be read just now).")
 
 
 def annotation_form(db_path: str, key_name: str, now: datetime) -> None:
