@@ -35,9 +35,9 @@ def chart_markers(db_path: str, start: datetime, end: datetime, keys: list[str] 
     return _markers(db_path, start, minute, tuple(keys) if keys is not None else None)
 
 
-def with_markers(chart: alt.Chart | alt.LayerChart, markers: Markers, x_field: str) -> alt.LayerChart | alt.Chart:
+def with_markers(chart: alt.Chart | alt.LayerChart, marked: Markers, x_field: str) -> alt.LayerChart | alt.Chart:
     """`chart` with a dashed vertical rule at each marker (hover: what, when, which key, from where)."""
-    found = markers.frame
+    found = marked.frame
     if found.empty:
         return chart
     data = found.assign(kind=found["kind"].map(KIND_LABELS).fillna(found["kind"])).rename(columns={"at": x_field})
@@ -59,8 +59,8 @@ def with_markers(chart: alt.Chart | alt.LayerChart, markers: Markers, x_field: s
     return alt.layer(chart, rules)
 
 
-def markers_caption(markers: Markers) -> None:
-    found = markers.frame
+def markers_caption(marked: Markers) -> None:
+    found = marked.frame
     if not found.empty:
         counts = found["kind"].map(KIND_LABELS).fillna(found["kind"]).value_counts()
         st.caption(
@@ -69,8 +69,8 @@ def markers_caption(markers: Markers) -> None:
             + " (hover for details; add a deploy or note on the Key detail page or with "
             "`python -m analytics annotate`)."
         )
-    if markers.unreadable:
-        st.caption(f"Not marked: {', '.join(markers.unreadable)} (could not be read just now).")
+    if marked.unreadable:
+        st.caption(f"Not marked: {', '.join(marked.unreadable)} (could not be read just now).")
 
 
 def annotation_form(db_path: str, key_name: str, now: datetime) -> None:
