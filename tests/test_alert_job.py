@@ -11,7 +11,7 @@ from service.alerts import check_alerts
 from service.scheduler import build_scheduler
 from store.alert_store import list_alerts
 from store.state_file import state_path
-from tests.test_alerts import receiver
+from tests.notify_receivers import http_receiver
 
 HOOK_ENV = "RBV_TEST_SERVICE_HOOK"
 
@@ -21,13 +21,13 @@ def test_incidents_already_over_when_first_seen_are_recorded_not_announced(colle
     resolves them as recovered and wakes nobody: they are on the Anomalies page, not in anyone's pager."""
     monkeypatch.setenv("RBV_STATE_DB", str(tmp_path / "state.duckdb"))  # never beside the shared fixture
     config = config_from_dict({"alerts": {"webhook_url_env": HOOK_ENV, "cooldown_hours": 0}}, secrets=False)
-    with receiver([]) as (url, state):
+    with http_receiver("slack") as (url, got):
         monkeypatch.setenv(HOOK_ENV, url)
         first = check_alerts(collected.db_path, config, collected.now, lookback=timedelta(days=120))
         again = check_alerts(collected.db_path, config, collected.now, lookback=timedelta(days=120))
     assert first.opened > 0 and first.resolved == first.opened and first.delivered == first.queued == 0
     assert (again.opened, again.resolved, again.delivered) == (0, 0, 0)  # idempotent: nothing opens twice
-    assert state.bodies == []
+    assert got.requests == [] and got.refused == []
     alerts = list_alerts(state_path(collected.db_path))
     assert len(alerts) == first.opened and set(alerts["resolution"]) == {"recovered"}
     assert alerts["notify_count"].eq(0).all() and alerts["resolve_notified_at"].isna().all()

@@ -39,7 +39,7 @@ from service.scheduler import alert_check_job
 from store.alert_store import list_alerts
 from store.decisions import Decision, record
 from tests.conftest import ROOT, SIM_NOW, collect_once, make_world, write_sim_config
-from tests.test_alerts import receiver
+from tests.notify_receivers import http_receiver
 from tests.untrusted_text import WORD_JOINER, hostile_values, shown_text, write_hostile_config
 
 NOW_ARG = SIM_NOW.isoformat()
@@ -429,7 +429,7 @@ def test_serve_records_retries_and_never_prints_an_undeliverable_webhook(collect
     alerts = list_alerts(state)
     assert len(alerts) == 1 and pd.isna(alerts.loc[0, "delivered_at"])
     assert "http(s)" in alerts.loc[0, "last_error"] and SECRET_PART not in alerts.loc[0, "last_error"]  # ...and page
-    with receiver([]) as (url, received):
+    with http_receiver("slack") as (url, received):
         monkeypatch.setenv("RBV_TEST_SERVE_HOOK", url)
         asyncio.run(job())  # the next check retries it
     alerts = list_alerts(state)
@@ -445,13 +445,13 @@ def test_a_failed_delivery_is_retried_at_the_next_check(collected, tmp_path, mon
     config = config_from_dict({"alerts": {"webhook_url_env": "RBV_TEST_RETRY_HOOK"}}, secrets=False)
     database = _database(collected, tmp_path)
     now = SIM_NOW.replace(tzinfo=None)
-    with receiver([503, 503, 503, 200]) as (url, received):
+    with http_receiver("slack", statuses=[503, 503, 503, 200]) as (url, received):
         monkeypatch.setenv("RBV_TEST_RETRY_HOOK", url)
         first = check_alerts(database, config, now)
         second = check_alerts(database, config, now + timedelta(minutes=10))
     assert (first.opened, first.delivered, first.failed) == (1, 0, 1)
     assert (second.opened, second.delivered, second.failed) == (0, 1, 0)
-    assert len(received.bodies) == 4
+    assert received.refused == ["HTTP 503"] * 3 and len(received.requests) == 1
     row = list_alerts(tmp_path / "state.duckdb").iloc[0]
     assert row["delivery_attempts"] == 4 and row["last_error"] is None
 
