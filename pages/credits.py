@@ -13,6 +13,7 @@ from analytics.ledger import HEADER_ALIASES, REQUIRED_COLUMNS, LedgerResult, des
 from analytics.pricing import PricingConfig
 from service import credits as credit_cases
 from store import StoreError, credit_reads
+from ui.budgets_panel import budgets_section
 from ui.data import page_config, provenance_caption
 from ui.format import local_time, localize_column, number, plain
 from ui.page import open_page
@@ -92,6 +93,8 @@ policy = config.reconciliation
 
 start, end = credits.range_bounds(filters.start, filters.end, now)
 envs = tuple(filters.environments)
+
+budgets_section(str(settings.db_path), config.budgets, now, filters.tz)
 
 # --- the team ledger: parsed in memory only; a bad file never reaches the collected data ----------
 ledger = None

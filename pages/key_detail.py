@@ -13,6 +13,7 @@ from service.key_actions import dashboard_config
 from service.smoke import history as smoke_history
 from service.smoke import run_smoke_checks_now
 from store import StoreError, key_reads
+from ui.annotations import annotation_form, chart_markers, markers_caption, with_markers
 from ui.data import forget_reads, provenance_caption, read
 from ui.format import local_time, number, plain, relative_age
 from ui.key_findings import keys_with_findings
@@ -116,7 +117,10 @@ chart = (
     )
     .properties(height=260)
 )
-st.altair_chart(chart, width="stretch")
+found_markers = chart_markers(db, start, min(end, now), [key_name])
+st.altair_chart(with_markers(chart, found_markers, "period"), width="stretch")
+markers_caption(found_markers)
+annotation_form(db, key_name, now)
 totals = series[["calls", "jobs", "failed"]].sum()
 st.caption(
     f"In range: {number(totals['calls'])} calls, {number(totals['jobs'])} jobs, {number(totals['failed'])} failed."

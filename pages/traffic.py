@@ -10,6 +10,7 @@ import streamlit as st
 from analytics.export import csv_frame
 from analytics.traffic import rollup, top_movers
 from store import key_reads
+from ui.annotations import chart_markers, markers_caption, with_markers
 from ui.data import read
 from ui.format import plain
 from ui.page import open_page
@@ -85,7 +86,10 @@ else:
             )
             .properties(height=320)
         )
-        st.altair_chart(chart, width="stretch")
+        # Markers for the keys on the chart (environments: the markers that concern every key).
+        found_markers = chart_markers(db, start, end, chosen if compare == "keys" else [])
+        st.altair_chart(with_markers(chart, found_markers, "period"), width="stretch")
+        markers_caption(found_markers)
         totals = series.groupby(by)[metric].sum().sort_values(ascending=False)
         shown_totals = " · ".join(f"{plain(name, None)} {value:,.0f}" for name, value in totals.items())
         st.caption(f"Totals in range: {shown_totals}")
