@@ -8,6 +8,7 @@ import logging
 import random
 import ssl
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +96,10 @@ def _error_fields(body: Any) -> tuple[str | None, str | None, str | None]:
 def _ssl_context() -> ssl.SSLContext:
     # Building one reads the CA bundle (~0.1-1 s); every client of every run shares this one.
     return httpx.create_ssl_context()
+
+
+# The transport type callers pass as the test seam (so they need not import httpx themselves).
+AsyncTransport = httpx.AsyncBaseTransport
 
 
 def _network_transport(concurrency: int) -> httpx.AsyncBaseTransport:
@@ -331,10 +336,15 @@ def post_json(
     timeout_s: float = 5.0,
     transport: httpx.BaseTransport | None = None,
     seed: int | None = None,
+    headers: Mapping[str, str] | None = None,
+    sign: Callable[[bytes], Mapping[str, str]] | None = None,
 ) -> PostOutcome:
     """POST `payload` as JSON (a webhook notification) under the same retry policy as the API's requests:
     429, 5xx and transport errors are retried with jittered backoff (Retry-After honoured), other 4xx are
-    not, and redirects are not followed. Blocking: run it in the service's worker thread, never in a page."""
+    not, and redirects are not followed. Blocking: run it in the service's worker thread, never in a page.
+
+    `headers` go with every attempt; `sign(body)` adds headers computed over the exact bytes sent, at each
+    attempt (a signature's timestamp is then fresh on a retry)."""
     try:
         check_url(url, allow_link_local=True)  # the link-local rule was applied where the URL was configured
     except UnsafeURL as exc:
@@ -350,12 +360,14 @@ def post_json(
         pass
     error: str | None = None
     attempt = 0
+    body = orjson.dumps(payload)
     with httpx.Client(timeout=timeout_s, transport=transport, follow_redirects=False) as client:
         while True:
             attempt += 1
             retry_after = None
+            sent = {"Content-Type": "application/json", **(headers or {}), **(sign(body) if sign else {})}
             try:
-                response = client.post(url, content=orjson.dumps(payload), headers={"Content-Type": "application/json"})
+                response = client.post(url, content=body, headers=sent)
                 if response.status_code < 300:
                     return PostOutcome(True, attempt, None)
                 error = f"webhook answered HTTP {response.status_code}"

@@ -1,5 +1,5 @@
 """Anomalies: what is open now (worst first), a keys × days strip of incident severity, one key's chart with its
-expected range, the incidents in words, and the alerts raised from them."""
+expected range and markers, the incidents in words, and the alerts raised from them."""
 
 from datetime import datetime, timedelta
 from urllib.parse import quote
@@ -8,21 +8,13 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from analytics.alerts import notifiable
 from analytics.anomalies import DEFAULT_THRESHOLD
 from analytics.detection import METRICS
 from analytics.incidents import METRIC_WORDS, SEVERITY_RANK, by_day, in_words, score_words, window, worst_first
 from formatting import COLORS, SEVERITY_COLORS, SEVERITY_ORDER, moment, wall_time, zone_name
 from service import anomalies
-from service.alerts import deliver_pending, open_alerts
-from store import StoreError
-from store.alert_store import (
-    AlertError,
-    acknowledge,
-    list_alerts,
-    resolve,
-)
-from store.state_file import state_path
+from ui.alerts_panel import alerts_section
+from ui.annotations import chart_markers, markers_caption, with_markers
 from ui.charts import show
 from ui.data import hour_of, page_config, provenance_caption
 from ui.format import plain
@@ -277,11 +269,14 @@ def key_chart(found: pd.DataFrame, keys: list[str]) -> None:
             x=x, y=alt.Y("value:Q", scale=y), color=alt.Color("what:N", scale=legend), tooltip=[*tooltip, "direction:N"]
         )
     )
-    show(alt.layer(band, expected, observed, flagged).properties(height=300), key="anomaly_chart")
+    marked = chart_markers(db, pd.Timestamp(filters.start).to_pydatetime(), now, [key])
+    chart = alt.layer(band, expected, observed, flagged).properties(height=300)
+    show(with_markers(chart, marked, grain, tz), key="anomaly_chart")
     st.caption(
         "The shaded range is what the key's own history leads us to expect (hour of day and day of week, learned "
         "causally), clipped to what the metric can be; red points were flagged."
     )
+    markers_caption(marked)
 
 
 def incident_table(found: pd.DataFrame) -> None:
@@ -352,90 +347,5 @@ severity_strip(shown)
 key_chart(shown, keys)
 incident_table(shown)
 
-st.subheader("Alerts")
-state_file = state_path(settings.db_path)
 config, problem = page_config(settings.config_path)
-if problem:
-    st.error(f"Alerts config: {plain(problem, None)}")
-cooldown = config.alerts.cooldown
-try:  # the page never posts, but a URL it can see is wrong is worth saying (without the URL)
-    webhook, undeliverable = config.alerts.webhook_url(), None
-except ValueError as exc:  # alerts still open and list; each records why it was not sent
-    webhook, undeliverable = None, str(exc)
-    st.error(f"Alerts webhook: {plain(exc, None)}")
-st.caption(
-    f"Alerts live in the dashboard's own state file ({plain(state_file.name)}). One alert per incident; a new "
-    f"incident of the same key, metric and direction within {cooldown.total_seconds() / 3600:g} h of an active "
-    "alert's end is merged into it. "
-    + (
-        "The collector service (`collectors serve`) posts new alerts to the configured webhook at its next "
-        "check, and posts undelivered ones again."
-        if webhook or (config.alerts.webhook_url_env and not undeliverable)
-        else "No webhook configured ([alerts] webhook_url_env)."
-        if not undeliverable
-        else "The configured webhook cannot be posted to (see above)."
-    )
-)
-if st.button("Open alerts for these incidents", disabled=shown.empty, key="alerts_sync"):
-    try:
-        opened = open_alerts(state_file, notifiable(shown), now, cooldown)
-        if undeliverable:  # recorded on each pending alert; nothing is sent from the dashboard
-            deliver_pending(state_file, None, now, undeliverable=undeliverable)
-        st.success(f"Opened {opened} new alert(s).")
-    except StoreError as exc:
-        st.error(f"Alerts: {plain(exc, None)}")
-
-try:
-    alerts = list_alerts(state_file)
-except StoreError as exc:
-    st.error(f"Alerts: {plain(exc, None)}")
-    st.stop()
-if alerts.empty:
-    st.info("No alerts yet.")
-    st.stop()
-st.dataframe(
-    alerts[
-        [
-            "alert_id",
-            "status",
-            "key_name",
-            "metric",
-            "direction",
-            "incident_start",
-            "incident_end",
-            "peak_score",
-            "acknowledged_by",
-            "delivered_at",
-            "delivery_attempts",
-            "last_error",
-        ]
-    ].round({"peak_score": 3}),
-    hide_index=True,
-    width="stretch",
-    key="alerts_table",
-)
-active = alerts[alerts["status"] != "resolved"]
-if active.empty:
-    st.success("All alerts are resolved.")
-    st.stop()
-labels = {
-    row.alert_id: f"{row.alert_id} · {row.status} · {row.key_name} {row.metric} {row.direction} "
-    f"from {row.incident_start}"
-    for row in active.itertuples(index=False)
-}
-status_of = dict(zip(active["alert_id"], active["status"], strict=True))
-pick_col, who_col = st.columns(2)
-chosen = pick_col.selectbox("Alert", list(labels), format_func=labels.get, key="alert_pick")
-who = who_col.text_input("Who", key="alert_who")
-ack_col, resolve_col = st.columns(2)
-try:
-    if ack_col.button("Acknowledge", key="alert_ack", disabled=status_of[chosen] != "open"):
-        acknowledge(state_file, chosen, who, now)
-        st.rerun()
-    if resolve_col.button("Resolve", key="alert_resolve"):
-        resolve(state_file, chosen, now)
-        st.rerun()
-except AlertError as exc:
-    st.warning(plain(exc, None))
-except StoreError as exc:
-    st.error(f"Alerts: {plain(exc, None)}")
+alerts_section(settings.db_path, config, problem, shown, now, tz)

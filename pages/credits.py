@@ -14,6 +14,7 @@ from analytics.pricing import PricingConfig
 from formatting import day_span, for_export
 from service import credits as credit_cases
 from store import StoreError, credit_reads, reads
+from ui.budgets_panel import budgets_section
 from ui.charts import mark_partial, partial_opacity, periods, show, time_axis
 from ui.data import page_config, provenance_caption, read
 from ui.format import local_time, localize_column, number, plain
@@ -100,6 +101,8 @@ policy = config.reconciliation
 
 start, end = credits.range_bounds(filters.start, filters.end, now)
 envs = tuple(filters.environments)
+
+budgets_section(str(settings.db_path), config.budgets, now, filters.tz)
 
 # --- the team ledger: parsed in memory only; a bad file never reaches the collected data ----------
 ledger = None

@@ -20,6 +20,7 @@ from service.key_actions import dashboard_config
 from service.smoke import history as smoke_history
 from service.smoke import run_smoke_checks_now
 from store import StoreError, key_reads, reads
+from ui.annotations import Markers, annotation_form, chart_markers, markers_caption, with_markers
 from ui.charts import lines, show
 from ui.data import forget_reads, provenance_caption, read
 from ui.format import local_time, plain, relative_age
@@ -108,14 +109,17 @@ def traffic(key_name: str) -> dict:
     )
     data = read(key_reads.key_traffic, db, key_name, start, end)
     held = read(reads.coverage, db, now=now.replace(second=0, microsecond=0))
+    marked = chart_markers(db, start, min(end, now), [key_name])
     if grain == "hour":
-        hourly_traffic(data, held, start, min(end, now))
+        hourly_traffic(data, held, start, min(end, now), marked)
     else:
-        daily_traffic(data, held)
+        daily_traffic(data, held, marked)
+    markers_caption(marked)
+    annotation_form(db, key_name, now)
     return data
 
 
-def hourly_traffic(data: dict, held: reads.Coverage, start: datetime, end: datetime) -> None:
+def hourly_traffic(data: dict, held: reads.Coverage, start: datetime, end: datetime, marked: Markers) -> None:
     series = rollup(data["hourly"], "hour", ["calls", "jobs", "failed"], "hour", start=start, end=end)
     since = data["calls_coverage"]["since"]
     covered = since["covered_since"].iloc[0] if not since.empty else None
@@ -129,11 +133,11 @@ def hourly_traffic(data: dict, held: reads.Coverage, start: datetime, end: datet
         f"event polling began ({local_time(covered, tz)}); the hours before are grey, not zero (hover for why), and "
         "the Day view has every day's calls. Jobs and failed jobs per hour are complete from the jobs list."
     )
-    panels("hour", (calls, call_spans, held.events_read_at), (jobs, job_spans, held.jobs_read_at))
+    panels("hour", (calls, call_spans, held.events_read_at), (jobs, job_spans, held.jobs_read_at), marked)
     totals(calls, jobs, "hour")
 
 
-def daily_traffic(data: dict, held: reads.Coverage) -> None:
+def daily_traffic(data: dict, held: reads.Coverage, marked: Markers) -> None:
     daily = data["daily"].assign(day=lambda d: pd.to_datetime(d["day"]))
     start = datetime.combine(filters.start, datetime.min.time())
     end = datetime.combine(filters.end, datetime.min.time()) + timedelta(days=1)
@@ -144,13 +148,13 @@ def daily_traffic(data: dict, held: reads.Coverage) -> None:
         "Grain: daily UTC days, from the usage summary (complete for every day it covers). The hollow point is "
         "the day in progress; grey bands are days nobody collected."
     )
-    panels("day", (series, spans, held.summary_read_at), (series, spans, held.summary_read_at))
+    panels("day", (series, spans, held.summary_read_at), (series, spans, held.summary_read_at), marked)
     totals(series, series, "day")
 
 
-def panels(grain: str, calls: tuple, jobs: tuple) -> None:
+def panels(grain: str, calls: tuple, jobs: tuple, marked: Markers) -> None:
     """Calls, then jobs with failed jobs, each (series, unknown spans, last read) on its own axis: a handful of
-    failed jobs stays visible beside thousands of calls."""
+    failed jobs stays visible beside thousands of calls. Both carry the key's markers."""
     for (frame, spans, read_at), series, title, height, key in (
         (calls, {"calls": ("Calls", COLORS["observed"])}, "Calls", 200, "detail_calls_chart"),
         (jobs, {"jobs": ("Jobs", COLORS["partial"]), "failed": ("Failed jobs", COLORS["failed"])}, "Jobs", 170,
@@ -166,7 +170,7 @@ def panels(grain: str, calls: tuple, jobs: tuple) -> None:
             y_title=f"{title} per {grain}",
             height=height,
         )
-        show(chart, key=key)
+        show(with_markers(chart, marked, grain, tz), key=key)
 
 
 def totals(calls: pd.DataFrame, jobs: pd.DataFrame, grain: str) -> None:

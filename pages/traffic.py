@@ -20,6 +20,7 @@ from analytics.traffic import (
 )
 from formatting import CATEGORY_PALETTE, ENVIRONMENT_COLORS, for_export, number
 from store import key_reads, reads
+from ui.annotations import chart_markers, markers_caption, with_markers
 from ui.charts import lines, show
 from ui.data import read
 from ui.format import plain
@@ -118,19 +119,21 @@ def draw(compare: str, grain: str, metric: str, chosen: list[str]) -> None:
     wide = series.pivot_table(index="period", columns=by, values=metric, dropna=False).reset_index()
     names = [c for c in wide.columns if c != "period"]
     palette = {n: ENVIRONMENT_COLORS.get(n, CATEGORY_PALETTE[i % len(CATEGORY_PALETTE)]) for i, n in enumerate(names)}
-    show(
-        lines(
-            wide,
-            {n: (str(n), palette[n]) for n in names},
-            grain,
-            tz,
-            spans=spans,
-            read_at=read_at,
-            y_title=f"{METRICS[metric]} per {grain}",
-            height=320,
-            fmt=",.2f" if metric == "credits" else ",",
-        )
+    chart = lines(
+        wide,
+        {n: (str(n), palette[n]) for n in names},
+        grain,
+        tz,
+        spans=spans,
+        read_at=read_at,
+        y_title=f"{METRICS[metric]} per {grain}",
+        height=320,
+        fmt=",.2f" if metric == "credits" else ",",
     )
+    # Markers for the keys on the chart (environments: the markers that concern every key).
+    found_markers = chart_markers(db, start, end, chosen if compare == "keys" else [])
+    show(with_markers(chart, found_markers, grain, tz))
+    markers_caption(found_markers)
     totals = series.groupby(by)[metric].sum().sort_values(ascending=False)
     digits = 2 if metric == "credits" else 0
     shown_totals = " · ".join(f"{plain(name, None)} {number(value, digits)}" for name, value in totals.items())

@@ -30,7 +30,7 @@ from store import StoreError, StoreNotReady
 from store import key_actions as audit
 
 if TYPE_CHECKING:  # the transport is the test seam; outbound HTTP itself lives in collectors.http_client
-    import httpx
+    from collectors.http_client import AsyncTransport
 
 FACES = ("cli", "dashboard")
 
@@ -138,7 +138,7 @@ def find_target(config: Config, db_path: str | Path, key_name: str) -> Target | 
     return None
 
 
-def _client(config: Config, transport: httpx.AsyncBaseTransport | None) -> ApiClient:
+def _client(config: Config, transport: AsyncTransport | None) -> ApiClient:
     settings = config.collector
     return ApiClient(
         config.base_url,
@@ -228,7 +228,7 @@ async def preview_action(
     access: Access,
     *,
     now: datetime | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: AsyncTransport | None = None,
 ) -> Preview:
     """What the action would do and whether it is allowed, for the confirmation (changes nothing, records nothing)."""
     async with _client(config, transport) as client:
@@ -245,7 +245,7 @@ async def perform_action(
     access: Access,
     *,
     now: datetime | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: AsyncTransport | None = None,
 ) -> ActionResult:
     """Judge the action afresh, take it (or only say what it would do, for a dry run), and append the outcome
     — done, dry_run, refused or failed — to the audit. A rotation's result carries the new secret, once."""

@@ -24,7 +24,7 @@ from collectors.http_client import ApiClient, ApiError, RetryPolicy
 from collectors.sync import collect, utc_now
 from collectors.vendor_api import VendorApi
 from config import Config, ConfigError, KeyConfig
-from service.alerts import deliver_pending, open_alerts
+from service.alerts import clear_alerts, deliver_pending, open_alerts, plan_notices
 from service.credits import pricing_for
 from store import StoreError, StoreNotReady
 from store import smoke_checks as smoke_store
@@ -33,7 +33,7 @@ from store.state_file import state_path
 from untrusted import UnsafeURL, check_url
 
 if TYPE_CHECKING:  # the transport is the test seam; outbound HTTP itself lives in collectors.http_client
-    import httpx
+    from collectors.http_client import AsyncTransport
 
 log = logging.getLogger("service.smoke")
 
@@ -175,7 +175,7 @@ async def run_smoke_checks(
     *,
     trigger: str,
     now: Callable[[], datetime] = utc_now,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: AsyncTransport | None = None,
     alert: bool = True,
 ) -> SmokeRun:
     """Check every key's success and failure paths (concurrently), collect their jobs once more to see them
@@ -244,7 +244,7 @@ async def _with_listing(
     db_path: str | Path,
     observations: list[smoke.Observation],
     now: Callable[[], datetime],
-    transport: httpx.AsyncBaseTransport | None,
+    transport: AsyncTransport | None,
 ) -> list[smoke.Observation]:
     """The collection that follows: the checked keys' jobs once more, then whether each check's job is listed."""
     job_ids = [o.job_id for o in observations if o.job_id]
@@ -287,31 +287,33 @@ def _stored(
 def _open_alerts(
     db_path: str | Path, config: Config, verdicts: Sequence[smoke.Verdict], now: datetime, post: bool
 ) -> tuple[int, str | None]:
-    """One alert per failing key and path (merged with an open one within the cooldown). The service's jobs and
-    the CLI post it to the webhook at once; from the dashboard, the service's next alert check does."""
+    """One alert per failing key and path (merged with an open one within the cooldown); a path that passes again
+    resolves its alert (a recovery notice). The service's jobs and the CLI announce and send at once, through the
+    alert routes; from the dashboard, the service's next alert check does."""
     failing = [v for v in verdicts if not v.ok and v.error_code != "credit_cap"]
-    if not failing:
-        return 0, None
-    incidents = pd.DataFrame(
-        {
-            "key_name": [v.observation.key_name for v in failing],
-            "metric": SMOKE_METRIC,
-            "direction": [f"{v.observation.path}_path" for v in failing],
-            "start": [v.observation.started_at for v in failing],
-            "end": [now for _ in failing],
-            "peak_score": 1.0,
-        }
-    )
+    passing = [v for v in verdicts if v.ok]
     state_file = state_path(db_path)
     try:
-        opened = open_alerts(state_file, incidents, now, config.alerts.cooldown)
-        if not post:
+        opened = 0
+        if failing:
+            incidents = pd.DataFrame(
+                {
+                    "key_name": [v.observation.key_name for v in failing],
+                    "metric": SMOKE_METRIC,
+                    "direction": [f"{v.observation.path}_path" for v in failing],
+                    "start": [v.observation.started_at for v in failing],
+                    "end": [now for _ in failing],
+                    "peak_score": 1.0,
+                }
+            )
+            opened = open_alerts(state_file, incidents, now, config.alerts.cooldown)
+        for verdict in passing:
+            obs = verdict.observation
+            clear_alerts(db_path, SMOKE_METRIC, obs.key_name, f"{obs.path}_path", now)
+        if not post or not (failing or passing):
             return opened, None
-        try:
-            webhook, undeliverable = config.alerts.webhook_url(), None
-        except ValueError as exc:  # names the variable, never the URL
-            webhook, undeliverable = None, str(exc)
-        _, _, errors = deliver_pending(state_file, webhook, now, undeliverable=undeliverable)
+        plan_notices(state_file, config.alerts, now)
+        errors = deliver_pending(state_file, config.alerts, now).errors
     except StoreError as exc:
         return 0, str(exc)
     return opened, "; ".join(errors) or None

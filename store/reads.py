@@ -296,3 +296,66 @@ def coverage(db_path: Source, envs: list[str] | None = None, now: datetime | Non
         events_read_at=seen("events"),
         jobs_read_at=seen("jobs"),
     )
+
+
+def key_scopes(db_path: Source) -> pd.DataFrame:
+    """Every configured key with the scopes it belongs to: key_name, environment, owner (None when unowned)."""
+    return _df(db_path, "SELECT key_name, environment, owner FROM keys ORDER BY key_name")
+
+
+def daily_credits(db_path: Source, start: date, end: date) -> pd.DataFrame:
+    """The usage summary's credits per configured key and day in [start, end]: key_name, day, credits."""
+    return _df(
+        db_path,
+        "SELECT key_name, day, credits FROM key_daily_usage WHERE day BETWEEN ? AND ? ORDER BY key_name, day",
+        [start, end],
+    )
+
+
+@dataclass(frozen=True)
+class CollectionStatus:
+    """What the collector had done by an instant: its first run's start, when it last collected anything (an
+    endpoint answered), its last finished run."""
+
+    first_started_at: datetime | None
+    last_success_at: datetime | None
+    last_run_id: int | None
+    last_run_status: str | None
+    last_run_at: datetime | None
+    last_run_message: str | None
+
+
+def collection_status(db_path: Source, until: datetime) -> CollectionStatus:
+    """The collector's runs as they stood at `until` (runs started later are not counted)."""
+    with reading(db_path) as con:
+        first = first_row(con.execute("SELECT min(started_at) FROM collector_runs WHERE started_at <= ?", [until]))
+        # Something was collected: a run in which an endpoint answered for a key (or a global one, like pricing).
+        # A run's own status is not enough: a run of global endpoints only is 'partial' even when each of them
+        # failed. The run's time, not its items': items are stamped with the wall clock even when the run is not.
+        ok = first_row(
+            con.execute(
+                "SELECT max(r.finished_at) FROM collector_runs r WHERE r.finished_at <= ? AND EXISTS "
+                "(SELECT 1 FROM collector_run_items i WHERE i.run_id = r.run_id AND i.status = 'ok')",
+                [until],
+            )
+        )
+        last = first_row(
+            con.execute(
+                "SELECT run_id, status, finished_at, message FROM collector_runs "
+                "WHERE finished_at IS NOT NULL AND finished_at <= ? ORDER BY run_id DESC LIMIT 1",
+                [until],
+            )
+        )
+    return CollectionStatus(
+        first_started_at=first[0] if first else None,
+        last_success_at=ok[0] if ok else None,
+        last_run_id=last[0] if last else None,
+        last_run_status=last[1] if last else None,
+        last_run_at=last[2] if last else None,
+        last_run_message=last[3] if last else None,
+    )
+
+
+def rotations(db_path: Source) -> pd.DataFrame:
+    """Each configured key's last rotation as the config records it: key_name, rotated_at (never rotated: left out)."""
+    return _df(db_path, "SELECT key_name, rotated_at FROM keys WHERE rotated_at IS NOT NULL ORDER BY rotated_at")

@@ -70,6 +70,7 @@ ONLY_IN = {
     "aiohttp": ({"collectors.http_client"}, "outbound HTTP lives in collectors.http_client"),
     "httpx_aiohttp": ({"collectors.http_client"}, "outbound HTTP lives in collectors.http_client"),
     "urllib.request": (set(), "outbound HTTP lives in collectors.http_client"),
+    "smtplib": ({"collectors.delivery"}, "outbound mail lives in collectors.delivery, beside the HTTP notices"),
 }
 
 

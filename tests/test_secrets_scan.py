@@ -35,13 +35,15 @@ from analytics.__main__ import main as analytics_main
 from analytics.key_actions import suggested_rotation_name
 from analytics.keys import Rules, is_generic_name, is_well_formed_name
 from collectors.http_client import RetryPolicy, post_json
-from service.alerts import deliver_pending
+from config import load_config
+from service.alerts import deliver_pending, plan_notices
 from simulator.config_writer import write_config
 from simulator.faults import FaultSpec
 from simulator.ledger import write_ledger
 from simulator.server import start_server
 from store.__main__ import main as store_main
 from tests.conftest import ROOT, make_world
+from tests.notify_receivers import smtp_receiver
 from ui.auth import hash_password
 from ui.settings import Settings
 
@@ -49,6 +51,13 @@ NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 ADMIN_TOKEN = "adm-Q7xK2pLm9Vw4Rt8Zs3NbHq6J"
 ADMIN_ENV = "RBV_SCAN_ADMIN_TOKEN"
 WEBHOOK_ENV = "RBV_SCAN_WEBHOOK"
+# Every other channel's secret, each from its own variable: the HMAC signing secret, PagerDuty's routing key and
+# the SMTP password must reach their receivers and nothing else.
+CHANNEL_SECRETS = {
+    "RBV_SCAN_HMAC": "hmacKq7Vx2Lp9Wr4Tz8Ns3Bd6Yf",
+    "RBV_SCAN_PD": "pdRk4Jx8Qm2Vw7Ls5Nt9Hc3Gz6",
+    "RBV_SCAN_SMTP_PASS": "smtpPw5Xq9Lm3Rv7Kt2Nz8Wd4",
+}
 WEBHOOK_PATH = "/services/T0SCAN/B0SCAN/whk9Xq2LmP4vR7tZ8sKd3NwYc"
 GHOST_SECRET = "rbv_ghostQ4mZ8xT2vK9pL6nR3wS7yB1cF5"  # not known upstream: the 401 path
 PAGES = ("overview", "keys", "key_detail", "traffic", "anomalies", "credits", "review", "collection")
@@ -59,7 +68,7 @@ class _Hook(BaseHTTPRequestHandler):
 
     def do_POST(self):  # noqa: N802 (http.server API)
         length = int(self.headers.get("Content-Length") or 0)
-        type(self).received.append(self.rfile.read(length))
+        type(self).received.append((self.path, self.rfile.read(length)))
         self.send_response(200)
         self.end_headers()
         self.wfile.write(b"ok")
@@ -163,7 +172,14 @@ def scan(tmp_path_factory):
     write_config(world, config, server.base_url, admin_token_env=ADMIN_ENV)
     text = config.read_text(encoding="utf-8")
     configured = [spec for spec in world.keys() if spec.managed]
-    env = dict(os.environ, **{ADMIN_ENV: ADMIN_TOKEN, WEBHOOK_ENV: webhook_url})
+    env = dict(
+        os.environ,
+        **{ADMIN_ENV: ADMIN_TOKEN, WEBHOOK_ENV: webhook_url},
+        **CHANNEL_SECRETS,
+        RBV_SCAN_SMTP_USER="monitor",
+    )
+    mail = contextlib.ExitStack()
+    smtp_port, mailbox = mail.enter_context(smtp_receiver(login=("monitor", CHANNEL_SECRETS["RBV_SCAN_SMTP_PASS"])))
     # Half the keys read their secret from the environment instead of the file.
     for index, spec in enumerate(configured[::2]):
         var = f"RBV_SCAN_SECRET_{index}"
@@ -176,11 +192,18 @@ def scan(tmp_path_factory):
     text += (
         '\n[[keys]]\nname = "ghost-dev"\nenvironment = "dev"\nowner = "nobody"\n'
         f'secret = "{GHOST_SECRET}"\n\n[alerts]\nwebhook_url_env = "{WEBHOOK_ENV}"\ncooldown_hours = 6\n'
+        f'[alerts.channels.signed]\ntype = "webhook"\nurl_env = "{WEBHOOK_ENV}"\nsecret_env = "RBV_SCAN_HMAC"\n'
+        f'[alerts.channels.pager]\ntype = "pagerduty"\nurl = "http://127.0.0.1:{hook.server_address[1]}/v2/enqueue"\n'
+        'routing_key_env = "RBV_SCAN_PD"\n'
+        f'[alerts.channels.mail]\ntype = "email"\nsmtp_host = "127.0.0.1"\nsmtp_port = {smtp_port}\nstarttls = false\n'
+        'username_env = "RBV_SCAN_SMTP_USER"\npassword_env = "RBV_SCAN_SMTP_PASS"\nsender = "m@example.test"\n'
+        'to = ["ops@example.test"]\n[budgets]\naccount = 1000\n'
         "\n[smoke]\npoll_interval_s = 0.02\ntimeout_s = 60\n\n[actions]\nenabled = true\n"
     )
     config.write_text(text, encoding="utf-8")
     secrets = {f"key {spec.name}": spec.secret for spec in configured}
     secrets |= {"key ghost-dev": GHOST_SECRET, "admin token": ADMIN_TOKEN, "webhook URL": webhook_url}
+    secrets |= {f"channel secret {name}": value for name, value in CHANNEL_SECRETS.items()}
     db = folder / "monitor.duckdb"
     py = [sys.executable, "-m"]
     try:
@@ -275,6 +298,10 @@ def scan(tmp_path_factory):
                               "--format", fmt, "--out", "-"]
             for fmt in ("html", "md", "json")
         }  # fmt: skip
+        commands |= {
+            f"budgets {fmt}": ["budgets", "--db", str(db), "--config", str(config), "--now", now_arg, "--format", fmt]
+            for fmt in ("json", "csv")
+        }
         for name, argv in commands.items():
             out, err = io.StringIO(), io.StringIO()
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -294,10 +321,12 @@ def scan(tmp_path_factory):
 
         state_db = folder / "state.duckdb"
         scan_vars = [v for v in env if v.startswith("RBV_SCAN_SECRET_")]
-        saved_env = {k: os.environ.get(k) for k in ("RBV_NOW", "RBV_STATE_DB", WEBHOOK_ENV, ADMIN_ENV, *scan_vars)}
+        names = ("RBV_NOW", "RBV_STATE_DB", WEBHOOK_ENV, ADMIN_ENV, "RBV_SCAN_SMTP_USER", *CHANNEL_SECRETS, *scan_vars)
+        saved_env = {k: os.environ.get(k) for k in names}
         os.environ.update(
             {"RBV_NOW": NOW.replace(tzinfo=None).isoformat(), "RBV_STATE_DB": str(state_db), WEBHOOK_ENV: webhook_url}
         )
+        os.environ.update({**CHANNEL_SECRETS, "RBV_SCAN_SMTP_USER": "monitor"})
         MediaFileManager.add = spy_add
         try:
             settings = Settings(db_path=db, config_path=config, demo=False)
@@ -341,10 +370,14 @@ def scan(tmp_path_factory):
                     assert not at.exception, [e.value for e in at.exception]
                     assert any("Opened" in s.value for s in at.success), [s.value for s in at.success]
                     # The page never posts: the collector service's alert check delivers what it opened.
-                    delivered, _, _ = deliver_pending(
-                        state_db, webhook_url, NOW.replace(tzinfo=None), RetryPolicy(max_attempts=2, scale=0.01)
+                    alerts = load_config(config, secrets=False).alerts
+                    plan_notices(state_db, alerts, NOW.replace(tzinfo=None))
+                    done = deliver_pending(
+                        state_db, alerts, NOW.replace(tzinfo=None), RetryPolicy(max_attempts=2, scale=0.01)
                     )
-                    assert delivered > 0
+                    assert done.failed == 0, done.errors
+                    assert {s.channel for s in done.sent} == {"webhook", "signed", "pager", "mail"}
+                    assert mailbox.messages and mailbox.logins == ["monitor"] * len(mailbox.messages)
                 if page == "review":  # a decision lands in the state DB too
                     who = next((w for w in at.text_input if w.key == "decide_who"), None)
                     if who is not None:
@@ -364,7 +397,10 @@ def scan(tmp_path_factory):
         assert len(payloads) >= 5, [n for n, _ in payloads]
         for index, (name, data) in enumerate(payloads):
             artifacts[f"download #{index} {name}"] = data
-        artifacts["webhook bodies"] = b"\n".join(_Hook.received)
+        # PagerDuty's routing key is the one secret a body must carry, to PagerDuty alone.
+        paged = [body for path, body in _Hook.received if path == "/v2/enqueue"]
+        assert paged and all(CHANNEL_SECRETS["RBV_SCAN_PD"].encode() in body for body in paged)
+        artifacts["webhook bodies"] = b"\n".join(body for path, body in _Hook.received if path != "/v2/enqueue")
 
         # A failing delivery: the error returned (and stored) must not name the URL.
         unreachable = f"http://127.0.0.1:9{WEBHOOK_PATH}"
@@ -396,6 +432,7 @@ def scan(tmp_path_factory):
         server.stop()
         hook.shutdown()
         hook.server_close()
+        mail.close()
     artifacts["control: the config file itself"] = config.read_bytes()
     artifacts |= {f"control: {name}": content for name, content in controls.items()}
     return artifacts, secrets

@@ -136,6 +136,12 @@ def test_a_disabled_key_fails_with_invalid_api_key_and_says_so(stand_in):
     alerts = list_alerts(state_path(db))
     mine = alerts[(alerts["key_name"] == OTHER) & (alerts["metric"] == SMOKE_METRIC)]
     assert set(mine["direction"]) == {"success_path", "failure_path"} and set(mine["status"]) == {"open"}
+    # Enabled again, the key passes: its smoke-check alerts resolve by themselves (their recovery notices follow).
+    again = _cli(config_path, db, "--key", OTHER, "--format", "json")
+    assert again.returncode == 0, again.stderr
+    alerts = list_alerts(state_path(db))
+    mine = alerts[(alerts["key_name"] == OTHER) & (alerts["metric"] == SMOKE_METRIC)]
+    assert set(mine["status"]) == {"resolved"} and set(mine["resolution"]) == {"cleared"} and len(mine) == 2
 
 
 def test_a_wrongly_charged_job_fails_naming_the_difference(stand_in):
