@@ -4,6 +4,8 @@ Debian's Chromium at 1,400 px, each page as a whole-page PNG in docs/screenshots
 The stand-in's clock is frozen (`--now`, the test suite's instant by default) and the dashboard pinned to it
 (RBV_NOW), so the same command draws the same pages: the screenshots change when the pages do, and otherwise
 only in the times the collector stamps with the wall clock (when its runs and the smoke check finished).
+The demo's config gets monthly budgets and a prepaid balance (SCREENSHOT_BUDGETS), so the Credits page shows its
+Budgets section filled in, as a team that set them sees it.
 """
 
 from __future__ import annotations
@@ -54,6 +56,16 @@ def pages() -> list[tuple[str, str]]:
     return out
 
 
+# About the demo world's monthly spend (~1 M credits), so the month's forecast crosses some of them.
+SCREENSHOT_BUDGETS = """
+[budgets]
+account = 1200000
+environments = { prod = 900000, staging = 150000, dev = 60000 }
+prepaid_balance = 2500000
+prepaid_as_of = "2026-11-01"
+"""
+
+
 def collect_demo(folder: Path, now: str, keys: int) -> tuple[Path, Path, object]:
     """Serve the demo world frozen at `now`, collect it once (then the results refresh) and smoke-check one key, as
     `make run` does, then refresh the results as its collector service soon does."""
@@ -62,6 +74,8 @@ def collect_demo(folder: Path, now: str, keys: int) -> tuple[Path, Path, object]
     os.environ.setdefault("RBV_ADMIN_TOKEN", DEFAULT_ADMIN_TOKEN)
     server = start_server(world, admin_token=os.environ["RBV_ADMIN_TOKEN"])
     config_path = write_config(world, folder / "keys.toml", server.base_url)
+    with config_path.open("a", encoding="utf-8") as config_file:
+        config_file.write(SCREENSHOT_BUDGETS)
     db = folder / "demo.duckdb"
     config = load_config(config_path)
     done = asyncio.run(collect_and_refresh(config, db, now=lambda: instant.replace(tzinfo=None)))

@@ -19,19 +19,20 @@ SCOPE_ORDER = {"account": 0, "environment": 1, "owner": 2, "key": 3}
 
 
 def _table(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per scope, what matters first (status, how much is used, when it runs out), the band last."""
     used = rows["spent_credits"] / rows["budget_credits"]
     return pd.DataFrame(
         {
             "scope": rows["scope"],
             "name": rows["name"],
             "status": rows["status"].fillna("—"),
-            "budget": rows["budget_credits"],
-            "spent": rows["spent_credits"],
             "used %": used * 100,
+            "spent": rows["spent_credits"],
+            "budget": rows["budget_credits"],
             "forecast": rows["forecast_credits"],
+            "runs out": rows["projected_exhausted_on"].map(day),  # '—' when the budget lasts the month
             "forecast low": rows["forecast_low"],
             "forecast high": rows["forecast_high"],
-            "runs out": rows["projected_exhausted_on"],
         }
     ).sort_values(["scope", "name"], key=lambda c: c.map(SCOPE_ORDER) if c.name == "scope" else c)
 
@@ -53,9 +54,7 @@ def _show(rows: pd.DataFrame, key: str) -> None:
             "forecast": credit_column("Month-end forecast"),
             "forecast low": credit_column("Forecast low", band),
             "forecast high": credit_column("Forecast high", band),
-            "runs out": st.column_config.DateColumn(
-                "Runs out", format="YYYY-MM-DD", help="Projected at the scope's own pattern (UTC day)"
-            ),
+            "runs out": st.column_config.TextColumn("Runs out", help="Projected at the scope's own pattern (UTC day)"),
         },
         pin=2,
         key=key,
