@@ -2,7 +2,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: run test lint install-scale bench-collector bench-anomalies bench-pages bench-scale clean-demo
+.PHONY: run test lint install-scale screenshots bench-collector bench-anomalies bench-pages bench-scale clean-demo
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	bash scripts/test.sh
+
+# Every page of the demo world in Chromium at 1,400 px, into docs/screenshots/ (the README shows them).
+screenshots: $(VENV)/.installed-dev
+	bash scripts/chromium.sh
+	$(VENV)/bin/python scripts/screenshots.py
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

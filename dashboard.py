@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from formatting import register_theme
 from ui.auth import require_access
 from ui.format import plain
 from ui.settings import load_settings
@@ -9,6 +10,7 @@ from ui.settings import load_settings
 # An emoji favicon is drawn in the browser; a `:material/…:` one would be fetched from fonts.gstatic.com on
 # every page view (a call home the tests forbid).
 st.set_page_config(page_title="RBV key monitor", page_icon="🔑", layout="wide")
+register_theme()  # the product's one Altair theme (registered once per process)
 
 if not require_access():
     st.stop()

@@ -97,3 +97,14 @@ def write_private(path: str | Path, data: str | bytes, *, replace: bool) -> Path
             partial.unlink()
         raise
     return target
+
+
+def write_secret(path: str | Path, text: str) -> Path:
+    """Write a secret to a new file that only its owner can read (0600 whatever RBV_UMASK says); an existing
+    file is never replaced (FileExistsError): the secret would be lost, or another one destroyed."""
+    target = Path(path)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(text.rstrip("\n") + "\n")
+    return target

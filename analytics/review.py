@@ -233,6 +233,7 @@ def _review(inputs: Mapping[str, Any], week: str, now: datetime) -> dict[str, An
             "complete": now >= end,
             "has_activity": bool(activity["calls"]["current"] or activity["jobs"]["current"]),
             "activity": activity,
+            **_comparison(now >= end, inputs.get("first_day"), prev_start),
             "daily": to_records(daily),
         },
         "decisions_needed": needed,
@@ -275,9 +276,44 @@ def _review(inputs: Mapping[str, Any], week: str, now: datetime) -> dict[str, An
             "runs_by_status": {str(k): int(v) for k, v in run_status.items()},
             "failed_items": to_records(failed),
             "coverage_gaps": to_records(gaps),
-            "trust": "no collector run this week"
-            if runs.empty
-            else ("clean" if failed.empty and gaps.empty else "partial: see failures and gaps"),
+            "trust": _trust(runs, failed, gaps, inputs.get("first_run_at"), start),
         },
         "decisions": [],
     }
+
+
+def _comparison(complete: bool, first_day: date | None, prev_start: datetime) -> dict[str, Any]:
+    """Whether the week's totals compare with the week before, like for like, and if not why: a week still
+    running is not compared with a whole one, and a week before nobody collected is not a rise from zero."""
+    if not complete:
+        return {"compared": False, "not_compared_because": "this week is not over"}
+    if first_day is None or pd.Timestamp(first_day) > pd.Timestamp(prev_start):
+        since = f"before {pd.Timestamp(first_day):%Y-%m-%d}" if first_day is not None else "yet"
+        return {
+            "compared": False,
+            "not_compared_because": f"nothing was collected {since}, so the week before is unknown",
+        }
+    return {"compared": True, "not_compared_because": ""}
+
+
+def not_compared_because(week: Mapping[str, Any]) -> str:
+    """Why a review's week is not compared with the week before, or "" when it is (a review stored before
+    reviews said so is not compared)."""
+    if week.get("compared"):
+        return ""
+    return week.get("not_compared_because") or "this stored review predates the check"
+
+
+def _trust(
+    runs: pd.DataFrame, failed: pd.DataFrame, gaps: pd.DataFrame, first_run_at: datetime | None, start: datetime
+) -> str:
+    """How far the week's figures can be trusted, in words: a week collected only afterwards (the demo's first
+    days, a new install) is not the same as a week the collector missed."""
+    if runs.empty:
+        if first_run_at is not None and pd.Timestamp(first_run_at) >= pd.Timestamp(start):
+            return (
+                f"collected afterwards: the first collection ran {pd.Timestamp(first_run_at):%Y-%m-%d %H:%M} UTC and "
+                "read this week's daily totals and jobs back; its individual events were never polled"
+            )
+        return "no collection ran this week: its daily totals and jobs were read later, its events were missed"
+    return "clean" if failed.empty and gaps.empty else "partial: see failures and gaps"

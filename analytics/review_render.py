@@ -12,7 +12,14 @@ import pandas as pd
 import vl_convert as vlc
 
 from analytics.export import _plain
+from analytics.review import not_compared_because
+from formatting import COLORS, NOTHING, day, moment, number, percent, register_theme
 from untrusted import markdown_text
+
+register_theme()  # the report's charts look like the pages' (it draws with Altair anyway)
+
+# Fields that hold instants: shown in the one time format (a day-grain incident's bounds as days).
+TIME_FIELDS = ("since", "created_at", "rotated_at", "gap_start", "gap_end", "start", "end", "decided_at")
 
 
 def _jsonable(value: Any) -> Any:
@@ -28,13 +35,25 @@ def to_json(review: dict[str, Any]) -> str:
 
 
 def _num(value: Any, digits: int = 0) -> str:
-    if value is None:
-        return "—"
-    return f"{float(value):,.{digits}f}"
+    return number(value, digits)
 
 
 def _pct(value: Any) -> str:
-    return "—" if value is None else f"{float(value):+.1f}%"
+    """A change in percent (20.8 → '+20.8 %')."""
+    return NOTHING if value is None else percent(float(value) / 100, 1, sign=True)
+
+
+def _times(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with their instants in the one time format (UTC), days as days."""
+    out = []
+    for row in rows:
+        shown = dict(row)
+        for field in TIME_FIELDS:
+            if shown.get(field):
+                value = shown[field]
+                shown[field] = day(value) if row.get("grain") == "day" else moment(value)
+        out.append(shown)
+    return out
 
 
 def _md_cell(value: Any) -> str:
@@ -60,7 +79,12 @@ def _pricing_note(pricing: dict[str, Any] | None) -> str:
 
 
 def sections(review: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]], list[tuple[str, str]], str]]:
-    """Each report section in meeting order: (title, rows, columns, note). Shared by Markdown and HTML."""
+    """Each report section in meeting order: (title, rows, columns, note), instants in the one time format.
+    Shared by Markdown, HTML and the page."""
+    return [(title, _times(rows), columns, note) for title, rows, columns, note in _sections(review)]
+
+
+def _sections(review: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]], list[tuple[str, str]], str]]:
     gov, rot, rec, health, anomalies = (
         review["governance"],
         review["rotations"],
@@ -78,12 +102,7 @@ def sections(review: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]], li
         for item in review["decisions_needed"]
     ]
     finding_cols = [("key_name", "Key"), ("label", "Finding"), ("detail", "Detail")]
-    change_cols = [
-        ("current", "This week"),
-        ("previous", "Previous week"),
-        ("change", "Change"),
-        ("change_pct", "Change %"),
-    ]
+    not_compared = not_compared_because(review["week"])
     return [
         (
             "Keys needing a decision",
@@ -139,28 +158,25 @@ def sections(review: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]], li
                 else ""
             ),
         ),
-        ("Top movers by calls", _fmt_change(review["top_movers"]["calls"]), [("key_name", "Key"), *change_cols], ""),
-        (
-            "Top movers by credits",
-            _fmt_change(review["top_movers"]["credits"]),
-            [("key_name", "Key"), *change_cols],
-            "",
-        ),
-        (
+        _changes("Top movers by calls", review["top_movers"]["calls"], ("key_name", "Key"), not_compared, ""),
+        _changes("Top movers by credits", review["top_movers"]["credits"], ("key_name", "Key"), not_compared, ""),
+        _changes(
             "Credits by environment",
-            _fmt_change(review["credits_by_environment"]),
-            [("environment", "Environment"), *change_cols],
+            review["credits_by_environment"],
+            ("environment", "Environment"),
+            not_compared,
             "",
         ),
-        (
+        _changes(
             "Credits by model",
-            _fmt_change(review["credits_by_model"]),
-            [("model", "Model"), *change_cols],
+            review["credits_by_model"],
+            ("model", "Model"),
+            not_compared,
             "Jobs created in the week.",
         ),
         (
             "Reconciliation",
-            [r for r in rec["by_category"] if r["count"]],
+            [{**r, "category": r["category"].replace("_", " ")} for r in rec["by_category"] if r["count"]],
             [("category", "Category"), ("count", "Count"), ("delta", "Delta (credits)"), ("help", "Meaning")],
             f"{rec['total']} discrepancies, {_num(rec['refunds_due'], 2)} credits refund due. "
             + _pricing_note(rec.get("pricing")),
@@ -200,6 +216,24 @@ def _decision_text(decision: dict[str, Any] | None) -> str:
     return f"{decision['decision']} by {decision['decided_by']} on {when}"
 
 
+CHANGE_COLUMNS = [
+    ("current", "This week"),
+    ("previous", "Previous week"),
+    ("change", "Change"),
+    ("change_pct", "Change %"),
+]
+
+
+def _changes(
+    title: str, rows: list[dict[str, Any]], first: tuple[str, str], not_compared: str, note: str
+) -> tuple[str, list[dict[str, Any]], list[tuple[str, str]], str]:
+    """A week-over-week section: with its changes when the weeks compare like for like, else this week only."""
+    if not not_compared:
+        return title, _fmt_change(rows), [first, *CHANGE_COLUMNS], note
+    heading = f"Not compared with the week before: {not_compared}; this week's figures only."
+    return title, _fmt_change(rows), [first, CHANGE_COLUMNS[0]], f"{note} {heading}".strip()
+
+
 def _fmt_change(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
@@ -215,12 +249,21 @@ def _fmt_change(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _headline(review: dict[str, Any]) -> list[str]:
     week, act = review["week"], review["week"]["activity"]
-    lines = [
-        f"Week {week['week']} ({week['start'][:10]} to {week['end'][:10]}, compared with {week['previous_week']}).",
-        f"Calls {_num(act['calls']['current'])} ({_pct(act['calls']['change_pct'])}), "
-        f"jobs {_num(act['jobs']['current'])}, credits {_num(act['credits']['current'], 2)} "
-        f"({_pct(act['credits']['change_pct'])}).",
-    ]
+    because = not_compared_because(week)
+    if not because:
+        lines = [
+            f"Week {week['week']} ({week['start'][:10]} to {week['end'][:10]}, compared with {week['previous_week']}).",
+            f"Calls {_num(act['calls']['current'])} ({_pct(act['calls']['change_pct'])}), "
+            f"jobs {_num(act['jobs']['current'])}, credits {_num(act['credits']['current'], 2)} "
+            f"({_pct(act['credits']['change_pct'])}).",
+        ]
+    else:  # like for like or not at all (the page shows no change either)
+        lines = [
+            f"Week {week['week']} ({week['start'][:10]} to {week['end'][:10]}; not compared with "
+            f"{week['previous_week']}: {because}).",
+            f"Calls {_num(act['calls']['current'])}, jobs {_num(act['jobs']['current'])}, "
+            f"credits {_num(act['credits']['current'], 2)}.",
+        ]
     if not week["has_activity"]:
         lines.append("No calls or jobs were recorded in this week.")
     if not week["complete"]:
@@ -249,13 +292,17 @@ def charts(review: dict[str, Any]) -> list[tuple[str, alt.Chart]]:
     daily["day"] = pd.to_datetime(daily["day"]).dt.strftime("%a %d")
     calls = (
         alt.Chart(daily, width=420, height=180)
-        .mark_bar(color="#4c78a8")
+        .mark_bar(color=COLORS["observed"])
         .encode(x=alt.X("day:N", title=None, sort=None), y=alt.Y("calls:Q", title="calls"))
     )
+    # The week before only when the weeks compare like for like (else its bars would be a rise from nothing).
+    weeks = (("previous", "previous week"), ("current", "this week"))
+    if not_compared_because(review["week"]):
+        weeks = weeks[1:]
     env_rows = [
         {"environment": r["environment"], "week": label, "credits": r[field]}
         for r in review["credits_by_environment"]
-        for field, label in (("current", "this week"), ("previous", "previous week"))
+        for field, label in weeks
     ]
     env = pd.DataFrame(env_rows, columns=["environment", "week", "credits"])
     by_env = (
@@ -265,10 +312,16 @@ def charts(review: dict[str, Any]) -> list[tuple[str, alt.Chart]]:
             x=alt.X("environment:N", title=None),
             xOffset=alt.XOffset("week:N", sort=["previous week", "this week"]),
             y=alt.Y("credits:Q", title="credits"),
-            color=alt.Color("week:N", sort=["previous week", "this week"], legend=alt.Legend(orient="bottom")),
+            color=alt.Color(
+                "week:N",
+                title=None,
+                scale=alt.Scale(domain=["previous week", "this week"], range=[COLORS["expected"], COLORS["observed"]]),
+                legend=alt.Legend(orient="bottom"),
+            ),
         )
     )
-    return [("Calls per day", calls), ("Credits by environment, week over week", by_env)]
+    title = "Credits by environment" + ("" if len(weeks) == 1 else ", week over week")
+    return [("Calls per day", calls), (title, by_env)]
 
 
 _CSS = """

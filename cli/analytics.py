@@ -1,15 +1,23 @@
-"""Command line for the analytics: `python -m analytics keys|anomalies|reconcile|review ...`."""
+"""Command line for the analytics: `python -m analytics keys|anomalies|reconcile|review|budgets|alerts|annotate ...`."""
 
 from __future__ import annotations
 
 import sys
 
-from cli import anomalies, keys, reconcile, review
+from cli import alerts, annotate, anomalies, budgets, keys, reconcile, review
 from cli_args import OneLineParser
 from private_files import restricted_umask
 
 # Each command's module exposes `register(subparsers)` and `run(args) -> int`.
-COMMANDS = {"keys": keys, "anomalies": anomalies, "reconcile": reconcile, "review": review}
+COMMANDS = {
+    "keys": keys,
+    "anomalies": anomalies,
+    "reconcile": reconcile,
+    "review": review,
+    "budgets": budgets,
+    "alerts": alerts,
+    "annotate": annotate,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

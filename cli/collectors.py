@@ -1,5 +1,6 @@
 """Command line: `python -m collectors once|serve --config FILE --db FILE` (the service's collection and
-schedule), and `python -m collectors refresh --db FILE` (recompute the stored results, e.g. after a rules change)."""
+schedule), `python -m collectors refresh --db FILE` (recompute the stored results, e.g. after a rules change),
+`python -m collectors smoke` (a smoke check per key) and `python -m collectors admin` (key actions)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import dataclasses
 import logging
 import sys
 
+from cli import admin, smoke
 from cli_args import OneLineParser, non_negative, positive_int, shard_spec
 from config import Config, ConfigError, load_config
 from private_files import restricted_umask
@@ -53,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("--db", required=True, help="the collectors' DuckDB file")
     cmd.add_argument("--config", help="key config TOML ([rules], [reconciliation], [pricing]); secrets not needed")
     cmd.add_argument("--now", help="compute as of this ISO instant (UTC if no offset); default: now")
+    smoke.add_parser(sub)
+    admin.add_parser(sub)
     return parser
 
 
@@ -90,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "refresh":
         with restricted_umask():
             return _refresh(args)
+    if args.command in ("smoke", "admin"):
+        return (smoke if args.command == "smoke" else admin).run(args)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[handler])

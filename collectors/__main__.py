@@ -1,4 +1,4 @@
-"""`python -m collectors once|serve`: the command line lives in cli.collectors."""
+"""`python -m collectors once|serve|refresh|smoke|admin`: the command line lives in cli.collectors."""
 
 import sys
 

@@ -587,3 +587,47 @@ def parse_inventory(body: Any) -> tuple[list[InventoryKey], list[Reject]]:
         except (ValueError, TypeError, AttributeError) as exc:
             rejects.append((f"admin keys: {exc}", item))
     return rows, rejects
+
+
+# ------------------------------------------------------------------ answers to the writes the SDKs make
+
+_SECRET_FIELDS = ("secret", "api_key", "apiKey", "key", "token")
+_UPLOAD_URL_FIELDS = ("video_url", "videoUrl", "url", "file_url", "fileUrl")
+
+
+def _nested(body: Any, *names: str) -> Any:
+    """The first of `names` holding an object, else the body itself."""
+    if isinstance(body, dict):
+        for name in names:
+            if isinstance(body.get(name), dict):
+                return body[name]
+    return body
+
+
+def parse_inventory_item(body: Any) -> InventoryKey:
+    """One key as the admin API answers a create, disable or enable (bare, or under `key`/`data`)."""
+    item = _nested(body, "key", "data")
+    rows, rejects = parse_inventory({"items": [item]})
+    if not rows:
+        raise ContractError(rejects[0][0] if rejects else "admin key: no key in the answer")
+    return rows[0]
+
+
+def parse_created_secret(body: Any) -> str:
+    """The new key's secret in the answer to POST /v1/admin/keys (it is shown this once)."""
+    holders = [body, body.get("key"), body.get("data")] if isinstance(body, dict) else []
+    for holder in holders:
+        if isinstance(holder, dict):
+            secret = _first(holder, *_SECRET_FIELDS)
+            if isinstance(secret, str) and secret.strip():
+                return secret.strip()
+    raise ContractError("admin keys: the answer holds no secret for the new key")
+
+
+def parse_upload(body: Any) -> str:
+    """The video URL a job can be created from, in the answer to POST /v1/uploads."""
+    item = _nested(body, "upload", "data")
+    url = _first(item, *_UPLOAD_URL_FIELDS) if isinstance(item, dict) else None
+    if not isinstance(url, str) or not url.strip():
+        raise ContractError("uploads: the answer holds no video URL")
+    return url.strip()

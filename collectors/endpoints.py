@@ -45,6 +45,8 @@ class Outcome:
     # Records the contract accepted and rejected: an endpoint whose records were all rejected is unreadable.
     parsed: int = 0
     rejected: int = 0
+    # The admin inventory as read (the run learns which keys are disabled upstream before polling them).
+    inventory: list[contract.InventoryKey] | None = None
 
     @property
     def key_name(self) -> str:
@@ -125,6 +127,7 @@ async def fetch_admin(ctx: FetchContext, outcome: Outcome) -> None:
     response = await req.get("/v1/admin/keys", headers={"X-Admin-Token": ctx.config.admin_token or ""})
     rows, rejects = contract.parse_inventory(response.body)
     req.records(len(rows), rejects, response.request_id)
+    outcome.inventory = rows
     outcome.apply = lambda batch: batch.snapshots.append((writes.replace_inventory, (rows,)))
 
 

@@ -8,6 +8,7 @@ import logging
 import random
 import ssl
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +96,10 @@ def _error_fields(body: Any) -> tuple[str | None, str | None, str | None]:
 def _ssl_context() -> ssl.SSLContext:
     # Building one reads the CA bundle (~0.1-1 s); every client of every run shares this one.
     return httpx.create_ssl_context()
+
+
+# The transport type callers pass as the test seam (so they need not import httpx themselves).
+AsyncTransport = httpx.AsyncBaseTransport
 
 
 def _network_transport(concurrency: int) -> httpx.AsyncBaseTransport:
@@ -186,6 +191,28 @@ class ApiClient:
         label: str = "",
     ) -> ApiResponse:
         """GET and decode JSON, retrying 429/5xx/transport/malformed bodies with jittered backoff."""
+        return await self.send("GET", path, params=params, headers=headers, label=label)
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        json: Any = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
+        label: str = "",
+        idempotent: bool | None = None,
+    ) -> ApiResponse:
+        """One request whose answer is JSON, under the retry policy.
+
+        An idempotent request (GET, and writes that set a state, like disabling a key) is retried on 429, 5xx,
+        transport errors and malformed bodies. One that creates something (a job, an upload, a key) is retried
+        only on 429, which the API answers before doing anything: after a 5xx, a dropped connection or a cut
+        body it may have been done, and doing it again would create (and charge, or leak) a second one.
+        """
+        safe = method == "GET" if idempotent is None else idempotent
         attempt = 0
         while True:
             attempt += 1
@@ -193,7 +220,12 @@ class ApiClient:
             try:
                 async with self._in_flight:
                     self.stats.requests += 1
-                    response = await self._client.get(self._url(path, params), headers=headers)
+                    if method == "GET":
+                        response = await self._client.get(self._url(path, params), headers=headers)
+                    else:
+                        response = await self._client.request(
+                            method, self._url(path, params), headers=headers, json=json, files=files
+                        )
                 status = response.status_code
                 # JSON is UTF-8 (RFC 8259); httpx's `.text` would first sniff the charset of every body.
                 text = response.content.decode("utf-8", errors="replace")
@@ -210,7 +242,7 @@ class ApiClient:
                     return ApiResponse(status, body, text, request_id, attempt)
                 code, message, body_request_id = _error_fields(body)
                 request_id = request_id or body_request_id
-                if outcome == "" and status not in RETRYABLE_STATUS:
+                if outcome == "" and (status not in RETRYABLE_STATUS or (not safe and status != 429)):
                     self.stats.count(str(status))
                     self.stats.failures += 1
                     log.info("%s %s -> %s %s request_id=%s (not retried)", label, path, status, code, request_id)
@@ -230,17 +262,45 @@ class ApiClient:
             log.info(
                 "%s %s attempt %d failed: %s status=%s request_id=%s", label, path, attempt, outcome, status, request_id
             )
-            if attempt >= self.retry.max_attempts:
+            if attempt >= self.retry.max_attempts or (not safe and status != 429):
                 self.stats.failures += 1
                 raise ApiError(
                     outcome.split(":")[0],
-                    f"gave up after {attempt} attempts ({outcome})",
+                    f"gave up after {attempt} attempts ({outcome})" if safe else f"not retried ({outcome})",
                     status=status,
                     request_id=request_id,
                     attempts=attempt,
                     text=text or None,
                 )
             self.stats.retries += 1
+            await asyncio.sleep(self.retry.wait_seconds(attempt, retry_after, self._rng))
+
+    async def probe(self, url: str, *, max_bytes: int = 64 * 1024) -> tuple[int | None, int, str | None]:
+        """GET an absolute URL (a job's output) without the API's headers, reading at most `max_bytes`:
+        (HTTP status or None, bytes read, error or None); 429, 5xx and transport errors are retried."""
+        attempt = 0
+        while True:
+            attempt += 1
+            status, error, retry_after, size = None, None, None, 0
+            try:
+                async with (
+                    self._in_flight,
+                    self._client.stream("GET", url, headers={"Range": f"bytes=0-{max_bytes - 1}"}) as response,
+                ):
+                    status, retry_after = response.status_code, response.headers.get("retry-after")
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size >= max_bytes:
+                            break
+                if status not in RETRYABLE_STATUS:
+                    return status, size, None
+                error = f"HTTP {status}"
+            except (httpx.TransportError, aiohttp.ClientError) as exc:
+                error = f"transport:{type(exc).__name__}"
+            except httpx.HTTPError as exc:  # a URL that cannot be requested at all
+                return None, 0, f"cannot request it ({type(exc).__name__})"
+            if attempt >= self.retry.max_attempts:
+                return status, size, f"gave up after {attempt} attempts ({error})"
             await asyncio.sleep(self.retry.wait_seconds(attempt, retry_after, self._rng))
 
 
@@ -276,10 +336,15 @@ def post_json(
     timeout_s: float = 5.0,
     transport: httpx.BaseTransport | None = None,
     seed: int | None = None,
+    headers: Mapping[str, str] | None = None,
+    sign: Callable[[bytes], Mapping[str, str]] | None = None,
 ) -> PostOutcome:
     """POST `payload` as JSON (a webhook notification) under the same retry policy as the API's requests:
     429, 5xx and transport errors are retried with jittered backoff (Retry-After honoured), other 4xx are
-    not, and redirects are not followed. Blocking: run it in the service's worker thread, never in a page."""
+    not, and redirects are not followed. Blocking: run it in the service's worker thread, never in a page.
+
+    `headers` go with every attempt; `sign(body)` adds headers computed over the exact bytes sent, at each
+    attempt (a signature's timestamp is then fresh on a retry)."""
     try:
         check_url(url, allow_link_local=True)  # the link-local rule was applied where the URL was configured
     except UnsafeURL as exc:
@@ -295,12 +360,14 @@ def post_json(
         pass
     error: str | None = None
     attempt = 0
+    body = orjson.dumps(payload)
     with httpx.Client(timeout=timeout_s, transport=transport, follow_redirects=False) as client:
         while True:
             attempt += 1
             retry_after = None
+            sent = {"Content-Type": "application/json", **(headers or {}), **(sign(body) if sign else {})}
             try:
-                response = client.post(url, content=orjson.dumps(payload), headers={"Content-Type": "application/json"})
+                response = client.post(url, content=body, headers=sent)
                 if response.status_code < 300:
                     return PostOutcome(True, attempt, None)
                 error = f"webhook answered HTTP {response.status_code}"

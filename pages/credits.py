@@ -11,11 +11,15 @@ from analytics import credits
 from analytics.export import csv_frame
 from analytics.ledger import HEADER_ALIASES, REQUIRED_COLUMNS, LedgerResult, describe_size, parse_ledger
 from analytics.pricing import PricingConfig
+from formatting import day_span, for_export
 from service import credits as credit_cases
-from store import StoreError, credit_reads
-from ui.data import page_config, provenance_caption
+from store import StoreError, credit_reads, reads
+from ui.budgets_panel import budgets_section
+from ui.charts import mark_partial, partial_opacity, periods, show, time_axis
+from ui.data import page_config, provenance_caption, read
 from ui.format import local_time, localize_column, number, plain
 from ui.page import open_page
+from ui.tables import table
 
 CACHE_TTL_S = 30
 
@@ -62,6 +66,11 @@ def check_ledger(data: bytes, max_bytes: int, mapping: tuple[tuple[str, str], ..
     return parse_ledger(data, max_bytes, dict(mapping))
 
 
+def category_words(category: str) -> str:
+    """A discrepancy category in words ('failed but charged'); its code goes to tooltips and exports."""
+    return category.replace("_", " ")
+
+
 def map_columns(result: LedgerResult, file_key: str) -> tuple[tuple[str, str], ...] | None:
     """The column-mapping step: the user says which of the file's columns is which; None until both required are."""
     st.warning(
@@ -92,6 +101,8 @@ policy = config.reconciliation
 
 start, end = credits.range_bounds(filters.start, filters.end, now)
 envs = tuple(filters.environments)
+
+budgets_section(str(settings.db_path), config.budgets, now, filters.tz)
 
 # --- the team ledger: parsed in memory only; a bad file never reaches the collected data ----------
 ledger = None
@@ -144,7 +155,7 @@ with st.expander("Team ledger (optional): compare your own job records", expande
                 ledger_since = datetime(picked.year, picked.month, picked.day)
             st.success(
                 f"Ledger **{upload.name}** ({result.file_format}): {len(ledger):,} rows; "
-                f"period {ledger_since:%d %b %Y %H:%M} – now (UTC)."
+                f"period {local_time(ledger_since, filters.tz)} – now."
             )
         elif result is not None and not result.needs_mapping:
             lines = result.error_lines()
@@ -188,7 +199,7 @@ found, summary, usage, pricing = judged.found, judged.summary, judged.usage, jud
 rates = pricing.rates
 
 st.caption(
-    f"{filters.start:%d %b %Y} – {filters.end:%d %b %Y} (UTC days) · environments: {', '.join(envs)} · "
+    f"{day_span(filters.start, filters.end)} (UTC days) · environments: {', '.join(envs)} · "
     f"expected = billed minutes × model rate, {credits.ROUNDING_POLICIES[policy.rounding]}, "
     f"tolerance {policy.tolerance:g} credits · **pricing: {pricing.label}**"
 )
@@ -203,13 +214,13 @@ if judged.ledger_unjudged is not None and not judged.ledger_unjudged.empty:
         icon=":material/label:",
     )
     with st.expander("Ledger rows not judged"):
-        st.dataframe(
-            unjudged[["line", "job_id", "key_name", "created_at", "credits", "window"]],
-            hide_index=True,
-            width="stretch",
+        table(
+            unjudged[["job_id", "key_name", "window", "credits", "created_at", "line"]],
+            {"window": st.column_config.TextColumn("Why not judged", width="large")},
         )
 
-cols = st.columns(5)
+# Two rows: a month's credits run to a dozen characters, which five columns at 1,400 px cut short.
+cols = [*st.columns(3), *st.columns(3)[:2]]
 cols[0].metric(
     "Charged",
     number(summary.charged, 2),
@@ -227,9 +238,9 @@ cols[3].metric(
     help="Overcharges, failed-but-charged jobs, duplicate and orphan charges.",
 )
 cols[4].metric(
-    "Cost per successful output",
+    "Per successful output",
     "—" if summary.cost_per_successful_output is None else number(summary.cost_per_successful_output, 2),
-    help="Charged credits ÷ completed jobs that have an output URL.",
+    help="Cost per successful output: charged credits ÷ completed jobs that have an output URL.",
 )
 notes = [
     f"{summary.settled_jobs:,} settled jobs, {summary.successful_outputs:,} successful outputs",
@@ -270,7 +281,7 @@ with st.expander("Event coverage per key"):
         covered_since=coverage["covered_since"].map(lambda t: local_time(t, filters.tz)),
         last_event_at=coverage["last_event_at"].map(lambda t: local_time(t, filters.tz)),
     )[["key_name", "environment", "covered_since", "last_event_at", "gaps", "gap_minutes"]]
-    st.dataframe(shown, hide_index=True, width="stretch")
+    table(shown)
 
 # --- discrepancies -------------------------------------------------------------------------------
 st.subheader("Discrepancies")
@@ -288,11 +299,12 @@ if found.empty:
 else:
     counts = found.groupby("category").agg(rows=("category", "size"), delta=("delta", "sum"))
     present = [c for c in credits.CATEGORIES if c in counts.index]
-    st.caption(" · ".join(f"`{c}` {int(counts.loc[c, 'rows'])}" for c in present))
+    st.caption(" · ".join(f"{category_words(c)} {int(counts.loc[c, 'rows']):,}" for c in present))
     fcols = st.columns(3)
     chosen_categories = fcols[0].multiselect(
         "Category",
         present,
+        format_func=category_words,
         key="disc_category",
         help="Empty means all. " + "; ".join(f"{c}: {credits.CATEGORY_HELP[c]}" for c in present),
     )
@@ -308,42 +320,51 @@ else:
     if chosen_day != "All days":
         view = view[view["day"] == chosen_day]
     view = view.reset_index(drop=True)
-    st.dataframe(
-        view[
+    table(
+        view.assign(kind=view["category"].map(category_words))[
             [
-                "category",
+                "kind",
                 "key_name",
-                "job_id",
-                "day",
-                "expected_credits",
-                "charged_credits",
                 "delta",
                 "refund_due",
-                "pricing_source",
+                "day",
+                "job_id",
+                "expected_credits",
+                "charged_credits",
                 "detail",
+                "pricing_source",
+                "category",
             ]
         ],
-        hide_index=True,
-        width="stretch",
-        column_config={
-            name: st.column_config.NumberColumn(format="%.2f")
-            for name in ("expected_credits", "charged_credits", "delta", "refund_due")
+        {
+            "kind": st.column_config.TextColumn(
+                "Discrepancy",
+                help="; ".join(f"{category_words(c)} (`{c}`): {credits.CATEGORY_HELP[c]}" for c in present),
+            ),
+            "delta": st.column_config.NumberColumn("Difference", format="%+,.2f", help="Charged − expected credits"),
+            "category": None,  # its code is in the heading's tooltip and the CSV
         },
+        rows=12,
+        main=True,
     )
     st.download_button(
         "Download discrepancies (CSV)",
-        csv_frame(view[[*credits.OUTPUT_COLUMNS, "detail"]]),
+        csv_frame(for_export(view[[*credits.OUTPUT_COLUMNS, "detail"]])),
         file_name=f"credit_discrepancies_{filters.start}_{filters.end}.csv",
         mime="text/csv",
         help="Cells that a spreadsheet would run as formulas are neutralized.",
     )
 
     # Drill-down: one discrepancy, its job as listed, the status trail and every event naming it.
-    labels = [f"{r.category} · {r.key_name or '—'} · {r.job_id or r.day}" for r in view.itertuples()]
+    labels = [f"{category_words(r.category)} · {r.key_name or '—'} · {r.job_id or r.day}" for r in view.itertuples()]
     picked_label = st.selectbox("Drill into", ["—", *labels], key="disc_drill")
     if picked_label != "—":
         row = view.iloc[labels.index(picked_label)]
-        st.markdown(f"**{row['category']}** — {credits.CATEGORY_HELP[row['category']]}. {row['detail'] or ''}")
+        st.markdown(
+            f"**{category_words(row['category'])}** — {credits.CATEGORY_HELP[row['category']]}. "
+            f"{plain(row['detail'] or '', None)}",
+            help=f"Category code: `{row['category']}`",
+        )
         st.caption(f"Judged with pricing `{row['pricing_source']}`: {pricing.label}.")
         if row["category"] in credits.EXPLAINING and not summary_days.empty:
             # Where this row's credits stand in its key's daily summary: counted there, or what the summary left out.
@@ -376,11 +397,7 @@ else:
                     "error": job.get("error") or "—",
                     "created": local_time(job["created_at"], filters.tz),
                 }
-                st.dataframe(
-                    pd.DataFrame({"field": list(facts), "value": [str(v) for v in facts.values()]}),
-                    hide_index=True,
-                    width="stretch",
-                )
+                table(pd.DataFrame({"field": list(facts), "value": [str(v) for v in facts.values()]}))
                 if not detail.history.empty:
                     st.caption(
                         "Status transitions as observed: "
@@ -391,13 +408,13 @@ else:
                     )
             if ledger is not None and row["job_id"] in set(ledger["job_id"]):
                 st.caption("Ledger row")
-                st.dataframe(ledger[ledger["job_id"] == row["job_id"]], hide_index=True, width="stretch")
+                table(ledger[ledger["job_id"] == row["job_id"]])
             st.caption(f"Events naming this job ({len(detail.events)})")
             if detail.events.empty:
                 st.caption("No events collected for this job (it may predate event coverage).")
             else:
                 events = detail.events.assign(occurred_at=localize_column(detail.events["occurred_at"], filters.tz))
-                st.dataframe(events, hide_index=True, width="stretch")
+                table(events)
         elif row["category"] == "summary_mismatch":
             if data is None:  # the job rows are only read again for this drill-down
                 data = load_billing(str(settings.db_path), load_since, load_until, envs, policy.pricing)
@@ -418,12 +435,13 @@ else:
                     f"credits ({'; '.join(day['explained_by'])}). The {number(row['delta'], 2)} above is the "
                     "unexplained remainder."
                 )
-            st.dataframe(
+            table(
                 day_jobs[
-                    ["job_id", "created_at", "status", "model", "duration_seconds", "credits_charged", "charge_events"]
-                ].sort_values("credits_charged", ascending=False),
-                hide_index=True,
-                width="stretch",
+                    ["job_id", "credits_charged", "status", "model", "duration_seconds", "created_at", "charge_events"]
+                ]
+                .sort_values("credits_charged", ascending=False)
+                .assign(created_at=lambda d: localize_column(d["created_at"], filters.tz)),
+                rows=12,
             )
 
 # --- spend over time ----------------------------------------------------------------------------
@@ -439,55 +457,58 @@ else:
         format_func=lambda d: {"key_name": "key"}.get(d, d),
     )
     series = credits.credits_over_time(usage, dimension)
+    minute = now.replace(second=0, microsecond=0)
+    jobs_read_at = read(reads.coverage, settings.db_path, list(envs), now=minute).jobs_read_at
+    data = mark_partial(series.rename(columns={"day": "period"}), jobs_read_at, "day", filters.tz)
+    data = periods(data, "day", filters.tz)
+    heading = {"key_name": "Key", "model": "Model", "environment": "Environment"}[dimension]
     chart = (
-        alt.Chart(series)
+        alt.Chart(data)
         .mark_bar()
         .encode(
-            x=alt.X("day:T", title="Day (UTC)"),
+            x=time_axis("x", "day", filters.tz),
             y=alt.Y("credits:Q", title="Credits charged", stack=True),
-            color=alt.Color("group:N", title=dimension.replace("_name", "")),
+            color=alt.Color("group:N", title=heading),
+            opacity=partial_opacity(),
             tooltip=[
-                alt.Tooltip("day:T"),
-                "group:N",
-                alt.Tooltip("credits:Q", format=",.2f"),
-                alt.Tooltip("expected:Q", format=",.2f"),
-                alt.Tooltip("jobs:Q", format=","),
+                alt.Tooltip("when:N", title="Day (UTC)"),
+                alt.Tooltip("group:N", title=heading),
+                alt.Tooltip("credits:Q", title="Credits charged", format=",.2f"),
+                alt.Tooltip("expected:Q", title="Expected", format=",.2f"),
+                alt.Tooltip("jobs:Q", title="Jobs", format=","),
+                alt.Tooltip("state:N", title="Day"),
             ],
         )
         .properties(height=280)
     )
-    st.altair_chart(chart, width="stretch")
-    st.caption("Grain: daily, by job creation time (from the jobs list, complete for all collected history).")
+    show(chart)
+    st.caption(
+        "Grain: daily UTC days, by job creation time (from the jobs list, complete for all collected history); "
+        "the faint bar is the day in progress."
+    )
 
     st.subheader("Cost per successful output")
     per = credits.cost_per_successful_output(usage, dimension)
-    st.dataframe(
-        per.rename(
-            columns={
-                "credits": "credits charged",
-                "successful_outputs": "successful outputs",
-                "cost_per_output": "credits per output",
-            }
-        ),
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "credits charged": st.column_config.NumberColumn(format="%.2f"),
-            "credits per output": st.column_config.NumberColumn(format="%.2f"),
+    table(
+        per,
+        {
+            "credits": st.column_config.NumberColumn("Credits charged", format="%,.2f"),
+            "successful_outputs": st.column_config.NumberColumn("Successful outputs", format="%,d"),
+            "cost_per_output": st.column_config.NumberColumn("Credits per output", format="%,.2f"),
         },
     )
 
 with st.expander(f"Pricing used: {pricing.source}"):
     st.caption(pricing.label[:1].upper() + pricing.label[1:] + ".")
-    st.dataframe(
+    table(
         pd.DataFrame(
             {
                 "model": list(rates),
-                "credits per minute": list(rates.values()),
+                "credits_per_minute": list(rates.values()),
                 "source": [pricing.sources.get(m, pricing.source) for m in rates],
             }
         ),
-        hide_index=True,
+        {"credits_per_minute": st.column_config.NumberColumn("Credits per minute", format="%,.2f")},
     )
     st.caption(
         f"Summary days are compared once they are over by {policy.summary_settle_minutes:g} minutes and "

@@ -7,24 +7,16 @@ import streamlit as st
 
 from analytics.export import csv_frame
 from analytics.keys import FINDINGS, STALE_FINDINGS, deletion_candidates
+from formatting import for_export
 from ui.data import provenance_caption
 from ui.format import local_time, plain, relative_age
-from ui.key_findings import keys_with_findings
+from ui.key_actions import action_panel, audit_section, rotations_section
+from ui.key_findings import badge, codes_help, keys_with_findings, words
 from ui.page import open_page
-
-BADGE_COLOR = {
-    "disabled_upstream": "red", "unmanaged_key": "red", "sandbox_in_prod": "red", "rotation_overdue": "red",
-    "never_used": "orange", "inactive": "orange", "rotation_due": "orange", "owner_offboarded": "orange",
-    "missing_owner": "orange", "env_mismatch": "violet", "staging_shape_drift": "violet",
-    "generic_name": "gray", "bad_name": "gray",
-}  # fmt: skip
-
-
-def badge(finding: str) -> str:
-    return f":{BADGE_COLOR.get(finding, 'blue')}-badge[{finding}]"
-
+from ui.tables import link_column, table
 
 settings, filters, now = open_page("Keys")
+tz = filters.tz
 
 view, rules_problem = keys_with_findings(settings, now)
 if rules_problem:
@@ -49,7 +41,7 @@ finding_choice = right.multiselect(
     "Finding",
     list(FINDINGS),
     key="keys_finding",
-    format_func=lambda f: f"{f} ({FINDINGS[f]})",
+    format_func=words,
     help="Keys with any of the chosen findings; empty means every key.",
 )
 shown = keys
@@ -70,52 +62,67 @@ cols[2].metric("Findings", f"{len(in_scope):,}")
 cols[3].metric("Deletion candidates", f"{stale['key_name'].nunique():,}", help="Never used or inactive keys.")
 counts = in_scope["finding"].value_counts()
 if not counts.empty:
-    st.markdown(" ".join(f"{badge(f)} **{int(counts[f])}**" for f in FINDINGS if f in counts))
+    with st.container(horizontal=True, gap="small"):
+        for finding in (f for f in FINDINGS if f in counts):
+            badge(finding, f" · {int(counts[finding])}")
 
-tab_keys, tab_findings, tab_delete = st.tabs(["All keys", "Findings", "Deletion candidates"])
+# Keys that need something first (most findings first), then the rest by name.
+shown = shown.assign(_n=shown["findings"].map(len)).sort_values(["_n", "key_name"], ascending=[False, True])
+tab_keys, tab_findings, tab_delete, tab_actions = st.tabs(["All keys", "Findings", "Deletion candidates", "Actions"])
 
 with tab_keys:
-    table = pd.DataFrame(
+    rows = pd.DataFrame(
         {
             "key": "key_detail?key=" + shown["key_name"].map(lambda n: quote(n, safe="")),
+            "findings": shown["findings"].map(lambda f: [words(x) for x in f]),
+            "why": shown["reasons"],
+            "last_used": [relative_age(t, now) for t in shown["last_used_at"]],
+            "calls_30d": shown["calls_30d"].fillna(0).astype("int64"),
+            "daily_calls": shown["daily_calls"].map(lambda v: [int(x) for x in v] if hasattr(v, "__len__") else []),
             "environment": shown["environment"],
             "owner": shown["owner"].fillna("— none —"),
-            "findings": shown["findings"],
-            "masked key": shown["masked_key"],
-            "created": shown["created_at"].map(lambda t: local_time(t, filters.tz)),
-            "rotation age (days)": shown["rotation_age_days"],
-            "last used": [relative_age(t, now) for t in shown["last_used_at"]],
-            "last used at": shown["last_used_at"].map(lambda t: local_time(t, filters.tz)),
-            "calls 7d": shown["calls_7d"].fillna(0).astype("int64"),
-            "calls 30d": shown["calls_30d"].fillna(0).astype("int64"),
-            "last 30 days": shown["daily_calls"].map(lambda v: [int(x) for x in v] if hasattr(v, "__len__") else []),
-            "why": shown["reasons"],
+            "calls_7d": shown["calls_7d"].fillna(0).astype("int64"),
+            "rotation_age_days": shown["rotation_age_days"],
+            "masked_key": shown["masked_key"],
+            "last_used_at": shown["last_used_at"].map(lambda t: local_time(t, tz)),
+            "created_at": shown["created_at"].map(lambda t: local_time(t, tz)),
         }
     )
-    st.dataframe(
-        table,
-        hide_index=True,
-        width="stretch",
-        height=min(38 + 35 * len(table), 640),
-        column_config={
-            "key": st.column_config.LinkColumn("key", display_text=r"key=(.*)$", help="Open the key's detail page"),
-            "calls 7d": st.column_config.NumberColumn(format="localized"),
-            "calls 30d": st.column_config.NumberColumn(format="localized"),
-            "last 30 days": st.column_config.LineChartColumn("calls, last 30 days", y_min=0),
-            "findings": st.column_config.ListColumn("findings"),
-            "why": st.column_config.TextColumn("why", width="large"),
+    table(
+        rows,
+        {
+            "key": link_column("key"),
+            "findings": st.column_config.ListColumn("Findings", help=codes_help(list(FINDINGS)), width="medium"),
+            "why": st.column_config.TextColumn("Why", width="large"),
+            "last_used": st.column_config.TextColumn("Last used", help="How long ago; the exact time is to the right."),
+            "daily_calls": st.column_config.LineChartColumn("Calls, last 30 days", y_min=0),
+            "rotation_age_days": st.column_config.NumberColumn("Secret age (days)", format="%,d"),
         },
+        rows=18,
+        main=True,
     )
     st.caption(
         "Last used: the newest call seen in events, the vendor's inventory, jobs or the daily summary. "
-        "Rotation age counts from the last rotation, or from creation for keys never rotated."
+        "Secret age counts from the last rotation, or from creation for keys never rotated."
     )
-    export = table.drop(columns=["last 30 days", "key"]).assign(
-        key=shown["key_name"].to_numpy(), findings=table["findings"].map(", ".join)
+    export = pd.DataFrame(
+        {
+            "key_name": shown["key_name"],
+            "environment": shown["environment"],
+            "owner": shown["owner"],
+            "findings": shown["findings"].map(", ".join),
+            "why": shown["reasons"],
+            "masked_key": shown["masked_key"],
+            "created_at": shown["created_at"],
+            "rotation_age_days": shown["rotation_age_days"],
+            "last_used_at": shown["last_used_at"],
+            "calls_7d": shown["calls_7d"].fillna(0).astype("int64"),
+            "calls_30d": shown["calls_30d"].fillna(0).astype("int64"),
+        }
     )
     st.download_button(
         "Download keys (CSV)",
-        csv_frame(export[["key", *export.columns[:-1]]]),
+        csv_frame(for_export(export, tz, times=("created_at", "last_used_at"))),
         file_name=f"keys_{now:%Y%m%d}.csv",
         mime="text/csv",
         key="download_keys",
@@ -126,25 +133,21 @@ with tab_findings:
         st.success("No findings for the keys shown.")
     else:
         for finding in [f for f in FINDINGS if f in counts]:
-            rows = in_scope[in_scope["finding"] == finding]
-            with st.expander(f"{FINDINGS[finding]} ({len(rows)})", expanded=finding in counts.index[:1]):
-                st.markdown(
-                    "\n".join(
-                        f"- {badge(finding)} **{plain(r.key_name, None)}**: {plain(r.detail, None)}"
-                        for r in rows.itertuples(index=False)
-                    )
-                )
-        listed = in_scope.assign(since=in_scope["since"].map(lambda t: local_time(t, filters.tz)))
+            listed = in_scope[in_scope["finding"] == finding]
+            with st.expander(f"{words(finding)} ({len(listed)})", expanded=finding in counts.index[:1]):
+                badge(finding)
+                lines = [f"- **{plain(r.key_name, None)}**: {plain(r.detail, None)}" for r in listed.itertuples()]
+                st.markdown("\n".join(lines))
         st.download_button(
             "Download findings (CSV)",
-            csv_frame(listed),
+            csv_frame(for_export(in_scope, tz, times=("since",))),
             file_name=f"key_findings_{now:%Y%m%d}.csv",
             mime="text/csv",
             key="download_findings",
         )
 
 with tab_delete:
-    candidates = deletion_candidates(shown, stale)
+    candidates = deletion_candidates(shown, in_scope)  # the other findings listed beside each are in scope too
     if candidates.empty:
         st.success("No stale keys: every key shown was used recently.")
     else:
@@ -154,22 +157,36 @@ with tab_delete:
         )
         evidence = pd.DataFrame(
             {
-                "key": candidates["key_name"],
+                "key_name": candidates["key_name"],
+                "finding": candidates["finding"].map(words),
+                "evidence": candidates["detail"],
+                "last_used_at": candidates["last_used_at"].map(lambda t: local_time(t, tz)),
+                "calls_30d": candidates["calls_30d"].fillna(0).astype("int64"),
                 "environment": candidates["environment"],
                 "owner": candidates["owner"].fillna("— none —"),
-                "finding": candidates["finding"],
-                "evidence": candidates["detail"],
-                "created": candidates["created_at"].map(lambda t: local_time(t, filters.tz)),
-                "last used at": candidates["last_used_at"].map(lambda t: local_time(t, filters.tz)),
-                "calls 30d": candidates["calls_30d"].fillna(0).astype("int64"),
-                "other findings": candidates["other_findings"],
+                "created_at": candidates["created_at"].map(lambda t: local_time(t, tz)),
+                "other_findings": candidates["other_findings"].map(
+                    lambda codes: ", ".join(words(c) for c in codes.split(", ") if c)
+                ),
             }
         )
-        st.dataframe(evidence, hide_index=True, width="stretch")
+        table(evidence, {"evidence": st.column_config.TextColumn("Evidence", width="large")})
+        columns = ["key_name", "environment", "owner", "finding", "detail", "created_at", "last_used_at", "calls_30d",
+                   "other_findings"]  # fmt: skip
         st.download_button(
             "Download deletion candidates (CSV)",
-            csv_frame(evidence),
+            csv_frame(for_export(candidates[columns], tz, times=("created_at", "last_used_at"))),
             file_name=f"deletion_candidates_{now:%Y%m%d}.csv",
             mime="text/csv",
             key="download_candidates",
         )
+
+with tab_actions:
+    st.caption(
+        "Disable, enable or rotate a key through the vendor's admin API. Each check shows the key's last 7 days of "
+        "traffic; a key with calls in the last 24 h is not disabled unless forced with a reason; every action and "
+        "refusal is appended to the audit (the `key_actions` view)."
+    )
+    action_panel(settings, now, prefix="keys_action")
+    rotations_section(settings, now, filters.tz, prefix="keys_action")
+    audit_section(settings, filters.tz)

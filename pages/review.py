@@ -7,8 +7,9 @@ import streamlit as st
 
 from analytics import credits
 from analytics.keys import Rules
-from analytics.review import attach_decisions, default_week, week_bounds
+from analytics.review import attach_decisions, default_week, not_compared_because, week_bounds
 from analytics.review_render import charts, render, sections
+from formatting import delta_color, number, signed
 from service import review as review_cases
 from store import StoreError
 from store.decisions import DECISIONS, Decision, last_decisions, record
@@ -16,7 +17,9 @@ from store.state_file import state_path
 from ui.data import page_config, provenance_caption
 from ui.filters import utc_now
 from ui.format import plain
+from ui.key_actions import action_panel
 from ui.page import open_page
+from ui.tables import table
 
 WEEKS_OFFERED = 12
 
@@ -55,12 +58,13 @@ def flagged_keys(review_id: str, _review: dict) -> list[tuple[str, bool, str]]:
 
 
 @st.cache_data(ttl=60, show_spinner=False, max_entries=16)
-def section_tables(review_id: str, _review: dict) -> list[tuple[str, str, pd.DataFrame | None]]:
-    """(title, escaped note, table or None) per report section after the first, built once per review."""
+def section_tables(review_id: str, _review: dict) -> list[tuple[str, str, pd.DataFrame | None, dict[str, str]]]:
+    """(title, escaped note, table or None, headings) per report section after the first, built once per review;
+    the headings are the report's own (the HTML and Markdown exports use the same)."""
     out = []
     for title, rows, columns, note in sections(_review)[1:]:
-        table = pd.DataFrame(rows)[[c for c, _ in columns]] if rows else None
-        out.append((title, plain(note, None) if note else "", table))  # some notes carry an error from the data
+        frame = pd.DataFrame(rows)[[c for c, _ in columns]] if rows else None
+        out.append((title, plain(note, None) if note else "", frame, dict(columns)))  # notes may carry an error
     return out
 
 
@@ -112,10 +116,20 @@ if not info["has_activity"]:
     st.info("No calls or jobs were recorded in this week.")
 if not info["complete"]:
     st.warning(f"This week is not over: figures run to {info['generated_at']}.")
-cols = st.columns(4)
-for col, name in zip(cols, ("calls", "jobs", "failed", "credits"), strict=True):
+# Week over week only when like for like (the review says).
+because = not_compared_because(info)
+comparable = not because
+for col, name in zip(st.columns(4), ("calls", "jobs", "failed", "credits"), strict=True):
     pct = act[name]["change_pct"]
-    col.metric(name.capitalize(), f"{act[name]['current']:,.0f}", None if pct is None else f"{pct:+.1f}% WoW")
+    col.metric(
+        {"failed": "Failed jobs"}.get(name, name.capitalize()),
+        number(act[name]["current"], 2 if name == "credits" else 0),
+        None if pct is None or not comparable else signed(pct, 1, minus="-") + " %",
+        delta_color=delta_color(name),
+        delta_description="vs the week before" if comparable and pct is not None else None,
+    )
+if not comparable:
+    st.caption(f"No week-over-week change shown: {because}.")
 
 st.subheader("Keys needing a decision")
 needed = review["decisions_needed"]
@@ -132,10 +146,14 @@ if needed:
         key_col, who_col, choice_col = st.columns([2, 1, 1])
         key = key_col.selectbox("Key", names, key="decide_key", help="The flagged keys above, newest findings first.")
         who = who_col.text_input("Who", key="decide_who")
-        choice = choice_col.selectbox("Decision", DECISIONS, key="decide_choice")
+        choice = choice_col.selectbox(
+            "Decision", DECISIONS, index=None, placeholder="Choose…", key="decide_choice", help="Nothing is preset."
+        )
         note = st.text_area("Note", key="decide_note", height=68)
         if st.form_submit_button("Record decision"):
             try:
+                if choice is None:
+                    raise ValueError("choose a decision (keep, rotate, disable, delete or investigate)")
                 record(state, Decision(key, choice, who, note, week), now=utc_now())
             except ValueError as exc:
                 st.error(plain(exc, None))
@@ -145,18 +163,36 @@ if needed:
                 st.toast(f"Recorded {choice} for {plain(key, None)}")
                 st.rerun()
 
-for title, note, table in section_tables(review_id, review):
+# The meeting decided to act on a key: do it here, behind the same guardrails as the Keys page.
+decided_to_act = {
+    item["key_name"]: item["last_decision"]["decision"]
+    for item in needed
+    if item["last_decision"] and item["last_decision"]["decision"] in ("disable", "rotate")
+}
+if decided_to_act:
+    st.markdown("**Act on a decision**")
+    acting = st.selectbox(
+        "Key decided on", list(decided_to_act), key="act_key", format_func=lambda k: f"{k}: {decided_to_act[k]}"
+    )
+    if st.toggle(f"{decided_to_act[acting].capitalize()} {acting} now", key="act_now"):
+        action_panel(settings, now, prefix=f"review_{acting}", key=acting, action=decided_to_act[acting])
+
+main_shown = False
+for title, note, frame, headings in section_tables(review_id, review):
     st.subheader(title)
     if note:
         st.caption(note)
-    if table is not None:
-        st.dataframe(table, hide_index=True, width="stretch")
+    if frame is not None:
+        table(frame, labels=headings, main=not main_shown)  # the first table: stale keys
+        main_shown = True
     else:
         st.caption("None.")
     if title == "Top movers by calls":
-        for chart_title, spec in chart_specs(review_id, review):
-            st.markdown(f"**{chart_title}**")
-            st.vega_lite_chart(spec, width="stretch")
+        for column, (chart_title, spec) in zip(st.columns(2), chart_specs(review_id, review), strict=False):
+            column.markdown(f"**{chart_title}**")
+            # The report's charts are drawn for A4 (fixed size); here they fill their column and are tall
+            # enough to read (Streamlit's height holds the axes and legend too).
+            column.vega_lite_chart({**spec, "width": "container", "height": 240}, width="stretch", theme=None)
 
 st.subheader("Export")
 left, middle, right = st.columns(3)

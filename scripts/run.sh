@@ -24,8 +24,9 @@ else
   mkdir -p data/demo
   DB=data/demo/demo.duckdb
   rm -f "$DB" "$DB.wal"
-  echo "No key config found: starting the DEMO (stand-in API on 127.0.0.1:$SIM_PORT, database $DB)"
   export RBV_ADMIN_TOKEN=sim-admin-token
+  echo "No key config found: starting the DEMO (stand-in API on http://127.0.0.1:$SIM_PORT, its admin token" \
+       "$RBV_ADMIN_TOKEN; database $DB; config and ledger in data/demo/)"
   "$PY" -m simulator --port "$SIM_PORT" --write-config data/demo/keys.toml --write-ledger data/demo/ledger.csv &
   pids+=($!)
   for _ in $(seq 1 100); do
@@ -34,6 +35,8 @@ else
     sleep 0.2
   done
   "$PY" -m collectors once --config data/demo/keys.toml --db "$DB"
+  # One smoke check, so the demo's Key detail page has a history to show (and the smoke jobs their labels).
+  "$PY" -m collectors smoke --config data/demo/keys.toml --db "$DB" --key api-gateway-prod || true
   "$PY" -m collectors serve --config data/demo/keys.toml --db "$DB" > data/demo/collector.log 2>&1 &
   pids+=($!)
   CONFIG=data/demo/keys.toml

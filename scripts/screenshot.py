@@ -10,7 +10,7 @@ from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.chromium import chromium_context, wait_until_idle  # noqa: E402
+from tests.chromium import chromium_context, screenshot_whole_page, wait_until_idle  # noqa: E402
 
 
 def main() -> int:
@@ -27,7 +27,7 @@ def main() -> int:
             page.goto(url)
             wait_until_idle(page, settle_ms=1000)
             target = out / f"{i:02d}_{url.rstrip('/').rsplit('/', 1)[-1].split('?')[0] or 'root'}.png"
-            page.screenshot(path=str(target), full_page=True)
+            screenshot_whole_page(page, str(target))
             print(target)
     return 0
 

@@ -72,3 +72,12 @@ def overlapping(found: pd.DataFrame, start: datetime, end: datetime) -> pd.DataF
     if found.empty:
         return found
     return found[(pd.to_datetime(found["end"]) >= pd.Timestamp(start)) & (pd.to_datetime(found["start"]) < end)]
+
+
+def recent_values(db_path: Source, now: datetime, key: str, metric: str, grain: str, since: datetime) -> pd.DataFrame:
+    """[period, value] of one key's metric from `since` up to the last complete period, for a small chart beside
+    an incident: no scoring, just what was collected (calls nobody collected stay unknown: NaN)."""
+    moment = pd.Timestamp(now)
+    until = (moment.floor("D") if grain == "day" else moment.floor("h")).to_pydatetime()  # the period in progress
+    found = anomaly_reads.key_recent(db_path, key, metric, grain, since, until)
+    return pd.DataFrame({"period": pd.to_datetime(found["period"]), "value": found["value"].where(found["known"])})

@@ -13,7 +13,7 @@ from config import Config
 from service.refresh import RefreshSummary, refresh_results
 
 if TYPE_CHECKING:  # the transport is the test seam; only collectors.http_client does HTTP
-    import httpx
+    from collectors.http_client import AsyncTransport
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ async def collect_and_refresh(
     *,
     endpoints: Sequence[str] = ("pricing", "admin", *PER_KEY_ORDER),
     mode: str = "once",
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: AsyncTransport | None = None,
     now: Callable[[], datetime] = utc_now,
     progress: Callable[[str], None] | None = None,
     refresh: bool = True,

@@ -11,15 +11,20 @@ from typing import Any
 import pandas as pd
 
 from analytics import credits
+from analytics.alerts import report_messages
 from analytics.keys import Rules
 from analytics.review import anomaly_section, attach_decisions, build_review, default_week, week_bounds
 from analytics.review_render import render
+from collectors.http_client import RetryPolicy
+from config import Config
 from private_files import make_private_dir, write_private
+from service.alerts import deliver_pending
 from service.anomalies import detect_incidents, overlapping
 from service.credits import billing_data
 from service.keys import evaluate_findings
 from service.results import Provenance, provenance, usable
 from store import Source, decisions, result_tables, review_reads, snapshot
+from store.alert_store import alert_book
 from store.state_file import state_path
 
 FORMATS = ("html", "md", "json")
@@ -117,7 +122,48 @@ def write_weekly_review(
     Each file is written beside its target and renamed into place, so a reader never sees half a report;
     files are owner-only (0600, see private_files), and the same week written again replaces its files.
     """
+    return _write_review(db_path, out_dir, now, rules, settings)[0]
+
+
+def _write_review(
+    db_path: str | Path, out_dir: str | Path, now: datetime, rules: Rules, settings: credits.ReconcileSettings
+) -> tuple[list[Path], dict[str, Any]]:
     week = default_week(now)
     review = week_review(db_path, week, now, rules, settings, state_path(db_path)).review
     folder = make_private_dir(out_dir)
-    return [write_private(folder / f"review-{week}.{fmt}", render(review, fmt), replace=True) for fmt in FORMATS]
+    written = [write_private(folder / f"review-{week}.{fmt}", render(review, fmt), replace=True) for fmt in FORMATS]
+    return written, review
+
+
+@dataclass(frozen=True)
+class ReportRun:
+    written: list[Path]
+    queued: int
+    sent: int
+    errors: tuple[str, ...]
+
+
+def send_weekly_review(
+    db_path: str | Path, config: Config, now: datetime, retry: RetryPolicy | None = None
+) -> ReportRun:
+    """The Monday report, nobody watching: the last full week's review written (as `write_weekly_review`), then
+    its HTML mailed to the `[review] deliver_to` e-mail channels and its headline numbers with a link posted to
+    the others. The notices go through the alerts' outbox: once per week and channel, retried until delivered."""
+    written, review = _write_review(db_path, config.review.reports_dir, now, config.rules, config.reconciliation)
+    targets = [c for c in config.alerts.all_channels() if c.name in config.review.deliver_to]
+    if not targets:
+        return ReportRun(written, 0, 0, ())
+    week = review["week"]["week"]
+    messages = report_messages(review, f"{config.alerts.dashboard_url}/review")
+    html = next(p for p in written if p.suffix == ".html")
+    report = {"alert_id": None, "kind": "report", "key_name": None, "dedup_key": f"report/{week}"}
+    queued = 0
+    with alert_book(state_path(db_path)) as book:
+        for channel in targets:
+            payload = dict(messages[channel.type])
+            if channel.type == "email":
+                payload["html_file"] = str(html.resolve())
+            key = f"report/{week}|trigger|1|{channel.name}"
+            queued += book.queue(report, channel.name, channel.type, "trigger", 1, payload, key, now)
+    delivery = deliver_pending(state_path(db_path), config.alerts, now, retry)
+    return ReportRun(written, queued, len(delivery.sent), delivery.errors)

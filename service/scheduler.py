@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from collectors.sync import collect, prune_store
 from config import Config
 from service.alerts import check_alerts
 from service.refresh import refresh_due, refresh_results
-from service.review import write_weekly_review
+from service.review import send_weekly_review
+from service.smoke import run_smoke_checks
 from store import StoreError
 from untrusted import log_text
 
@@ -106,11 +108,17 @@ def build_scheduler(
             print(f"[retention] removed {removed} rows past retention", flush=True)
 
     scheduler.add_job(tracked("retention", housekeeping), "interval", hours=6, id="retention", name="retention")
-    scheduler.add_job(alert_check, "interval", minutes=config.alerts.check_minutes, id="alerts", name="alerts")
+    # Also at start: notices queued before a restart (or a crash) go out at once.
+    scheduler.add_job(
+        alert_check, "interval", minutes=config.alerts.check_minutes, id="alerts", name="alerts", next_run_time=start
+    )
     if config.review.weekly_cron:
         trigger = CronTrigger.from_crontab(config.review.weekly_cron, timezone=UTC)
         job = weekly_review_job(config, db_path, config.review.reports_dir)
         scheduler.add_job(job, trigger, id="weekly_review", name="weekly_review")
+    if config.smoke.schedule and any(k.smoke for k in config.keys):
+        trigger = CronTrigger.from_crontab(config.smoke.schedule, timezone=UTC)
+        scheduler.add_job(smoke_check_job(config, db_path), trigger, id="smoke", name="smoke")
     for job_id, (func, trigger) in (extra_jobs or {}).items():
         scheduler.add_job(func, id=job_id, name=job_id, **trigger)
     return scheduler
@@ -121,8 +129,8 @@ def alert_check_job(config: Config, db_path: str | Path) -> Callable[[], Corouti
 
     async def run() -> None:
         try:
-            result = await asyncio.to_thread(check_alerts, db_path, config.alerts, _utc_now())
-            if result.opened or result.delivered or result.failed:
+            result = await asyncio.to_thread(check_alerts, db_path, config, _utc_now())
+            if result.opened or result.resolved or result.delivered or result.failed or result.notes:
                 stream = sys.stderr if result.failed else sys.stdout
                 print(f"[alerts] {log_text(result.line())}", file=stream, flush=True)
         except Exception as exc:  # a locked state file or database: say so, keep collecting
@@ -132,15 +140,41 @@ def alert_check_job(config: Config, db_path: str | Path) -> Callable[[], Corouti
     return run
 
 
-def weekly_review_job(config: Config, db_path: str | Path, folder: Path) -> Callable[[], Coroutine[Any, Any, None]]:
-    """The `[review] weekly_cron` job: the last full week's review as HTML, Markdown and JSON into `folder`."""
+def smoke_check_job(config: Config, db_path: str | Path) -> Callable[[], Coroutine[Any, Any, None]]:
+    """The `[smoke] schedule` job: check every key with `smoke = true`; a failing check opens an alert."""
 
     async def run() -> None:
         try:
-            written = await asyncio.to_thread(
-                write_weekly_review, db_path, folder, _utc_now(), config.rules, config.reconciliation
-            )
-            print(f"[review] wrote {', '.join(str(p) for p in written)}", flush=True)
+            keys = [k for k in config.keys if k.smoke]
+            result = await run_smoke_checks(config, db_path, keys, trigger="schedule")
+            failed = [f"{v.observation.key_name} {v.observation.path}: {v.detail}" for v in result.verdicts if not v.ok]
+            line = f"{len(result.verdicts) - len(failed)}/{len(result.verdicts)} checks passed"
+            line += f"; failed: {'; '.join(failed)}" if failed else ""
+            line += f"; {result.alerts_opened} alert(s) opened" if result.alerts_opened else ""
+            print(f"[smoke] {log_text(line)}", file=sys.stderr if failed else sys.stdout, flush=True)
+        except Exception as exc:  # a locked database, an unpriced model: say so, keep collecting
+            print(f"[smoke] checks not run: {log_text(exc)}", file=sys.stderr, flush=True)
+
+    return run
+
+
+def weekly_review_job(config: Config, db_path: str | Path, folder: Path) -> Callable[[], Coroutine[Any, Any, None]]:
+    """The `[review] weekly_cron` job: the last full week's review as HTML, Markdown and JSON into `folder`, then
+    sent to the `[review] deliver_to` channels (the HTML by e-mail, the headline numbers and a link elsewhere)."""
+    config = replace(config, review=replace(config.review, reports_dir=folder))
+
+    async def run() -> None:
+        try:
+            done = await asyncio.to_thread(send_weekly_review, db_path, config, _utc_now())
+            print(f"[review] wrote {', '.join(str(p) for p in done.written)}", flush=True)
+            if done.queued or done.sent or done.errors:
+                stream = sys.stderr if done.errors else sys.stdout
+                problems = f" ({log_text('; '.join(done.errors))})" if done.errors else ""
+                print(
+                    f"[review] {done.queued} report notice(s) queued, {done.sent} sent{problems}",
+                    file=stream,
+                    flush=True,
+                )
         except Exception as exc:  # a locked or missing database, a full disk: say so, keep collecting
             print(f"[review] weekly report not written: {log_text(exc)}", file=sys.stderr, flush=True)
 
@@ -148,10 +182,15 @@ def weekly_review_job(config: Config, db_path: str | Path, folder: Path) -> Call
 
 
 def _without_webhook(text: str, config: Config) -> str:
-    """An error message with the webhook URL (a secret, valid or not) cut out, should any library echo it."""
-    name = config.alerts.webhook_url_env
-    url = os.environ.get(name, "").strip() if name else ""
-    return text.replace(url, "<webhook>") if url else text
+    """An error message with every channel's secrets (valid or not) cut out, should any library echo one."""
+    names = [config.alerts.webhook_url_env]
+    for channel in config.alerts.all_channels():
+        names += [channel.url_env, channel.secret_env, channel.routing_key_env, channel.password_env]
+    for name in names:
+        value = os.environ.get(name, "").strip() if name else ""
+        if value:
+            text = text.replace(value, "<secret>")
+    return text
 
 
 async def _serve(config: Config, db_path: str | Path, run_first: bool) -> None:

@@ -7,6 +7,8 @@ connections cost no more than one."""
 from __future__ import annotations
 
 import asyncio
+import email.parser
+import email.policy
 import hashlib
 import itertools
 import json
@@ -22,12 +24,18 @@ from http import HTTPStatus
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import shapes as wire
+from .catalog import FORMATS, MODELS
 from .clock import iso, parse_instant
 from .faults import FaultInjector, FaultSpec, FaultSpecError, faults_from_mapping
+from .live import LiveSettings
 from .world import JOB_STATUSES, World, json_bytes
 
 DEFAULT_ADMIN_TOKEN = "sim-admin-token"
 _JOB_PATH = re.compile(r"^/v1/jobs/([^/]+)$")
+_JOB_START = re.compile(r"^/v1/jobs/([^/]+)/start$")
+_OUTPUT_PATH = re.compile(r"^/cdn/out/([A-Za-z0-9_]+)\.[a-z0-9]+$")
+MAX_BODY_BYTES = 64 << 20  # an upload larger than this is refused before it is read
+MAX_METADATA_BYTES = 4096
 
 
 class ApiError(Exception):
@@ -51,6 +59,7 @@ class App:
     admin_token: str = DEFAULT_ADMIN_TOKEN
     # record kind -> wire shape (simulator.shapes); kinds not named answer in the canonical shape
     shapes: dict[str, str] = field(default_factory=dict)
+    base_url: str = ""  # where created jobs' outputs are served (set once the port is bound)
     stopping: threading.Event = field(default_factory=threading.Event)
     _counter: itertools.count = field(default_factory=itertools.count)
 
@@ -175,6 +184,10 @@ class _Connection:
                 except (_BadRequest, ValueError) as exc:
                     self._error(ApiError(400, "invalid_request", str(exc)), self.app.request_id(), True)
                     return
+                if length > MAX_BODY_BYTES:
+                    too_big = ApiError(413, "invalid_request", f"body larger than {MAX_BODY_BYTES >> 20} MB")
+                    self._error(too_big, self.app.request_id(), True)
+                    return
                 body = await self.reader.readexactly(length) if length > 0 else b""
                 close = headers.get("connection", "").lower() == "close" or (
                     version == "HTTP/1.0" and headers.get("connection", "").lower() != "keep-alive"
@@ -187,12 +200,20 @@ class _Connection:
         finally:
             self.writer.close()
 
-    def _write(self, status: int, body: bytes, request_id: str, headers: dict, close: bool = False) -> None:
+    def _write(
+        self,
+        status: int,
+        body: bytes,
+        request_id: str,
+        headers: dict,
+        close: bool = False,
+        content_type: str = "application/json",
+    ) -> None:
         lines = [
             f"HTTP/1.1 {status} {_REASONS.get(status, '')}",
             f"Server: {SERVER_NAME}",
             f"Date: {_http_date()}",
-            "Content-Type: application/json",
+            f"Content-Type: {content_type}",
             f"Content-Length: {len(body)}",
             f"X-Request-Id: {request_id}",
         ]
@@ -214,6 +235,14 @@ class _Connection:
                 status, payload = _route_sim(app, req)
                 self._write(status, json_bytes(payload), request_id, {}, close)
                 return True
+            if req.path.startswith("/cdn/"):  # created jobs' outputs: another service, without the API's faults
+                _only(req.method, "GET")
+                match = _OUTPUT_PATH.match(req.path)
+                data = app.world.created_output(match.group(1)) if match else None
+                if data is None:
+                    raise ApiError(404, "not_found", "No such output")
+                self._write(200, data, request_id, {}, close, content_type="video/mp4")
+                return True
             if app.latency_ms > 0:
                 await asyncio.sleep(app.latency_ms / 1000.0)
             fault = app.faults.decide()
@@ -232,7 +261,7 @@ class _Connection:
             elif fault == "rate5xx":
                 status = int(app.faults.choose((500, 502, 503)))  # type: ignore[call-overload]
                 raise ApiError(status, "internal_error", "Internal error, please retry")
-            status, payload = _route(app, req)
+            status, payload = _route(app, req, request_id)
             raw = payload if isinstance(payload, bytes) else json_bytes(payload)
             if fault == "malformed":
                 raw = raw[: max(1, len(raw) // 2)]
@@ -249,8 +278,105 @@ class _Connection:
 
 
 def _only(method: str, allowed: str) -> None:
-    if method != allowed:
+    if method not in allowed.split(", "):
         raise ApiError(405, "method_not_allowed", f"Use {allowed}", {"Allow": allowed})
+
+
+def _json_body(req: _Request) -> dict:
+    try:
+        data = json.loads(req.body or b"{}")
+    except ValueError:
+        raise ApiError(400, "invalid_request", "body is not JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_request", "body must be a JSON object")
+    return data
+
+
+def _text(data: dict, name: str, limit: int, required: bool = False) -> str | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise ApiError(400, "invalid_request", f"'{name}' is required")
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise ApiError(400, "invalid_request", f"'{name}' must be text of 1 to {limit} characters")
+    return value.strip()
+
+
+def _http_url(data: dict, name: str, required: bool) -> str | None:
+    value = _text(data, name, 2048, required)
+    if value is not None:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
+            raise ApiError(400, "invalid_request", f"'{name}' must be an http(s) URL")
+    return value
+
+
+def _create_job(app: App, req: _Request, spec, request_id: str) -> dict:
+    """POST /v1/jobs {video_url, model, bg_type, output_format, auto_start, webhook_url, metadata}."""
+    data = _json_body(req)
+    video_url = _http_url(data, "video_url", required=True)
+    model = data.get("model", "original")
+    if model not in MODELS:
+        raise ApiError(400, "invalid_request", f"'model' must be one of {', '.join(MODELS)}")
+    output_format = data.get("output_format", "mp4")
+    if output_format not in FORMATS:
+        raise ApiError(400, "invalid_request", f"'output_format' must be one of {', '.join(FORMATS)}")
+    _text(data, "bg_type", 64)
+    _http_url(data, "webhook_url", required=False)  # accepted; the stand-in posts no webhooks
+    auto_start = data.get("auto_start", True)
+    if not isinstance(auto_start, bool):
+        raise ApiError(400, "invalid_request", "'auto_start' must be true or false")
+    metadata = data.get("metadata")
+    if metadata is not None and (not isinstance(metadata, dict) or len(json_bytes(metadata)) > MAX_METADATA_BYTES):
+        raise ApiError(400, "invalid_request", f"'metadata' must be an object of at most {MAX_METADATA_BYTES} bytes")
+    return app.world.create_job(spec.name, video_url, model, output_format, auto_start, request_id, app.base_url)
+
+
+def _upload(app: App, req: _Request, spec, request_id: str) -> dict:
+    """POST /v1/uploads: multipart/form-data with a `file` part."""
+    content_type = req.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data") or "boundary=" not in content_type:
+        raise ApiError(400, "invalid_request", "send multipart/form-data with a 'file' part")
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + req.body)
+    for part in message.iter_parts() if message.is_multipart() else ():
+        if part.get_param("name", header="content-disposition") == "file":
+            payload = part.get_payload(decode=True) or b""
+            if not payload:
+                raise ApiError(400, "invalid_request", "the 'file' part is empty")
+            name = part.get_filename() or "upload.mp4"
+            return app.world.upload(spec.name, name, len(payload), part.get_content_type(), request_id)
+    raise ApiError(400, "invalid_request", "no 'file' part in the form")
+
+
+def _route_admin(app: App, req: _Request) -> tuple[int, object]:
+    """The admin API (X-Admin-Token): the key inventory, creating, disabling and enabling keys, the config."""
+    world, method, path = app.world, req.method, req.path
+    if req.headers.get("x-admin-token") != app.admin_token:
+        raise ApiError(401, "invalid_admin_token", "Missing or invalid X-Admin-Token")
+    if path == "/v1/admin/keys":
+        _only(method, "GET, POST")
+        if method == "GET":
+            return 200, {"items": world.admin_keys(world.now())}
+        data = _json_body(req)
+        client_id = _text(data, "client_id", 100, required=True)
+        note = _text(data, "note", 500) or ""
+        try:
+            return 201, world.admin_create_key(str(client_id), note, _text(data, "name", 100))
+        except ValueError as exc:
+            raise ApiError(409, "invalid_request", str(exc)) from None
+    if path in ("/v1/admin/keys/disable", "/v1/admin/keys/enable"):
+        _only(method, "POST")
+        fingerprint = _text(_json_body(req), "key_fingerprint", 64, required=True)
+        item = world.admin_set_enabled(str(fingerprint), path.endswith("/enable"))
+        if item is None:
+            raise ApiError(404, "not_found", f"No key with fingerprint {fingerprint}")
+        return 200, item
+    if path == "/v1/admin/config":
+        _only(method, "GET")
+        return 200, world.admin_config()
+    raise ApiError(404, "not_found", f"No route for {method} {path}")
 
 
 def _authenticate(app: App, req: _Request):
@@ -260,12 +386,12 @@ def _authenticate(app: App, req: _Request):
     spec = app.world.key_by_secret(secret.strip())
     if spec is None:
         raise ApiError(401, "invalid_api_key", "Invalid API key")
-    if not spec.enabled:
+    if not app.world.is_enabled(spec):
         raise ApiError(401, "invalid_api_key", "API key is disabled")
     return spec
 
 
-def _route(app: App, req: _Request) -> tuple[int, object]:
+def _route(app: App, req: _Request, request_id: str = "") -> tuple[int, object]:
     """(status, payload): a JSON-able object, or bytes already rendered (the per-key views)."""
     world, method, path, query = app.world, req.method, req.path, req.query
     if path == "/health":
@@ -277,14 +403,28 @@ def _route(app: App, req: _Request) -> tuple[int, object]:
         if status != 200:
             raise ApiError(status, "not_found", "No route for GET /api/pricing")
         return status, body
-    if path == "/v1/admin/keys":
-        _only(method, "GET")
-        if req.headers.get("x-admin-token") != app.admin_token:
-            raise ApiError(401, "invalid_admin_token", "Missing or invalid X-Admin-Token")
-        return 200, {"items": world.admin_keys(world.now())}
+    if path.startswith("/v1/admin/"):
+        return _route_admin(app, req)
+    if path == "/v1/uploads":
+        _only(method, "POST")
+        return 201, _upload(app, req, _authenticate(app, req), request_id)
+    start_match = _JOB_START.match(path) if path.endswith("/start") else None
+    if start_match:
+        _only(method, "POST")
+        spec = _authenticate(app, req)
+        job_id = unquote(start_match.group(1))
+        try:
+            started = world.start_job(spec.name, job_id, request_id)
+        except ValueError as exc:
+            raise ApiError(400, "invalid_request", str(exc)) from None
+        if started is None:
+            raise ApiError(404, "not_found", f"No job {job_id} waiting to start")
+        return 200, started
+    if path == "/v1/jobs" and method == "POST":
+        return 201, _create_job(app, req, _authenticate(app, req), request_id)
     job_match = _JOB_PATH.match(path) if path.startswith("/v1/jobs/") else None
     if path in ("/v1/usage/summary", "/v1/usage/events", "/v1/jobs") or job_match:
-        _only(method, "GET")
+        _only(method, "GET, POST" if path == "/v1/jobs" else "GET")
         spec = _authenticate(app, req)
         now = world.now()
         if path == "/v1/usage/summary":
@@ -366,6 +506,15 @@ def _route_sim(app: App, req: _Request) -> tuple[int, object]:
                 raise ApiError(400, "invalid_request", str(exc)) from None
             app.shapes = {str(k): str(v) for k, v in chosen.items()}
         return 200, {kind: app.shapes.get(kind, "canonical") for kind in wire.KINDS}
+    if path == "/_sim/live":
+        if method == "POST":
+            try:
+                items = data.get("items", [data]) if data else []
+                chosen = [_live_settings(item) for item in items]
+                world.set_live_settings(chosen)
+            except (TypeError, ValueError) as exc:
+                raise ApiError(400, "invalid_request", str(exc)) from None
+        return 200, {"items": [vars(item) for item in world.live.settings.values()]}
     if path == "/_sim/faults":
         if method == "POST":
             try:
@@ -374,6 +523,20 @@ def _route_sim(app: App, req: _Request) -> tuple[int, object]:
                 raise ApiError(400, "invalid_request", str(exc)) from None
         return 200, app.faults.spec.as_dict()
     raise ApiError(404, "not_found", f"No route for {method} {path}")
+
+
+def _live_settings(item: object) -> LiveSettings:
+    if not isinstance(item, dict):
+        raise ValueError("each setting must be an object")
+    unknown = set(item) - {"speed", "charge_multiplier", "missing_output", "key_name"}
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(sorted(unknown))}")
+    speed = float(item.get("speed", LiveSettings.speed))
+    multiplier = float(item.get("charge_multiplier", 1.0))
+    if not (0 < speed <= 10_000 and 0 <= multiplier <= 100):
+        raise ValueError("'speed' must be in (0, 10000] and 'charge_multiplier' in [0, 100]")
+    name = item.get("key_name")
+    return LiveSettings(speed, multiplier, bool(item.get("missing_output", False)), str(name) if name else None)
 
 
 class _Server:
@@ -487,6 +650,7 @@ def start_server(
         wire.check(kind, shape)
     app = App(world=world, faults=injector, latency_ms=latency_ms, admin_token=admin_token, shapes=dict(shapes or {}))
     server = _Server(app, port)
+    app.base_url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.run, daemon=True, name=f"stand-in-api:{server.server_address[1]}")
     thread.start()
     server._ready.wait(timeout=30)

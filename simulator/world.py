@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 import threading
 from collections import OrderedDict
@@ -23,6 +24,7 @@ from .catalog import (
     build_catalog,
 )
 from .clock import Clock, iso, iso_ms, to_ms
+from .live import LiveEvent, LiveJob, LiveSettings, LiveState
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -95,6 +97,16 @@ _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 def _day_iso(day: int) -> str:
     """YYYY-MM-DD of an epoch day (every summary row names its day; a few hundred distinct days)."""
     return date.fromordinal(_EPOCH_ORDINAL + day).isoformat()
+
+
+def _environment_of(name: str) -> str:
+    """The environment a key's name says (`-prod`, `staging-`, …); dev when it says none."""
+    aliases = {"prod": "prod", "production": "prod", "prd": "prod", "staging": "staging", "stg": "staging",
+               "stage": "staging", "dev": "dev", "development": "dev", "local": "dev", "sandbox": "dev"}  # fmt: skip
+    for token in reversed(name.lower().replace("_", "-").split("-")):
+        if token in aliases:
+            return aliases[token]
+    return "dev"
 
 
 def _hex(*parts: object, size: int = 12) -> str:
@@ -288,6 +300,7 @@ class World:
         if unknown:
             raise ValueError(f"summary_excludes: unknown {', '.join(sorted(unknown))}")
         self.summary_excludes = frozenset(summary_excludes)
+        self.live = LiveState(seed=self.seed)
 
     # ------------------------------------------------------------------ keys
 
@@ -302,6 +315,13 @@ class World:
 
     def key_by_secret(self, secret: str) -> KeySpec | None:
         return self._by_secret.get(secret)
+
+    def is_enabled(self, spec: KeySpec) -> bool:
+        """The catalog's state, unless the admin API changed it."""
+        return self.live.enabled.get(spec.uid, spec.enabled)
+
+    def key_by_fingerprint(self, fingerprint: str) -> KeySpec | None:
+        return next((k for k in self.catalog.keys if k.fingerprint == fingerprint), None)
 
     # -------------------------------------------------------------- generation
 
@@ -320,6 +340,8 @@ class World:
         active = hours >= to_ms(spec.active_from) // HOUR_MS
         if spec.active_until is not None:
             active &= hours < to_ms(spec.active_until) // HOUR_MS
+        for start, end in self.live.disabled_hours.get(spec.uid, ()):  # disabled through the admin API
+            active &= ~((hours >= start) & (hours < (end if end is not None else hours[-1] + 1)))
         base = np.where(active, base, 0.0)
         share = spec.submit_share
         job_calls = min(0.6, share * 3.3)
@@ -664,13 +686,35 @@ class World:
         day_iso = _day_iso(day)
         calls = agg.calls + self._extra_calls(spec, day * DAY_MS, min((day + 1) * DAY_MS, now_ms + 1))
         credits = agg.credits
+        jobs, failed = agg.jobs, agg.failed
+        if self.live.touches(spec.uid):
+            live_calls, live_jobs, live_failed, live_credits = self._live_day(spec, day, now_ms)
+            calls, jobs, failed = calls + live_calls, jobs + live_jobs, failed + live_failed
+            credits = round(credits + live_credits, 2)
         if reported:
             if self.summary_excludes:
                 credits = round(max(0.0, credits - self._left_out(spec, day, now_ms)), 2)
             delta = self.catalog.summary_mismatch.get((spec.name, day_iso))
             if delta is not None and (day + 1) * DAY_MS <= now_ms:
                 credits = round(max(0.0, credits + delta), 2)
-        return {"date": day_iso, "calls": calls, "jobs": agg.jobs, "credits": credits, "failed": agg.failed}
+        return {"date": day_iso, "calls": calls, "jobs": jobs, "credits": credits, "failed": failed}
+
+    def _live_day(self, spec: KeySpec, day: int, now_ms: int) -> tuple[int, int, int, float]:
+        """Calls, jobs, failed jobs and credits that clients' own calls added to one day, as of now."""
+        lo, hi = day * DAY_MS, min((day + 1) * DAY_MS, now_ms + 1)
+        calls = credits = 0.0
+        for event in self.live.events_by_key.get(spec.uid, ()):
+            if lo <= event.t_ms < hi:
+                calls += 1
+                if event.endpoint == "/v1/jobs" and event.job_id:
+                    credits += self.live.job_credits(self.live.jobs[event.job_id], now_ms)
+        jobs = failed = 0
+        mono = self.live.mono()
+        for job in self.live.jobs_by_key.get(spec.uid, ()):
+            if lo <= job.created_ms < hi:
+                jobs += 1
+                failed += job.status(now_ms, mono)[0] == "failed"
+        return int(calls), jobs, failed, credits
 
     def summary(self, key_name: str, days: int = 7, now: datetime | None = None) -> dict:
         """The body of GET /v1/usage/summary?days=N for this key."""
@@ -737,6 +781,21 @@ class World:
             "credits": 0.0,
         }
 
+    def _live_event_dict(self, event: LiveEvent, now_ms: int) -> dict:
+        job = self.live.jobs.get(event.job_id) if event.job_id else None
+        charge = job is not None and event.endpoint == "/v1/jobs"
+        return {
+            "id": event.event_id,
+            "created_at": _iso_ms(event.t_ms),
+            "endpoint": event.endpoint,
+            "method": event.method,
+            "status_code": event.status_code,
+            "request_id": event.request_id,
+            "job_id": event.job_id,
+            "model": MODELS[event.model] if event.model >= 0 else None,
+            "credits": self.live.job_credits(job, now_ms) if charge and job is not None else 0.0,
+        }
+
     def recent_events(self, key_name: str, limit: int = 20, now: datetime | None = None) -> list[dict]:
         """The body items of GET /v1/usage/events?limit=N: newest first, at most `limit`."""
         spec = self._keys[key_name]
@@ -772,6 +831,12 @@ class World:
                 lo = max(lo, hi - limit)
             for i in range(hi - 1, lo - 1, -1):
                 found.append((int(extras.t[i]), 1, self._extra_dict(extras, i)))
+        live = self.live.events_by_key.get(spec.uid)
+        if live:
+            for event in live:
+                if event.t_ms <= until_ms and (since_ms is None or event.t_ms >= since_ms):
+                    found.append((event.t_ms, 2 + event.seq, self._live_event_dict(event, until_ms)))
+        if extras is not None or live:
             found.sort(key=lambda item: (item[0], item[1]), reverse=True)
         items = [event for _, _, event in found]
         return items[:limit] if limit is not None else items
@@ -787,6 +852,8 @@ class World:
         spec = self._keys[key_name]
         now_dt = self._resolve_now(now)
         now_ms = to_ms(now_dt)
+        if self.live.touches(spec.uid):  # created jobs progress with the wall clock: never a kept body
+            return json_bytes(self._view(view, key_name, args, now_dt))
         cache_key = (view, spec.uid, args)
         with self._lock:
             # Read before rendering: a burst landing meanwhile leaves a stale tag, hence a miss, never a stale hit.
@@ -894,6 +961,57 @@ class World:
         """The body of GET /v1/jobs: newest first by (created_at, id), with the total."""
         spec = self._keys[key_name]
         now_ms = to_ms(self._resolve_now(now))
+        live = self._live_jobs(spec, now_ms, status)
+        if not live:
+            return self._generated_jobs_page(spec, limit, offset, status, now_ms)
+        # Created jobs take their place among the generated ones by (created_at, id): each one's position is the
+        # number of jobs newer than it, and the generated jobs fill the positions in between, in their order.
+        positions = [self._generated_newer(spec, job, now_ms, status) + k for k, (job, _) in enumerate(live)]
+        at = dict(zip(positions, live, strict=True))
+        total = self._generated_jobs_page(spec, 1, 0, status, now_ms)["total"] + len(live)
+        wanted = range(offset, min(offset + limit, total))
+        generated = [p - sum(q < p for q in positions) for p in wanted if p not in at]
+        page = iter(
+            self._generated_jobs_page(spec, generated[-1] - generated[0] + 1, generated[0], status, now_ms)["items"]
+            if generated
+            else ()
+        )
+        items = [at[p][1] if p in at else next(page) for p in wanted]
+        return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+    def _live_jobs(self, spec: KeySpec, now_ms: int, status: str | None) -> list[tuple[LiveJob, dict]]:
+        """The key's created jobs (created by now, with that status if given) and their views, newest first."""
+        jobs = self.live.jobs_by_key.get(spec.uid)
+        if not jobs:
+            return []
+        mono = self.live.mono()
+        out = []
+        for job in sorted(jobs, key=lambda j: (j.created_ms, j.job_id), reverse=True):
+            if job.created_ms > now_ms:
+                continue
+            view = job.view(now_ms, mono, _iso_ms)
+            if status is None or view["status"] == status:
+                out.append((job, view))
+        return out
+
+    def _generated_newer(self, spec: KeySpec, job: LiveJob, now_ms: int, status: str | None) -> int:
+        """How many generated jobs (with that status) list before a created job: newer by (created_at, id)."""
+        job_day = job.created_ms // DAY_MS
+        count = 0
+        for day in self._days_with_traffic(spec, now_ms):
+            if day > job_day:
+                count += self._job_count(spec, day, now_ms, status)
+                continue
+            if day == job_day:
+                data = self.day_data(spec, day)
+                for i in self._jobs_of_day(data, now_ms, status):
+                    if (int(data.j_t[i]), data.j_id[i]) <= (job.created_ms, job.job_id):
+                        break
+                    count += 1
+            break
+        return count
+
+    def _generated_jobs_page(self, spec: KeySpec, limit: int, offset: int, status: str | None, now_ms: int) -> dict:
         days = list(self._days_with_traffic(spec, now_ms))
         counts = [self._job_count(spec, day, now_ms, status) for day in days]
         items: list[dict] = []
@@ -921,12 +1039,20 @@ class World:
             codes = data.status_codes(now_ms)
             chosen = self._jobs_of_day(data, now_ms, None, codes)
             out.extend(self._jobs_at(data, chosen, codes[chosen], now_ms))
+        live = self._live_jobs(spec, now_ms, None)
+        if live:
+            out = sorted(out + [view for _, view in live], key=lambda j: (j["created_at"], j["id"]), reverse=True)
         return out
 
     def job(self, key_name: str, job_id: str, now: datetime | None = None) -> dict | None:
         """One job of this key as of now, or None (unknown, another key's, or created after now)."""
         spec = self._keys[key_name]
         now_ms = to_ms(self._resolve_now(now))
+        created = self.live.jobs.get(job_id)
+        if created is not None:
+            if created.uid != spec.uid or created.created_ms > now_ms:
+                return None
+            return created.view(now_ms, self.live.mono(), _iso_ms)
         day = self._job_day(spec, job_id)
         if day is None or day > now_ms // DAY_MS or day < self._first_day(spec):
             return None
@@ -946,6 +1072,9 @@ class World:
             hi = int(np.searchsorted(extras.t, now_ms, "right"))
             if hi:
                 best = int(extras.t[hi - 1])
+        for event in self.live.events_by_key.get(spec.uid, ()):
+            if event.t_ms <= now_ms and (best is None or event.t_ms > best):
+                best = event.t_ms
         for day in self._days_with_traffic(spec, now_ms):
             if best is not None and (day + 1) * DAY_MS <= best:
                 break
@@ -963,18 +1092,7 @@ class World:
         for spec in sorted(self.catalog.keys, key=lambda k: (k.created_at, k.name)):
             if spec.created_at > now_dt:
                 continue
-            last = self.last_used(spec.name, now_dt)
-            out.append(
-                {
-                    "client_id": spec.client_id,
-                    "name": spec.name,
-                    "key_fingerprint": spec.fingerprint,
-                    "note": spec.note,
-                    "enabled": spec.enabled,
-                    "created_at": iso(spec.created_at),
-                    "last_used_at": iso(last) if last else None,
-                }
-            )
+            out.append(self._inventory_item(spec, now_dt))
         return out
 
     def warm(self, page_size: int = 100, now: datetime | None = None) -> int:
@@ -1041,6 +1159,139 @@ class World:
             record = {"key_name": key_name, "calls": calls, "from": iso_ms(start_ms), "to": iso_ms(now_ms)}
             self._bursts.append(record)
         return record
+
+    # ------------------------------------------------------- clients' writes
+
+    def create_job(
+        self,
+        key_name: str,
+        video_url: str,
+        model: str,
+        output_format: str,
+        auto_start: bool,
+        request_id: str,
+        output_base: str,
+    ) -> dict:
+        """POST /v1/jobs: a job that progresses from now (accelerated) and is charged billed minutes × the
+        model's rate when it completes; a source under `.invalid` fails without a charge."""
+        spec = self._keys[key_name]
+        now_ms = to_ms(self.now())
+        job = self.live.new_job(
+            spec.uid, key_name, now_ms, video_url, MODELS.index(model), FORMATS.index(output_format),
+            auto_start, output_base,
+        )  # fmt: skip
+        self.live.log_call(spec.uid, now_ms, "POST", "/v1/jobs", 201, request_id, job)
+        return job.view(now_ms, self.live.mono(), _iso_ms)
+
+    def start_job(self, key_name: str, job_id: str, request_id: str) -> dict | None:
+        """POST /v1/jobs/{id}/start: None for a job this key did not create; ValueError when already started."""
+        spec = self._keys[key_name]
+        job = self.live.jobs.get(job_id)
+        if job is None or job.uid != spec.uid:
+            return None
+        now_ms = to_ms(self.now())
+        if not self.live.start(job, now_ms):
+            raise ValueError(f"job {job_id} was already started")
+        self.live.log_call(spec.uid, now_ms, "POST", f"/v1/jobs/{job_id}/start", 200, request_id, job)
+        return job.view(now_ms, self.live.mono(), _iso_ms)
+
+    def upload(self, key_name: str, filename: str, size: int, content_type: str, request_id: str) -> dict:
+        """POST /v1/uploads: a video URL a job can be created from (its duration follows from its size)."""
+        spec = self._keys[key_name]
+        now_ms = to_ms(self.now())
+        upload = self.live.new_upload(spec.uid, filename, size, content_type)
+        self.live.log_call(spec.uid, now_ms, "POST", "/v1/uploads", 201, request_id, None)
+        return {
+            "upload_id": upload.upload_id,
+            "video_url": upload.video_url,
+            "filename": upload.filename,
+            "size_bytes": upload.size,
+            "content_type": upload.content_type,
+        }
+
+    def created_output(self, job_id: str) -> bytes | None:
+        """The bytes behind a created job's output URL, once it completed with one."""
+        job = self.live.jobs.get(job_id)
+        if job is None:
+            return None
+        view = job.view(to_ms(self.now()), self.live.mono(), _iso_ms)
+        if not view["output_url"]:
+            return None
+        return b"\x00\x00\x00\x18ftypmp42" + hashlib.blake2b(job_id.encode(), digest_size=32).digest() * 16
+
+    def admin_create_key(self, client_id: str, note: str, name: str | None) -> dict:
+        """POST /v1/admin/keys: a new enabled key, named `name`, else as a note `<name>: …` says, else after its
+        client; the answer is the only place its secret ever appears."""
+        with self.live.lock:
+            self.live.created_keys += 1
+            n = self.live.created_keys
+            now_dt = self.now()
+            secret = "rbv_" + _blake(f"{self.seed}|admin-key|{n}", 16)
+            named = re.match(r"([a-z0-9][a-z0-9._-]{0,99}): ", note)  # the product's notes start `<name>: …`
+            label = name or (named.group(1) if named else f"{client_id}-{n}")
+            if label in self._keys:
+                raise ValueError(f"a key named {label!r} exists")
+            spec = KeySpec(
+                uid=100_000 + n, name=label, environment=_environment_of(label), owner=None, owner_status=None,
+                secret=secret, fingerprint=hashlib.sha256(secret.encode()).hexdigest()[:16], client_id=client_id,
+                created_at=now_dt, rotated_at=None, enabled=True, managed=False, note=note, findings=frozenset(),
+                base_rate=0.0, tz_offset=0, shape="business", weekend=1.0, growth=0.0, submit_share=0.1,
+                fail_prob=0.0, model_probs=(1.0, 0.0, 0.0, 0.0), active_from=now_dt, active_until=None,
+            )  # fmt: skip
+            self.catalog.keys.append(spec)
+            self._keys[spec.name] = spec
+            self._by_secret[secret] = spec
+        return {**self._inventory_item(spec, now_dt), "secret": secret}
+
+    def admin_set_enabled(self, fingerprint: str, enabled: bool) -> dict | None:
+        """POST /v1/admin/keys/disable|enable: None for an unknown fingerprint. A disabled key answers
+        invalid_api_key, and its generated traffic stops from the next whole hour."""
+        spec = self.key_by_fingerprint(fingerprint)
+        if spec is None:
+            return None
+        now_dt = self.now()
+        now_ms = to_ms(now_dt)
+        with self._lock:
+            self.live.set_enabled(spec.uid, enabled, now_ms, HOUR_MS)
+            # Days from the change on are generated again with the key's new state.
+            first_day = (now_ms // HOUR_MS + 1) * HOUR_MS // DAY_MS
+            for cache in (self._cache, self._agg):
+                for key in [k for k in cache if k[0] == spec.uid and k[1] >= first_day]:
+                    del cache[key]
+            for key in [k for k in self._bodies if k[1] == spec.uid]:
+                self._body_bytes -= len(self._bodies.pop(key)[2])
+        return self._inventory_item(spec, now_dt)
+
+    def admin_config(self) -> dict:
+        """GET /v1/admin/config: the account's key settings (what an admin token may see)."""
+        return {
+            "key_prefix": "rbv_",
+            "keys": len(self.catalog.keys),
+            "enabled_keys": sum(self.is_enabled(k) for k in self.catalog.keys),
+            "max_keys": 1000,
+            "secrets_shown_once": True,
+            "models": list(MODELS),
+            "output_formats": list(FORMATS),
+        }
+
+    def _inventory_item(self, spec: KeySpec, now_dt: datetime) -> dict:
+        last = self.last_used(spec.name, now_dt)
+        return {
+            "client_id": spec.client_id,
+            "name": spec.name,
+            "key_fingerprint": spec.fingerprint,
+            "note": spec.note,
+            "enabled": self.is_enabled(spec),
+            "created_at": iso(spec.created_at),
+            "last_used_at": iso(last) if last else None,
+        }
+
+    def set_live_settings(self, chosen: list[LiveSettings]) -> None:
+        """How jobs created from now on behave (POST /_sim/live replaces the set)."""
+        for item in chosen:
+            if item.key_name is not None and item.key_name not in self._keys:
+                raise ValueError(f"unknown key_name {item.key_name!r}")
+        self.live.set_settings(chosen)
 
     # ----------------------------------------------------------------- truth
 
@@ -1146,7 +1397,7 @@ class World:
                     "fingerprint": spec.fingerprint,
                     "created_at": iso(spec.created_at),
                     "rotated_at": iso(spec.rotated_at) if spec.rotated_at else None,
-                    "enabled": spec.enabled,
+                    "enabled": self.is_enabled(spec),
                     "managed": spec.managed,
                     "findings": sorted(spec.findings),
                     "last_used_at": iso(last) if last else None,
@@ -1168,4 +1419,11 @@ class World:
         }
         if self.ledger_truth is not None:
             out["ledger_issues"] = self.ledger_truth
+        if self.live.jobs:
+            now_ms, mono = to_ms(now_dt), self.live.mono()
+            out["created_jobs"] = [
+                {"key_name": job.key_name, "video_url": job.video_url, **job.view(now_ms, mono, _iso_ms)}
+                for job in self.live.jobs.values()
+                if job.created_ms <= now_ms
+            ]
         return out

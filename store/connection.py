@@ -53,13 +53,11 @@ def _open(
     while True:
         try:
             return duckdb.connect(path, read_only=read_only, config=config or {})
-        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+        except duckdb.Error as exc:
             if not _is_lock_error(exc) or time.monotonic() >= deadline:
                 if _is_lock_error(exc):
                     raise StoreError(f"database {path} stayed locked for {deadline_s:.0f}s") from exc
                 raise StoreError(f"cannot open database {path}: {exc}") from exc
-        except duckdb.Error as exc:
-            raise StoreError(f"cannot open database {path}: {exc}") from exc
         time.sleep(delay * (1 + random.random()))
         delay = min(delay * 2, MAX_RETRY_DELAY_S)
 

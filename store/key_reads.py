@@ -8,6 +8,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from store.anomaly_reads import EVENTS_COVERAGE_SQL
 from store.connection import Source, reading
 from store.results import arrow_frame
 
@@ -144,6 +145,26 @@ def _coverage(con: duckdb.DuckDBPyConnection, since: datetime) -> pd.DataFrame:
     ).df()
 
 
+def hourly_calls_coverage(db_path: Source, keys: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    """Where hourly calls are known, per key: "since" [key_name, covered_since] (when event polling began;
+    NaT for a key never polled) and "gaps" [key_name, gap_start, gap_end] (the events window overflowed)."""
+    with reading(db_path) as con:
+        return _calls_coverage(con, keys)
+
+
+def _calls_coverage(con: duckdb.DuckDBPyConnection, keys: list[str] | None) -> dict[str, pd.DataFrame]:
+    where, params = ("WHERE list_contains(?, key_name)", [list(keys)]) if keys else ("", [])
+    since = con.execute(
+        f"SELECT key_name, covered_since FROM ({EVENTS_COVERAGE_SQL}) {where} ORDER BY key_name", params
+    ).df()
+    gaps = con.execute(
+        f"SELECT key_name, gap_start, gap_end FROM coverage_gaps {where}{' AND' if where else ' WHERE'} "
+        "endpoint = 'events' ORDER BY key_name, gap_start",
+        params,
+    ).df()
+    return {"since": since, "gaps": gaps}
+
+
 def admin_inventory(db_path: Source) -> pd.DataFrame:
     """The vendor's key inventory with the configured key each entry matches (by fingerprint), if any."""
     with reading(db_path) as con:
@@ -246,6 +267,7 @@ def key_traffic(db_path: Source, key_name: str, start: datetime, end: datetime) 
             "daily": daily,
             "hourly": _hourly(con, start, end, [key_name], None),
             "coverage": _coverage(con, start).query("key_name == @key_name"),
+            "calls_coverage": _calls_coverage(con, [key_name]),
             "breakdowns": _breakdowns(con, key_name, start, end),
         }
 
@@ -253,7 +275,8 @@ def key_traffic(db_path: Source, key_name: str, start: datetime, end: datetime) 
 def traffic_overview(
     db_path: Source, current: tuple[date, date], previous: tuple[date, date], envs: list[str] | None
 ) -> dict[str, Any]:
-    """The explorer's daily frames for this and the previous period, and every key name, in one connection."""
+    """The explorer's daily frames for this and the previous period, every key name and each key's environment,
+    in one connection."""
     sql = """
         SELECT u.key_name, k.environment, u.day, u.calls, u.jobs, u.failed, u.credits
         FROM key_daily_usage u JOIN keys k USING (key_name)
@@ -264,7 +287,10 @@ def traffic_overview(
         return {
             "current": con.execute(sql, [*current, envs, envs]).df(),
             "previous": con.execute(sql, [*previous, envs, envs]).df(),
-            "names": con.execute("SELECT key_name FROM keys ORDER BY key_name").df()["key_name"].tolist(),
+            "names": (keys := con.execute("SELECT key_name, environment FROM keys ORDER BY key_name").df())[
+                "key_name"
+            ].tolist(),
+            "environment_of": dict(zip(keys["key_name"], keys["environment"], strict=True)),
         }
 
 

@@ -36,6 +36,8 @@ SEQUENCE_COLUMNS = (
     ("run_seq", "run_log", "run_id"),
     ("landing_seq", "raw_landing", "landing_id"),
     ("quarantine_seq", "quarantine_log", "quarantine_id"),
+    ("smoke_check_seq", "smoke_check_log", "check_id"),
+    ("key_action_seq", "key_action_log", "action_id"),
 )
 # Match the collectors' defaults (config.CollectorSettings); the store must not import them.
 DEFAULT_RAW_DAYS = 14

@@ -81,7 +81,10 @@ def freshness(db_path: Source) -> Freshness:
         failed = 0
         if last:
             row = first_row(
-                con.execute("SELECT count(*) FROM collector_run_items WHERE run_id = ? AND status <> 'ok'", [last[0]])
+                con.execute(
+                    "SELECT count(*) FROM collector_run_items WHERE run_id = ? AND status NOT IN ('ok', 'disabled')",
+                    [last[0]],
+                )
             )
             failed = int(row[0]) if row else 0
         gaps = first_row(con.execute("SELECT count(*) FROM coverage_gaps"))
@@ -215,10 +218,24 @@ def failed_run_items(db_path: Source, limit: int = 200) -> pd.DataFrame:
         """
         SELECT i.run_id, i.key_name, i.endpoint, i.status, i.error_code, i.message, i.request_id,
                i.finished_at
-        FROM collector_run_items i WHERE i.status <> 'ok'
+        FROM collector_run_items i WHERE i.status NOT IN ('ok', 'disabled')
         ORDER BY i.finished_at DESC LIMIT ?
     """,
         [limit],
+    )
+
+
+def disabled_upstream(db_path: Source) -> pd.DataFrame:
+    """Keys whose latest usage read was rejected because the vendor's inventory lists them as disabled (expected,
+    not a failure): key_name, last_tried_at."""
+    return _df(
+        db_path,
+        """
+        SELECT key_name, max(finished_at) AS last_tried_at
+        FROM collector_run_items WHERE endpoint IN ('summary', 'events', 'jobs')
+        GROUP BY key_name HAVING arg_max(status, finished_at) = 'disabled'
+        ORDER BY key_name
+    """,
     )
 
 
@@ -233,3 +250,112 @@ def table_counts(db_path: Source, views: list[str]) -> dict[str, int]:
             row = first_row(con.execute(f'SELECT count(*) FROM "{view}"'))
             counts[view] = int(row[0]) if row else 0
     return counts
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What the store holds, in time: the usage summary's first day, and when each feed was last read."""
+
+    first_day: date | None  # the first day the usage summary holds (days before it are unknown, not zero)
+    summary_read_at: datetime | None  # the last successful usage-summary read: its day is still partial
+    events_read_at: datetime | None
+    jobs_read_at: datetime | None
+
+
+def coverage(db_path: Source, envs: list[str] | None = None, now: datetime | None = None) -> Coverage:
+    """How far back and how recently the daily totals, events and jobs were collected (for `envs`' keys).
+
+    Reads are stamped with the wall clock; as seen at an earlier `now` (a pinned clock replaying a frozen
+    world) a read stamped later counts as made at `now`: nothing after `now` is known.
+    """
+    where, params = _env_filter(envs)
+    with reading(db_path) as con:
+        first = first_row(
+            con.execute(
+                f"SELECT min(u.day) FROM key_daily_usage u JOIN keys k USING (key_name) WHERE TRUE{where}", params
+            )
+        )
+        read_at = dict(
+            con.execute(
+                f"""
+                SELECT i.endpoint, max(i.finished_at) FROM collector_run_items i JOIN keys k USING (key_name)
+                WHERE i.status = 'ok' AND i.endpoint IN ('summary', 'events', 'jobs'){where}
+                GROUP BY i.endpoint
+                """,
+                params,
+            ).fetchall()
+        )
+
+    def seen(endpoint: str) -> datetime | None:
+        moment = read_at.get(endpoint)
+        return min(moment, now) if moment is not None and now is not None else moment
+
+    return Coverage(
+        first_day=first[0] if first else None,
+        summary_read_at=seen("summary"),
+        events_read_at=seen("events"),
+        jobs_read_at=seen("jobs"),
+    )
+
+
+def key_scopes(db_path: Source) -> pd.DataFrame:
+    """Every configured key with the scopes it belongs to: key_name, environment, owner (None when unowned)."""
+    return _df(db_path, "SELECT key_name, environment, owner FROM keys ORDER BY key_name")
+
+
+def daily_credits(db_path: Source, start: date, end: date) -> pd.DataFrame:
+    """The usage summary's credits per configured key and day in [start, end]: key_name, day, credits."""
+    return _df(
+        db_path,
+        "SELECT key_name, day, credits FROM key_daily_usage WHERE day BETWEEN ? AND ? ORDER BY key_name, day",
+        [start, end],
+    )
+
+
+@dataclass(frozen=True)
+class CollectionStatus:
+    """What the collector had done by an instant: its first run's start, when it last collected anything (an
+    endpoint answered), its last finished run."""
+
+    first_started_at: datetime | None
+    last_success_at: datetime | None
+    last_run_id: int | None
+    last_run_status: str | None
+    last_run_at: datetime | None
+    last_run_message: str | None
+
+
+def collection_status(db_path: Source, until: datetime) -> CollectionStatus:
+    """The collector's runs as they stood at `until` (runs started later are not counted)."""
+    with reading(db_path) as con:
+        first = first_row(con.execute("SELECT min(started_at) FROM collector_runs WHERE started_at <= ?", [until]))
+        # Something was collected: a run in which an endpoint answered for a key (or a global one, like pricing).
+        # A run's own status is not enough: a run of global endpoints only is 'partial' even when each of them
+        # failed. The run's time, not its items': items are stamped with the wall clock even when the run is not.
+        ok = first_row(
+            con.execute(
+                "SELECT max(r.finished_at) FROM collector_runs r WHERE r.finished_at <= ? AND EXISTS "
+                "(SELECT 1 FROM collector_run_items i WHERE i.run_id = r.run_id AND i.status = 'ok')",
+                [until],
+            )
+        )
+        last = first_row(
+            con.execute(
+                "SELECT run_id, status, finished_at, message FROM collector_runs "
+                "WHERE finished_at IS NOT NULL AND finished_at <= ? ORDER BY run_id DESC LIMIT 1",
+                [until],
+            )
+        )
+    return CollectionStatus(
+        first_started_at=first[0] if first else None,
+        last_success_at=ok[0] if ok else None,
+        last_run_id=last[0] if last else None,
+        last_run_status=last[1] if last else None,
+        last_run_at=last[2] if last else None,
+        last_run_message=last[3] if last else None,
+    )
+
+
+def rotations(db_path: Source) -> pd.DataFrame:
+    """Each configured key's last rotation as the config records it: key_name, rotated_at (never rotated: left out)."""
+    return _df(db_path, "SELECT key_name, rotated_at FROM keys WHERE rotated_at IS NOT NULL ORDER BY rotated_at")

@@ -10,7 +10,9 @@ from store.connection import Source, reading
 
 
 def review_frames(db_path: Source, start: datetime, end: datetime, prev_start: datetime) -> dict[str, pd.DataFrame]:
-    """Frames for [prev_start, end): usage per key/day, credits per model/day, keys, runs, failures and gaps.
+    """Frames for [prev_start, end): usage per key/day, credits per model/day, keys, runs, failures and gaps; and
+    when the first collection ever ran ("first_run_at") and the first day any daily totals were collected for
+    ("first_day": before it nothing is known, so nothing compares).
 
     `start` splits the current week from the previous one; callers split the frames by day.
     """
@@ -48,7 +50,7 @@ def review_frames(db_path: Source, start: datetime, end: datetime, prev_start: d
             """
             SELECT i.run_id, i.key_name, i.endpoint, i.status, i.error_code, i.message, i.finished_at
             FROM collector_run_items i JOIN collector_runs r USING (run_id)
-            WHERE i.status <> 'ok' AND r.started_at >= ? AND r.started_at < ?
+            WHERE i.status NOT IN ('ok', 'disabled') AND r.started_at >= ? AND r.started_at < ?
             ORDER BY i.finished_at, i.key_name, i.endpoint
             """,
             [start, end],
@@ -60,4 +62,15 @@ def review_frames(db_path: Source, start: datetime, end: datetime, prev_start: d
             """,
             [end, start],
         ).df()
-    return {"usage": usage, "models": models, "keys": keys, "runs": runs, "failed_items": failed, "gaps": gaps}
+        first = con.execute("SELECT min(started_at) FROM collector_runs").fetchone()
+        first_day = con.execute("SELECT min(day) FROM key_daily_usage").fetchone()
+    return {
+        "usage": usage,
+        "models": models,
+        "keys": keys,
+        "runs": runs,
+        "failed_items": failed,
+        "gaps": gaps,
+        "first_run_at": first[0] if first else None,
+        "first_day": first_day[0] if first_day else None,
+    }

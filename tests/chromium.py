@@ -1,4 +1,4 @@
-"""Debian's Chromium for the browser tests and `scripts/screenshot.py`: how it is launched, and when a page is ready."""
+"""Debian's Chromium for the browser tests and the screenshot scripts: how it is launched, and when a page is ready."""
 
 from __future__ import annotations
 
@@ -43,3 +43,17 @@ def wait_until_idle(page: Any, timeout_ms: int = 60_000, settle_ms: int = 700) -
     )
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stSkeleton\"]')", timeout=timeout_ms)
     page.wait_for_timeout(settle_ms)
+
+
+def screenshot_whole_page(page: Any, path: str, max_height: int = 12_000) -> None:
+    """A screenshot of the whole page: Streamlit scrolls inside its main section, not the document, so the
+    viewport is made as tall as that section's content first (and restored after)."""
+    size = page.viewport_size
+    height = page.evaluate(
+        "() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
+        " return m ? Math.max(m.scrollHeight, document.body.scrollHeight) : document.body.scrollHeight; }"
+    )
+    page.set_viewport_size({"width": size["width"], "height": min(max(int(height), size["height"]), max_height)})
+    page.wait_for_timeout(800)  # charts re-measure their width and height
+    page.screenshot(path=path, full_page=True)
+    page.set_viewport_size(size)

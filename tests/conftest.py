@@ -17,6 +17,9 @@ from simulator.config_writer import write_config
 from simulator.server import ServerHandle, start_server
 from simulator.world import World
 
+# Every chart a page draws is checked against Vega-Lite's schema here (the product skips that per rerun).
+os.environ["RBV_VALIDATE_CHARTS"] = "1"
+
 # A fixed instant makes the stand-in's world, and every truth derived from it, reproducible.
 SIM_NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
 SIM_SEED = 7
@@ -119,4 +122,47 @@ def collected(tmp_path_factory, admin_token_env) -> Collected:
     db_path = folder / "monitor.duckdb"
     first = collect_once(config, db_path)
     yield Collected(world, server, config_path, config, db_path, first)
+    server.stop()
+
+
+# A small world caught during one of its labelled incidents: billing-worker-prod's credits spike runs from 13:00
+# to 17:00 on 2 November. Collected as the spike is under way, an hour later, and once it has been over for
+# three hours: the instants the alert lifecycle tests check at.
+LIFECYCLE_AT = {
+    "spike": datetime(2026, 11, 2, 16, 10, tzinfo=UTC),
+    "later": datetime(2026, 11, 2, 17, 20, tzinfo=UTC),
+    "over": datetime(2026, 11, 2, 20, 10, tzinfo=UTC),
+}
+
+
+@dataclass
+class Lifecycle:
+    world: World
+    server: ServerHandle
+    config_path: Path  # the stand-in's key config (secrets included)
+    dbs: dict[str, Path]  # a copy of the database as collected at each LIFECYCLE_AT instant
+
+    @staticmethod
+    def at(name: str) -> datetime:
+        return LIFECYCLE_AT[name].replace(tzinfo=None)
+
+
+@pytest.fixture(scope="session")
+def lifecycle(tmp_path_factory, admin_token_env) -> Lifecycle:
+    """Three keys, 40 days, collected at each LIFECYCLE_AT instant (the stand-in's clock set to it); read-only."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("lifecycle")
+    world = make_world(n_keys=3, days=40)
+    server = start_server(world, admin_token=ADMIN_TOKEN)
+    config_path = write_sim_config(server, folder / "keys.toml")
+    config = load_config(config_path)
+    db = folder / "monitor.duckdb"
+    dbs = {}
+    for name, at in LIFECYCLE_AT.items():
+        world.clock.set(at)
+        collect_once(config, db, at=at)
+        dbs[name] = folder / f"{name}.duckdb"
+        shutil.copy(db, dbs[name])
+    yield Lifecycle(world, server, config_path, dbs)
     server.stop()

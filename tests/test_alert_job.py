@@ -6,31 +6,31 @@ from datetime import timedelta
 
 import pytest
 
-from config import AlertSettings, ConfigError, load_config
+from config import ConfigError, config_from_dict, load_config
 from service.alerts import check_alerts
 from service.scheduler import build_scheduler
 from store.alert_store import list_alerts
 from store.state_file import state_path
-from tests.test_alerts import receiver
+from tests.notify_receivers import http_receiver
 
 HOOK_ENV = "RBV_TEST_SERVICE_HOOK"
 
 
-def test_the_check_opens_and_posts_each_incident_once(collected, tmp_path, monkeypatch):
+def test_incidents_already_over_when_first_seen_are_recorded_not_announced(collected, tmp_path, monkeypatch):
+    """A check that first sees incidents long over (the service was down, or a long lookback) opens their alerts,
+    resolves them as recovered and wakes nobody: they are on the Anomalies page, not in anyone's pager."""
     monkeypatch.setenv("RBV_STATE_DB", str(tmp_path / "state.duckdb"))  # never beside the shared fixture
-    settings = AlertSettings(webhook_url_env=HOOK_ENV, cooldown=timedelta(0))
-    with receiver([]) as (url, state):
+    config = config_from_dict({"alerts": {"webhook_url_env": HOOK_ENV, "cooldown_hours": 0}}, secrets=False)
+    with http_receiver("slack") as (url, got):
         monkeypatch.setenv(HOOK_ENV, url)
-        first = check_alerts(collected.db_path, settings, collected.now, lookback=timedelta(days=120))
-        again = check_alerts(collected.db_path, settings, collected.now, lookback=timedelta(days=120))
-    assert first.opened > 0 and first.delivered == first.opened and first.failed == 0
-    assert again.opened == 0  # idempotent: the same incidents never alert twice
-    assert len(state.bodies) == first.opened
+        first = check_alerts(collected.db_path, config, collected.now, lookback=timedelta(days=120))
+        again = check_alerts(collected.db_path, config, collected.now, lookback=timedelta(days=120))
+    assert first.opened > 0 and first.resolved == first.opened and first.delivered == first.queued == 0
+    assert (again.opened, again.resolved, again.delivered) == (0, 0, 0)  # idempotent: nothing opens twice
+    assert got.requests == [] and got.refused == []
     alerts = list_alerts(state_path(collected.db_path))
-    assert len(alerts) == first.opened and set(alerts["status"]) == {"open"}
-    assert alerts["delivered_at"].notna().all()
-    posted = "\n".join(body["text"] for body in state.bodies)
-    assert all(name in posted for name in alerts["key_name"])
+    assert len(alerts) == first.opened and set(alerts["resolution"]) == {"recovered"}
+    assert alerts["notify_count"].eq(0).all() and alerts["resolve_notified_at"].isna().all()
 
 
 def test_serve_checks_alerts_on_the_configured_interval(tmp_path):

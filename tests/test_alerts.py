@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pandas as pd
 import pytest
@@ -18,12 +13,15 @@ from config import ConfigError, config_from_dict
 from store.alert_store import (
     AlertError,
     acknowledge,
+    alert_book,
     list_alerts,
-    mark_delivery,
+    mark_notice,
+    pending_notices,
     resolve,
     upsert_incidents,
 )
 from store.state_file import state_path
+from tests.notify_receivers import http_receiver
 
 NOW = datetime(2026, 11, 20, 12, 0, 0)
 H = timedelta(hours=1)
@@ -68,9 +66,10 @@ def test_lifecycle_open_acknowledged_resolved(tmp_path):
     assert pd.Timestamp(row["acknowledged_at"]) == pd.Timestamp(NOW + H)
     with pytest.raises(AlertError):
         acknowledge(path, alert_id, "again", NOW + H)
-    resolve(path, alert_id, NOW + 2 * H)
+    resolve(path, alert_id, NOW + 2 * H, "lead")
     row = list_alerts(path, status="resolved").iloc[0]
     assert row["status"] == "resolved" and pd.Timestamp(row["resolved_at"]) == pd.Timestamp(NOW + 2 * H)
+    assert row["resolved_by"] == "lead" and row["resolution"] == "manual"
     assert list_alerts(path, status="open").empty
     with pytest.raises(AlertError):
         resolve(path, alert_id, NOW + 3 * H)
@@ -114,17 +113,51 @@ def test_cooldown_merges_then_opens_after_it(tmp_path):
     assert len(list_alerts(path)) == 3
 
 
-def test_mark_delivery_and_payload(tmp_path):
+def test_mark_notice_and_payload(tmp_path):
     path = tmp_path / "state.duckdb"
     alert = upsert_incidents(path, frame(incident("k1", NOW - 5 * H, NOW - 3 * H, peak=7.25)), NOW)[0]
-    mark_delivery(path, alert["alert_id"], False, 3, "webhook answered HTTP 500", NOW)
-    mark_delivery(path, alert["alert_id"], True, 1, None, NOW + H)
+    with alert_book(path) as book:
+        assert book.queue(alert, "ops", "slack", "trigger", 1, {"text": "x"}, "k|trigger|1|ops", NOW)
+        assert not book.queue(alert, "ops", "slack", "trigger", 1, {"text": "x"}, "k|trigger|1|ops", NOW)  # once
+    notice = pending_notices(path, 30)[0]
+    mark_notice(path, notice["notice_id"], False, 3, "webhook answered HTTP 500", NOW, 30)
+    assert pending_notices(path, 30)[0]["attempts"] == 3  # still queued: tried again at the next check
+    mark_notice(path, notice["notice_id"], True, 1, None, NOW + H, 30)
+    assert pending_notices(path, 30) == []
     row = list_alerts(path).iloc[0]
     assert row["delivery_attempts"] == 4 and row["last_error"] is None
     assert pd.Timestamp(row["delivered_at"]) == pd.Timestamp(NOW + H)
     text = slack_payload(alert)["text"]
-    for part in ("k1", "calls", "up", "2026-11-20 07:00", "7.25"):
+    for part in ("k1", "calls spike", "2026-11-20 07:00", "7.25"):
         assert part in text
+
+
+def test_a_state_file_of_the_previous_version_is_upgraded_without_resending(tmp_path):
+    """Alerts the previous version delivered count as notified; undelivered ones are announced once."""
+    import duckdb
+
+    path = tmp_path / "state.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(
+        """CREATE TABLE alerts (alert_id VARCHAR PRIMARY KEY, key_name VARCHAR NOT NULL, metric VARCHAR NOT NULL,
+        direction VARCHAR NOT NULL, incident_start TIMESTAMP NOT NULL, incident_end TIMESTAMP NOT NULL,
+        peak_score DOUBLE, status VARCHAR NOT NULL DEFAULT 'open', opened_at TIMESTAMP NOT NULL,
+        acknowledged_at TIMESTAMP, acknowledged_by VARCHAR, resolved_at TIMESTAMP, delivered_at TIMESTAMP,
+        delivery_attempts INTEGER NOT NULL DEFAULT 0, last_error VARCHAR,
+        UNIQUE (key_name, metric, direction, incident_start))"""
+    )
+    con.execute(
+        "INSERT INTO alerts VALUES ('a1', 'k1', 'calls', 'spike', '2026-11-20 01:00', '2026-11-20 02:00', 0.9, "
+        "'open', '2026-11-20 03:00', NULL, NULL, NULL, '2026-11-20 03:00', 1, NULL), "
+        "('a2', 'k2', 'calls', 'spike', '2026-11-20 01:00', '2026-11-20 02:00', 0.9, 'open', '2026-11-20 03:00', "
+        "NULL, NULL, NULL, NULL, 0, NULL)"
+    )
+    con.close()
+    assert list_alerts(path)["dedup_key"].isna().all()  # read as it is before the first write
+    with alert_book(path) as book:
+        announced = {a["alert_id"]: a["notify_count"] for a in book.to_announce()}
+    assert announced == {"a1": 1, "a2": 0}
+    assert list_alerts(path).set_index("alert_id").loc["a1", "dedup_key"] == "anomaly/k1/calls/spike/2026-11-20T01:00"
 
 
 def _alerts(section: dict):
@@ -133,9 +166,11 @@ def _alerts(section: dict):
 
 def test_config_helpers(monkeypatch):
     monkeypatch.setenv("RBV_TEST_HOOK", "http://127.0.0.1:1/hook")
-    assert _alerts({"webhook_url_env": "RBV_TEST_HOOK"}).webhook_url() == "http://127.0.0.1:1/hook"
-    assert _alerts({"webhook_url_env": "RBV_TEST_HOOK_MISSING"}).webhook_url() is None
-    assert _alerts({}).webhook_url() is None
+    (hook,) = _alerts({"webhook_url_env": "RBV_TEST_HOOK"}).all_channels()  # the shorthand's Slack channel
+    assert (hook.name, hook.type, hook.secret_url()) == ("webhook", "slack", "http://127.0.0.1:1/hook")
+    with pytest.raises(ValueError, match=r"\$RBV_TEST_HOOK_MISSING .* is not set"):
+        _alerts({"webhook_url_env": "RBV_TEST_HOOK_MISSING"}).all_channels()[0].secret_url()
+    assert _alerts({}).all_channels() == ()
     assert _alerts({}).cooldown == timedelta(hours=6)
     assert _alerts({"cooldown_hours": 2}).cooldown == timedelta(hours=2)
     with pytest.raises(ConfigError, match="cooldown_hours"):
@@ -148,76 +183,41 @@ def _deliver(url: str, payload: dict, attempts: int, timeout_s: float = 5.0) -> 
     return outcome.ok, outcome.attempts, outcome.error
 
 
-class Receiver:
-    def __init__(self, statuses: list[int]):
-        self.statuses = list(statuses)
-        self.bodies: list[dict] = []
-
-
-@contextmanager
-def receiver(statuses: list[int]) -> Iterator[tuple[str, Receiver]]:
-    state = Receiver(statuses)
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (http.server naming)
-            length = int(self.headers.get("Content-Length", 0))
-            state.bodies.append(json.loads(self.rfile.read(length)))
-            status = state.statuses.pop(0) if state.statuses else 200
-            self.send_response(status)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = False
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/services/T000/SECRET-TOKEN", state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
 def test_deliver_posts_json():
-    with receiver([200]) as (url, state):
+    with http_receiver("slack") as (url, got):
         ok, attempts, error = _deliver(url, {"text": "hello"}, 3)
     assert (ok, attempts, error) == (True, 1, None)
-    assert state.bodies == [{"text": "hello"}]
+    assert got.bodies == [{"text": "hello"}]
 
 
 def test_deliver_retries_5xx_until_success():
-    with receiver([500, 500, 200]) as (url, state):
+    with http_receiver("slack", statuses=[500, 500, 200]) as (url, got):
         ok, attempts, error = _deliver(url, {"text": "x"}, 3)
     assert (ok, attempts, error) == (True, 3, None)
-    assert len(state.bodies) == 3
+    assert got.refused == ["HTTP 500", "HTTP 500"] and len(got.requests) == 1
 
 
 def test_deliver_gives_up_after_attempts_without_leaking_url():
-    with receiver([503, 503, 503]) as (url, state):
+    with http_receiver("slack", statuses=[503, 503, 503]) as (url, got):
         ok, attempts, error = _deliver(url, {"text": "x"}, 3)
-    assert not ok and attempts == 3 and "503" in error
-    assert url not in error and "SECRET-TOKEN" not in error and "127.0.0.1" not in error
+    assert not ok and attempts == 3 and "503" in error and len(got.refused) == 3
+    assert url not in error and "SECRETPATH" not in error and "127.0.0.1" not in error
 
 
 def test_deliver_does_not_retry_4xx():
-    with receiver([400, 200]) as (url, state):
+    with http_receiver("slack", statuses=[400, 200]) as (url, got):
         ok, attempts, error = _deliver(url, {"text": "x"}, 3)
     assert (ok, attempts) == (False, 1) and "400" in error
-    assert len(state.bodies) == 1
-    assert url not in error and "SECRET-TOKEN" not in error
+    assert got.refused == ["HTTP 400"] and got.requests == []
+    assert url not in error and "SECRETPATH" not in error
 
 
 def test_deliver_connection_error_is_retried_without_leaking_url():
-    with receiver([]) as (url, _):
+    with http_receiver("slack") as (url, _):
         pass  # closed: nothing listens on that port any more
     ok, attempts, error = _deliver(url, {"text": "x"}, 2, timeout_s=1)
     assert not ok and attempts == 2 and error
-    assert url not in error and "SECRET-TOKEN" not in error and "127.0.0.1" not in error
+    assert url not in error and "SECRETPATH" not in error and "127.0.0.1" not in error
 
 
 def test_anomalies_page_opens_acknowledges_and_resolves_alerts(collected, monkeypatch, tmp_path):
@@ -253,7 +253,7 @@ def test_anomalies_page_opens_acknowledges_and_resolves_alerts(collected, monkey
 
 def test_deliver_logs_never_name_the_url(caplog):
     caplog.set_level("DEBUG")
-    with receiver([500, 400]) as (url, _):
+    with http_receiver("slack", statuses=[500, 400]) as (url, _):
         ok, attempts, _error = _deliver(url, {"text": "x"}, 3)
     assert (ok, attempts) == (False, 2)
-    assert caplog.records and all("SECRET-TOKEN" not in r.getMessage() for r in caplog.records)
+    assert caplog.records and all("SECRETPATH" not in r.getMessage() for r in caplog.records)

@@ -1,4 +1,7 @@
-"""The running app in a real browser (Debian's Chromium via Playwright): every page, charts, a filter, a download."""
+"""The running app in a real browser (Debian's Chromium via Playwright, 1,400 px wide) on the stand-in's world: every
+page, charts, a filter, a download, and what the operator must be able to trust at a glance: no change where
+nothing compares, no zero where nothing was collected, no expected range below zero, tables that show their
+first five columns without scrolling, and no traceback anywhere."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from store import reads
-from tests.chromium import CHROMIUM, chromium_context, wait_until_idle
+from tests.chromium import CHROMIUM, chromium_context, screenshot_whole_page, wait_until_idle
 from tests.conftest import ROOT, SIM_NOW
 from tests.dashboard_process import dashboard_process
 
@@ -72,17 +75,122 @@ def test_every_page_renders_without_an_exception(page, app_url):
     assert len(pages) >= 5
     for slug, title in pages:
         _open(page, app_url, slug)
-        page.screenshot(path=str(ARTIFACTS / f"{slug or 'overview'}.png"), full_page=True)
+        screenshot_whole_page(page, str(ARTIFACTS / f"{slug or 'overview'}.png"))
         assert page.locator("[data-testid='stException']").count() == 0, title
+        main = page.locator("[data-testid='stMain']").inner_text()
+        assert "Traceback" not in main and "has encountered an error" not in main, title
         assert page.locator("[data-testid='stMain'] h1").first.inner_text().strip(), title
+
+
+# The widths Streamlit's data grid gave its columns, read from the grid component's own props (the grid draws on
+# a canvas, so the DOM holds no header boxes), and the width of its visible area.
+_GRID_COLUMNS = """(grid) => {
+  const scroller = grid.querySelector('.dvn-scroller');
+  const fiberKey = Object.keys(scroller).find(k => k.startsWith('__reactFiber'));
+  for (let f = scroller[fiberKey]; f; f = f.return) {
+    const p = f.memoizedProps;
+    if (p && Array.isArray(p.columns) && p.columns.length && p.columns[0].width !== undefined) {
+      return {visible: scroller.clientWidth, columns: p.columns.map(c => [c.title, c.width])};
+    }
+  }
+  return null;
+}"""
+
+
+def test_no_main_table_scrolls_sideways_to_reach_its_first_five_columns(page, app_url):
+    for slug, title in _pages():
+        _open(page, app_url, slug)
+        grid = page.locator(".st-key-main_table [data-testid='stDataFrame']")
+        grid.wait_for(timeout=60_000)  # a page is done when its main table is drawn (the last big element)
+        assert grid.count() == 1, f"{title}: its main table is marked main_table"
+        grid.scroll_into_view_if_needed()
+        page.wait_for_timeout(300)
+        found = grid.element_handle().evaluate(_GRID_COLUMNS)
+        assert found, title
+        first_five = sum(width for _, width in found["columns"][:5])
+        assert first_five <= found["visible"], (title, found)
+
+
+def test_overview_at_90_days_shows_no_change(page, app_url):
+    page.goto(app_url)
+    wait_until_idle(page)
+    assert page.locator("[data-testid='stMain'] [data-testid='stMetricDelta']").count() == 4  # 30 days: compared
+    page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first.click()
+    page.get_by_role("option", name="Last 90 days").click()
+    wait_until_idle(page)
+    assert page.locator("[data-testid='stMain'] [data-testid='stMetric']").count() == 4
+    assert page.locator("[data-testid='stMain'] [data-testid='stMetricDelta']").count() == 0
+    assert "No change shown: nothing was collected before" in page.locator("[data-testid='stMain']").inner_text()
+    page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first.click()
+    page.get_by_role("option", name="Last 30 days").click()
+    wait_until_idle(page)
+
+
+# The leftmost vertex of an SVG path, in page coordinates (a stroke's caps reach past it; the data does not).
+_LEFTMOST_VERTEX = """(path) => {
+  const pairs = [...path.getAttribute('d').matchAll(/(-?[\\d.]+(?:e-?\\d+)?),(-?[\\d.]+(?:e-?\\d+)?)/g)];
+  const ctm = path.getScreenCTM();
+  return Math.min(...pairs.map(([, x, y]) => new DOMPoint(+x, +y).matrixTransform(ctm).x));
+}"""
+
+
+def _chart_with_axis(page, title: str):
+    """The chart whose y axis is titled `title` (Vega describes every axis for screen readers)."""
+    chart = page.locator("[data-testid='stVegaLiteChart']").filter(
+        has=page.locator(f"g.role-axis[aria-label^=\"Y-axis titled '{title}'\"]")
+    )
+    chart.first.wait_for(timeout=60_000)  # a rerun may not have started when the click returns
+    assert chart.count() == 1, title
+    return chart
+
+
+def test_an_hourly_chart_draws_no_zero_before_event_coverage(page, app_url):
+    _open(page, app_url, "key_detail")
+    page.locator("[data-testid='stRadio']").filter(has_text="Granularity").get_by_text("Hour", exact=True).click()
+    wait_until_idle(page)
+    chart = _chart_with_axis(page, "Calls per hour")
+    chart.scroll_into_view_if_needed()
+    gap = chart.locator("g.mark-rect path[aria-label*='before event polling began']")
+    assert gap.count() == 1, "the hours before event polling are one grey gap"
+    line = chart.locator("g.mark-line path").first
+    gap_box = gap.bounding_box()
+    plot_width = chart.locator("g.role-axis[aria-label^='X-axis'] g.role-axis-domain").bounding_box()["width"]
+    # Polling began at the collection, near the end of the 30-day range: most of the chart is unknown...
+    assert gap_box["width"] > 0.8 * plot_width
+    # ...and the calls line starts where it ends: nothing is drawn there, not even a zero.
+    first_x = line.evaluate(_LEFTMOST_VERTEX)
+    assert first_x >= gap_box["x"] + gap_box["width"] - 0.5, (gap_box, first_x)
+    page.mouse.move(gap_box["x"] + gap_box["width"] / 2, gap_box["y"] + gap_box["height"] / 2)
+    tooltip = page.locator("#vg-tooltip-element")
+    tooltip.wait_for(state="visible", timeout=5_000)
+    assert "before event polling began" in tooltip.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "key_detail_hourly.png"))
+
+
+def test_the_anomalies_band_never_goes_below_zero(page, app_url):
+    _open(page, app_url, "anomalies")
+    chart = page.locator("[data-testid='stVegaLiteChart']").filter(has_text="Expected range")
+    assert chart.count() == 1
+    chart.scroll_into_view_if_needed()
+    y_axis = chart.locator("g.role-axis[aria-label^='Y-axis']").get_attribute("aria-label")
+    assert "values from 0 to" in y_axis, y_axis
+    labels = chart.locator("g.role-axis[aria-label^='Y-axis'] g.role-axis-label text").evaluate_all(
+        "texts => texts.map(t => t.textContent)"
+    )
+    assert labels and not any(t.startswith(("-", "\u2212")) for t in labels), labels
+    band = chart.locator("g.mark-area path").first.bounding_box()
+    floor = chart.locator("g.role-axis[aria-label^='X-axis'] g.role-axis-domain").bounding_box()
+    assert band["y"] + band["height"] <= floor["y"] + 1.5, (band, floor)
+    legend = chart.locator("g.role-legend").get_attribute("aria-label")
+    assert all(name in legend for name in ("Observed", "Expected", "Expected range", "Flagged")), legend
 
 
 def test_overview_draws_charts(page, app_url):
     page.goto(app_url)
     wait_until_idle(page)
     selector = "[data-testid='stVegaLiteChart'] svg.marks, [data-testid='stVegaLiteChart'] canvas"
-    page.wait_for_selector(selector, timeout=30_000)
     charts = page.locator(selector)
+    charts.nth(1).wait_for(timeout=30_000)  # calls per key and credits by environment (Vega draws them one by one)
     assert charts.count() >= 2
     box = charts.first.bounding_box()
     assert box and box["width"] > 200 and box["height"] > 100
@@ -114,8 +222,9 @@ def test_key_table_csv_download_arrives_and_parses(page, app_url, collected):
         page.get_by_role("button", name=re.compile("Download key table")).click()
     text = Path(info.value.path()).read_text(encoding="utf-8")
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert {r["key"] for r in rows} == {k.name for k in collected.config.keys}
-    assert all(r["masked key"].startswith("rbv_…") for r in rows)
+    assert {r["Key"] for r in rows} == {k.name for k in collected.config.keys}
+    assert all(r["Masked key"].startswith("rbv_…") for r in rows)
+    assert all(r["Last used"] == "" or r["Last used"].endswith(" UTC") for r in rows), "absolute times, not '1 h ago'"
     for key in collected.config.keys:
         assert key.secret not in text
 

@@ -11,7 +11,7 @@ from tests.conftest import ROOT
 
 PRODUCT_PACKAGES = {
     "analytics", "cli", "collectors", "pages", "service", "simulator", "store", "ui",
-    "cli_args", "config", "dashboard", "domain", "private_files", "untrusted",
+    "cli_args", "config", "dashboard", "domain", "formatting", "private_files", "untrusted",
 }  # fmt: skip
 NOT_PRODUCT = {"tests", "scripts", ".venv", "data", ".git"}
 
@@ -55,6 +55,7 @@ RULES = (
     ),
     Rule("domain", PRODUCT_PACKAGES - {"domain"}, "the shared vocabulary is a leaf"),
     Rule("untrusted", PRODUCT_PACKAGES - {"untrusted"}, "the rules for text from data are a leaf"),
+    Rule("formatting", PRODUCT_PACKAGES - {"formatting"}, "the one visual language is a leaf every face shares"),
     Rule("private_files", PRODUCT_PACKAGES - {"private_files"}, "owner-only file helpers are a leaf"),
     Rule("service", frozenset({"cli", "ui", "pages", "simulator"}), "use cases never reach up into the faces"),
     Rule("pages", frozenset({"collectors", "cli", "simulator"}), "pages do no HTTP and call no command line"),
@@ -69,6 +70,7 @@ ONLY_IN = {
     "aiohttp": ({"collectors.http_client"}, "outbound HTTP lives in collectors.http_client"),
     "httpx_aiohttp": ({"collectors.http_client"}, "outbound HTTP lives in collectors.http_client"),
     "urllib.request": (set(), "outbound HTTP lives in collectors.http_client"),
+    "smtplib": ({"collectors.delivery"}, "outbound mail lives in collectors.delivery, beside the HTTP notices"),
 }
 
 

@@ -303,6 +303,7 @@ def _export_database_backup(source: Path, out: Path) -> None:
             for (v,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
         }
         migrations = [r[0] for r in con.execute("SELECT name FROM schema_migrations ORDER BY version").fetchall()]
+        (version,) = con.execute("SELECT max(version) FROM schema_migrations").fetchone()
         con.execute(f"EXPORT DATABASE '{out}' (FORMAT parquet)").fetchall()
     finally:
         con.close()
@@ -310,7 +311,7 @@ def _export_database_backup(source: Path, out: Path) -> None:
     manifest = {
         "format": "rbv-store-backup",
         "format_version": 1,
-        "schema_version": len(migrations),
+        "schema_version": version,
         "migrations": migrations,
         "tables": tables,
         "views": views,

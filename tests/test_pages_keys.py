@@ -43,6 +43,11 @@ def _markdown(at: AppTest) -> str:
     return "\n".join(m.value for m in at.markdown)
 
 
+def _badges(at: AppTest) -> dict[str, str]:
+    """Badge text → its tooltip (findings are shown in words, their codes in the tooltip)."""
+    return {m.value: m.proto.help for m in at.markdown if "-badge[" in m.value}
+
+
 def test_keys_page_shows_every_key_with_numbers_and_findings_from_the_database(app_env):
     at = _page(app_env, "keys")
     ((count,),) = _sql(app_env, "SELECT count(*) FROM keys")
@@ -59,20 +64,26 @@ def test_keys_page_shows_every_key_with_numbers_and_findings_from_the_database(a
         "SELECT sum(calls) FROM key_daily_usage WHERE key_name = 'api-gateway-prod' AND day > ?",
         [end - timedelta(days=30)],
     )
-    assert row["calls 30d"] == calls_30d
-    assert len(row["last 30 days"]) == 30 and sum(row["last 30 days"]) == calls_30d
+    assert row["calls_30d"] == calls_30d
+    assert len(row["daily_calls"]) == 30 and sum(row["daily_calls"]) == calls_30d
 
+    # What matters first: which key, what is wrong with it and why, when it was last used, how busy it is.
+    assert list(table.columns[:5]) == ["key", "findings", "why", "last_used", "calls_30d"]
     overdue = table[table["key"].str.endswith("key=prod-main")].iloc[0]
-    assert "rotation_overdue" in overdue["findings"] and "must rotate within 90 days" in overdue["why"]
-    assert ":red-badge[rotation_overdue]" in _markdown(at)
-    assert all(m.startswith("rbv_") for m in table["masked key"])
+    assert "rotation overdue" in overdue["findings"] and "must rotate within 90 days" in overdue["why"]
+    badge = next(text for text in _badges(at) if "rotation overdue" in text)
+    assert badge.startswith(":red-badge[") and "rotation_overdue" in _badges(at)[badge]
+    assert all(m.startswith("rbv_") for m in table["masked_key"])
+    assert table["findings"].map(len).is_monotonic_decreasing, "keys with findings lead"
 
 
 def test_keys_page_filters_by_finding_and_lists_deletion_candidates(app_env):
     at = _page(app_env, "keys")
     candidates = at.dataframe[1].value
     stale = {k for k, f in app_env.world.governance_truth(app_env.now) if f in ("never_used", "inactive")}
-    assert set(candidates["key"]) == stale
+    assert set(candidates["key_name"]) == stale
+    others = {k: f for k, f in app_env.world.governance_truth(app_env.now) if f == "generic_name"}
+    assert any("generic name" in o for o in candidates[candidates["key_name"].isin(others)]["other_findings"])
     assert candidates["evidence"].str.len().gt(10).all()
     assert len(at.get("download_button")) >= 3
 
@@ -86,8 +97,8 @@ def test_keys_page_filters_by_finding_and_lists_deletion_candidates(app_env):
 def test_deep_link_opens_the_right_key(app_env):
     at = _page(app_env, "key_detail", key="prod-main")
     assert at.selectbox(key="detail_key").value == "prod-main"
-    assert _metric(at, "Environment") == "prod"
-    assert "rotation_overdue" in _markdown(at)
+    assert "**prod**" in _markdown(at) and "**platform-team**" in _markdown(at)  # the owner in full
+    assert any("rotation_overdue" in help for text, help in _badges(at).items() if "rotation overdue" in text)
     end = SIM_NOW.date()
     ((calls,),) = _sql(
         app_env,
@@ -131,9 +142,10 @@ def test_traffic_explorer_charts_keys_and_environments_and_ranks_movers(app_env)
     ((current,),) = _sql(
         app_env,
         "SELECT coalesce(sum(calls), 0) FROM key_daily_usage WHERE key_name = ? AND day BETWEEN ? AND ?",
-        [name, end - timedelta(days=29), end],
+        [name, end - timedelta(days=29), end - timedelta(days=1)],  # complete days only: today is in progress
     )
-    assert top["this period"] == current
+    assert top["current"] == current
+    assert any("against the 29 days before" in c.value for c in at.caption)
 
     at.radio(key="traffic_grain").set_value("hour").run()
     assert not at.exception and len(at.get("vega_lite_chart")) == 1

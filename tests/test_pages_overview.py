@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import duckdb
 import pytest
+from streamlit.proto.Metric_pb2 import Metric
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import DASHBOARD, SIM_NOW
@@ -46,7 +47,47 @@ def test_overview_numbers_equal_the_database(app_env):
     table = at.dataframe[0].value
     assert set(table["environment"]) <= {"prod", "staging", "dev"}
     assert len(table) == len(app_env.config.keys)
-    assert all(m.startswith("rbv_…") for m in table["masked key"])
+    assert all(m.startswith("rbv_…") for m in table["masked_key"])
+
+
+def assert_change_colours(at: AppTest) -> None:
+    """One colour meaning: volume is grey; a rise in failures or credits is red, never green."""
+    for metric in at.metric:
+        if not metric.delta:
+            continue
+        rise = metric.proto.direction == Metric.UP
+        if metric.label in ("Failed jobs", "Credits"):
+            assert metric.proto.color == (Metric.RED if rise else Metric.GREEN), metric.label
+        else:
+            assert metric.proto.color == Metric.GRAY, metric.label
+
+
+def _sum(db, field: str, start, end) -> float:
+    with duckdb.connect(str(db), read_only=True) as con:
+        sql = f"SELECT sum({field}) FROM key_daily_usage WHERE day BETWEEN ? AND ?"
+        return con.execute(sql, [start, end]).fetchone()[0]
+
+
+def test_changes_compare_complete_days_with_as_many_days_before(app_env):
+    at = _run()
+    today = SIM_NOW.date()  # in progress: read to 12:00, so left out of every change
+    first, last = today - timedelta(days=29), today - timedelta(days=1)
+    before = (first - timedelta(days=29), first - timedelta(days=1))
+    calls = next(m for m in at.metric if m.label == "Calls")
+    change = _sum(app_env.db_path, "calls", first, last) - _sum(app_env.db_path, "calls", *before)
+    assert calls.delta == f"{change:+,.0f}"
+    assert_change_colours(at)
+    note = " ".join(c.value for c in at.caption)
+    assert f"the 29 complete days {first} – {last} against the 29 days before ({before[0]} – {before[1]})" in note
+    assert f"Totals include {today} so far" in note
+
+
+def test_at_90_days_there_is_nothing_to_compare_with_so_no_change_is_shown(app_env):
+    at = _run()
+    at.selectbox(key="range_choice").set_value("Last 90 days").run()
+    assert not at.exception
+    assert all(not m.delta for m in at.metric), [m.delta for m in at.metric]
+    assert any("No change shown: nothing was collected before" in c.value for c in at.caption)
 
 
 def test_environment_filter_changes_the_numbers(app_env):
@@ -71,11 +112,15 @@ def test_data_as_of_is_shown(app_env):
     assert "Data as of" in texts
 
 
-def test_collection_health_page_lists_the_rejected_key(app_env):
+def test_collection_health_names_the_key_disabled_upstream_apart_from_failures(app_env):
     at = _run("pages/collection.py")
+    disabled = [k.name for k in app_env.world.keys() if k.managed and not k.enabled]
+    assert disabled
+    note = next(i.value for i in at.info if "Disabled in the vendor's inventory" in i.value)
+    assert all(name in note for name in disabled)
+    assert any("No failures recorded" in s.value for s in at.success)
     frames = [d.value for d in at.dataframe]
-    failed = next(f for f in frames if "error_code" in f.columns)
-    assert "invalid_api_key" in set(failed["error_code"])
+    assert not any("error_code" in f.columns for f in frames)
 
 
 def test_missing_database_gives_an_empty_state_not_a_traceback(tmp_path, monkeypatch):

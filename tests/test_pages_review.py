@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from analytics.__main__ import main
 from tests.conftest import ROOT, SIM_NOW
+from tests.test_pages_overview import assert_change_colours
 from ui.settings import Settings
 
 PAGE = str(ROOT / "pages" / "review.py")
@@ -67,8 +68,30 @@ def test_recording_a_decision_shows_it_after_a_rerun(app_env):
 def test_empty_decision_author_is_refused(app_env):
     at = _page(app_env)
     at.selectbox(key="decide_key").select("frontend-dev")
+    at.selectbox(key="decide_choice").select("keep")
     next(b for b in at.button if "decide" in str(b.key)).click().run()
     assert any("say who decided" in e.value for e in at.error)
+
+
+def test_no_decision_is_preset(app_env):
+    at = _page(app_env)
+    assert at.selectbox(key="decide_choice").value is None
+    at.selectbox(key="decide_key").select("frontend-dev")
+    at.text_input(key="decide_who").input("ana")
+    next(b for b in at.button if "decide" in str(b.key)).click().run()
+    assert any("choose a decision" in e.value for e in at.error)
+
+
+def test_week_over_week_is_like_for_like_and_a_rise_in_failures_is_never_green(app_env):
+    at = _page(app_env)  # 2026-W46: complete, and the week before it was collected
+    metrics = {m.label: m for m in at.metric}
+    assert all(m.delta for m in metrics.values())
+    assert_change_colours(at)
+    oldest = at.selectbox(key="review_week").options[-1]  # the week before it predates the collected history
+    at.selectbox(key="review_week").select(oldest).run()
+    assert not at.exception
+    assert all(not m.delta for m in at.metric)
+    assert any("nothing was collected before" in c.value for c in at.caption)
 
 
 def test_week_picker_and_json_download_match_the_cli(app_env, tmp_path):

@@ -27,6 +27,14 @@ def test_the_readme_config_example_loads_with_every_section():
     assert pricing_section(data["pricing"]).prefer == "api"
     assert config.rules.rotation_due_days["staging"] == 14 and config.reconciliation.pricing.prefer == "api"
     assert config.alerts.webhook_url_env == "RBV_ALERT_WEBHOOK" and config.review.weekly_cron == "0 7 * * mon"
+    channels = {c.name: c.type for c in config.alerts.all_channels()}
+    assert channels == {"ops-slack": "slack", "pager": "pagerduty", "hooks": "webhook", "dev-mail": "email",
+                        "webhook": "slack"}  # fmt: skip
+    policy = config.alerts.policy
+    assert [r.channels for r in policy.routes] == [("pager", "ops-slack"), ("dev-mail",)]
+    assert policy.default_channels == ("ops-slack",) and len(policy.mutes) == 2
+    assert config.budgets.thresholds == (50.0, 80.0, 100.0) and config.budgets.budget_for("environment", "prod")
+    assert config.review.deliver_to == ("dev-mail", "ops-slack")
 
 
 def test_the_documented_ledger_limit_is_the_one_the_code_and_the_server_use():

@@ -12,7 +12,7 @@ from analytics.__main__ import main
 from analytics.credits import ReconcileSettings
 from analytics.keys import Rules
 from analytics.review import SECTIONS, default_week, parse_week, week_bounds
-from analytics.review_render import to_html, to_markdown
+from analytics.review_render import charts, to_html, to_markdown
 from config import load_config
 from service.keys import evaluate_findings
 from service.review import compute_review
@@ -130,7 +130,9 @@ def test_json_sections_match_the_database(collected, tmp_path, state):
 
 def test_week_with_the_collection_has_runs_and_failures(collected, tmp_path, state):
     report = json.loads(_cli(collected, tmp_path, "json", "--week", "2026-W47"))
-    ((failed,),) = _sql(collected.db_path, "SELECT count(*) FROM collector_run_items WHERE status <> 'ok'")
+    ((failed,),) = _sql(
+        collected.db_path, "SELECT count(*) FROM collector_run_items WHERE status NOT IN ('ok', 'disabled')"
+    )
     assert report["collector_health"]["runs"] >= 1
     assert len(report["collector_health"]["failed_items"]) == failed
     assert report["week"]["complete"] is False
@@ -149,6 +151,28 @@ def test_empty_week_is_a_clear_valid_report(collected, tmp_path, state):
     assert "No calls or jobs were recorded in this week." in md
     html = _cli(collected, tmp_path, "html", "--week", "2020-W10")
     assert html.count("data:image/png;base64,") == 2
+
+
+def test_the_exports_compare_week_over_week_only_like_for_like(collected, state):
+    compared = compute_review(collected.db_path, WEEK, NOW, Rules(), ReconcileSettings())
+    assert compared["week"]["compared"] is True
+    pct = compared["week"]["activity"]["calls"]["change_pct"]
+    assert pct is not None and "compared with 2026-W45" in to_markdown(compared)
+    (first_day,) = _sql(collected.db_path, "SELECT min(day) FROM key_daily_usage")[0]
+    # The week whose week before predates the first collected day, and the week still running: totals only.
+    oldest = default_week(datetime.combine(first_day, datetime.min.time()) + timedelta(days=7))
+    for week, because in ((oldest, f"nothing was collected before {first_day:%Y-%m-%d}"), ("2026-W47", "not over")):
+        review = compute_review(collected.db_path, week, NOW, Rules(), ReconcileSettings())
+        assert review["week"]["compared"] is False and because in review["week"]["not_compared_because"]
+        md = to_markdown(review)
+        headline = md.split("## ")[0]
+        assert "not compared with" in headline and because in headline and "%" not in headline, headline
+        # Nor do the sections and the chart: this week's figures only.
+        assert "| Previous week |" not in md and "Change %" not in md
+        assert "Not compared with the week before" in md
+        assert [title for title, _ in charts(review)][1] == "Credits by environment"
+    assert "| Previous week |" in to_markdown(compared)
+    assert [title for title, _ in charts(compared)][1] == "Credits by environment, week over week"
 
 
 def test_future_week_renders_without_governance(collected, state):

@@ -1,16 +1,20 @@
 """Secrets never land: every byte the product writes or shows is scanned for every configured secret.
 
 One stand-in world (with faults, so retries and error paths log) is collected for real by
-`python -m collectors once` (verbose) and `serve --run-first` as subprocesses; then every analytics
+`python -m collectors once` (verbose) and `serve --run-first` as subprocesses; smoke checks run and keys are
+rotated (by `collectors admin rotate`, to a file and to stdout, and on the Keys page); then every analytics
 export, a store backup, every dashboard page (AppTest: all rendered elements and download payloads),
 alert delivery to a webhook and the dashboard's state DB are produced.  Each artifact is scanned for
-each secret (API key secrets, the admin token, the webhook URL) and for distinctive substrings of it.
+each secret (API key secrets, the rotations' new secrets, the admin token, the webhook URL) and for
+distinctive substrings of it. The one place each new secret is meant to appear once (the `--secret-out`
+file, the command's stdout without it, the page run that created it) is a control, like the config.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import signal
@@ -28,20 +32,32 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from analytics.__main__ import main as analytics_main
+from analytics.key_actions import suggested_rotation_name
+from analytics.keys import Rules, is_generic_name, is_well_formed_name
 from collectors.http_client import RetryPolicy, post_json
-from service.alerts import deliver_pending
+from config import load_config
+from service.alerts import deliver_pending, plan_notices
 from simulator.config_writer import write_config
 from simulator.faults import FaultSpec
 from simulator.ledger import write_ledger
 from simulator.server import start_server
 from store.__main__ import main as store_main
 from tests.conftest import ROOT, make_world
+from tests.notify_receivers import smtp_receiver
+from ui.auth import hash_password
 from ui.settings import Settings
 
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 ADMIN_TOKEN = "adm-Q7xK2pLm9Vw4Rt8Zs3NbHq6J"
 ADMIN_ENV = "RBV_SCAN_ADMIN_TOKEN"
 WEBHOOK_ENV = "RBV_SCAN_WEBHOOK"
+# Every other channel's secret, each from its own variable: the HMAC signing secret, PagerDuty's routing key and
+# the SMTP password must reach their receivers and nothing else.
+CHANNEL_SECRETS = {
+    "RBV_SCAN_HMAC": "hmacKq7Vx2Lp9Wr4Tz8Ns3Bd6Yf",
+    "RBV_SCAN_PD": "pdRk4Jx8Qm2Vw7Ls5Nt9Hc3Gz6",
+    "RBV_SCAN_SMTP_PASS": "smtpPw5Xq9Lm3Rv7Kt2Nz8Wd4",
+}
 WEBHOOK_PATH = "/services/T0SCAN/B0SCAN/whk9Xq2LmP4vR7tZ8sKd3NwYc"
 GHOST_SECRET = "rbv_ghostQ4mZ8xT2vK9pL6nR3wS7yB1cF5"  # not known upstream: the 401 path
 PAGES = ("overview", "keys", "key_detail", "traffic", "anomalies", "credits", "review", "collection")
@@ -52,13 +68,17 @@ class _Hook(BaseHTTPRequestHandler):
 
     def do_POST(self):  # noqa: N802 (http.server API)
         length = int(self.headers.get("Content-Length") or 0)
-        type(self).received.append(self.rfile.read(length))
+        type(self).received.append((self.path, self.rfile.read(length)))
         self.send_response(200)
         self.end_headers()
         self.wfile.write(b"ok")
 
     def log_message(self, *args):  # keep the receiver quiet
         pass
+
+
+def _next_name(spec) -> str:
+    return suggested_rotation_name(spec.name, spec.environment)
 
 
 def _needles(secrets: dict[str, str]) -> list[tuple[str, str]]:
@@ -127,6 +147,7 @@ def scan(tmp_path_factory):
     """Run everything once; return {artifact name: text or bytes} and the secrets."""
     folder = tmp_path_factory.mktemp("secrets_scan")
     artifacts: dict[str, str | bytes] = {}
+    controls: dict[str, str | bytes] = {}  # where a secret is meant to be: the config, its one-time showings
     records: list[str] = []
 
     class _Capture(logging.Handler):
@@ -151,19 +172,38 @@ def scan(tmp_path_factory):
     write_config(world, config, server.base_url, admin_token_env=ADMIN_ENV)
     text = config.read_text(encoding="utf-8")
     configured = [spec for spec in world.keys() if spec.managed]
-    env = dict(os.environ, **{ADMIN_ENV: ADMIN_TOKEN, WEBHOOK_ENV: webhook_url})
+    env = dict(
+        os.environ,
+        **{ADMIN_ENV: ADMIN_TOKEN, WEBHOOK_ENV: webhook_url},
+        **CHANNEL_SECRETS,
+        RBV_SCAN_SMTP_USER="monitor",
+    )
+    mail = contextlib.ExitStack()
+    smtp_port, mailbox = mail.enter_context(smtp_receiver(login=("monitor", CHANNEL_SECRETS["RBV_SCAN_SMTP_PASS"])))
     # Half the keys read their secret from the environment instead of the file.
     for index, spec in enumerate(configured[::2]):
         var = f"RBV_SCAN_SECRET_{index}"
         text = text.replace(f'secret = "{spec.secret}"', f'secret_env = "{var}"')
         env[var] = spec.secret
+    # Keys a rotation can name a replacement for (<service>-<env>, not generic), and one smoke-checked key.
+    rotatable = [s for s in configured if is_well_formed_name(s.name) and not is_generic_name(s.name, Rules())]
+    smoked = rotatable[0]
+    text = text.replace(f'name = "{smoked.name}"', f'name = "{smoked.name}"\nsmoke = true')
     text += (
         '\n[[keys]]\nname = "ghost-dev"\nenvironment = "dev"\nowner = "nobody"\n'
         f'secret = "{GHOST_SECRET}"\n\n[alerts]\nwebhook_url_env = "{WEBHOOK_ENV}"\ncooldown_hours = 6\n'
+        f'[alerts.channels.signed]\ntype = "webhook"\nurl_env = "{WEBHOOK_ENV}"\nsecret_env = "RBV_SCAN_HMAC"\n'
+        f'[alerts.channels.pager]\ntype = "pagerduty"\nurl = "http://127.0.0.1:{hook.server_address[1]}/v2/enqueue"\n'
+        'routing_key_env = "RBV_SCAN_PD"\n'
+        f'[alerts.channels.mail]\ntype = "email"\nsmtp_host = "127.0.0.1"\nsmtp_port = {smtp_port}\nstarttls = false\n'
+        'username_env = "RBV_SCAN_SMTP_USER"\npassword_env = "RBV_SCAN_SMTP_PASS"\nsender = "m@example.test"\n'
+        'to = ["ops@example.test"]\n[budgets]\naccount = 1000\n'
+        "\n[smoke]\npoll_interval_s = 0.02\ntimeout_s = 60\n\n[actions]\nenabled = true\n"
     )
     config.write_text(text, encoding="utf-8")
     secrets = {f"key {spec.name}": spec.secret for spec in configured}
     secrets |= {"key ghost-dev": GHOST_SECRET, "admin token": ADMIN_TOKEN, "webhook URL": webhook_url}
+    secrets |= {f"channel secret {name}": value for name, value in CHANNEL_SECRETS.items()}
     db = folder / "monitor.duckdb"
     py = [sys.executable, "-m"]
     try:
@@ -198,6 +238,42 @@ def scan(tmp_path_factory):
         artifacts["collectors serve -v output"] = serve_out.read_bytes()
         assert b"collecting " in artifacts["collectors serve -v output"], serve_out.read_text()[-2000:]
 
+        # --- smoke checks, and rotations: to a file, to stdout (faults off: a create is not retried) ------
+        server.faults.set(FaultSpec())
+        base = [*py, "collectors"]
+        where = ["--config", str(config), "--db", str(db)]
+        for name, argv in {
+            "collectors smoke": [*base, "smoke", *where, "--format", "json"],
+            "collectors smoke (ghost)": [*base, "smoke", *where, "--key", "ghost-dev"],
+        }.items():
+            done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, timeout=180)
+            artifacts[f"{name} output"] = done.stdout + done.stderr
+        assert b'"ok": true' in artifacts["collectors smoke output"], artifacts["collectors smoke output"][-2000:]
+        secret_file = folder / "rotated.secret"
+        to_file = subprocess.run(
+            [*base, "admin", "rotate", *where, "--key", rotatable[1].name, "--new-name", _next_name(rotatable[1]),
+             "--secret-out", str(secret_file)],
+            cwd=ROOT, env=env, capture_output=True, timeout=120,
+        )  # fmt: skip
+        assert to_file.returncode == 0, to_file.stderr.decode()[-2000:]
+        artifacts["admin rotate --secret-out output"] = to_file.stdout + to_file.stderr
+        assert secret_file.stat().st_mode & 0o777 == 0o600
+        secrets["new key (secret file)"] = secret_file.read_text(encoding="utf-8").strip()
+        to_stdout = subprocess.run(
+            [*base, "admin", "rotate", *where, "--key", rotatable[2].name, "--new-name", _next_name(rotatable[2])],
+            cwd=ROOT, env=env, capture_output=True, timeout=120,
+        )  # fmt: skip
+        assert to_stdout.returncode == 0, to_stdout.stderr.decode()[-2000:]
+        secrets["new key (stdout)"] = json.loads(to_stdout.stdout)["secret"]
+        controls["admin rotate stdout (shows the secret once)"] = to_stdout.stdout
+        artifacts["admin rotate (to stdout) stderr"] = to_stdout.stderr
+        retire = subprocess.run(
+            [*base, "admin", "disable", *where, "--key", rotatable[1].name, "--reason", "rotated", "--yes", "--force"],
+            cwd=ROOT, env=env, capture_output=True, timeout=120,
+        )  # fmt: skip
+        assert retire.returncode == 0, retire.stderr.decode()[-2000:]
+        artifacts["admin disable output"] = retire.stdout + retire.stderr
+
         # --- every analytics export ------------------------------------------------------------------
         ledger = folder / "ledger.csv"
         write_ledger(world, ledger, NOW.replace(tzinfo=None))
@@ -222,6 +298,10 @@ def scan(tmp_path_factory):
                               "--format", fmt, "--out", "-"]
             for fmt in ("html", "md", "json")
         }  # fmt: skip
+        commands |= {
+            f"budgets {fmt}": ["budgets", "--db", str(db), "--config", str(config), "--now", now_arg, "--format", fmt]
+            for fmt in ("json", "csv")
+        }
         for name, argv in commands.items():
             out, err = io.StringIO(), io.StringIO()
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -240,13 +320,40 @@ def scan(tmp_path_factory):
             return original_add(self, path_or_data, mimetype, coordinates, file_name, is_for_static_download)
 
         state_db = folder / "state.duckdb"
-        saved_env = {k: os.environ.get(k) for k in ("RBV_NOW", "RBV_STATE_DB", WEBHOOK_ENV, ADMIN_ENV)}
+        scan_vars = [v for v in env if v.startswith("RBV_SCAN_SECRET_")]
+        names = ("RBV_NOW", "RBV_STATE_DB", WEBHOOK_ENV, ADMIN_ENV, "RBV_SCAN_SMTP_USER", *CHANNEL_SECRETS, *scan_vars)
+        saved_env = {k: os.environ.get(k) for k in names}
         os.environ.update(
             {"RBV_NOW": NOW.replace(tzinfo=None).isoformat(), "RBV_STATE_DB": str(state_db), WEBHOOK_ENV: webhook_url}
         )
+        os.environ.update({**CHANNEL_SECRETS, "RBV_SCAN_SMTP_USER": "monitor"})
         MediaFileManager.add = spy_add
         try:
             settings = Settings(db_path=db, config_path=config, demo=False)
+            # A rotation on the Keys page: the run that creates the key shows its secret (a control), no other.
+            os.environ[ADMIN_ENV] = ADMIN_TOKEN
+            for var in (v for v in env if v.startswith("RBV_SCAN_SECRET_")):
+                os.environ[var] = env[var]
+            rotating = AppTest.from_file(str(ROOT / "pages" / "keys.py"), default_timeout=120)
+            rotating.session_state["settings"] = settings
+            rotating.secrets["access"] = {"password_hash": hash_password("scan", iterations=1000)}
+            rotating.session_state["access_granted"] = True
+            rotating.run()
+            rotating.text_input(key="keys_action_actor").input("scanner").run()
+            old = rotatable[3]
+            rotating.selectbox(key="keys_action_key").set_value(old.name)
+            rotating.radio(key="keys_action_action").set_value("rotate")
+            new_name = _next_name(old)
+            rotating.text_input(key="keys_action_new_name").input(new_name)
+            next(b for b in rotating.button if b.label == "Check").click().run()
+            rotating.text_input(key="keys_action_confirm_name").input(old.name).run()
+            rotating.button(key="keys_action_go").click().run()
+            assert not rotating.exception, [e.value for e in rotating.exception]
+            assert [c.value for c in rotating.code] == [world.key(new_name).secret], _element_text(rotating)[-2000:]
+            secrets["new key (page)"] = world.key(new_name).secret
+            controls["page keys, the run that rotated"] = _element_text(rotating)
+            rotating.run()
+            artifacts["page keys, the next run after rotating"] = _element_text(rotating)
             for page in PAGES:
                 at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=120)
                 at.session_state["settings"] = settings
@@ -263,14 +370,19 @@ def scan(tmp_path_factory):
                     assert not at.exception, [e.value for e in at.exception]
                     assert any("Opened" in s.value for s in at.success), [s.value for s in at.success]
                     # The page never posts: the collector service's alert check delivers what it opened.
-                    delivered, _, _ = deliver_pending(
-                        state_db, webhook_url, NOW.replace(tzinfo=None), RetryPolicy(max_attempts=2, scale=0.01)
+                    alerts = load_config(config, secrets=False).alerts
+                    plan_notices(state_db, alerts, NOW.replace(tzinfo=None))
+                    done = deliver_pending(
+                        state_db, alerts, NOW.replace(tzinfo=None), RetryPolicy(max_attempts=2, scale=0.01)
                     )
-                    assert delivered > 0
+                    assert done.failed == 0, done.errors
+                    assert {s.channel for s in done.sent} == {"webhook", "signed", "pager", "mail"}
+                    assert mailbox.messages and mailbox.logins == ["monitor"] * len(mailbox.messages)
                 if page == "review":  # a decision lands in the state DB too
                     who = next((w for w in at.text_input if w.key == "decide_who"), None)
                     if who is not None:
                         who.input("ops")
+                        at.selectbox(key="decide_choice").select("keep")  # nothing is preset
                         next(b for b in at.button if "decide" in str(b.key)).click().run()
                         assert not at.exception, [e.value for e in at.exception]
                 artifacts[f"page {page}"] = _element_text(at)
@@ -285,7 +397,10 @@ def scan(tmp_path_factory):
         assert len(payloads) >= 5, [n for n, _ in payloads]
         for index, (name, data) in enumerate(payloads):
             artifacts[f"download #{index} {name}"] = data
-        artifacts["webhook bodies"] = b"\n".join(_Hook.received)
+        # PagerDuty's routing key is the one secret a body must carry, to PagerDuty alone.
+        paged = [body for path, body in _Hook.received if path == "/v2/enqueue"]
+        assert paged and all(CHANNEL_SECRETS["RBV_SCAN_PD"].encode() in body for body in paged)
+        artifacts["webhook bodies"] = b"\n".join(body for path, body in _Hook.received if path != "/v2/enqueue")
 
         # A failing delivery: the error returned (and stored) must not name the URL.
         unreachable = f"http://127.0.0.1:9{WEBHOOK_PATH}"
@@ -317,7 +432,9 @@ def scan(tmp_path_factory):
         server.stop()
         hook.shutdown()
         hook.server_close()
+        mail.close()
     artifacts["control: the config file itself"] = config.read_bytes()
+    artifacts |= {f"control: {name}": content for name, content in controls.items()}
     return artifacts, secrets
 
 
@@ -339,6 +456,9 @@ def test_no_secret_in_any_artifact(scan):
     leaks = []
     control = artifacts["control: the config file itself"]
     assert sum(needle.encode() in control for _, needle in needles) >= 20, "the scanner finds nothing in the config"
+    # Each rotation's secret really was shown where it is meant to be (so the scan below can find it).
+    assert secrets["new key (stdout)"].encode() in artifacts["control: admin rotate stdout (shows the secret once)"]
+    assert secrets["new key (page)"] in artifacts["control: page keys, the run that rotated"]
     for name, content in artifacts.items():
         if name.startswith("control:"):
             continue

@@ -34,12 +34,12 @@ from hypothesis import strategies as st
 from analytics.__main__ import main as analytics_main
 from collectors.__main__ import main as collectors_main
 from collectors.http_client import RetryPolicy, post_json
-from config import AlertSettings, ConfigError, load_config
+from config import ConfigError, config_from_dict, load_config
 from service.scheduler import alert_check_job
 from store.alert_store import list_alerts
 from store.decisions import Decision, record
 from tests.conftest import ROOT, SIM_NOW, collect_once, make_world, write_sim_config
-from tests.test_alerts import receiver
+from tests.notify_receivers import http_receiver
 from tests.untrusted_text import WORD_JOINER, hostile_values, shown_text, write_hostile_config
 
 NOW_ARG = SIM_NOW.isoformat()
@@ -402,17 +402,26 @@ def _incident(now: datetime) -> pd.DataFrame:
     )  # fmt: skip
 
 
-def test_serve_records_retries_and_never_prints_an_undeliverable_webhook(tmp_path, monkeypatch, capsys):
+def _database(collected, tmp_path) -> Path:
+    """A copy of the collected database: the checks read its keys and collection runs (and never write it)."""
+    copy = tmp_path / "monitor.duckdb"
+    shutil.copy(collected.db_path, copy)
+    return copy
+
+
+def test_serve_records_retries_and_never_prints_an_undeliverable_webhook(collected, tmp_path, monkeypatch, capsys):
     """The probe: a URL without a scheme printed `[alerts] check failed: unknown url type: '<the URL>'`."""
     state = tmp_path / "state.duckdb"
     monkeypatch.setenv("RBV_STATE_DB", str(state))
     monkeypatch.delenv("RBV_TEST_SERVE_HOOK", raising=False)
-    config = load_config(_write(tmp_path, "c.toml", KEY + '[alerts]\nwebhook_url_env = "RBV_TEST_SERVE_HOOK"\n'))
+    alerts = '[alerts]\nwebhook_url_env = "RBV_TEST_SERVE_HOOK"\nhealth_stale_minutes = 0\n'
+    config = load_config(_write(tmp_path, "c.toml", KEY + alerts))
+    database = _database(collected, tmp_path)
     # The variable changes after the config was checked (it is read at each check): the check must cope.
     bad = f"hooks.example.test/services/{SECRET_PART}"
     monkeypatch.setenv("RBV_TEST_SERVE_HOOK", bad)
     _stored_incident(monkeypatch)
-    job = alert_check_job(config, tmp_path / "monitor.duckdb")
+    job = alert_check_job(config, database)
     asyncio.run(job())
     printed = capsys.readouterr()
     assert SECRET_PART not in printed.out + printed.err, "the webhook URL was printed"
@@ -420,7 +429,7 @@ def test_serve_records_retries_and_never_prints_an_undeliverable_webhook(tmp_pat
     alerts = list_alerts(state)
     assert len(alerts) == 1 and pd.isna(alerts.loc[0, "delivered_at"])
     assert "http(s)" in alerts.loc[0, "last_error"] and SECRET_PART not in alerts.loc[0, "last_error"]  # ...and page
-    with receiver([]) as (url, received):
+    with http_receiver("slack") as (url, received):
         monkeypatch.setenv("RBV_TEST_SERVE_HOOK", url)
         asyncio.run(job())  # the next check retries it
     alerts = list_alerts(state)
@@ -428,20 +437,21 @@ def test_serve_records_retries_and_never_prints_an_undeliverable_webhook(tmp_pat
     assert pd.notna(alerts.loc[0, "delivered_at"]) and alerts.loc[0, "last_error"] is None
 
 
-def test_a_failed_delivery_is_retried_at_the_next_check(tmp_path, monkeypatch):
+def test_a_failed_delivery_is_retried_at_the_next_check(collected, tmp_path, monkeypatch):
     from service.alerts import check_alerts
 
     monkeypatch.setenv("RBV_STATE_DB", str(tmp_path / "state.duckdb"))
     _stored_incident(monkeypatch)
-    sections = AlertSettings(webhook_url_env="RBV_TEST_RETRY_HOOK")
+    config = config_from_dict({"alerts": {"webhook_url_env": "RBV_TEST_RETRY_HOOK"}}, secrets=False)
+    database = _database(collected, tmp_path)
     now = SIM_NOW.replace(tzinfo=None)
-    with receiver([503, 503, 503, 200]) as (url, received):
+    with http_receiver("slack", statuses=[503, 503, 503, 200]) as (url, received):
         monkeypatch.setenv("RBV_TEST_RETRY_HOOK", url)
-        first = check_alerts(tmp_path / "m.duckdb", sections, now)
-        second = check_alerts(tmp_path / "m.duckdb", sections, now + timedelta(minutes=10))
+        first = check_alerts(database, config, now)
+        second = check_alerts(database, config, now + timedelta(minutes=10))
     assert (first.opened, first.delivered, first.failed) == (1, 0, 1)
     assert (second.opened, second.delivered, second.failed) == (0, 1, 0)
-    assert len(received.bodies) == 4
+    assert received.refused == ["HTTP 503"] * 3 and len(received.requests) == 1
     row = list_alerts(tmp_path / "state.duckdb").iloc[0]
     assert row["delivery_attempts"] == 4 and row["last_error"] is None
 
@@ -635,6 +645,12 @@ def test_anomalies_page_shows_an_undeliverable_webhook_without_the_url(collected
     assert any("Alerts webhook" in e.value and "http(s)" in e.value for e in at.error)
     shown = " ".join(str(getattr(e, "value", "")) for e in [*at.error, *at.caption, *at.success, *at.markdown])
     assert SECRET_PART not in shown
+    # The page only opens alerts; the service's next check tries to send them and records why it could not.
+    from service.alerts import deliver_pending, plan_notices
+
+    settings = load_config(config, secrets=False).alerts
+    plan_notices(tmp_path / "state.duckdb", settings, SIM_NOW.replace(tzinfo=None))
+    deliver_pending(tmp_path / "state.duckdb", settings, SIM_NOW.replace(tzinfo=None))
     alerts = list_alerts(tmp_path / "state.duckdb")
     assert len(alerts) > 0 and alerts["delivered_at"].isna().all()
     assert alerts["last_error"].str.contains("http\\(s\\)").all()

@@ -215,6 +215,17 @@ def _only(page: Callable[[], None], title: str, url_path: str) -> None:
     st.navigation([st.Page(page, title=title, url_path=url_path, default=True)], position="hidden").run()
 
 
+def operator_identity() -> tuple[bool, str | None]:
+    """(signed in, who): the identity provider's e-mail (or name) with OIDC; with the password gate the
+    visitor is signed in but anonymous (they say who they are); with no sign-in configured, not signed in."""
+    kind, _ = _gate_kind()
+    if kind == "oidc" and _logged_in():
+        return True, str(st.user.get("email") or st.user.get("name") or "") or None
+    if kind == "password" and st.session_state.get("access_granted"):
+        return True, None
+    return False, None
+
+
 def require_access() -> bool:
     """True when the visitor may see the pages; otherwise only a sign-in (or start-up error) page is navigable."""
     problem = launch_problem()
@@ -251,13 +262,24 @@ def enter_through_dashboard() -> None:
         st.rerun()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """`python -m ui.auth`: print a password_hash line for .streamlit/secrets.toml."""
-    password = getpass.getpass("Dashboard password: ")
+    import argparse
+
+    argparse.ArgumentParser(
+        prog="python -m ui.auth",
+        description="Ask for the dashboard password twice and print the [access] section for .streamlit/secrets.toml.",
+    ).parse_args(argv)
+    try:
+        password = getpass.getpass("Dashboard password: ")
+        again = getpass.getpass("Again: ") if len(password) >= 8 else password
+    except (EOFError, KeyboardInterrupt):
+        print("\nerror: no password given (it is read from the terminal)", file=sys.stderr)
+        return 2
     if len(password) < 8:
         print("error: use at least 8 characters", file=sys.stderr)
         return 2
-    if getpass.getpass("Again: ") != password:
+    if again != password:
         print("error: the passwords differ", file=sys.stderr)
         return 2
     print(f'[access]\npassword_hash = "{hash_password(password)}"')

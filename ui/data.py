@@ -44,6 +44,11 @@ def read(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     return _cached(f"{func.__module__}.{func.__qualname__}", func, tuple(map(_freeze, args)), frozen)
 
 
+def forget_reads() -> None:
+    """Drop every cached read (after this session changed the store: a smoke check collected jobs)."""
+    _cached.clear()
+
+
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def _config(path: str | None, modified: float) -> tuple[Config, str | None]:
     if path is None:

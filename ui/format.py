@@ -1,19 +1,22 @@
-"""Formatting for people: relative ages, local times, and numbers."""
+"""Formatting for people on the pages: the one visual language (`formatting`) plus what only a screen needs
+(relative ages, escaped text from data)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from formatting import count, credits, day, day_span, label, moment, number, percent, signed  # noqa: F401
 from untrusted import markdown_text
 
 
-def relative_age(moment: datetime | pd.Timestamp | None, now: datetime) -> str:
-    if moment is None or pd.isna(moment):
+def relative_age(moment_: datetime | pd.Timestamp | None, now: datetime) -> str:
+    """'3 h ago': on screen only, beside the absolute time (exports carry the absolute time)."""
+    if moment_ is None or pd.isna(moment_):
         return "never"
-    seconds = (now - pd.Timestamp(moment).to_pydatetime().replace(tzinfo=None)).total_seconds()
+    seconds = (now - pd.Timestamp(moment_).to_pydatetime().replace(tzinfo=None)).total_seconds()
     if seconds < 0:
         return "just now"
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
@@ -22,20 +25,18 @@ def relative_age(moment: datetime | pd.Timestamp | None, now: datetime) -> str:
     return "just now"
 
 
-def local_time(moment: datetime | pd.Timestamp | None, tz: ZoneInfo) -> str:
-    if moment is None or pd.isna(moment):
-        return "—"
-    stamp = pd.Timestamp(moment).to_pydatetime().replace(tzinfo=UTC).astimezone(tz)
-    return stamp.strftime("%Y-%m-%d %H:%M %Z")
+def local_time(value: datetime | pd.Timestamp | None, tz: ZoneInfo) -> str:
+    """A stored UTC instant in the operator's zone, in the one time format ('2026-11-20 13:00 CET')."""
+    return moment(value, tz)
+
+
+def local_times(values: pd.Series, tz: ZoneInfo) -> pd.Series:
+    return values.map(lambda t: moment(t, tz))
 
 
 def localize_column(series: pd.Series, tz: ZoneInfo) -> pd.Series:
-    """UTC-naive timestamps from the store shown in the operator's zone."""
-    return pd.to_datetime(series).dt.tz_localize("UTC").dt.tz_convert(tz)
-
-
-def number(value: float, digits: int = 0) -> str:
-    return f"{value:,.{digits}f}"
+    """UTC-naive timestamps from the store shown in the operator's zone, in the one time format."""
+    return local_times(series, tz)
 
 
 def plain(value: object, limit: int | None = 80) -> str:

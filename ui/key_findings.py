@@ -6,7 +6,7 @@ from datetime import datetime
 
 import streamlit as st
 
-from analytics.keys import Rules
+from analytics.keys import FINDINGS, Rules
 from service.keys import KeysView, keys_view
 from ui.data import page_config
 from ui.settings import Settings
@@ -22,3 +22,27 @@ def keys_with_findings(settings: Settings, now: datetime) -> tuple[KeysView, str
     and a config warning (or None). Judged to the minute, so reruns and both pages share one cache entry."""
     config, problem = page_config(settings.config_path)
     return _keys_view(str(settings.db_path), now.replace(second=0, microsecond=0), config.rules), problem
+
+
+# One colour per kind of finding: red needs action now, orange soon, violet is odd traffic, grey is naming.
+BADGE_COLOR = {
+    "disabled_upstream": "red", "unmanaged_key": "red", "sandbox_in_prod": "red", "rotation_overdue": "red",
+    "never_used": "orange", "inactive": "orange", "rotation_due": "orange", "owner_offboarded": "orange",
+    "missing_owner": "orange", "env_mismatch": "violet", "staging_shape_drift": "violet",
+    "generic_name": "gray", "bad_name": "gray",
+}  # fmt: skip
+
+
+def words(finding: str) -> str:
+    """A finding in words ('rotation overdue'); its code is for tooltips and exports."""
+    return FINDINGS.get(finding, finding.replace("_", " "))
+
+
+def badge(finding: str, suffix: str = "") -> None:
+    """The finding in words as a badge, its code in the tooltip."""
+    st.badge(words(finding) + suffix, color=BADGE_COLOR.get(finding, "blue"), help=f"Finding code: `{finding}`")
+
+
+def codes_help(findings: list[str]) -> str:
+    """A column's tooltip mapping the words shown to the codes used in exports and the CLI."""
+    return "Findings in words; their codes: " + "; ".join(f"{words(f)} = {f}" for f in findings)
