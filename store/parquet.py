@@ -55,6 +55,8 @@ VIEWS: dict[str, ViewSpec] = {
     "quarantine": ViewSpec(order="shard, quarantine_id", per_shard=True),
     "admin_keys": ViewSpec(order="key_fingerprint", account_wide="key_fingerprint"),
     "collection_cursors": ViewSpec(("bucket",), order="key_name, endpoint"),
+    "smoke_checks": ViewSpec(("bucket",), order="key_name, checked_at, check_id"),
+    "key_actions": ViewSpec(("bucket",), order='key_name, "at", action_id'),
 }
 
 # The internal names the store's read queries use, as views over the exported public ones. Run ids are per
@@ -71,7 +73,22 @@ _INTERNAL = {
     "run_item_log": f"SELECT * REPLACE ({_RUN_ID} AS run_id) FROM collector_run_items",
     "coverage_gap_log": "SELECT * FROM coverage_gaps",
     "admin_inventory": "SELECT * FROM admin_keys",
+    "smoke_check_log": "SELECT * RENAME (checked_at AS started_at) FROM smoke_checks",
+    "key_action_log": "SELECT * FROM key_actions",
 }
+# Public views derived from the internal names above (not exported): created from their migration's own text.
+_DERIVED = ("key_rotations",)
+
+
+def _migration_view(name: str) -> str:
+    """The CREATE VIEW statement of `name` as the migrations define it (the last definition wins)."""
+    found = ""
+    for _, _, sql in migration_files():
+        match = re.search(rf"CREATE OR REPLACE VIEW {name} AS\s.*?;", sql, flags=re.S)
+        found = match.group(0) if match else found
+    if not found:
+        raise StoreError(f"no migration defines the view {name}")
+    return found
 
 
 def is_export(path: str | Path) -> bool:
@@ -162,6 +179,8 @@ def open_parquet(folder: str | Path, buckets: Sequence[int] | None = None) -> du
             con.execute(f'CREATE VIEW "{name}" AS {sql}').fetchall()
         for name, sql in _INTERNAL.items():
             con.execute(f'CREATE VIEW "{name}" AS {sql}').fetchall()
+        for name in _DERIVED:
+            con.execute(_migration_view(name)).fetchall()
         # The result tables (and the migrations table the store checks) exist, empty: nothing is stored here.
         for _, file_name, sql in migration_files():
             if "result" in file_name:
