@@ -302,7 +302,8 @@ def _export_database_backup(source: Path, out: Path) -> None:
             v: con.execute(f'SELECT count(*) FROM "{v}"').fetchall()[0][0]
             for (v,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
         }
-        migrations = [r[0] for r in con.execute("SELECT name FROM schema_migrations ORDER BY version").fetchall()]
+        applied = con.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall()
+        migrations = [name for _, name in applied]
         con.execute(f"EXPORT DATABASE '{out}' (FORMAT parquet)").fetchall()
     finally:
         con.close()
@@ -310,7 +311,7 @@ def _export_database_backup(source: Path, out: Path) -> None:
     manifest = {
         "format": "rbv-store-backup",
         "format_version": 1,
-        "schema_version": len(migrations),
+        "schema_version": applied[-1][0],  # the newest migration's number (numbers may skip one)
         "migrations": migrations,
         "tables": tables,
         "views": views,
