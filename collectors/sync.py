@@ -328,6 +328,8 @@ async def collect(
     n_workers = min(settings.concurrency, len(chosen))
 
     async def feed() -> None:
+        nonlocal keys_done, keys_ok
+
         async def end_workers() -> None:
             for _ in range(n_workers):
                 await queue.put(None)
@@ -342,6 +344,8 @@ async def collect(
                     ctx = FetchContext(client=client, config=config, state=state, now=now)
                     for key in group:
                         await queue.put((ctx, key))
+            else:  # nothing per key was asked for (e.g. `--endpoints pricing`): no key failed it
+                keys_done = keys_ok = len(config.keys)
         except asyncio.CancelledError:
             raise  # the workers are cancelled with it
         except BaseException:
