@@ -170,6 +170,7 @@ def test_an_hourly_chart_draws_no_zero_before_event_coverage(page, app_url):
 def test_the_anomalies_band_never_goes_below_zero(page, app_url):
     _open(page, app_url, "anomalies")
     chart = page.locator("[data-testid='stVegaLiteChart']").filter(has_text="Expected range")
+    chart.first.wait_for(timeout=60_000)  # the key's chart comes after the fleet's small charts: drawn last
     assert chart.count() == 1
     chart.scroll_into_view_if_needed()
     y_axis = chart.locator("g.role-axis[aria-label^='Y-axis']").get_attribute("aria-label")
