@@ -63,6 +63,18 @@ def _open(
 
 
 @contextlib.contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Commit what the block wrote, or roll it back if the block raised."""
+    con.execute("BEGIN TRANSACTION").fetchall()
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK").fetchall()
+        raise
+    con.execute("COMMIT").fetchall()
+
+
+@contextlib.contextmanager
 def write_transaction(
     db_path: str | Path,
     deadline_s: float = LOCK_RETRY_SECONDS,
@@ -92,13 +104,8 @@ def write_transaction(
             elif path not in _migrated_paths:
                 apply_migrations(con)
                 _migrated_paths.add(path)
-            con.execute("BEGIN TRANSACTION").fetchall()
-            try:
+            with _transaction(con):
                 yield con
-            except BaseException:
-                con.execute("ROLLBACK").fetchall()
-                raise
-            con.execute("COMMIT").fetchall()
         finally:
             con.close()
 
@@ -155,13 +162,8 @@ class HeldWriter:
     def transaction(self, db_path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
         """One transaction on the held connection (opened, and the file migrated, on first use)."""
         con = self._connection(db_path)
-        con.execute("BEGIN TRANSACTION").fetchall()
-        try:
+        with _transaction(con):
             yield con
-        except BaseException:
-            con.execute("ROLLBACK").fetchall()
-            raise
-        con.execute("COMMIT").fetchall()
 
     def snapshot(self, db_path: str | Path) -> Snapshot:
         """Reads through the held connection (another connection of this process would be refused)."""
