@@ -209,6 +209,7 @@ def prepare(outcomes: list[Outcome]) -> PreparedBatch:
                 "request_id": outcome.request_id,
             }
         )
+    prepared.batch.compact()
     return prepared
 
 
