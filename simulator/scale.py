@@ -270,7 +270,7 @@ _MISTAKES, _ORPHANS, _GAP_KEYS, _SUMMARY_KEYS = 5155, 5156, 5157, 5158
 # A key's events and jobs are numbered key << KEY_SHIFT | its own running number (ids stay unique and sorted).
 KEY_SHIFT = 30
 RECENT_MS = 14 * DAY_MS  # coverage gaps are put in the last two weeks
-GROUP_KEYS = 250  # keys generated and loaded together (memory grows with this, not with the fleet)
+GROUP_KEYS = 100  # keys generated and loaded together (memory grows with this, not with the fleet)
 
 
 class _Streams:
