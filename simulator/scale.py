@@ -24,7 +24,7 @@ from store import StoreError
 from store.bulk import bulk_load
 from store.bulk import table_counts as _table_counts
 
-from .catalog import _BASE, FORMATS, MODEL_RATES, MODELS, Catalog, build_catalog
+from .catalog import _BASE, FORMATS, MODEL_RATES, MODELS, Catalog, IncidentSpec, build_catalog
 from .clock import parse_instant
 from .world import (
     _FMT_P,
@@ -267,7 +267,8 @@ def build_keys(catalog: Catalog, seed: int, start_h: int, now_h: int) -> Keys:
 # so the same seed gives the same database whatever the group size.
 _TRAFFIC, _DAY_NOISE, _HISTORY, _SUMMARY = 5151, 5150, 6161, 7171
 _MISTAKES, _ORPHANS, _GAP_KEYS, _SUMMARY_KEYS = 5155, 5156, 5157, 5158
-# A key's events and jobs are numbered key << KEY_SHIFT | its own running number (ids stay unique and sorted).
+# A key's events and jobs are numbered key << KEY_SHIFT | its own running number: ids stay unique and sorted
+# (2^30 calls a key; 100,000 keys fit the id's 12 hex digits of sequence).
 KEY_SHIFT = 30
 RECENT_MS = 14 * DAY_MS  # coverage gaps are put in the last two weeks
 GROUP_KEYS = 100  # keys generated and loaded together (memory grows with this, not with the fleet)
@@ -303,6 +304,8 @@ def _seq(key: np.ndarray, rank: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Window:
+    """The generated span: from the first day's midnight to now (epoch ms)."""
+
     start_ms: int
     now_ms: int
 
@@ -322,7 +325,7 @@ class Fleet:
     """What is decided across the whole fleet before any key's traffic is drawn."""
 
     keys: Keys
-    incidents: list[Any]
+    incidents: list[IncidentSpec]
     seed: int
     window: Window
     factor: float  # scales every key's rates to the requested volume, counted over the managed keys
@@ -335,7 +338,9 @@ class Fleet:
     summary_keys: np.ndarray  # bool per key: the vendor's summary is off on one of its busy days
 
 
-def _rates(keys: Keys, incidents: list[Any], seed: int, window: Window, lo: int, hi: int) -> tuple[np.ndarray, ...]:
+def _rates(
+    keys: Keys, incidents: list[IncidentSpec], seed: int, window: Window, lo: int, hi: int
+) -> tuple[np.ndarray, ...]:
     """Keys lo..hi-1: expected job submissions and other calls per hour, failure odds, and pro-model bursts."""
     hours, span_ms = window.hours, window.span_ms
     start_h, now_h, n_hours = hours[0], hours[-1], len(hours)
