@@ -178,7 +178,7 @@ def insert_events(con: duckdb.DuckDBPyConnection, per_key: KeyRows, now: datetim
     return _changed(
         con,
         f"""
-        MERGE INTO usage_event_log AS e USING incoming AS i ON e.event_id = i.event_id
+        MERGE INTO usage_event_log AS e USING incoming AS i ON e.key_name = i.key_name AND e.event_id = i.event_id
         WHEN MATCHED AND e.credits IS DISTINCT FROM i.credits THEN UPDATE SET credits = i.credits
         WHEN NOT MATCHED THEN INSERT ({", ".join(_EVENT_COLUMNS)})
             VALUES ({", ".join(f"i.{c}" for c in _EVENT_COLUMNS)})
@@ -216,7 +216,7 @@ def upsert_jobs(con: duckdb.DuckDBPyConnection, per_key: KeyRows, now: datetime)
     changed = _changed(
         con,
         f"""
-        MERGE INTO job_state AS j USING incoming AS i ON j.job_id = i.job_id
+        MERGE INTO job_state AS j USING incoming AS i ON j.key_name = i.key_name AND j.job_id = i.job_id
         WHEN MATCHED AND ({" OR ".join(f"j.{c} IS DISTINCT FROM i.{c}" for c in _JOB_TRACKED)}) THEN UPDATE SET
             {", ".join(f"{c} = i.{c}" for c in _JOB_TRACKED)}, last_seen_at = i.last_seen_at
         WHEN NOT MATCHED THEN INSERT ({", ".join(_JOB_COLUMNS)}) VALUES ({", ".join(f"i.{c}" for c in _JOB_COLUMNS)})

@@ -1,8 +1,9 @@
 -- The four history tables lose their primary-key indexes (numbered after 005, the shards' migration).
 -- DuckDB keeps a table's ART index in memory whole and writes it back at every checkpoint, so on a large fleet
 -- (10,000 keys: 3.6 M rows after a first collection) the indexes were most of the collector writer's memory
--- and of its time. Uniqueness stays what it was, kept by the writes themselves: the one writer merges each
--- batch on the same key columns (store.writes: MERGE INTO ... ON key), which a batch never repeats.
+-- and of its time. Uniqueness is kept by the writes themselves: the one writer merges each batch on the key
+-- columns (store.writes: MERGE INTO ... ON key_name AND id; an id is the vendor's, and every /v1 answer is
+-- scoped to the calling key), so a batch of a few keys reads only the row groups that can hold those keys.
 
 CREATE TABLE usage_daily_006 (
     key_name   VARCHAR NOT NULL,
