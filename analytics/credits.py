@@ -793,6 +793,7 @@ CREDIT_DAY_COLUMNS = [
     "successful_outputs", "credits", "expected", "duplicate_extra", "missing_output_credits",
     "events_covered_jobs", "orphan_credits", "summary_credits",
 ]  # fmt: skip
+CREDIT_DAY_ORDER = ("day", "key_name", "model")  # credit_days' row order (a key-day's row without a model first)
 USAGE_COLUMNS = ["day", "key_name", "environment", "model", "credits", "expected", "jobs", "successful_outputs"]
 
 
@@ -893,7 +894,7 @@ def credit_days(
         out[name] = out[name].fillna(0) if name in out else 0
     model = out["model"].astype("object") if "model" in out else pd.Series(None, index=out.index, dtype=object)
     out["model"] = model.where(model.notna(), None)
-    return out[CREDIT_DAY_COLUMNS].sort_values(["day", "key_name", "model"], na_position="first").reset_index(drop=True)
+    return out[CREDIT_DAY_COLUMNS].sort_values(list(CREDIT_DAY_ORDER), na_position="first").reset_index(drop=True)
 
 
 def summary_from_days(days: pd.DataFrame, discrepancies: pd.DataFrame) -> CreditSummary:

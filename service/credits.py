@@ -107,33 +107,29 @@ class StoredGroup:
     """One key group's part of what a refresh stores, before the summary convention all groups teach together."""
 
     reconciliation: credits.GroupReconciliation
-    days: pd.DataFrame  # credits.credit_days rows of the group's keys
     environment: dict[str, Any]  # key -> environment
 
 
 def stored_group(
     source: Source, settings: credits.ReconcileSettings, now: datetime, keys: list[str] | None = None
-) -> StoredGroup:
+) -> tuple[StoredGroup, pd.DataFrame]:
     """The last STORED_DAYS days of the key group `keys` (None: every key) judged as credits.judge_range judges
-    them, up to the summary convention (see stored_frames)."""
+    them, up to the summary convention (see stored_frames); and their credit days (credits.credit_days rows,
+    final per key: a refresh stores them as they come, in credits.CREDIT_DAY_ORDER)."""
     start = stored_start(now)
     data = billing_data(source, start, day_end(now.date()), None, settings.pricing, keys=keys)
     environment = dict(zip(data.daily["key_name"], data.daily["environment"], strict=True))
     environment.update(zip(data.jobs["key_name"], data.jobs["environment"], strict=True))
-    return StoredGroup(
-        credits.reconcile_group(data, settings, now, start=start, end=now),
-        credits.credit_days(data, settings, now, start, now),
-        environment,
-    )
+    group = StoredGroup(credits.reconcile_group(data, settings, now, start=start, end=now), environment)
+    return group, credits.credit_days(data, settings, now, start, now)
 
 
 @dataclass(frozen=True)
 class StoredCredits:
-    """What a refresh stores of the credits: the range's discrepancies and the summary days that differ (each
-    with its key's environment), its credit days, and the pricing they were judged with."""
+    """What a refresh stores of the credits but the credit days: the range's discrepancies and the summary days
+    that differ (each with its key's environment), and the pricing they were judged with."""
 
     found: pd.DataFrame
-    days: pd.DataFrame
     summary_days: pd.DataFrame
     pricing: Pricing
     start: datetime
@@ -148,15 +144,8 @@ def stored_frames(groups: list[StoredGroup], now: datetime) -> StoredCredits:
     found = done.found.assign(environment=done.found["key_name"].map(environment), ordinal=range(len(done.found)))
     # The days that differ from the charges, explained or not (as judge_range keeps them).
     differing = done.summary_days[done.summary_days["status"] != "matches"].reset_index(drop=True)
-    parts = [g.days for g in groups if not g.days.empty]
-    days = (
-        pd.concat(parts, ignore_index=True).sort_values(["day", "key_name", "model"], na_position="first")
-        if parts
-        else groups[0].days
-    )
     return StoredCredits(
         found,
-        days.reset_index(drop=True),
         differing.assign(environment=differing["key_name"].map(environment)),
         groups[0].reconciliation.pricing,
         stored_start(now),

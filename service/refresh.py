@@ -27,7 +27,7 @@ from service.keys import group_findings
 from service.results import settings_tag
 from service.review import assemble_inputs, review_span, week_discrepancies, week_reconciliation
 from store import Snapshot, StoreError, key_reads, result_tables, snapshot
-from store.result_tables import ResultSet
+from store.result_tables import ResultSet, Spool
 
 
 @dataclass(frozen=True)
@@ -52,49 +52,68 @@ def _utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-# Keys computed together: the frames of one group (its whole history for the detector) are what the refresh
-# holds at a time, so its memory does not grow with the fleet.
+# Keys computed together: the frames of one group are what the refresh holds at a time, so its memory does not
+# grow with the fleet. The detector scores a group's whole history as hours x keys matrices (~0.8 MB per key
+# over 90 days): its groups are smaller.
 GROUP_KEYS = 500
+DETECT_GROUP_KEYS = 100
 
 
-@dataclass
-class _Fleet:
-    """What the refresh keeps of each key group until every group is done: small, per-key results."""
+def _split(names: list[str], size: int) -> list[list[str]]:
+    """`names` in groups of `size` (one empty group when there are none)."""
+    return [names[first : first + size] for first in range(0, max(len(names), 1), size)]
 
-    findings: dict[datetime, list[GroupFindings]]
-    detected: list[Detected]
-    credit_groups: list[credit_cases.StoredGroup]
-    week_groups: list[GroupReconciliation]
+
+def _fleet_findings(snap: Snapshot, at: datetime, rules: Rules, groups: list[list[str]]) -> pd.DataFrame:
+    """Every finding as of `at`: the per-key rules a group at a time, then the rules comparing keys once over
+    the groups' small parts (analytics.keys.evaluate_groups, as the Dask engine runs them)."""
+    parts: list[GroupFindings] = []
+    for keys in groups:
+        parts.append(group_findings(snap, at, rules, keys))
+        release_memory()  # the group's frames are gone: hand their memory back before the next group reads
+    return evaluate_groups(parts, at, rules)
 
 
 def _compute(
-    snap: Snapshot, as_of: datetime, rules: Rules, settings: credits.ReconcileSettings, group_keys: int
+    snap: Snapshot,
+    as_of: datetime,
+    rules: Rules,
+    settings: credits.ReconcileSettings,
+    group_keys: int,
+    detect_group_keys: int,
+    credit_days: Spool,
 ) -> list[ResultSet]:
     """Every result kind over the fleet, computed key group by key group as the Dask engine runs them
     (service.engine): per-key results per group, then what compares keys with each other once over them."""
     span = review_span(default_week(as_of), as_of)
-    instants = [as_of, span.previous_at, *([span.findings_at] if span.judged else [])]
-    fleet = _Fleet({at: [] for at in instants}, [], [], [])
     names = key_reads.refresh_key_names(snap)
-    for first in range(0, max(len(names), 1), group_keys):
-        keys = names[first : first + group_keys]
-        for at in instants:
-            fleet.findings[at].append(group_findings(snap, at, rules, keys))
-        fleet.detected.append(detect_incidents(snap, as_of, keys=keys))
-        fleet.credit_groups.append(credit_cases.stored_group(snap, settings, as_of, keys))
+    groups, detect_groups = _split(names, group_keys), _split(names, detect_group_keys)
+    # Findings one instant at a time (now, then the review's two): each holds every key's traffic profile.
+    findings = {at: _fleet_findings(snap, at, rules, groups) for at in (as_of, span.findings_at, span.previous_at)}
+    # Then the incidents, then the credits: a pass's transient frames never meet another pass's kept parts.
+    found: list[Detected] = []
+    for keys in detect_groups:
+        found.append(detect_incidents(snap, as_of, keys=keys))
+        release_memory()
+    credit_groups: list[credit_cases.StoredGroup] = []
+    week_groups: list[GroupReconciliation] = []
+    for keys in groups:
+        group, days = credit_cases.stored_group(snap, settings, as_of, keys)
+        credit_groups.append(group)
+        credit_days.add(days)  # final per key: written out, not kept
+        del days
         if span.judged:
-            fleet.week_groups.append(week_reconciliation(snap, span, settings, keys))
-        release_memory()  # the group's frames are gone: hand their memory back before the next group reads
-    findings = {at: evaluate_groups(groups, at, rules) for at, groups in fleet.findings.items()}
-    detected = combine_detected(fleet.detected)
-    judged = credit_cases.stored_frames(fleet.credit_groups, as_of)
+            week_groups.append(week_reconciliation(snap, span, settings, keys))
+        release_memory()
+    detected = combine_detected(found)
+    judged = credit_cases.stored_frames(credit_groups, as_of)
     inputs = assemble_inputs(
         snap,
         span,
         settings,
         findings[span.findings_at] if span.judged else None,
         findings[span.previous_at],
-        week_discrepancies(fleet.week_groups) if span.judged else None,
+        week_discrepancies(week_groups) if span.judged else None,
         detected.incidents,
     )
     review = build_review({**inputs, "decisions": None}, span.week, as_of)
@@ -107,7 +126,7 @@ def _compute(
         ),
         ResultSet(
             "credits",
-            {"discrepancies": judged.found, "credit_days": judged.days, "summary_days": judged.summary_days},
+            {"discrepancies": judged.found, "credit_days": credit_days, "summary_days": judged.summary_days},
             window_start=judged.start,
             window_end=as_of,
             detail={"settings": tags["settings"], "pricing": judged.pricing.__dict__},
@@ -126,21 +145,23 @@ def refresh_results(
     settings: credits.ReconcileSettings,
     as_of: datetime | None = None,
     group_keys: int = GROUP_KEYS,
+    detect_group_keys: int = DETECT_GROUP_KEYS,
 ) -> RefreshSummary:
     """Compute key findings, incidents, the last month's reconciliation by day and the last full week's
     review as of `as_of` (default: now, UTC), and store them stamped with it and the collection run read.
 
-    The keys are read and computed `group_keys` at a time from one snapshot; the results equal those of one
-    group holding every key."""
+    The keys are read and computed `group_keys` (the detector: `detect_group_keys`) at a time from one
+    snapshot; the results equal those of one group holding every key."""
     began, cpu = time.monotonic(), time.process_time()
     as_of = as_of or _utc_now()
     refresh_id = result_tables.begin_refresh(db_path, as_of, _utc_now())  # (migrates an older file first)
     try:
-        with snapshot(db_path) as snap:
-            mark = result_tables.data_mark(snap)  # the newest collection this snapshot holds
-            results = _compute(snap, as_of, rules, settings, group_keys)
-        seconds, cpu_seconds = time.monotonic() - began, time.process_time() - cpu
-        result_tables.store_results(db_path, refresh_id, as_of, mark, results, _utc_now(), seconds, cpu_seconds)
+        with Spool(credits.CREDIT_DAY_ORDER) as credit_days:
+            with snapshot(db_path) as snap:
+                mark = result_tables.data_mark(snap)  # the newest collection this snapshot holds
+                results = _compute(snap, as_of, rules, settings, group_keys, detect_group_keys, credit_days)
+            seconds, cpu_seconds = time.monotonic() - began, time.process_time() - cpu
+            result_tables.store_results(db_path, refresh_id, as_of, mark, results, _utc_now(), seconds, cpu_seconds)
     except BaseException as exc:
         result_tables.fail_refresh(db_path, refresh_id, f"{type(exc).__name__}: {exc}", _utc_now())
         raise

@@ -38,7 +38,10 @@ def _refreshed(source: Path, folder: Path, name: str, group_keys: int, collected
     db = folder / f"{name}.duckdb"
     shutil.copyfile(source, db)
     config = collected.config
-    refresh_results(db, config.rules, config.reconciliation, as_of=collected.now, group_keys=group_keys)
+    refresh_results(
+        db, config.rules, config.reconciliation, as_of=collected.now, group_keys=group_keys,
+        detect_group_keys=group_keys,
+    )  # fmt: skip
     return _stored(db)
 
 
