@@ -139,11 +139,16 @@ def stored_frames(groups: list[StoredGroup], now: datetime) -> StoredCredits:
     """Disjoint key groups' parts (stored_group) as one range over all their keys, exactly as judging every key
     at once: one summary convention learnt from every group's days, then each group's days settled by it."""
     left_out = credits.summary_convention(g.reconciliation.fits.votes for g in groups)
-    done = credits.join_reconciliations([credits.finish_reconcile(g.reconciliation, left_out) for g in groups])
+    finished = []
+    for group in groups:  # each group's matching days dropped as it is settled (most days, at scale)
+        done = credits.finish_reconcile(group.reconciliation, left_out)
+        differing = done.summary_days[done.summary_days["status"] != "matches"]
+        finished.append(credits.Reconciliation(done.found, differing))
+    done = credits.join_reconciliations(finished)
     environment = {k: v for g in groups for k, v in g.environment.items()}
     found = done.found.assign(environment=done.found["key_name"].map(environment), ordinal=range(len(done.found)))
     # The days that differ from the charges, explained or not (as judge_range keeps them).
-    differing = done.summary_days[done.summary_days["status"] != "matches"].reset_index(drop=True)
+    differing = done.summary_days.reset_index(drop=True)
     return StoredCredits(
         found,
         differing.assign(environment=differing["key_name"].map(environment)),

@@ -161,6 +161,7 @@ def begin_refresh(db_path: str | os.PathLike[str], as_of: datetime, now: datetim
     return int(row[0])
 
 
+WRITE_MEMORY_LIMIT = "256MB"
 ORDER = "result_order"  # each stored row's position in the frame it came from: reads give rows back in order
 
 
@@ -187,7 +188,9 @@ def store_results(
     cpu_seconds: float,
 ) -> None:
     """Replace the results of every kind given and point `result_current` at them, in one transaction."""
-    with write_transaction(db_path) as con:
+    # A spooled table is sorted by DuckDB as it is built: within this much memory (it spills beyond), so a
+    # fleet's credit days cost the refresh no more than a small fleet's.
+    with write_transaction(db_path, memory_limit=WRITE_MEMORY_LIMIT) as con:
         for result in results:
             expected = set(KINDS[result.kind])
             if set(result.frames) != expected:
