@@ -57,9 +57,6 @@ def _utc_now() -> datetime:
 # over 90 days): its groups are smaller.
 GROUP_KEYS = 500
 DETECT_GROUP_KEYS = 100
-# DuckDB keeps the blocks it read cached up to its memory limit (by default most of the machine's): a fleet's
-# file would stay in the refresh's memory. A group's queries need far less.
-READ_MEMORY_LIMIT = "128MB"
 
 
 def _split(names: list[str], size: int) -> list[list[str]]:
@@ -160,7 +157,7 @@ def refresh_results(
     refresh_id = result_tables.begin_refresh(db_path, as_of, _utc_now())  # (migrates an older file first)
     try:
         with Spool(credits.CREDIT_DAY_ORDER) as credit_days:
-            with snapshot(db_path, memory_limit=READ_MEMORY_LIMIT) as snap:
+            with snapshot(db_path) as snap:
                 mark = result_tables.data_mark(snap)  # the newest collection this snapshot holds
                 results = _compute(snap, as_of, rules, settings, group_keys, detect_group_keys, credit_days)
             seconds, cpu_seconds = time.monotonic() - began, time.process_time() - cpu

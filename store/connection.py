@@ -188,18 +188,12 @@ Source = str | Path | Snapshot  # where a read function reads: a database file, 
 
 
 @contextlib.contextmanager
-def snapshot(
-    db_path: str | Path, deadline_s: float = LOCK_RETRY_SECONDS, memory_limit: str | None = None
-) -> Iterator[Snapshot]:
+def snapshot(db_path: str | Path, deadline_s: float = LOCK_RETRY_SECONDS) -> Iterator[Snapshot]:
     """A consistent view for several reads (the weekly review, a results refresh): one connection for all.
 
     No other process can write the file while it is open, so keep it short: read, then compute.
-    `memory_limit` (e.g. "128MB") bounds DuckDB's own memory, its cache of the file's blocks included, while
-    it is open (it applies to this process's other connections to the file meanwhile; DuckDB spills beyond).
     """
     with read_connection(db_path, deadline_s) as con:
-        if memory_limit is not None:
-            con.execute("SET memory_limit = ?", [memory_limit]).fetchall()
         yield Snapshot(con, Path(db_path))
 
 
