@@ -100,7 +100,7 @@ def jobs_with_charges(
             WHERE TRUE{where}
         ),
         per_job AS (
-            SELECT e.job_id, count(*) AS charge_events, sum(e.credits) AS charge_credits,
+            SELECT e.job_id, count(*) AS charge_events, sum(e.credits ORDER BY e.event_id) AS charge_credits,
                    arg_min(e.credits, e.occurred_at) AS first_charge_credits,
                    max(e.occurred_at) AS last_charge_at
             FROM usage_events e
@@ -162,7 +162,8 @@ def daily_charges(
     (the days of `keys` only, when given).
 
     Charges of a day = credits of the jobs created that day + extra charge events of duplicated jobs
-    (on the day of their last charge) + charge events for jobs never listed.
+    (on the day of their last charge) + charge events for jobs never listed. Sums run in id order, so a key
+    group's read gives the fleet's read's numbers to the last digit.
     """
     where, params = _group(keys, "u.key_name")
     if start is not None:
@@ -195,21 +196,22 @@ def daily_charges(
             SELECT DISTINCT job_id FROM charge WHERE occurred_at >= ?::DATE AND occurred_at < ?::DATE
         ),
         per_job AS (
-            SELECT job_id, count(*) AS n, sum(credits) AS credits, max(occurred_at) AS last_at
+            SELECT job_id, count(*) AS n, sum(credits ORDER BY event_id) AS credits, max(occurred_at) AS last_at
             FROM charge {"WHERE job_id IN (SELECT job_id FROM charged_in_range)" if ranged else ""} GROUP BY job_id
         ),
         job_part AS (
-            SELECT key_name, CAST(created_at AS DATE) AS day, sum(coalesce(credits_charged, 0)) AS credits
+            SELECT key_name, CAST(created_at AS DATE) AS day,
+                   sum(coalesce(credits_charged, 0) ORDER BY job_id) AS credits
             FROM jobs WHERE created_at >= ?::DATE AND created_at < ?::DATE{group_jobs} GROUP BY ALL
         ),
         extra_part AS (
             SELECT j.key_name, CAST(p.last_at AS DATE) AS day,
-                   sum(greatest(p.credits - coalesce(j.credits_charged, 0), 0)) AS credits
+                   sum(greatest(p.credits - coalesce(j.credits_charged, 0), 0) ORDER BY j.job_id) AS credits
             FROM per_job p JOIN jobs j ON j.job_id = p.job_id
             WHERE p.n > 1 GROUP BY ALL
         ),
         orphan_part AS (
-            SELECT e.key_name, CAST(e.occurred_at AS DATE) AS day, sum(e.credits) AS credits
+            SELECT e.key_name, CAST(e.occurred_at AS DATE) AS day, sum(e.credits ORDER BY e.event_id) AS credits
             FROM charge e
             WHERE e.occurred_at >= ?::DATE AND e.occurred_at < ?::DATE
               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.job_id = e.job_id)
