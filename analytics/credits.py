@@ -696,6 +696,21 @@ def finish_reconcile(group: GroupReconciliation, left_out: frozenset[str]) -> Re
     return Reconciliation(sort_discrepancies(found), days, group.ledger_unjudged)
 
 
+def join_reconciliations(finished: Sequence[Reconciliation]) -> Reconciliation:
+    """Disjoint key groups' reconciliations, finished with one convention, as `reconcile` over all their keys
+    gives it: discrepancies in report order, summary days in the summary's order (day, then key)."""
+    found = [f.found for f in finished if not f.found.empty]
+    days = [f.summary_days for f in finished if not f.summary_days.empty]
+    unjudged = [f.ledger_unjudged for f in finished if f.ledger_unjudged is not None]
+    return Reconciliation(
+        sort_discrepancies(pd.concat(found, ignore_index=True)) if found else finished[0].found,
+        pd.concat(days, ignore_index=True).sort_values(["day", "key_name"], kind="stable").reset_index(drop=True)
+        if days
+        else finished[0].summary_days,
+        pd.concat(unjudged, ignore_index=True) if unjudged else None,
+    )
+
+
 def sort_discrepancies(found: pd.DataFrame) -> pd.DataFrame:
     """Discrepancies in report order: by day, category (CATEGORIES order), key, job."""
     order = {c: i for i, c in enumerate(CATEGORIES)}
@@ -778,6 +793,7 @@ CREDIT_DAY_COLUMNS = [
     "successful_outputs", "credits", "expected", "duplicate_extra", "missing_output_credits",
     "events_covered_jobs", "orphan_credits", "summary_credits",
 ]  # fmt: skip
+CREDIT_DAY_ORDER = ("day", "key_name", "model")  # credit_days' row order (a key-day's row without a model first)
 USAGE_COLUMNS = ["day", "key_name", "environment", "model", "credits", "expected", "jobs", "successful_outputs"]
 
 
@@ -878,7 +894,7 @@ def credit_days(
         out[name] = out[name].fillna(0) if name in out else 0
     model = out["model"].astype("object") if "model" in out else pd.Series(None, index=out.index, dtype=object)
     out["model"] = model.where(model.notna(), None)
-    return out[CREDIT_DAY_COLUMNS].sort_values(["day", "key_name", "model"], na_position="first").reset_index(drop=True)
+    return out[CREDIT_DAY_COLUMNS].sort_values(list(CREDIT_DAY_ORDER), na_position="first").reset_index(drop=True)
 
 
 def summary_from_days(days: pd.DataFrame, discrepancies: pd.DataFrame) -> CreditSummary:

@@ -6,12 +6,13 @@ returns (grain, severity, alert-worthiness, linked events, and whatever it grows
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
 
-from analytics.detection import detect, key_daily_frame, key_frame, score_metric
+from analytics.detection import detect, key_daily_frame, key_frame, score_metric, sort_incidents
 from service.results import Provenance, provenance, usable
 from store import Source, anomaly_reads, result_tables
 
@@ -22,13 +23,23 @@ class Detected:
     keys: list[str]  # the keys that had a series to score
 
 
-def detect_incidents(source: Source, now: datetime, since: datetime | None = None) -> Detected:
+def detect_incidents(
+    source: Source, now: datetime, since: datetime | None = None, keys: list[str] | None = None
+) -> Detected:
     """Every incident, hourly and daily grain, as of `now`: the whole history is scored (baselines warm);
-    calls before hourly coverage come from the usage summary."""
-    hourly = anomaly_reads.hourly_series(source, now, ordered=False)  # detect pivots: row order is moot
-    daily = anomaly_reads.daily_calls(source, until=now)
+    calls before hourly coverage come from the usage summary. With `keys`, of that key group only (each
+    key's incidents are its own: groups' incidents together are the fleet's, see analytics.detection)."""
+    hourly = anomaly_reads.hourly_series(source, now, keys=keys, ordered=False)  # detect pivots: order is moot
+    daily = anomaly_reads.daily_calls(source, until=now, keys=keys)
     keys = sorted(set(hourly["key_name"].unique()) | set(daily["key_name"].unique()))
     return Detected(detect(hourly, now, since=since, daily=daily), keys)
+
+
+def combine_detected(found: Sequence[Detected]) -> Detected:
+    """Disjoint key groups' incidents as one detect_incidents over all their keys gives them."""
+    frames = [d.incidents for d in found if not d.incidents.empty]
+    frame = sort_incidents(pd.concat(frames, ignore_index=True)) if frames else found[0].incidents
+    return Detected(frame, sorted(k for d in found for k in d.keys))
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import pandas as pd
+
 from analytics import credits
 from analytics.pricing import Pricing, PricingConfig, resolve_pricing
 from collectors.contract import PUBLISHED_PRICING
@@ -29,17 +31,19 @@ def billing_data(
     envs: list[str] | None,
     configured: PricingConfig,
     orphans_since: datetime | None = None,
+    keys: list[str] | None = None,
 ) -> credits.BillingData:
-    """What reconciliation needs for jobs created in [since, until] (charges for unlisted jobs from `orphans_since`)."""
+    """What reconciliation needs for jobs created in [since, until] (charges for unlisted jobs from `orphans_since`);
+    with `keys`, the rows of that key group only."""
     pricing = pricing_for(source, configured)
     return credits.BillingData(
-        jobs=credit_reads.jobs_with_charges(source, since, until, envs),
-        orphan_events=credit_reads.orphan_charge_events(source, orphans_since or since, until, envs),
-        daily=credit_reads.daily_charges(source, since.date() if since else None, until.date(), envs),
+        jobs=credit_reads.jobs_with_charges(source, since, until, envs, keys),
+        orphan_events=credit_reads.orphan_charge_events(source, orphans_since or since, until, envs, keys),
+        daily=credit_reads.daily_charges(source, since.date() if since else None, until.date(), envs, keys),
         rates=pricing.rates,
-        jobs_listed_at=credit_reads.jobs_listed_at(source),
+        jobs_listed_at=credit_reads.jobs_listed_at(source, keys),
         pricing=pricing,
-        jobs_history_from=credit_reads.jobs_history_from(source),
+        jobs_history_from=credit_reads.jobs_history_from(source, keys),
     )
 
 
@@ -93,15 +97,61 @@ def judge(
     return Judged(nothing, judgement, provenance(db_path, now, meta))
 
 
-def stored_frames(
-    source: Source, settings: credits.ReconcileSettings, now: datetime
-) -> tuple[credits.Judgement, datetime]:
-    """What a refresh stores: the last STORED_DAYS days judged as one range, every row with its environment."""
-    start = datetime.combine(now.date() - timedelta(days=STORED_DAYS - 1), datetime.min.time())
-    data = billing_data(source, start, day_end(now.date()), None, settings.pricing)
-    judged = credits.judge_range(data, settings, now, start, now)
+def stored_start(now: datetime) -> datetime:
+    """Where the range a refresh stores begins: STORED_DAYS days back from `now`'s day."""
+    return datetime.combine(now.date() - timedelta(days=STORED_DAYS - 1), datetime.min.time())
+
+
+@dataclass(frozen=True)
+class StoredGroup:
+    """One key group's part of what a refresh stores, before the summary convention all groups teach together."""
+
+    reconciliation: credits.GroupReconciliation
+    environment: dict[str, Any]  # key -> environment
+
+
+def stored_group(
+    source: Source, settings: credits.ReconcileSettings, now: datetime, keys: list[str] | None = None
+) -> tuple[StoredGroup, pd.DataFrame]:
+    """The last STORED_DAYS days of the key group `keys` (None: every key) judged as credits.judge_range judges
+    them, up to the summary convention (see stored_frames); and their credit days (credits.credit_days rows,
+    final per key: a refresh stores them as they come, in credits.CREDIT_DAY_ORDER)."""
+    start = stored_start(now)
+    data = billing_data(source, start, day_end(now.date()), None, settings.pricing, keys=keys)
     environment = dict(zip(data.daily["key_name"], data.daily["environment"], strict=True))
     environment.update(zip(data.jobs["key_name"], data.jobs["environment"], strict=True))
-    found = judged.found.assign(environment=judged.found["key_name"].map(environment), ordinal=range(len(judged.found)))
-    days = judged.summary_days.assign(environment=judged.summary_days["key_name"].map(environment))
-    return credits.Judgement(found, judged.summary, judged.usage, days, judged.pricing, None, judged.days), start
+    group = StoredGroup(credits.reconcile_group(data, settings, now, start=start, end=now), environment)
+    return group, credits.credit_days(data, settings, now, start, now)
+
+
+@dataclass(frozen=True)
+class StoredCredits:
+    """What a refresh stores of the credits but the credit days: the range's discrepancies and the summary days
+    that differ (each with its key's environment), and the pricing they were judged with."""
+
+    found: pd.DataFrame
+    summary_days: pd.DataFrame
+    pricing: Pricing
+    start: datetime
+
+
+def stored_frames(groups: list[StoredGroup], now: datetime) -> StoredCredits:
+    """Disjoint key groups' parts (stored_group) as one range over all their keys, exactly as judging every key
+    at once: one summary convention learnt from every group's days, then each group's days settled by it."""
+    left_out = credits.summary_convention(g.reconciliation.fits.votes for g in groups)
+    finished = []
+    for group in groups:  # each group's matching days dropped as it is settled (most days, at scale)
+        done = credits.finish_reconcile(group.reconciliation, left_out)
+        differing = done.summary_days[done.summary_days["status"] != "matches"]
+        finished.append(credits.Reconciliation(done.found, differing))
+    done = credits.join_reconciliations(finished)
+    environment = {k: v for g in groups for k, v in g.environment.items()}
+    found = done.found.assign(environment=done.found["key_name"].map(environment), ordinal=range(len(done.found)))
+    # The days that differ from the charges, explained or not (as judge_range keeps them).
+    differing = done.summary_days.reset_index(drop=True)
+    return StoredCredits(
+        found,
+        differing.assign(environment=differing["key_name"].map(environment)),
+        groups[0].reconciliation.pricing,
+        stored_start(now),
+    )

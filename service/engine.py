@@ -21,10 +21,9 @@ from typing import Any
 import pandas as pd
 
 from analytics import credits
-from analytics.detection import sort_incidents
 from analytics.keys import GroupFindings, KeyFacts, Rules, evaluate_group, evaluate_groups
 from analytics.pricing import Pricing
-from service.anomalies import Detected, detect_incidents
+from service.anomalies import Detected, combine_detected, detect_incidents
 from service.credits import billing_data
 from service.keys import key_facts
 from store.parquet import bucket_count, bucket_snapshot
@@ -116,9 +115,8 @@ class FleetIncidents:
 def incidents(client: Any, folder: str | Path, now: datetime, since: datetime | None = None) -> FleetIncidents:
     """Every incident, as service.anomalies.detect_incidents on one file."""
     found: list[Detected] = client.gather(_per_bucket(client, str(folder), _incident_group, now, since))
-    frames = [d.incidents for d in found if not d.incidents.empty]
-    frame = sort_incidents(pd.concat(frames, ignore_index=True)) if frames else found[0].incidents
-    return FleetIncidents(frame, sorted(k for d in found for k in d.keys))
+    fleet = combine_detected(found)
+    return FleetIncidents(fleet.incidents, fleet.keys)
 
 
 @dataclass(frozen=True)
@@ -142,6 +140,4 @@ def reconcile(
     votes = client.gather([client.submit(_votes, g, pure=False) for g in groups])
     left_out = credits.summary_convention(v for v, _ in votes)
     finished = client.gather([client.submit(credits.finish_reconcile, g, left_out, pure=False) for g in groups])
-    frames = [f.found for f in finished if not f.found.empty]
-    found = credits.sort_discrepancies(pd.concat(frames, ignore_index=True)) if frames else finished[0].found
-    return FleetReconciliation(found, votes[0][1])
+    return FleetReconciliation(credits.join_reconciliations(finished).found, votes[0][1])

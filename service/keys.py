@@ -7,25 +7,34 @@ from datetime import datetime
 
 import pandas as pd
 
-from analytics.keys import FINDING_COLUMNS, KeyFacts, Rules, evaluate
+from analytics.keys import FINDING_COLUMNS, GroupFindings, KeyFacts, Rules, evaluate, evaluate_group
 from service.results import Provenance, provenance, usable
 from store import Source, key_reads, result_tables
 
 
-def key_facts(source: Source, now: datetime, rules: Rules, spark_days: int = 0) -> dict[str, pd.DataFrame]:
-    """The store frames the rules need, over the windows the rules look at."""
+def key_facts(
+    source: Source, now: datetime, rules: Rules, spark_days: int = 0, keys: list[str] | None = None
+) -> dict[str, pd.DataFrame]:
+    """The store frames the rules need, over the windows the rules look at (of the key group `keys`, if given)."""
     return key_reads.governance_facts(
         source,
         now,
         daily_days=max(rules.sandbox_window_days, rules.shape_window_days) + 1,
         hourly_days=rules.shape_window_days,
         spark_days=spark_days,
+        keys=keys,
     )
 
 
 def evaluate_findings(source: Source, now: datetime, rules: Rules) -> pd.DataFrame:
     """Every rule over every key as of `now` (what a refresh stores, and what runs when nothing stored fits)."""
     return evaluate(KeyFacts.from_frames(key_facts(source, now, rules)), now, rules)
+
+
+def group_findings(source: Source, now: datetime, rules: Rules, keys: list[str]) -> GroupFindings:
+    """The per-key rules over one key group, and what the rules comparing keys need of it (analytics.keys
+    evaluate_groups over every group's is `evaluate_findings`)."""
+    return evaluate_group(KeyFacts.from_frames(key_facts(source, now, rules, keys=keys)), now, rules)
 
 
 @dataclass(frozen=True)

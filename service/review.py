@@ -20,7 +20,7 @@ from config import Config
 from private_files import make_private_dir, write_private
 from service.alerts import deliver_pending
 from service.anomalies import detect_incidents, overlapping
-from service.credits import billing_data
+from service.credits import billing_data, pricing_for
 from service.keys import evaluate_findings
 from service.results import Provenance, provenance, usable
 from store import Source, decisions, result_tables, review_reads, snapshot
@@ -28,6 +28,85 @@ from store.alert_store import alert_book
 from store.state_file import state_path
 
 FORMATS = ("html", "md", "json")
+
+
+@dataclass(frozen=True)
+class ReviewSpan:
+    """The instants a week's review reads: the week, the week before it, and how much of it `now` has seen."""
+
+    week: str
+    start: datetime
+    end: datetime
+    now: datetime
+
+    @property
+    def cut(self) -> datetime:
+        return min(self.end, self.now)
+
+    @property
+    def judged(self) -> bool:
+        """Part of the week is over: its findings, discrepancies and incidents are judged."""
+        return self.cut > self.start
+
+    @property
+    def findings_at(self) -> datetime:
+        return self.cut - timedelta(microseconds=1)
+
+    @property
+    def previous_at(self) -> datetime:
+        return min(self.start, self.now) - timedelta(microseconds=1)
+
+
+def review_span(week: str, now: datetime) -> ReviewSpan:
+    start, end = week_bounds(week)
+    return ReviewSpan(week, start, end, now)
+
+
+def week_reconciliation(
+    source: Source, span: ReviewSpan, settings: credits.ReconcileSettings, keys: list[str] | None = None
+) -> credits.GroupReconciliation:
+    """The week's jobs judged (of the key group `keys`, if given), up to the summary convention."""
+    data = billing_data(source, span.start, span.cut, None, settings.pricing, keys=keys)
+    data = credits.BillingData(
+        jobs=data.jobs,
+        orphan_events=data.orphan_events,
+        daily=credit_days_of_week(data.daily, span.start, span.end),
+        rates=data.rates,
+        jobs_listed_at=data.jobs_listed_at,
+        pricing=data.pricing,
+    )
+    # Only the week's jobs are judged (cut to [start, cut]), as find_discrepancies judges them.
+    return credits.reconcile_group(data, settings, span.now, start=span.start, end=span.cut)
+
+
+def week_discrepancies(groups: list[credits.GroupReconciliation]) -> pd.DataFrame:
+    """The week's discrepancies from disjoint key groups' week_reconciliation: one convention for them all."""
+    left_out = credits.summary_convention(g.fits.votes for g in groups)
+    return credits.join_reconciliations([credits.finish_reconcile(g, left_out) for g in groups]).found
+
+
+def assemble_inputs(
+    source: Source,
+    span: ReviewSpan,
+    settings: credits.ReconcileSettings,
+    findings: pd.DataFrame | None,
+    previous_findings: pd.DataFrame,
+    discrepancies: pd.DataFrame | None,
+    incidents: pd.DataFrame | None,
+) -> dict[str, Any]:
+    """Everything `build_review` needs but the decisions: the week's frames read from `source`, with the
+    findings at its end and before it, and its discrepancies and incidents (None when the week is not judged)."""
+    inputs: dict[str, Any] = review_reads.review_frames(source, span.start, span.end, span.start - timedelta(days=7))
+    inputs["findings"] = findings
+    inputs["previous_findings"] = previous_findings
+    inputs["pricing"] = pricing_for(source, settings.pricing).as_dict()
+    if span.judged and discrepancies is not None and incidents is not None:
+        inputs["discrepancies"] = discrepancies
+        inputs["anomalies"] = anomaly_section(overlapping(incidents, span.start, span.cut))
+    else:
+        inputs["discrepancies"] = pd.DataFrame(columns=list(credits.DISCREPANCY_COLUMNS))
+        inputs["anomalies"] = {"available": True, "reason": "", "incidents": []}
+    return inputs
 
 
 def load_inputs(
@@ -43,31 +122,15 @@ def load_inputs(
     The week's incidents are those known as of `now` that touch the week; `incidents` (detected as of
     `now`, e.g. by the same refresh) saves detecting again.
     """
-    start, end = week_bounds(week)
-    prev_start = start - timedelta(days=7)
-    cut = min(end, now)
-    inputs: dict[str, Any] = review_reads.review_frames(source, start, end, prev_start)
-    inputs["findings"] = evaluate_findings(source, cut - timedelta(microseconds=1), rules) if cut > start else None
-    inputs["previous_findings"] = evaluate_findings(source, min(start, now) - timedelta(microseconds=1), rules)
-    # Only the week's jobs are judged (find_discrepancies cuts to [start, cut]).
-    data = billing_data(source, start, cut, None, settings.pricing)
-    data = credits.BillingData(
-        jobs=data.jobs,
-        orphan_events=data.orphan_events,
-        daily=credit_days_of_week(data.daily, start, end),
-        rates=data.rates,
-        jobs_listed_at=data.jobs_listed_at,
-        pricing=data.pricing,
-    )
-    inputs["pricing"] = data.pricing_used.as_dict()
-    if cut > start:
-        inputs["discrepancies"] = credits.find_discrepancies(data, settings, now, start=start, end=cut)
-        found = incidents if incidents is not None else detect_incidents(source, now, since=start).incidents
-        inputs["anomalies"] = anomaly_section(overlapping(found, start, cut))
-    else:
-        inputs["discrepancies"] = pd.DataFrame(columns=list(credits.DISCREPANCY_COLUMNS))
-        inputs["anomalies"] = {"available": True, "reason": "", "incidents": []}
-    return inputs
+    span = review_span(week, now)
+    findings = evaluate_findings(source, span.findings_at, rules) if span.judged else None
+    previous = evaluate_findings(source, span.previous_at, rules)
+    found = None
+    if span.judged:
+        found = week_discrepancies([week_reconciliation(source, span, settings)])
+        if incidents is None:
+            incidents = detect_incidents(source, now, since=span.start).incidents
+    return assemble_inputs(source, span, settings, findings, previous, found, incidents)
 
 
 def credit_days_of_week(daily: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:

@@ -31,10 +31,21 @@ _COVERAGE = """
 """
 
 
+# The same, for the keys of a group (the group's key list is its one parameter).
+_GROUP_COVERAGE = _COVERAGE.replace(
+    "FROM usage_events GROUP BY key_name", "FROM usage_events WHERE list_contains(?, key_name) GROUP BY key_name"
+)
+
+
 def _filters(
-    since: datetime | None, until: datetime | None, column: str, envs: list[str] | None
+    since: datetime | None,
+    until: datetime | None,
+    column: str,
+    envs: list[str] | None,
+    keys: list[str] | None = None,
+    key_column: str = "",
 ) -> tuple[str, list[Any]]:
-    where, params = "", []
+    where, params = _group(keys, key_column)
     if since is not None:
         where += f" AND {column} >= ?"
         params.append(since)
@@ -45,6 +56,13 @@ def _filters(
         where += " AND list_contains(?, k.environment)"
         params.append(list(envs))
     return where, params
+
+
+def _group(keys: list[str] | None, column: str) -> tuple[str, list[Any]]:
+    """Rows of the key group `keys` only (None: every key); what they are judged against is not narrowed."""
+    if keys is None:
+        return "", []
+    return f" AND list_contains(?, {column})", [list(keys)]
 
 
 def _df(db_path: Source, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
@@ -59,14 +77,19 @@ def _rows_df(db_path: Source, sql: str, params: list[Any] | None = None) -> pd.D
 
 
 def jobs_with_charges(
-    db_path: Source, since: datetime | None = None, until: datetime | None = None, envs: list[str] | None = None
+    db_path: Source,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    envs: list[str] | None = None,
+    keys: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Jobs created in [since, until] with their charge-event count and sum, and whether events covered them.
+    """Jobs created in [since, until] with their charge-event count and sum, and whether events covered them
+    (of the keys in `keys` only, when given).
 
     The jobs in range are selected first; only their charge events are grouped (a semi-join), and
     only they are matched against the recorded gaps, so a 30-day view does not group all history.
     """
-    where, params = _filters(since, until, "j.created_at", envs)
+    where, params = _filters(since, until, "j.created_at", envs, keys, "j.key_name")
     return _rows_df(
         db_path,
         f"""
@@ -77,14 +100,14 @@ def jobs_with_charges(
             WHERE TRUE{where}
         ),
         per_job AS (
-            SELECT e.job_id, count(*) AS charge_events, sum(e.credits) AS charge_credits,
+            SELECT e.job_id, count(*) AS charge_events, sum(e.credits ORDER BY e.event_id) AS charge_credits,
                    arg_min(e.credits, e.occurred_at) AS first_charge_credits,
                    max(e.occurred_at) AS last_charge_at
             FROM usage_events e
             WHERE e.credits > 0 AND e.job_id IS NOT NULL AND e.job_id IN (SELECT job_id FROM sel)
             GROUP BY e.job_id
         ),
-        coverage AS ({_COVERAGE}),
+        coverage AS ({_COVERAGE if keys is None else _GROUP_COVERAGE}),
         gapped AS (
             SELECT DISTINCT s.job_id FROM sel s
             JOIN coverage_gaps g ON g.key_name = s.key_name AND s.created_at BETWEEN g.gap_start AND g.gap_end
@@ -101,15 +124,20 @@ def jobs_with_charges(
         LEFT JOIN gapped ON gapped.job_id = j.job_id
         ORDER BY j.created_at, j.job_id
     """,
-        params,
+        params if keys is None else [*params, list(keys)],
     )
 
 
 def orphan_charge_events(
-    db_path: Source, since: datetime | None = None, until: datetime | None = None, envs: list[str] | None = None
+    db_path: Source,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    envs: list[str] | None = None,
+    keys: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Charge events whose job id the jobs list never returned (for any key)."""
-    where, params = _filters(since, until, "e.occurred_at", envs)
+    """Charge events whose job id the jobs list never returned (for any key); the events of `keys` only, when
+    given (still matched against every key's jobs)."""
+    where, params = _filters(since, until, "e.occurred_at", envs, keys, "e.key_name")
     return _rows_df(
         db_path,
         f"""
@@ -124,14 +152,20 @@ def orphan_charge_events(
 
 
 def daily_charges(
-    db_path: Source, start: date | None = None, end: date | None = None, envs: list[str] | None = None
+    db_path: Source,
+    start: date | None = None,
+    end: date | None = None,
+    envs: list[str] | None = None,
+    keys: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Per key and summary day: the summary's credits and when it was fetched, and the charges we can explain.
+    """Per key and summary day: the summary's credits and when it was fetched, and the charges we can explain
+    (the days of `keys` only, when given).
 
     Charges of a day = credits of the jobs created that day + extra charge events of duplicated jobs
-    (on the day of their last charge) + charge events for jobs never listed.
+    (on the day of their last charge) + charge events for jobs never listed. Sums run in id order, so a key
+    group's read gives the fleet's read's numbers to the last digit.
     """
-    where, params = "", []
+    where, params = _group(keys, "u.key_name")
     if start is not None:
         where += " AND u.day >= ?"
         params.append(start)
@@ -146,29 +180,38 @@ def daily_charges(
     ranged = start is not None or end is not None
     lo = start if start is not None else date.min
     hi = (end + timedelta(days=1)) if end is not None else date.max
+    # A key group's days need its own keys' charges only: its jobs, and the charge events of its keys or jobs.
+    group_jobs, group_jobs_params = _group(keys, "key_name")
+    group_charges, group_charges_params = "", []
+    if keys is not None:
+        group_charges = (
+            " AND (list_contains(?, key_name) OR job_id IN (SELECT job_id FROM jobs WHERE list_contains(?, key_name)))"
+        )
+        group_charges_params = [list(keys), list(keys)]
     return _df(
         db_path,
         f"""
-        WITH charge AS ({_CHARGE}),
+        WITH charge AS ({_CHARGE}{group_charges}),
         charged_in_range AS (
             SELECT DISTINCT job_id FROM charge WHERE occurred_at >= ?::DATE AND occurred_at < ?::DATE
         ),
         per_job AS (
-            SELECT job_id, count(*) AS n, sum(credits) AS credits, max(occurred_at) AS last_at
+            SELECT job_id, count(*) AS n, sum(credits ORDER BY event_id) AS credits, max(occurred_at) AS last_at
             FROM charge {"WHERE job_id IN (SELECT job_id FROM charged_in_range)" if ranged else ""} GROUP BY job_id
         ),
         job_part AS (
-            SELECT key_name, CAST(created_at AS DATE) AS day, sum(coalesce(credits_charged, 0)) AS credits
-            FROM jobs WHERE created_at >= ?::DATE AND created_at < ?::DATE GROUP BY ALL
+            SELECT key_name, CAST(created_at AS DATE) AS day,
+                   sum(coalesce(credits_charged, 0) ORDER BY job_id) AS credits
+            FROM jobs WHERE created_at >= ?::DATE AND created_at < ?::DATE{group_jobs} GROUP BY ALL
         ),
         extra_part AS (
             SELECT j.key_name, CAST(p.last_at AS DATE) AS day,
-                   sum(greatest(p.credits - coalesce(j.credits_charged, 0), 0)) AS credits
+                   sum(greatest(p.credits - coalesce(j.credits_charged, 0), 0) ORDER BY j.job_id) AS credits
             FROM per_job p JOIN jobs j ON j.job_id = p.job_id
             WHERE p.n > 1 GROUP BY ALL
         ),
         orphan_part AS (
-            SELECT e.key_name, CAST(e.occurred_at AS DATE) AS day, sum(e.credits) AS credits
+            SELECT e.key_name, CAST(e.occurred_at AS DATE) AS day, sum(e.credits ORDER BY e.event_id) AS credits
             FROM charge e
             WHERE e.occurred_at >= ?::DATE AND e.occurred_at < ?::DATE
               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.job_id = e.job_id)
@@ -185,7 +228,7 @@ def daily_charges(
         WHERE TRUE{where}
         ORDER BY u.day, u.key_name
     """,
-        [lo, hi, lo, hi, lo, hi, *params],
+        [*group_charges_params, lo, hi, lo, hi, *group_jobs_params, lo, hi, *params],
     )
 
 
@@ -232,16 +275,18 @@ def pricing_state(db_path: Source) -> PricingState:
     )
 
 
-def jobs_history_from(db_path: Source) -> dict[str, datetime]:
+def jobs_history_from(db_path: Source, keys: list[str] | None = None) -> dict[str, datetime]:
     """Per key whose first job backfill was capped (max_job_pages_first_run): the oldest job held."""
+    where, params = _group(keys, "s.key_name")
     frame = _df(
         db_path,
-        """
+        f"""
         SELECT s.key_name, min(j.created_at) AS history_from
         FROM sync_state s JOIN job_state j ON j.key_name = s.key_name
-        WHERE s.endpoint = 'jobs' AND json_extract(s.cursor, '$.history_pages') IS NOT NULL
+        WHERE s.endpoint = 'jobs' AND json_extract(s.cursor, '$.history_pages') IS NOT NULL{where}
         GROUP BY s.key_name
     """,
+        params,
     )
     return {
         str(k): pd.Timestamp(t).to_pydatetime()
@@ -250,16 +295,18 @@ def jobs_history_from(db_path: Source) -> dict[str, datetime]:
     }
 
 
-def jobs_listed_at(db_path: Source) -> dict[str, datetime]:
+def jobs_listed_at(db_path: Source, keys: list[str] | None = None) -> dict[str, datetime]:
     """Per key, when the latest successful jobs listing started: jobs created before it were listable."""
+    where, params = _group(keys, "i.key_name")
     frame = _df(
         db_path,
-        """
+        f"""
         SELECT i.key_name, max(r.started_at) AS listed_at
         FROM collector_run_items i JOIN collector_runs r ON r.run_id = i.run_id
-        WHERE i.endpoint = 'jobs' AND i.status = 'ok'
+        WHERE i.endpoint = 'jobs' AND i.status = 'ok'{where}
         GROUP BY i.key_name
     """,
+        params,
     )
     return {
         str(k): pd.Timestamp(t).to_pydatetime()

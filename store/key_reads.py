@@ -38,7 +38,7 @@ _INVENTORY_SQL = """
                min(day) FILTER (WHERE calls > 0) AS first_call_day
         FROM key_daily_usage GROUP BY key_name
     ) u USING (key_name)
-    LEFT JOIN admin_keys a ON a.key_fingerprint = k.fingerprint
+    LEFT JOIN admin_keys a ON a.key_fingerprint = k.fingerprint{where}
     ORDER BY k.key_name
 """
 
@@ -65,7 +65,28 @@ def key_names(db_path: Source) -> list[str]:
 
 def key_inventory(db_path: Source) -> pd.DataFrame:
     """Every configured key with identity and all last-use evidence (events/inventory, jobs, daily usage)."""
-    return _df(db_path, _INVENTORY_SQL)
+    return _df(db_path, _INVENTORY_SQL.format(where=""))
+
+
+def _only(keys: list[str] | None, column: str = "key_name", joiner: str = "AND") -> tuple[str, list[Any]]:
+    """A filter to the key group `keys` (None: every key), and its parameter."""
+    if keys is None:
+        return "", []
+    return f" {joiner} list_contains(?, {column})", [list(keys)]
+
+
+def refresh_key_names(db_path: Source) -> list[str]:
+    """Every key name a results refresh computes for, sorted: the configured keys, and any other key that jobs
+    or events were stored for (a reconciliation judges those too)."""
+    return _df(
+        db_path,
+        """
+        SELECT key_name FROM keys
+        UNION SELECT DISTINCT key_name FROM jobs
+        UNION SELECT DISTINCT key_name FROM usage_events
+        ORDER BY key_name
+        """,
+    )["key_name"].tolist()
 
 
 def _hourly_sql(where: str) -> str:
@@ -128,20 +149,22 @@ def event_coverage(db_path: Source, since: datetime) -> pd.DataFrame:
         return _coverage(con, since)
 
 
-def _coverage(con: duckdb.DuckDBPyConnection, since: datetime) -> pd.DataFrame:
+def _coverage(con: duckdb.DuckDBPyConnection, since: datetime, keys: list[str] | None = None) -> pd.DataFrame:
+    where, params = _only(keys, "k.key_name", "WHERE")
+    events, events_params = _only(keys, "key_name", "WHERE")
     return con.execute(
-        """
+        f"""
         SELECT k.key_name, e.first_event_at, e.last_event_at, coalesce(e.events, 0) AS events,
                coalesce(g.gaps, 0) AS gaps
         FROM keys k
         LEFT JOIN (SELECT key_name, min(occurred_at) AS first_event_at, max(occurred_at) AS last_event_at,
                           count(*) AS events
-                   FROM usage_events GROUP BY key_name) e USING (key_name)
+                   FROM usage_events{events} GROUP BY key_name) e USING (key_name)
         LEFT JOIN (SELECT key_name, count(*) AS gaps FROM coverage_gaps WHERE gap_end >= ? GROUP BY key_name) g
-               USING (key_name)
+               USING (key_name){where}
         ORDER BY k.key_name
     """,
-        [since],
+        [*events_params, since, *params],
     ).df()
 
 
@@ -181,24 +204,32 @@ def _admin(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def governance_facts(
-    db_path: Source, now: datetime, daily_days: int, hourly_days: int, spark_days: int = 0
+    db_path: Source,
+    now: datetime,
+    daily_days: int,
+    hourly_days: int,
+    spark_days: int = 0,
+    keys: list[str] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Everything the key rules read, in one short connection (fields of analytics.keys.KeyFacts).
 
     With `spark_days`, also "activity": the Keys page's 7/30-day calls and sparkline (see key_activity).
+    With `keys`, the rows of those keys only (a key group), but the whole upstream inventory ("admin").
     """
     hour_end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     hour_start = hour_end - timedelta(days=hourly_days, hours=1)
+    inventory, inventory_params = _only(keys, "k.key_name", "WHERE")
+    group, group_params = _only(keys)
     with reading(db_path) as con:
-        keys = con.execute(_INVENTORY_SQL).df()
+        inventory_frame = con.execute(_INVENTORY_SQL.format(where=inventory), inventory_params).df()
         daily = con.execute(
-            "SELECT key_name, day, calls FROM key_daily_usage WHERE day BETWEEN ? AND ? ORDER BY key_name, day",
-            [now.date() - timedelta(days=daily_days), now.date()],
+            f"SELECT key_name, day, calls FROM key_daily_usage WHERE day BETWEEN ? AND ?{group} ORDER BY key_name, day",
+            [now.date() - timedelta(days=daily_days), now.date(), *group_params],
         ).df()
-        hourly = _hourly(con, hour_start, hour_end, None, None)[["key_name", "hour", "calls", "jobs"]]
-        coverage = _coverage(con, hour_start)[["key_name", "first_event_at", "gaps"]]
+        hourly = _hourly(con, hour_start, hour_end, keys, None)[["key_name", "hour", "calls", "jobs"]]
+        coverage = _coverage(con, hour_start, keys)[["key_name", "first_event_at", "gaps"]]
         admin = _admin(con)
-        frames = {"keys": keys, "daily": daily, "hourly": hourly, "event_coverage": coverage, "admin": admin}
+        frames = {"keys": inventory_frame, "daily": daily, "hourly": hourly, "event_coverage": coverage, "admin": admin}
         if spark_days:
             frames["activity"] = _activity(con, now.date(), spark_days)
     return frames

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from store.connection import Source, reading, write_transaction
 from store.results import arrow_frame, first_row
@@ -55,12 +59,67 @@ class DataMark:
     finished_at: datetime | None
 
 
+class Spool:
+    """A result table written a part at a time (a key group's rows) to private temporary Parquet files, so the
+    refresh never holds the whole table: `store_results` builds it from the parts, rows in `order` (nulls
+    first; ties in the order the parts came). Close it (or use it as a context manager) to remove the files."""
+
+    def __init__(self, order: Sequence[str]) -> None:
+        self.order = tuple(order)
+        self.rows = 0
+        self._folder = Path(tempfile.mkdtemp(prefix="rbv-results-"))  # owner-only (0700)
+        self._parts: list[Path] = []
+        self._empty: pd.DataFrame | None = None  # kept for its columns, should every part be empty
+
+    def add(self, frame: pd.DataFrame) -> None:
+        if frame.empty:  # as pd.concat of the non-empty parts: an empty part's column types do not count
+            self._empty = frame if self._empty is None else self._empty
+            return
+        self._write(frame)
+
+    def _write(self, frame: pd.DataFrame) -> None:
+        path = self._folder / f"part{len(self._parts):06d}.parquet"
+        pq.write_table(_arrow(frame), path)
+        self._parts.append(path)
+        self.rows += len(frame)
+
+    @property
+    def parts(self) -> list[Path]:
+        if not self._parts:
+            self._write(self._empty if self._empty is not None else pd.DataFrame())
+        return list(self._parts)
+
+    def close(self) -> None:
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def _spooled_sql(spool: Spool) -> tuple[str, list[Any]]:
+    """The spool's rows in its order, numbered again as one frame's rows (`ORDER` last, as `_arrow` puts it)."""
+    order = ", ".join(f'"{name}" NULLS FIRST' for name in spool.order)
+    return (
+        f"""
+        SELECT * EXCLUDE ({ORDER}, filename),
+               row_number() OVER (ORDER BY {order}, filename, {ORDER}) - 1 AS {ORDER}
+        FROM read_parquet(?, filename = true, union_by_name = true)
+        ORDER BY {ORDER}
+        """,
+        [[str(p) for p in spool.parts]],
+    )
+
+
 @dataclass(frozen=True)
 class ResultSet:
-    """One kind's frames (table name -> frame) with its window and small JSON-ready details."""
+    """One kind's frames (table name -> frame, or a Spool of its parts) with its window and small JSON-ready
+    details."""
 
     kind: str
-    frames: Mapping[str, pd.DataFrame]
+    frames: Mapping[str, pd.DataFrame | Spool]
     window_start: datetime | None = None
     window_end: datetime | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
@@ -102,6 +161,7 @@ def begin_refresh(db_path: str | os.PathLike[str], as_of: datetime, now: datetim
     return int(row[0])
 
 
+WRITE_MEMORY_LIMIT = "256MB"
 ORDER = "result_order"  # each stored row's position in the frame it came from: reads give rows back in order
 
 
@@ -128,12 +188,18 @@ def store_results(
     cpu_seconds: float,
 ) -> None:
     """Replace the results of every kind given and point `result_current` at them, in one transaction."""
-    with write_transaction(db_path) as con:
+    # A spooled table is sorted by DuckDB as it is built: within this much memory (it spills beyond), so a
+    # fleet's credit days cost the refresh no more than a small fleet's.
+    with write_transaction(db_path, memory_limit=WRITE_MEMORY_LIMIT) as con:
         for result in results:
             expected = set(KINDS[result.kind])
             if set(result.frames) != expected:
                 raise ValueError(f"{result.kind} results need exactly the tables {sorted(expected)}")
             for table, frame in result.frames.items():
+                if isinstance(frame, Spool):
+                    sql, params = _spooled_sql(frame)
+                    con.execute(f"CREATE OR REPLACE TABLE result_{table} AS {sql}", params).fetchall()
+                    continue
                 con.register("incoming_result", _arrow(frame))
                 try:
                     con.execute(f"CREATE OR REPLACE TABLE result_{table} AS SELECT * FROM incoming_result").fetchall()
