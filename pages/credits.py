@@ -19,7 +19,7 @@ from ui.charts import mark_partial, partial_opacity, periods, show, time_axis
 from ui.data import page_config, provenance_caption, read
 from ui.format import local_time, localize_column, number, plain
 from ui.page import open_page
-from ui.tables import table
+from ui.tables import capped, table
 
 CACHE_TTL_S = 30
 
@@ -320,8 +320,11 @@ else:
     if chosen_day != "All days":
         view = view[view["day"] == chosen_day]
     view = view.reset_index(drop=True)
+    listed = capped(
+        view, "discrepancies (in judged order)", "filter by category, key or day to narrow; the CSV holds them all"
+    )
     table(
-        view.assign(kind=view["category"].map(category_words))[
+        listed.assign(kind=listed["category"].map(category_words))[
             [
                 "kind",
                 "key_name",
@@ -349,17 +352,18 @@ else:
     )
     st.download_button(
         "Download discrepancies (CSV)",
-        csv_frame(for_export(view[[*credits.OUTPUT_COLUMNS, "detail"]])),
+        # Written when clicked: tens of thousands of rows would cost seconds on every view.
+        lambda: csv_frame(for_export(view[[*credits.OUTPUT_COLUMNS, "detail"]])),
         file_name=f"credit_discrepancies_{filters.start}_{filters.end}.csv",
         mime="text/csv",
         help="Cells that a spreadsheet would run as formulas are neutralized.",
     )
 
     # Drill-down: one discrepancy, its job as listed, the status trail and every event naming it.
-    labels = [f"{category_words(r.category)} · {r.key_name or '—'} · {r.job_id or r.day}" for r in view.itertuples()]
-    picked_label = st.selectbox("Drill into", ["—", *labels], key="disc_drill")
+    labels = [f"{category_words(r.category)} · {r.key_name or '—'} · {r.job_id or r.day}" for r in listed.itertuples()]
+    picked_label = st.selectbox("Drill into", ["—", *labels], key="disc_drill", help="A row of the table above.")
     if picked_label != "—":
-        row = view.iloc[labels.index(picked_label)]
+        row = listed.iloc[labels.index(picked_label)]
         st.markdown(
             f"**{category_words(row['category'])}** — {credits.CATEGORY_HELP[row['category']]}. "
             f"{plain(row['detail'] or '', None)}",

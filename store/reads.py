@@ -312,6 +312,34 @@ def daily_credits(db_path: Source, start: date, end: date) -> pd.DataFrame:
     )
 
 
+def scope_daily_credits(db_path: Source, start: date, end: date, key_names: list[str] | None = None) -> pd.DataFrame:
+    """The usage summary's credits in [start, end] summed per scope and day, as `analytics.budgets.scope_daily`
+    sums them (scope, name, day as a date, credits), in DuckDB: each key's own days (only `key_names` when given),
+    each environment's, each owner's and the account's. The fleet's key-days never leave the database."""
+    only = "" if key_names is None else " AND list_contains(?::VARCHAR[], key_name)"
+    frame = _df(
+        db_path,
+        f"""
+        WITH d AS (
+            SELECT u.key_name, k.environment, k.owner, u.day, u.credits::DOUBLE AS credits
+            FROM key_daily_usage u LEFT JOIN keys k USING (key_name)
+            WHERE u.day BETWEEN ? AND ?
+        )
+        SELECT 'key' AS scope, key_name AS name, day, sum(credits) AS credits FROM d WHERE TRUE{only} GROUP BY ALL
+        UNION ALL
+        SELECT 'environment', environment, day, sum(credits) FROM d WHERE environment IS NOT NULL GROUP BY ALL
+        UNION ALL
+        SELECT 'owner', owner, day, sum(credits) FROM d WHERE owner IS NOT NULL GROUP BY ALL
+        UNION ALL
+        SELECT 'account', 'account', day, sum(credits) FROM d GROUP BY ALL
+        ORDER BY scope, name, day
+    """,
+        [start, end] + ([list(key_names)] if key_names is not None else []),
+    )
+    frame["day"] = pd.to_datetime(frame["day"]).dt.date
+    return frame
+
+
 @dataclass(frozen=True)
 class CollectionStatus:
     """What the collector had done by an instant: its first run's start, when it last collected anything (an

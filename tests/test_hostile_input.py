@@ -374,6 +374,17 @@ def _download_spy(payloads: list[tuple[str, bytes]]):
     return original, spy
 
 
+def _deferred_download_spy(payloads: list[tuple[str, bytes]]):
+    """A download written only when clicked (a large table's CSV): written here at once, as a click would."""
+    original = MediaFileManager.add_deferred
+
+    def spy(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        payloads.append((file_name or str(mimetype), data_callable()))
+        return original(self, data_callable, mimetype, coordinates, file_name, **kwargs)
+
+    return spy
+
+
 def _page(world_db, name: str, **query) -> AppTest:
     at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=120)
     at.session_state["settings"] = Settings(db_path=world_db["db"], config_path=world_db["config"], demo=False)
@@ -394,6 +405,7 @@ def test_every_page_csv_download_neutralizes_hostile_cells(world_db, pinned, mon
     payloads: list[tuple[str, bytes]] = []
     original, spy = _download_spy(payloads)
     monkeypatch.setattr(MediaFileManager, "add", spy)
+    monkeypatch.setattr(MediaFileManager, "add_deferred", _deferred_download_spy(payloads))
     for name in ("overview", "keys", "traffic"):
         at = _page(world_db, name)
         if name in ("overview", "traffic"):
