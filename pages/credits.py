@@ -19,7 +19,7 @@ from ui.charts import mark_partial, partial_opacity, periods, show, time_axis
 from ui.data import page_config, provenance_caption, read
 from ui.format import local_time, localize_column, number, plain
 from ui.page import open_page
-from ui.tables import capped, table
+from ui.tables import SHOWN_ROWS_HINT, capped, table
 
 CACHE_TTL_S = 30
 
@@ -320,9 +320,7 @@ else:
     if chosen_day != "All days":
         view = view[view["day"] == chosen_day]
     view = view.reset_index(drop=True)
-    listed = capped(
-        view, "discrepancies (in judged order)", "filter by category, key or day to narrow; the CSV holds them all"
-    )
+    listed = capped(view, "discrepancies (in judged order)", f"{SHOWN_ROWS_HINT} by category, key or day")
     table(
         listed.assign(kind=listed["category"].map(category_words))[
             [

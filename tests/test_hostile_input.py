@@ -33,7 +33,7 @@ from simulator.config_writer import write_config
 from simulator.server import start_server
 from simulator.world import World
 from store.__main__ import main as store_main
-from tests.conftest import ROOT, SIM_KEYS, SIM_NOW, SIM_SEED, collect_once
+from tests.conftest import ROOT, SIM_KEYS, SIM_NOW, SIM_SEED, collect_once, deferred_downloads
 from tests.untrusted_text import shown_text
 from ui.format import plain
 from ui.settings import Settings
@@ -374,17 +374,6 @@ def _download_spy(payloads: list[tuple[str, bytes]]):
     return original, spy
 
 
-def _deferred_download_spy(payloads: list[tuple[str, bytes]]):
-    """A download written only when clicked (a large table's CSV): written here at once, as a click would."""
-    original = MediaFileManager.add_deferred
-
-    def spy(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
-        payloads.append((file_name or str(mimetype), data_callable()))
-        return original(self, data_callable, mimetype, coordinates, file_name, **kwargs)
-
-    return spy
-
-
 def _page(world_db, name: str, **query) -> AppTest:
     at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=120)
     at.session_state["settings"] = Settings(db_path=world_db["db"], config_path=world_db["config"], demo=False)
@@ -402,10 +391,9 @@ def pinned(monkeypatch, world_db):
 
 
 def test_every_page_csv_download_neutralizes_hostile_cells(world_db, pinned, monkeypatch):
-    payloads: list[tuple[str, bytes]] = []
+    payloads = deferred_downloads(monkeypatch)  # the large tables' CSVs, written when clicked
     original, spy = _download_spy(payloads)
     monkeypatch.setattr(MediaFileManager, "add", spy)
-    monkeypatch.setattr(MediaFileManager, "add_deferred", _deferred_download_spy(payloads))
     for name in ("overview", "keys", "traffic"):
         at = _page(world_db, name)
         if name in ("overview", "traffic"):

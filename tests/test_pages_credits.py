@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import ui.tables
 from simulator.ledger import write_ledger
-from tests.conftest import PAST_MIDNIGHT, ROOT, SIM_NOW
+from tests.conftest import PAST_MIDNIGHT, ROOT, SIM_NOW, deferred_downloads
 from ui.settings import Settings
 
 PAGE = str(ROOT / "pages" / "credits.py")
@@ -76,25 +77,15 @@ def test_a_long_discrepancy_list_shows_its_first_rows_says_how_many_and_the_csv_
     """10,000 keys can have tens of thousands of discrepancies: the table and the drill-down list show the first
     SHOWN_ROWS (3 here), a caption says how many of how many and how to narrow, the CSV (written when clicked)
     holds every row, and a filter that leaves few enough shows them all without the caption."""
-    import ui.tables
-    from streamlit.runtime.media_file_manager import MediaFileManager
-
-    written: list[bytes] = []
-    original = MediaFileManager.add_deferred
-
-    def click(self, data_callable, *args, **kwargs):
-        written.append(data_callable())
-        return original(self, data_callable, *args, **kwargs)
-
     monkeypatch.setattr(ui.tables, "SHOWN_ROWS", 3)
-    monkeypatch.setattr(MediaFileManager, "add_deferred", click)
+    written = deferred_downloads(monkeypatch)
     at = open_page(page_env)
     total = len(page_env.world.billing_issues())
     assert total > 3
     assert len(discrepancy_table(at)) == 3
     assert any(f"Showing 3 of {total:,} discrepancies" in c.value and "filter" in c.value for c in at.caption)
     assert len(at.selectbox(key="disc_drill").options) == 1 + 3
-    assert written and len(written[-1].decode().strip().splitlines()) == 1 + total  # header and every row
+    assert written and len(written[-1][1].decode().strip().splitlines()) == 1 + total  # header and every row
 
     at.multiselect(key="disc_category").set_value(["duplicate_charge"]).run()
     assert len(discrepancy_table(at)) == 3

@@ -20,6 +20,7 @@ CREDIT_WORDS = ("credit", "delta", "refund", "expected_credits", "charged_credit
 # A table ships at most this many rows to the browser (10,000 keys' rows cost seconds to send and to draw);
 # `capped` says how many it left out and how to narrow, and the CSV download keeps every row.
 SHOWN_ROWS = 500
+SHOWN_ROWS_HINT = "the CSV download holds them all; filter"  # "…; filter by name or owner to narrow"
 # Long free text: wide enough to read a sentence without opening the cell.
 WIDE = {"why", "detail", "details", "evidence", "message", "reason", "what", "error", "last_error", "note"}
 
@@ -101,7 +102,7 @@ def capped(frame: pd.DataFrame, noun: str, narrow: str, limit: int | None = None
     limit = SHOWN_ROWS if limit is None else limit
     if len(frame) <= limit:
         return frame
-    st.caption(f"Showing {limit:,} of {len(frame):,} {noun}; {narrow}.")
+    st.caption(f"Showing {limit:,} of {len(frame):,} {noun}; {narrow} to narrow.")
     return frame.head(limit)
 
 
