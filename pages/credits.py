@@ -277,9 +277,15 @@ if uncovered > 0 or gap_count:
 else:
     st.caption(coverage_text)
 with st.expander("Event coverage per key"):
-    shown = coverage.assign(
-        covered_since=coverage["covered_since"].map(lambda t: local_time(t, filters.tz)),
-        last_event_at=coverage["last_event_at"].map(lambda t: local_time(t, filters.tz)),
+    # Keys with gaps first: those are the ones whose duplicate and orphan charges may be missing.
+    listed = capped(
+        coverage.sort_values(["gaps", "key_name"], ascending=[False, True], kind="stable"),
+        "keys (most gaps first)",
+        "choose environments in the sidebar",
+    )
+    shown = listed.assign(
+        covered_since=listed["covered_since"].map(lambda t: local_time(t, filters.tz)),
+        last_event_at=listed["last_event_at"].map(lambda t: local_time(t, filters.tz)),
     )[["key_name", "environment", "covered_since", "last_event_at", "gaps", "gap_minutes"]]
     table(shown)
 
@@ -492,7 +498,7 @@ else:
     st.subheader("Cost per successful output")
     per = credits.cost_per_successful_output(usage, dimension)
     table(
-        per,
+        capped(per, f"{heading.lower()}s (most credits first)", "group by model or environment"),
         {
             "credits": st.column_config.NumberColumn("Credits charged", format="%,.2f"),
             "successful_outputs": st.column_config.NumberColumn("Successful outputs", format="%,d"),
