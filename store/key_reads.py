@@ -39,6 +39,7 @@ _INVENTORY_SQL = """
         FROM key_daily_usage GROUP BY key_name
     ) u USING (key_name)
     LEFT JOIN admin_keys a ON a.key_fingerprint = k.fingerprint
+    WHERE ? IS NULL OR k.key_name = ?
     ORDER BY k.key_name
 """
 
@@ -63,9 +64,10 @@ def key_names(db_path: Source) -> list[str]:
     return _df(db_path, "SELECT key_name FROM keys ORDER BY key_name")["key_name"].tolist()
 
 
-def key_inventory(db_path: Source) -> pd.DataFrame:
-    """Every configured key with identity and all last-use evidence (events/inventory, jobs, daily usage)."""
-    return _df(db_path, _INVENTORY_SQL)
+def key_inventory(db_path: Source, key_name: str | None = None) -> pd.DataFrame:
+    """Every configured key (or only `key_name`) with identity and all last-use evidence (events/inventory,
+    jobs, daily usage)."""
+    return _df(db_path, _INVENTORY_SQL, [key_name, key_name])
 
 
 def _hourly_sql(where: str) -> str:
@@ -190,7 +192,7 @@ def governance_facts(
     hour_end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     hour_start = hour_end - timedelta(days=hourly_days, hours=1)
     with reading(db_path) as con:
-        keys = con.execute(_INVENTORY_SQL).df()
+        keys = con.execute(_INVENTORY_SQL, [None, None]).df()
         daily = con.execute(
             "SELECT key_name, day, calls FROM key_daily_usage WHERE day BETWEEN ? AND ? ORDER BY key_name, day",
             [now.date() - timedelta(days=daily_days), now.date()],
