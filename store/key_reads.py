@@ -279,16 +279,17 @@ def traffic_overview(
 ) -> dict[str, Any]:
     """The explorer's daily frames for this and the previous period, every key name and each key's environment,
     in one connection."""
+    # Every key's days (10,000 keys: ~300,000 rows a month) through Arrow; the day as a TIMESTAMP, as .df() gives it.
     sql = """
-        SELECT u.key_name, k.environment, u.day, u.calls, u.jobs, u.failed, u.credits
+        SELECT u.key_name, k.environment, u.day::TIMESTAMP AS day, u.calls, u.jobs, u.failed, u.credits
         FROM key_daily_usage u JOIN keys k USING (key_name)
         WHERE u.day BETWEEN ? AND ? AND (?::VARCHAR[] IS NULL OR list_contains(?, k.environment))
         ORDER BY u.day, u.key_name
     """
     with reading(db_path) as con:
         return {
-            "current": con.execute(sql, [*current, envs, envs]).df(),
-            "previous": con.execute(sql, [*previous, envs, envs]).df(),
+            "current": arrow_frame(con, sql, [*current, envs, envs]),
+            "previous": arrow_frame(con, sql, [*previous, envs, envs]),
             "names": (keys := con.execute("SELECT key_name, environment FROM keys ORDER BY key_name").df())[
                 "key_name"
             ].tolist(),
