@@ -277,24 +277,34 @@ def key_traffic(db_path: Source, key_name: str, start: datetime, end: datetime) 
 def traffic_overview(
     db_path: Source, current: tuple[date, date], previous: tuple[date, date], envs: list[str] | None
 ) -> dict[str, Any]:
-    """The explorer's daily frames for this and the previous period, every key name and each key's environment,
-    in one connection."""
-    # Every key's days (10,000 keys: ~300,000 rows a month) through Arrow; the day as a TIMESTAMP, as .df() gives it.
-    sql = """
-        SELECT u.key_name, k.environment, u.day::TIMESTAMP AS day, u.calls, u.jobs, u.failed, u.credits
-        FROM key_daily_usage u JOIN keys k USING (key_name)
-        WHERE u.day BETWEEN ? AND ? AND (?::VARCHAR[] IS NULL OR list_contains(?, k.environment))
-        ORDER BY u.day, u.key_name
-    """
+    """The explorer's frames in one connection: every key's days of this period ("current"), each key's totals
+    of the previous period ("previous": the movers compare totals), every key name and each key's environment."""
+    where = "u.day BETWEEN ? AND ? AND (?::VARCHAR[] IS NULL OR list_contains(?, k.environment))"
     with reading(db_path) as con:
-        return {
-            "current": arrow_frame(con, sql, [*current, envs, envs]),
-            "previous": arrow_frame(con, sql, [*previous, envs, envs]),
-            "names": (keys := con.execute("SELECT key_name, environment FROM keys ORDER BY key_name").df())[
-                "key_name"
-            ].tolist(),
-            "environment_of": dict(zip(keys["key_name"], keys["environment"], strict=True)),
-        }
+        # Every key's days (10,000 keys: ~300,000 rows a month) through Arrow; the day a TIMESTAMP, as .df() gives.
+        days = arrow_frame(
+            con,
+            f"""
+            SELECT u.key_name, k.environment, u.day::TIMESTAMP AS day, u.calls, u.jobs, u.failed, u.credits
+            FROM key_daily_usage u JOIN keys k USING (key_name) WHERE {where} ORDER BY u.day, u.key_name
+        """,
+            [*current, envs, envs],
+        )
+        totals = con.execute(
+            f"""
+            SELECT u.key_name, k.environment, sum(u.calls)::BIGINT AS calls, sum(u.jobs)::BIGINT AS jobs,
+                   sum(u.failed)::BIGINT AS failed, sum(u.credits) AS credits
+            FROM key_daily_usage u JOIN keys k USING (key_name) WHERE {where} GROUP BY ALL ORDER BY u.key_name
+        """,
+            [*previous, envs, envs],
+        ).df()
+        keys = con.execute("SELECT key_name, environment FROM keys ORDER BY key_name").df()
+    return {
+        "current": days,
+        "previous": totals,
+        "names": keys["key_name"].tolist(),
+        "environment_of": dict(zip(keys["key_name"], keys["environment"], strict=True)),
+    }
 
 
 def key_jobs(db_path: Source, key_name: str, search: str | None = None, limit: int = 500) -> pd.DataFrame:

@@ -163,6 +163,12 @@ def test_traffic_explorer_charts_keys_and_environments_and_ranks_movers(app_env)
         [name, end - timedelta(days=29), end - timedelta(days=1)],  # complete days only: today is in progress
     )
     assert top["current"] == current
+    ((before,),) = _sql(  # the previous period is read as each key's total, not its days
+        app_env,
+        "SELECT coalesce(sum(calls), 0) FROM key_daily_usage WHERE key_name = ? AND day BETWEEN ? AND ?",
+        [name, end - timedelta(days=58), end - timedelta(days=30)],
+    )
+    assert top["previous"] == before and top["change"] == current - before
     assert any("against the 29 days before" in c.value for c in at.caption)
 
     at.radio(key="traffic_grain").set_value("hour").run()
