@@ -278,16 +278,21 @@ else:
     st.caption(coverage_text)
 with st.expander("Event coverage per key"):
     # Keys with gaps first: those are the ones whose duplicate and orphan charges may be missing.
-    listed = capped(
-        coverage.sort_values(["gaps", "key_name"], ascending=[False, True], kind="stable"),
-        "keys (most gaps first)",
-        "choose environments in the sidebar",
-    )
+    by_gaps = coverage.sort_values(["gaps", "key_name"], ascending=[False, True], kind="stable")
+    listed = capped(by_gaps, "keys (most gaps first)", f"{SHOWN_ROWS_HINT} environments in the sidebar")
     shown = listed.assign(
         covered_since=listed["covered_since"].map(lambda t: local_time(t, filters.tz)),
         last_event_at=listed["last_event_at"].map(lambda t: local_time(t, filters.tz)),
     )[["key_name", "environment", "covered_since", "last_event_at", "gaps", "gap_minutes"]]
     table(shown)
+    if len(listed) < len(by_gaps):
+        st.download_button(
+            "Download event coverage (CSV)",
+            lambda: csv_frame(for_export(by_gaps, filters.tz, times=("covered_since", "last_event_at"))),
+            file_name=f"event_coverage_{now:%Y%m%d}.csv",
+            mime="text/csv",
+            key="download_coverage",
+        )
 
 # --- discrepancies -------------------------------------------------------------------------------
 st.subheader("Discrepancies")
@@ -497,8 +502,16 @@ else:
 
     st.subheader("Cost per successful output")
     per = credits.cost_per_successful_output(usage, dimension)
+    if dimension == "key_name":
+        st.download_button(
+            "Download cost per key (CSV)",
+            lambda: csv_frame(for_export(per)),
+            file_name=f"cost_per_output_by_key_{filters.start}_{filters.end}.csv",
+            mime="text/csv",
+            key="download_cost_per_key",
+        )
     table(
-        capped(per, f"{heading.lower()}s (most credits first)", "group by model or environment"),
+        capped(per, "keys (most credits first)", f"{SHOWN_ROWS_HINT} environments in the sidebar"),
         {
             "credits": st.column_config.NumberColumn("Credits charged", format="%,.2f"),
             "successful_outputs": st.column_config.NumberColumn("Successful outputs", format="%,d"),

@@ -85,7 +85,12 @@ def test_a_long_discrepancy_list_shows_its_first_rows_says_how_many_and_the_csv_
     assert len(discrepancy_table(at)) == 3
     assert any(f"Showing 3 of {total:,} discrepancies" in c.value and "filter" in c.value for c in at.caption)
     assert len(at.selectbox(key="disc_drill").options) == 1 + 3
-    assert written and len(written[-1][1].decode().strip().splitlines()) == 1 + total  # header and every row
+    csvs = {name.split("_2")[0]: data.decode() for name, data in written}
+    assert len(csvs["credit_discrepancies"].strip().splitlines()) == 1 + total  # header and every row
+    # The event coverage table is capped too (keys with gaps first); its CSV has every key.
+    keys = len(page_env.config.keys)
+    assert any(f"Showing 3 of {keys:,} keys (most gaps first)" in c.value for c in at.caption)
+    assert len(csvs["event_coverage"].strip().splitlines()) == 1 + keys
 
     at.multiselect(key="disc_category").set_value(["duplicate_charge"]).run()
     assert len(discrepancy_table(at)) == 3
