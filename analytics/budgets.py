@@ -104,29 +104,47 @@ def month_label(now: datetime) -> str:
     return f"{now.year:04d}-{now.month:02d}"
 
 
-def scope_daily(daily: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
-    """[scope, name, day, credits]: each key, environment, owner and the whole account, day by day.
+def scope_daily(daily: pd.DataFrame, keys: pd.DataFrame, key_names: list[str] | None = None) -> pd.DataFrame:
+    """[scope, name, day, credits]: each key, environment, owner and the whole account, day by day, sorted.
 
     `daily` is [key_name, day, credits] from the usage summary, `keys` [key_name, environment, owner]; a key
-    without an owner counts towards no owner's scope (and towards its environment and the account).
+    without an owner counts towards no owner's scope (and towards its environment and the account). Only the
+    keys in `key_names` get a scope of their own when it is given (the budgeted ones: not 10,000 forecasts).
+    The store sums the same in DuckDB (`reads.scope_daily_credits`) without shipping every key's day here.
     """
     if daily.empty:
         return pd.DataFrame(columns=["scope", "name", "day", "credits"])
     frame = daily[["key_name", "day", "credits"]].merge(
         keys[["key_name", "environment", "owner"]], on="key_name", how="left"
     )
-    frame["day"] = pd.to_datetime(frame["day"]).dt.date
     frame["credits"] = frame["credits"].astype(float)
-    parts = [frame.assign(scope="key", name=frame["key_name"])]
-    parts.append(frame.dropna(subset=["environment"]).assign(scope="environment", name=lambda f: f["environment"]))
-    parts.append(frame.dropna(subset=["owner"]).assign(scope="owner", name=lambda f: f["owner"]))
-    parts.append(frame.assign(scope="account", name=ACCOUNT))
+    own = frame if key_names is None else frame[frame["key_name"].isin(key_names)]
+
+    def summed(part: pd.DataFrame, column: str | None, scope: str) -> pd.DataFrame:
+        if column is None:
+            return part.groupby("day", as_index=False)["credits"].sum().assign(scope=scope, name=ACCOUNT)
+        out = part.groupby([column, "day"], as_index=False)["credits"].sum()
+        return out.rename(columns={column: "name"}).assign(scope=scope)
+
+    parts = [
+        summed(own, "key_name", "key"),
+        summed(frame, "environment", "environment"),
+        summed(frame, "owner", "owner"),
+        summed(frame, None, "account"),
+    ]
     long = pd.concat(parts, ignore_index=True)
-    return long.groupby(["scope", "name", "day"], as_index=False, sort=True)["credits"].sum()
+    long["day"] = pd.to_datetime(long["day"]).dt.date
+    return long[["scope", "name", "day", "credits"]].sort_values(["scope", "name", "day"], ignore_index=True)
+
+
+def own_scope_keys(settings: BudgetSettings, budgeted_only: bool) -> list[str] | None:
+    """The keys whose own month is judged: every key (None), or only those with a budget."""
+    return [name for name, _ in settings.keys] if budgeted_only else None
 
 
 def _ordinals(days) -> np.ndarray:
-    return np.array([d.toordinal() for d in days], dtype=np.int64)
+    # date.toordinal() of every day, without a Python call per row: 1970-01-01 is ordinal 719,163.
+    return pd.to_datetime(pd.Series(days)).to_numpy().astype("datetime64[D]").astype(np.int64) + 719_163
 
 
 def _weekday(ordinals: np.ndarray) -> np.ndarray:
@@ -282,7 +300,14 @@ def budget_rows(
     """One row per key, environment, owner and the account (COLUMNS), budgeted or not (`budgeted_only`: the
     scopes with a budget, and the account); a budget named for a scope that has no usage at all gets a row with
     unknown spend (nothing was collected for it)."""
-    scoped = scope_daily(daily, keys)
+    scoped = scope_daily(daily, keys, own_scope_keys(settings, budgeted_only))
+    return scoped_budget_rows(scoped, keys, settings, now, budgeted_only)
+
+
+def scoped_budget_rows(
+    scoped: pd.DataFrame, keys: pd.DataFrame, settings: BudgetSettings, now: datetime, budgeted_only: bool = False
+) -> pd.DataFrame:
+    """`budget_rows` from the days already summed per scope (`scope_daily`'s frame, sorted by scope, name, day)."""
     scoped = scoped[scoped["day"] <= now.date()] if not scoped.empty else scoped
     names: dict[str, list[str]] = {
         "key": sorted(keys["key_name"].dropna().unique()),
@@ -299,10 +324,11 @@ def budget_rows(
     if not scoped.empty:
         ordinals = _ordinals(scoped["day"])
         credits = scoped["credits"].to_numpy(dtype=float)
-        labels = list(zip(scoped["scope"], scoped["name"], strict=True))
-        cuts = [0, *[i for i in range(1, len(labels)) if labels[i] != labels[i - 1]], len(labels)]
+        scope_of, name_of = scoped["scope"].to_numpy(dtype=object), scoped["name"].to_numpy(dtype=object)
+        starts = np.flatnonzero((scope_of[1:] != scope_of[:-1]) | (name_of[1:] != name_of[:-1])) + 1
+        cuts = [0, *starts.tolist(), len(scoped)]
         for lo, hi in itertools.pairwise(cuts):
-            groups[labels[lo]] = (ordinals[lo:hi], credits[lo:hi])
+            groups[(scope_of[lo], name_of[lo])] = (ordinals[lo:hi], credits[lo:hi])
     first = month_start(now).toordinal()
     rows = []
     for scope in SCOPES:

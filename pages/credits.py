@@ -19,7 +19,7 @@ from ui.charts import mark_partial, partial_opacity, periods, show, time_axis
 from ui.data import page_config, provenance_caption, read
 from ui.format import local_time, localize_column, number, plain
 from ui.page import open_page
-from ui.tables import table
+from ui.tables import SHOWN_ROWS_HINT, capped, table
 
 CACHE_TTL_S = 30
 
@@ -277,11 +277,22 @@ if uncovered > 0 or gap_count:
 else:
     st.caption(coverage_text)
 with st.expander("Event coverage per key"):
-    shown = coverage.assign(
-        covered_since=coverage["covered_since"].map(lambda t: local_time(t, filters.tz)),
-        last_event_at=coverage["last_event_at"].map(lambda t: local_time(t, filters.tz)),
+    # Keys with gaps first: those are the ones whose duplicate and orphan charges may be missing.
+    by_gaps = coverage.sort_values(["gaps", "key_name"], ascending=[False, True], kind="stable")
+    listed = capped(by_gaps, "keys (most gaps first)", f"{SHOWN_ROWS_HINT} environments in the sidebar")
+    shown = listed.assign(
+        covered_since=listed["covered_since"].map(lambda t: local_time(t, filters.tz)),
+        last_event_at=listed["last_event_at"].map(lambda t: local_time(t, filters.tz)),
     )[["key_name", "environment", "covered_since", "last_event_at", "gaps", "gap_minutes"]]
     table(shown)
+    if len(listed) < len(by_gaps):
+        st.download_button(
+            "Download event coverage (CSV)",
+            lambda: csv_frame(for_export(by_gaps, filters.tz, times=("covered_since", "last_event_at"))),
+            file_name=f"event_coverage_{now:%Y%m%d}.csv",
+            mime="text/csv",
+            key="download_coverage",
+        )
 
 # --- discrepancies -------------------------------------------------------------------------------
 st.subheader("Discrepancies")
@@ -320,8 +331,9 @@ else:
     if chosen_day != "All days":
         view = view[view["day"] == chosen_day]
     view = view.reset_index(drop=True)
+    listed = capped(view, "discrepancies (in judged order)", f"{SHOWN_ROWS_HINT} by category, key or day")
     table(
-        view.assign(kind=view["category"].map(category_words))[
+        listed.assign(kind=listed["category"].map(category_words))[
             [
                 "kind",
                 "key_name",
@@ -349,17 +361,18 @@ else:
     )
     st.download_button(
         "Download discrepancies (CSV)",
-        csv_frame(for_export(view[[*credits.OUTPUT_COLUMNS, "detail"]])),
+        # Written when clicked: tens of thousands of rows would cost seconds on every view.
+        lambda: csv_frame(for_export(view[[*credits.OUTPUT_COLUMNS, "detail"]])),
         file_name=f"credit_discrepancies_{filters.start}_{filters.end}.csv",
         mime="text/csv",
         help="Cells that a spreadsheet would run as formulas are neutralized.",
     )
 
     # Drill-down: one discrepancy, its job as listed, the status trail and every event naming it.
-    labels = [f"{category_words(r.category)} · {r.key_name or '—'} · {r.job_id or r.day}" for r in view.itertuples()]
-    picked_label = st.selectbox("Drill into", ["—", *labels], key="disc_drill")
+    labels = [f"{category_words(r.category)} · {r.key_name or '—'} · {r.job_id or r.day}" for r in listed.itertuples()]
+    picked_label = st.selectbox("Drill into", ["—", *labels], key="disc_drill", help="A row of the table above.")
     if picked_label != "—":
-        row = view.iloc[labels.index(picked_label)]
+        row = listed.iloc[labels.index(picked_label)]
         st.markdown(
             f"**{category_words(row['category'])}** — {credits.CATEGORY_HELP[row['category']]}. "
             f"{plain(row['detail'] or '', None)}",
@@ -489,8 +502,16 @@ else:
 
     st.subheader("Cost per successful output")
     per = credits.cost_per_successful_output(usage, dimension)
+    if dimension == "key_name":
+        st.download_button(
+            "Download cost per key (CSV)",
+            lambda: csv_frame(for_export(per)),
+            file_name=f"cost_per_output_by_key_{filters.start}_{filters.end}.csv",
+            mime="text/csv",
+            key="download_cost_per_key",
+        )
     table(
-        per,
+        capped(per, "keys (most credits first)", f"{SHOWN_ROWS_HINT} environments in the sidebar"),
         {
             "credits": st.column_config.NumberColumn("Credits charged", format="%,.2f"),
             "successful_outputs": st.column_config.NumberColumn("Successful outputs", format="%,d"),

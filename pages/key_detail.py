@@ -24,7 +24,7 @@ from ui.annotations import Markers, annotation_form, chart_markers, markers_capt
 from ui.charts import lines, show
 from ui.data import forget_reads, provenance_caption, read
 from ui.format import local_time, plain, relative_age
-from ui.key_findings import badge, keys_with_findings
+from ui.key_findings import badge, key_with_findings
 from ui.page import open_page
 from ui.tables import table
 from untrusted import http_link
@@ -318,10 +318,9 @@ def smoke_section(key_name: str) -> None:
     )
 
 
-view, _ = keys_with_findings(settings, now)
-inventory = view.inventory.set_index("key_name")
-chosen = choose_key(inventory.index.tolist())
-identity(inventory.loc[chosen])
+chosen = choose_key(read(key_reads.key_names, db))
+view, _ = key_with_findings(settings, now, chosen)
+identity(view.inventory.set_index("key_name").loc[chosen])
 findings_of(chosen, view)
 breakdowns(traffic(chosen))
 jobs_of(chosen)

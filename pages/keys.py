@@ -13,7 +13,7 @@ from ui.format import local_time, plain, relative_age
 from ui.key_actions import action_panel, audit_section, rotations_section
 from ui.key_findings import badge, codes_help, keys_with_findings, words
 from ui.page import open_page
-from ui.tables import link_column, table
+from ui.tables import SHOWN_ROWS_HINT, capped, link_column, table
 
 settings, filters, now = open_page("Keys")
 tz = filters.tz
@@ -35,7 +35,8 @@ rotation_base = pd.to_datetime(keys["rotated_at"]).fillna(pd.to_datetime(keys["c
 keys["rotation_age_days"] = (pd.Timestamp(now) - rotation_base).dt.days
 
 owners = sorted(keys["owner"].dropna().unique().tolist())
-left, right = st.columns(2)
+search, left, right = st.columns(3)
+name_part = search.text_input("Key name contains", key="keys_search", help="Case-insensitive; empty means every key.")
 owner_choice = left.multiselect("Owner", [*owners, "— no owner —"], key="keys_owner", help="Empty means every owner.")
 finding_choice = right.multiselect(
     "Finding",
@@ -45,6 +46,8 @@ finding_choice = right.multiselect(
     help="Keys with any of the chosen findings; empty means every key.",
 )
 shown = keys
+if name_part.strip():
+    shown = shown[shown["key_name"].str.contains(name_part.strip(), case=False, regex=False)]
 if owner_choice:
     wanted = shown["owner"].isin(owner_choice) | (shown["owner"].isna() & ("— no owner —" in owner_choice))
     shown = shown[wanted]
@@ -71,21 +74,22 @@ shown = shown.assign(_n=shown["findings"].map(len)).sort_values(["_n", "key_name
 tab_keys, tab_findings, tab_delete, tab_actions = st.tabs(["All keys", "Findings", "Deletion candidates", "Actions"])
 
 with tab_keys:
+    listed = capped(shown, "keys (most findings first)", f"{SHOWN_ROWS_HINT} by name, owner or finding")
     rows = pd.DataFrame(
         {
-            "key": "key_detail?key=" + shown["key_name"].map(lambda n: quote(n, safe="")),
-            "findings": shown["findings"].map(lambda f: [words(x) for x in f]),
-            "why": shown["reasons"],
-            "last_used": [relative_age(t, now) for t in shown["last_used_at"]],
-            "calls_30d": shown["calls_30d"].fillna(0).astype("int64"),
-            "daily_calls": shown["daily_calls"].map(lambda v: [int(x) for x in v] if hasattr(v, "__len__") else []),
-            "environment": shown["environment"],
-            "owner": shown["owner"].fillna("— none —"),
-            "calls_7d": shown["calls_7d"].fillna(0).astype("int64"),
-            "rotation_age_days": shown["rotation_age_days"],
-            "masked_key": shown["masked_key"],
-            "last_used_at": shown["last_used_at"].map(lambda t: local_time(t, tz)),
-            "created_at": shown["created_at"].map(lambda t: local_time(t, tz)),
+            "key": "key_detail?key=" + listed["key_name"].map(lambda n: quote(n, safe="")),
+            "findings": listed["findings"].map(lambda f: [words(x) for x in f]),
+            "why": listed["reasons"],
+            "last_used": [relative_age(t, now) for t in listed["last_used_at"]],
+            "calls_30d": listed["calls_30d"].fillna(0).astype("int64"),
+            "daily_calls": listed["daily_calls"].map(lambda v: [int(x) for x in v] if hasattr(v, "__len__") else []),
+            "environment": listed["environment"],
+            "owner": listed["owner"].fillna("— none —"),
+            "calls_7d": listed["calls_7d"].fillna(0).astype("int64"),
+            "rotation_age_days": listed["rotation_age_days"],
+            "masked_key": listed["masked_key"],
+            "last_used_at": listed["last_used_at"].map(lambda t: local_time(t, tz)),
+            "created_at": listed["created_at"].map(lambda t: local_time(t, tz)),
         }
     )
     table(
@@ -122,7 +126,7 @@ with tab_keys:
     )
     st.download_button(
         "Download keys (CSV)",
-        csv_frame(for_export(export, tz, times=("created_at", "last_used_at"))),
+        lambda: csv_frame(for_export(export, tz, times=("created_at", "last_used_at"))),  # written when clicked
         file_name=f"keys_{now:%Y%m%d}.csv",
         mime="text/csv",
         key="download_keys",
@@ -136,11 +140,12 @@ with tab_findings:
             listed = in_scope[in_scope["finding"] == finding]
             with st.expander(f"{words(finding)} ({len(listed)})", expanded=finding in counts.index[:1]):
                 badge(finding)
-                lines = [f"- **{plain(r.key_name, None)}**: {plain(r.detail, None)}" for r in listed.itertuples()]
+                some = capped(listed, "keys with this finding", f"{SHOWN_ROWS_HINT} by name or owner")
+                lines = [f"- **{plain(r.key_name, None)}**: {plain(r.detail, None)}" for r in some.itertuples()]
                 st.markdown("\n".join(lines))
         st.download_button(
             "Download findings (CSV)",
-            csv_frame(for_export(in_scope, tz, times=("since",))),
+            lambda: csv_frame(for_export(in_scope, tz, times=("since",))),
             file_name=f"key_findings_{now:%Y%m%d}.csv",
             mime="text/csv",
             key="download_findings",
@@ -155,17 +160,18 @@ with tab_delete:
             "Keys never used or idle past their environment's threshold, with the evidence for deleting "
             "them. Confirm with the owner, then delete upstream and from the config."
         )
+        some = capped(candidates, "deletion candidates", f"{SHOWN_ROWS_HINT} by name or owner")
         evidence = pd.DataFrame(
             {
-                "key_name": candidates["key_name"],
-                "finding": candidates["finding"].map(words),
-                "evidence": candidates["detail"],
-                "last_used_at": candidates["last_used_at"].map(lambda t: local_time(t, tz)),
-                "calls_30d": candidates["calls_30d"].fillna(0).astype("int64"),
-                "environment": candidates["environment"],
-                "owner": candidates["owner"].fillna("— none —"),
-                "created_at": candidates["created_at"].map(lambda t: local_time(t, tz)),
-                "other_findings": candidates["other_findings"].map(
+                "key_name": some["key_name"],
+                "finding": some["finding"].map(words),
+                "evidence": some["detail"],
+                "last_used_at": some["last_used_at"].map(lambda t: local_time(t, tz)),
+                "calls_30d": some["calls_30d"].fillna(0).astype("int64"),
+                "environment": some["environment"],
+                "owner": some["owner"].fillna("— none —"),
+                "created_at": some["created_at"].map(lambda t: local_time(t, tz)),
+                "other_findings": some["other_findings"].map(
                     lambda codes: ", ".join(words(c) for c in codes.split(", ") if c)
                 ),
             }
@@ -175,7 +181,7 @@ with tab_delete:
                    "other_findings"]  # fmt: skip
         st.download_button(
             "Download deletion candidates (CSV)",
-            csv_frame(for_export(candidates[columns], tz, times=("created_at", "last_used_at"))),
+            lambda: csv_frame(for_export(candidates[columns], tz, times=("created_at", "last_used_at"))),
             file_name=f"deletion_candidates_{now:%Y%m%d}.csv",
             mime="text/csv",
             key="download_candidates",

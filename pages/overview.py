@@ -25,10 +25,11 @@ from ui.charts import mark_partial, partial_opacity, periods, show, time_axis, w
 from ui.data import read
 from ui.format import local_time, relative_age
 from ui.page import open_page
-from ui.tables import link_column, table
+from ui.tables import capped, link_column, table
 
 METRICS = [("Calls", "calls", 0), ("Jobs", "jobs", 0), ("Failed jobs", "failed", 0), ("Credits", "credits", 2)]
 TOP_KEYS = 8
+OTHER_KEYS = "other keys"
 
 settings, filters, now = open_page("Overview")
 db, envs, tz = settings.db_path, filters.environments, filters.tz
@@ -113,25 +114,23 @@ def daily_chart(
 
 
 def traffic_charts() -> None:
-    daily = read(reads.daily_usage, db, filters.start, filters.end, envs)
     st.subheader("Calls per key")
+    daily = read(reads.daily_top_keys, db, filters.start, filters.end, envs, TOP_KEYS, OTHER_KEYS)
     if daily.empty:
         st.info("No calls recorded in this range for the selected environments.")
         return
-    ranking = daily.groupby("key_name")["calls"].sum().sort_values(ascending=False)
-    top = list(ranking.head(TOP_KEYS).index)
-    plotted = daily.assign(series=daily["key_name"].where(daily["key_name"].isin(top), "other keys"))
-    plotted = plotted.groupby(["day", "series"], as_index=False)[["calls", "credits"]].sum()
-    plotted["day"] = pd.to_datetime(plotted["day"])
-    color = alt.Color("series:N", title="Key", sort=[*top, "other keys"])
+    plotted = daily.assign(day=pd.to_datetime(daily["day"]))
+    order = plotted.drop_duplicates("series").sort_values("rank")
+    color = alt.Color("series:N", title="Key", sort=order["series"].tolist())
     daily_chart(plotted, "calls", "series", "Calls", "Key", color, ",")
+    shown = int((order["rank"] <= TOP_KEYS).sum())
     st.caption(
-        f"Top {len(top)} keys by calls in range; the rest are grouped as “other keys”. Grain: daily UTC days, from "
+        f"Top {shown} keys by calls in range; the rest are grouped as “{OTHER_KEYS}”. Grain: daily UTC days, from "
         "the usage summary. The faint bar is the day in progress; grey bands are days nobody collected (hover for why)."
     )
 
     st.subheader("Credits by environment")
-    by_env = daily.groupby(["day", "environment"], as_index=False)["credits"].sum()
+    by_env = read(reads.daily_by_environment, db, filters.start, filters.end, envs)
     by_env["day"] = pd.to_datetime(by_env["day"])
     color = alt.Color(
         "environment:N",
@@ -147,16 +146,19 @@ def key_table() -> None:
     if keys.empty:
         st.info("No configured keys in the selected environments.")
         return
+    listed = capped(
+        keys, "keys (most calls in range first)", "the CSV download holds them all; the Keys page filters by name"
+    )
     rows = pd.DataFrame(
         {
-            "key": "key_detail?key=" + keys["key_name"].map(lambda n: quote(n, safe="")),
-            "calls": keys["calls"].astype("int64"),
-            "credits": keys["credits"].astype("float64").round(2),
-            "last_used": keys["last_used_at"].map(lambda t: relative_age(t, now)),
-            "environment": keys["environment"],
-            "owner": keys["owner"].fillna("— none —"),
-            "masked_key": keys["masked_key"],
-            "last_used_at": keys["last_used_at"].map(lambda t: local_time(t, tz)),
+            "key": "key_detail?key=" + listed["key_name"].map(lambda n: quote(n, safe="")),
+            "calls": listed["calls"].astype("int64"),
+            "credits": listed["credits"].astype("float64").round(2),
+            "last_used": listed["last_used_at"].map(lambda t: relative_age(t, now)),
+            "environment": listed["environment"],
+            "owner": listed["owner"].fillna("— none —"),
+            "masked_key": listed["masked_key"],
+            "last_used_at": listed["last_used_at"].map(lambda t: local_time(t, tz)),
         }
     )
     table(
@@ -176,7 +178,7 @@ def key_table() -> None:
     )
     st.download_button(
         "Download key table (CSV)",
-        csv_frame(for_export(export, tz, times=("last_used_at",))),
+        lambda: csv_frame(for_export(export, tz, times=("last_used_at",))),  # written when clicked
         file_name=f"keys_{filters.start}_{filters.end}.csv",
         mime="text/csv",
     )

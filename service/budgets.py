@@ -51,13 +51,12 @@ def budget_report(
     first = budgets.month_start(now) - timedelta(days=budgets.HISTORY_DAYS)
     if balance is not None:
         first = min(first, balance[1].date())
-    daily = reads.daily_credits(db_path, first, now.date())
     scopes = reads.key_scopes(db_path)
-    rows = budgets.budget_rows(daily, scopes, settings, now, budgeted_only)
+    scoped = reads.scope_daily_credits(db_path, first, now.date(), budgets.own_scope_keys(settings, budgeted_only))
+    rows = budgets.scoped_budget_rows(scoped, scopes, settings, now, budgeted_only)
     runway = None
     if balance is not None:
-        account = budgets.scope_daily(daily, scopes)
-        account = account[account["scope"] == "account"]
+        account = scoped[scoped["scope"] == "account"]
         series = pd.Series(account["credits"].to_numpy(), index=list(account["day"]))
         runway = budgets.runway(series, balance[0], balance[1], now, balance[2])
     return BudgetReport(rows, runway, now, scopes)

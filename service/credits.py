@@ -77,19 +77,20 @@ def judge(
         found = found[list(credits.DISCREPANCY_COLUMNS)].reset_index(drop=True)
         for name in ("category", "key_name", "job_id", "day", "pricing_source", "detail"):
             found[name] = found[name].astype("object").where(found[name].notna(), None)  # as judged: None
-        days = result_tables.credit_days(db_path, first, last, envs)
+        # The page needs the range's totals (summed here, in stored order, as the refresh summed them) and its
+        # settled usage, not every key-day row with its names (a month of 10,000 keys is ~700,000 of them).
+        totals = result_tables.credit_day_values(db_path, first, last, envs, credits.CREDIT_DAY_COLUMNS[4:])
+        settled = result_tables.settled_credit_days(db_path, first, last, envs, credits.USAGE_COLUMNS)
         summary_days = result_tables.summary_days(db_path, first, last, envs).drop(columns="environment")
         summary_days["explained_by"] = summary_days["explained_by"].map(lambda v: list(v) if v is not None else [])
         judgement = credits.Judgement(
             found,
-            credits.summary_from_days(days, found),
-            credits.usage_from_days(days),
+            credits.summary_from_days(totals, found),
+            credits.usage_from_days(settled),
             summary_days,
             _stored_pricing(meta.detail),
-            None,
-            days,
         )
-        nothing = days.empty
+        nothing = totals.empty
     else:
         data = billing_data(db_path, start, day_end(end.date()), envs, settings.pricing)
         judgement = credits.judge_range(data, settings, now, start, end)

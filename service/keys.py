@@ -69,3 +69,16 @@ def keys_view(db_path: Source, now: datetime, rules: Rules, spark_days: int = 30
         key_reads.key_activity(db_path, now.date(), spark_days),
         key_findings(db_path, now, rules),
     )
+
+
+@dataclass(frozen=True)
+class KeyView:
+    """What the Key detail page shows of one key: its inventory row (none when not configured) and the findings."""
+
+    inventory: pd.DataFrame
+    findings: Findings
+
+
+def key_view(db_path: Source, now: datetime, rules: Rules, key_name: str) -> KeyView:
+    """One key's identity and the findings, without every key's inventory and activity (10,000 keys' worth)."""
+    return KeyView(key_reads.key_inventory(db_path, key_name), key_findings(db_path, now, rules))

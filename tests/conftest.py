@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from streamlit.runtime.media_file_manager import MediaFileManager
 
 from collectors.sync import RunSummary
 from config import Config, load_config
@@ -47,6 +48,20 @@ class Collected:
     @property
     def base_url(self) -> str:
         return self.server.base_url
+
+
+def deferred_downloads(monkeypatch) -> list[tuple[str, bytes]]:
+    """(file name, bytes) of every download a page writes only when clicked (a large table's CSV): each is
+    written at once here, as a click would."""
+    written: list[tuple[str, bytes]] = []
+    original = MediaFileManager.add_deferred
+
+    def click(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        written.append((file_name or str(mimetype), data_callable()))
+        return original(self, data_callable, mimetype, coordinates, file_name, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", click)
+    return written
 
 
 def make_world(**kwargs) -> World:

@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 
 from analytics.__main__ import main as analytics_main
-from analytics.budgets import BudgetSettings, budget_rows, crossed, forecast_month, runway, status_of
+from analytics.budgets import BudgetSettings, budget_rows, crossed, forecast_month, runway, scope_daily, status_of
 from config import ConfigError, config_from_dict
 from service.alerts import plan_notices
-from service.budgets import enter_balance
+from service.budgets import budget_report, enter_balance
+from store import reads
 from store.alert_store import list_alerts, notices
 
 
@@ -87,6 +88,32 @@ def test_a_budget_for_a_scope_nothing_was_collected_for_is_unknown_not_zero():
         .loc[("owner", "other-team")]
     )
     assert row["budget_credits"] == 100.0 and pd.isna(row["spent_credits"]) and pd.isna(row["status"])
+
+
+def test_the_store_sums_each_scope_as_the_analytics_do_and_only_budgeted_keys_get_their_own(collected):
+    """The page reads each scope's days summed in DuckDB (10,000 keys' days never reach pandas): the same days and
+    credits as summing the usage summary's rows per scope; budgeted-only leaves out the keys with no budget."""
+    first, last = date(2026, 9, 1), collected.now.date()
+    daily, keys = reads.daily_credits(collected.db_path, first, last), reads.key_scopes(collected.db_path)
+    budgeted = [str(daily["key_name"].iloc[0])]
+    for names in (None, budgeted, []):
+        ours = reads.scope_daily_credits(collected.db_path, first, last, names)
+        theirs = scope_daily(daily, keys, names)
+        assert len(ours) > 0 and list(ours.columns) == list(theirs.columns)
+        pd.testing.assert_frame_equal(ours.drop(columns="credits"), theirs.drop(columns="credits"), check_dtype=False)
+        assert np.allclose(ours["credits"], theirs["credits"], rtol=0, atol=1e-6)
+        assert set(ours.loc[ours["scope"] == "key", "name"]) == set(daily["key_name"] if names is None else names)
+
+    settings = BudgetSettings(account=1e9, keys=((budgeted[0], 10.0),))
+    now = collected.now.replace(tzinfo=None)
+    shown = budget_report(collected.db_path, settings, now, budgeted_only=True).rows
+    assert list(zip(shown["scope"], shown["name"], strict=True)) == [("key", budgeted[0]), ("account", "account")]
+    every = budget_report(collected.db_path, settings, now).rows.set_index(["scope", "name"])
+    assert len(every.loc["key"]) == len(keys)
+    for scope, name in (("key", budgeted[0]), ("account", "account")):
+        assert shown.set_index(["scope", "name"]).loc[(scope, name), "spent_credits"] == pytest.approx(
+            every.loc[(scope, name), "spent_credits"], abs=0.005
+        )
 
 
 def test_runway_of_the_prepaid_balance():

@@ -33,7 +33,7 @@ from simulator.config_writer import write_config
 from simulator.server import start_server
 from simulator.world import World
 from store.__main__ import main as store_main
-from tests.conftest import ROOT, SIM_KEYS, SIM_NOW, SIM_SEED, collect_once
+from tests.conftest import ROOT, SIM_KEYS, SIM_NOW, SIM_SEED, collect_once, deferred_downloads
 from tests.untrusted_text import shown_text
 from ui.format import plain
 from ui.settings import Settings
@@ -391,7 +391,7 @@ def pinned(monkeypatch, world_db):
 
 
 def test_every_page_csv_download_neutralizes_hostile_cells(world_db, pinned, monkeypatch):
-    payloads: list[tuple[str, bytes]] = []
+    payloads = deferred_downloads(monkeypatch)  # the large tables' CSVs, written when clicked
     original, spy = _download_spy(payloads)
     monkeypatch.setattr(MediaFileManager, "add", spy)
     for name in ("overview", "keys", "traffic"):

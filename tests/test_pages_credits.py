@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import ui.tables
 from simulator.ledger import write_ledger
-from tests.conftest import PAST_MIDNIGHT, ROOT, SIM_NOW
+from tests.conftest import PAST_MIDNIGHT, ROOT, SIM_NOW, deferred_downloads
 from ui.settings import Settings
 
 PAGE = str(ROOT / "pages" / "credits.py")
@@ -70,6 +71,30 @@ def test_totals_table_and_drill_down(page_env):
     charges = events[(events["credits"] > 0) & (events["method"] == "POST")]
     assert len(charges) >= 2, "a duplicate charge drills into its charge events"
     assert len(at.get("download_button")) >= 1
+
+
+def test_a_long_discrepancy_list_shows_its_first_rows_says_how_many_and_the_csv_keeps_all(page_env, monkeypatch):
+    """10,000 keys can have tens of thousands of discrepancies: the table and the drill-down list show the first
+    SHOWN_ROWS (3 here), a caption says how many of how many and how to narrow, the CSV (written when clicked)
+    holds every row, and a filter that leaves few enough shows them all without the caption."""
+    monkeypatch.setattr(ui.tables, "SHOWN_ROWS", 3)
+    written = deferred_downloads(monkeypatch)
+    at = open_page(page_env)
+    total = len(page_env.world.billing_issues())
+    assert total > 3
+    assert len(discrepancy_table(at)) == 3
+    assert any(f"Showing 3 of {total:,} discrepancies" in c.value and "filter" in c.value for c in at.caption)
+    assert len(at.selectbox(key="disc_drill").options) == 1 + 3
+    csvs = {name.split("_2")[0]: data.decode() for name, data in written}
+    assert len(csvs["credit_discrepancies"].strip().splitlines()) == 1 + total  # header and every row
+    # The event coverage table is capped too (keys with gaps first); its CSV has every key.
+    keys = len(page_env.config.keys)
+    assert any(f"Showing 3 of {keys:,} keys (most gaps first)" in c.value for c in at.caption)
+    assert len(csvs["event_coverage"].strip().splitlines()) == 1 + keys
+
+    at.multiselect(key="disc_category").set_value(["duplicate_charge"]).run()
+    assert len(discrepancy_table(at)) == 3
+    assert not any("Showing 3 of" in c.value and "discrepancies" in c.value for c in at.caption)
 
 
 def test_key_and_day_filters(page_env):

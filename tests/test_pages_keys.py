@@ -8,6 +8,7 @@ import duckdb
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import ui.tables
 from tests.conftest import ROOT, SIM_NOW
 from ui.settings import Settings
 
@@ -94,6 +95,23 @@ def test_keys_page_filters_by_finding_and_lists_deletion_candidates(app_env):
     assert _metric(at, "Keys shown") == str(len(shown))
 
 
+def test_a_long_key_list_shows_its_first_rows_says_how_many_and_a_name_filter_narrows(app_env, monkeypatch):
+    """With more keys than a table ships (SHOWN_ROWS, 3 here) the table shows the first (most findings first),
+    a caption says how many of how many and how to narrow, and "Key name contains" finds any key."""
+    monkeypatch.setattr(ui.tables, "SHOWN_ROWS", 3)
+    at = _page(app_env, "keys")
+    ((count,),) = _sql(app_env, "SELECT count(*) FROM keys")
+    assert len(at.dataframe[0].value) == 3 and _metric(at, "Keys shown") == f"{count:,}"
+    assert any(f"Showing 3 of {count:,} keys (most findings first)" in c.value for c in at.caption)
+
+    at.text_input(key="keys_search").set_value("GATEWAY").run()
+    assert not at.exception
+    shown = {k.split("key=")[-1] for k in at.dataframe[0].value["key"]}
+    ((matching,),) = _sql(app_env, "SELECT count(*) FROM keys WHERE key_name ILIKE '%gateway%'")
+    assert 0 < matching <= 3 and len(shown) == matching and all("gateway" in k.lower() for k in shown)
+    assert not any("Showing 3 of" in c.value for c in at.caption if "keys (most findings first)" in c.value)
+
+
 def test_deep_link_opens_the_right_key(app_env):
     at = _page(app_env, "key_detail", key="prod-main")
     assert at.selectbox(key="detail_key").value == "prod-main"
@@ -145,6 +163,12 @@ def test_traffic_explorer_charts_keys_and_environments_and_ranks_movers(app_env)
         [name, end - timedelta(days=29), end - timedelta(days=1)],  # complete days only: today is in progress
     )
     assert top["current"] == current
+    ((before,),) = _sql(  # the previous period is read as each key's total, not its days
+        app_env,
+        "SELECT coalesce(sum(calls), 0) FROM key_daily_usage WHERE key_name = ? AND day BETWEEN ? AND ?",
+        [name, end - timedelta(days=58), end - timedelta(days=30)],
+    )
+    assert top["previous"] == before and top["change"] == current - before
     assert any("against the 29 days before" in c.value for c in at.caption)
 
     at.radio(key="traffic_grain").set_value("hour").run()

@@ -9,7 +9,9 @@ import pytest
 from streamlit.proto.Metric_pb2 import Metric
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import DASHBOARD, SIM_NOW
+import ui.tables
+from store import reads
+from tests.conftest import DASHBOARD, SIM_NOW, deferred_downloads
 
 
 @pytest.fixture
@@ -48,6 +50,51 @@ def test_overview_numbers_equal_the_database(app_env):
     assert set(table["environment"]) <= {"prod", "staging", "dev"}
     assert len(table) == len(app_env.config.keys)
     assert all(m.startswith("rbv_…") for m in table["masked_key"])
+
+
+def test_a_fleet_larger_than_a_table_shows_its_busiest_keys_says_how_many_and_the_csv_keeps_all(app_env, monkeypatch):
+    """10,000 keys are not shipped to the browser as table rows: the key table shows the first SHOWN_ROWS (2 here)
+    busiest keys with a caption saying how many of how many; the CSV (written when clicked) has every key."""
+    monkeypatch.setattr(ui.tables, "SHOWN_ROWS", 2)
+    written = deferred_downloads(monkeypatch)
+    at = _run()
+    total = len(app_env.config.keys)
+    table = at.dataframe[0].value
+    assert len(table) == 2 and table["calls"].is_monotonic_decreasing
+    assert any(f"Showing 2 of {total:,} keys (most calls in range first)" in c.value for c in at.caption)
+    assert max(table["calls"]) == max(_busiest(app_env).values())
+    assert len(written[-1][1].decode().strip().splitlines()) == 1 + total
+
+
+def _busiest(collected) -> dict[str, int]:
+    end = SIM_NOW.date()
+    with duckdb.connect(str(collected.db_path), read_only=True) as con:
+        rows = con.execute(
+            "SELECT key_name, sum(calls) FROM key_daily_usage WHERE day BETWEEN ? AND ? GROUP BY 1",
+            [end - timedelta(days=29), end],
+        ).fetchall()
+    return dict(rows)
+
+
+def test_the_calls_chart_sums_the_top_keys_and_the_rest_like_the_key_days_do(app_env):
+    """The Overview's per-key chart is summed in DuckDB: its top keys' days and the "other keys" series equal the
+    usage summary's key-days summed the long way."""
+    end = SIM_NOW.date()
+    start = end - timedelta(days=29)
+    daily = reads.daily_usage(app_env.db_path, start, end, ["prod", "staging"])
+    ours = reads.daily_top_keys(app_env.db_path, start, end, ["prod", "staging"], 3, "other keys")
+    ranking = daily.groupby("key_name")["calls"].sum().sort_values(ascending=False)
+    top = list(ranking.head(3).index)
+    assert ours.drop_duplicates("series").sort_values("rank")["series"].tolist() == [*top, "other keys"]
+    theirs = daily.assign(series=daily["key_name"].where(daily["key_name"].isin(top), "other keys"))
+    theirs = theirs.groupby(["day", "series"], as_index=False)[["calls", "credits"]].sum()
+    merged = ours.merge(theirs, on=["day", "series"], suffixes=("", "_long"), validate="one_to_one")
+    assert len(merged) == len(theirs) == len(ours)
+    assert (merged["calls"] == merged["calls_long"]).all()
+    assert ((merged["credits"] - merged["credits_long"]).abs() < 1e-6).all()
+    by_env = reads.daily_by_environment(app_env.db_path, start, end, ["prod", "staging"])
+    assert set(by_env["environment"]) == {"prod", "staging"}
+    assert by_env["calls"].sum() == daily["calls"].sum()
 
 
 def assert_change_colours(at: AppTest) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime
 import streamlit as st
 
 from analytics.keys import FINDINGS, Rules
-from service.keys import KeysView, keys_view
+from service.keys import KeysView, KeyView, key_view, keys_view
 from ui.data import page_config
 from ui.settings import Settings
 
@@ -22,6 +22,17 @@ def keys_with_findings(settings: Settings, now: datetime) -> tuple[KeysView, str
     and a config warning (or None). Judged to the minute, so reruns and both pages share one cache entry."""
     config, problem = page_config(settings.config_path)
     return _keys_view(str(settings.db_path), now.replace(second=0, microsecond=0), config.rules), problem
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _key_view(db_path: str, now: datetime, rules: Rules, key_name: str) -> KeyView:
+    return key_view(db_path, now, rules, key_name)
+
+
+def key_with_findings(settings: Settings, now: datetime, key_name: str) -> tuple[KeyView, str | None]:
+    """One key's inventory row and the findings (stored, or evaluated as of `now`), and a config warning."""
+    config, problem = page_config(settings.config_path)
+    return _key_view(str(settings.db_path), now.replace(second=0, microsecond=0), config.rules, key_name), problem
 
 
 # One colour per kind of finding: red needs action now, orange soon, violet is odd traffic, grey is naming.

@@ -17,6 +17,10 @@ from formatting import label
 
 # Columns that hold credits (two decimals) whatever their dtype.
 CREDIT_WORDS = ("credit", "delta", "refund", "expected_credits", "charged_credits", "cost", "difference")
+# A table ships at most this many rows to the browser (10,000 keys' rows cost seconds to send and to draw);
+# `capped` says how many it left out and how to narrow, and the CSV download keeps every row.
+SHOWN_ROWS = 500
+SHOWN_ROWS_HINT = "the CSV download holds them all; filter"  # "…; filter by name or owner to narrow"
 # Long free text: wide enough to read a sentence without opening the cell.
 WIDE = {"why", "detail", "details", "evidence", "message", "reason", "what", "error", "last_error", "note"}
 
@@ -90,6 +94,16 @@ def table(
         column_config=column_config(frame, overrides, pin, labels),
         key=key,
     )
+
+
+def capped(frame: pd.DataFrame, noun: str, narrow: str, limit: int | None = None) -> pd.DataFrame:
+    """The first `limit` (default SHOWN_ROWS) rows of `frame`; when there are more, a caption says how many
+    of how many are shown and how to narrow (`narrow`: "filter by key or day")."""
+    limit = SHOWN_ROWS if limit is None else limit
+    if len(frame) <= limit:
+        return frame
+    st.caption(f"Showing {limit:,} of {len(frame):,} {noun}; {narrow} to narrow.")
+    return frame.head(limit)
 
 
 def link_column(name: str, help: str | None = None) -> Any:
