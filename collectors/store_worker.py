@@ -76,10 +76,11 @@ IDLE_RELEASE_S = 0.5
 READER_WINDOW_S = 0.4
 # DuckDB's own memory while writing (it spills beyond) and its threads: with the batch size, what bounds the
 # worker's memory. Since the history tables lost their indexes (migration 006) nothing DuckDB holds grows with
-# the file: at 10,000 keys the worker peaked at 683 MB with indexes and 256 MB, 472 MB without them at 192 MB
-# and one thread (the second thread bought no time on a machine whose cores the collector and the API share,
-# and cost 40 MB).
-MEMORY_LIMIT = "192MB"
+# the file beyond this cap. Replaying one 10,000-key first collection's batches (126, 3.65 M rows): 256 MB
+# with indexes took 80 s of CPU and peaked at 535 MB; without them, 192 MB: 41 s, 443 MB; 128 MB: 44 s,
+# 383 MB; 64 MB: 66 s, 319 MB (it re-reads what it evicted). One thread: the second bought no time on a
+# machine whose cores the collector and the API share, and cost 40 MB.
+MEMORY_LIMIT = "128MB"
 THREADS = 1
 _HELD = HeldWriter(HOLD_S, MEMORY_LIMIT, THREADS)
 
