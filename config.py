@@ -127,7 +127,7 @@ class KeyConfig:
 
 @dataclass(frozen=True)
 class CollectorSettings:
-    concurrency: int = 32
+    concurrency: int = 64  # one key's requests never overlap: this many keys in flight at once
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 20.0
     max_attempts: int = 5

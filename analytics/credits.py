@@ -275,16 +275,26 @@ def _orphan_discrepancies(orphans: pd.DataFrame, listed_at: Mapping[str, datetim
 
 
 def judged_summary_days(
-    daily: pd.DataFrame, listed_at: Mapping[str, datetime], now: datetime, settings: ReconcileSettings
+    daily: pd.DataFrame,
+    listed_at: Mapping[str, datetime],
+    now: datetime,
+    settings: ReconcileSettings,
+    history_from: Mapping[str, datetime] | None = None,
 ) -> pd.Series:
-    """Which summary days can be compared: over, settled, and both summary and jobs fetched after that."""
+    """Which summary days can be compared: over, settled, both summary and jobs fetched after that, and after
+    the day of the oldest job held where a key's first job backfill was capped (`history_from`): before it
+    the key's charges are not all held, so a summary day there would differ by what was never fetched."""
     if daily.empty:
         return pd.Series(dtype=bool)
     settle = pd.Timedelta(days=1) + pd.Timedelta(minutes=settings.summary_settle_minutes)
-    day_end = pd.to_datetime(daily["day"]) + settle
+    day = pd.to_datetime(daily["day"])
+    day_end = day + settle
     listed = pd.to_datetime(daily["key_name"].map(lambda k: listed_at.get(k)))
     fetched = pd.to_datetime(daily["fetched_at"])
     ok = (day_end <= pd.Timestamp(now)) & (day_end <= fetched) & (day_end <= listed)
+    if history_from:
+        held_from = pd.to_datetime(daily["key_name"].map(lambda k: history_from.get(k)))
+        ok &= held_from.isna() | (day > held_from.dt.normalize())
     return ok.fillna(False).astype(bool)
 
 
@@ -355,6 +365,7 @@ def _summary_fits(
     end: datetime,
     settings: ReconcileSettings,
     items: pd.DataFrame,
+    history_from: Mapping[str, datetime] | None = None,
 ) -> SummaryFits:
     """Every judged key-day of the usage summary against the key's charges, and how the listed duplicate,
     orphan and failed-but-charged rows of that day could explain the difference (see `_summary_days`)."""
@@ -362,7 +373,7 @@ def _summary_fits(
     nothing = SummaryFits(pd.DataFrame(columns=_SUMMARY_DAY_COLUMNS), [], [], votes)
     if daily.empty:
         return nothing
-    frame = daily[judged_summary_days(daily, listed_at, now, settings)]
+    frame = daily[judged_summary_days(daily, listed_at, now, settings, history_from)]
     days = pd.to_datetime(frame["day"])
     keep = days <= pd.Timestamp(end.date())
     if start is not None:
@@ -659,7 +670,9 @@ def reconcile_group(
         *_job_discrepancies(ranged, settings.tolerance, pricing),
         _orphan_discrepancies(orphans, data.jobs_listed_at),
     ]
-    fits = _summary_fits(data.daily, data.jobs_listed_at, now, start, end, settings, _explaining_items(parts))
+    fits = _summary_fits(
+        data.daily, data.jobs_listed_at, now, start, end, settings, _explaining_items(parts), data.jobs_history_from
+    )
     unjudged = None
     if ledger is not None:
         period = ledger_period(ledger, now, ledger_since)

@@ -74,11 +74,15 @@ def release_memory() -> None:
 HOLD_S = 5.0
 IDLE_RELEASE_S = 0.5
 READER_WINDOW_S = 0.4
-# DuckDB's own memory while writing (it spills beyond): what bounds the worker's memory, with the batch size.
-# The indexes it updates grow with the rows in the file (128 MB ran out at 10,000 keys): a shard file holds
-# fewer.
-MEMORY_LIMIT = "256MB"
-_HELD = HeldWriter(HOLD_S, MEMORY_LIMIT)
+# DuckDB's own memory while writing (it spills beyond) and its threads: with the batch size, what bounds the
+# worker's memory. Since the history tables lost their indexes (migration 006) nothing DuckDB holds grows with
+# the file beyond this cap. Replaying one 10,000-key first collection's batches (126, 3.65 M rows): 256 MB
+# with indexes took 80 s of CPU and peaked at 535 MB; without them, 192 MB: 41 s, 443 MB; 128 MB: 44 s,
+# 383 MB; 64 MB: 66 s, 319 MB (it re-reads what it evicted). One thread: the second bought no time on a
+# machine whose cores the collector and the API share, and cost 40 MB.
+MEMORY_LIMIT = "128MB"
+THREADS = 1
+_HELD = HeldWriter(HOLD_S, MEMORY_LIMIT, THREADS)
 
 
 def load_state(db_path: str | Path, key_names: list[str], with_jobs: bool) -> CollectorState:

@@ -209,6 +209,7 @@ def prepare(outcomes: list[Outcome]) -> PreparedBatch:
                 "request_id": outcome.request_id,
             }
         )
+    prepared.batch.compact()
     return prepared
 
 
@@ -257,7 +258,9 @@ async def collect(
     db_path = Path(db_path)
     settings = config.collector
     selected = [e for e in endpoints if ENDPOINTS[e].enabled(config)]
-    chosen = [k for k in config.keys if only_keys is None or k.name in only_keys]
+    # In name order: each batch then holds a narrow range of names, so the writer's merge (joined on key_name)
+    # skips every stored row group outside it instead of reading the whole history (store.writes).
+    chosen = sorted((k for k in config.keys if only_keys is None or k.name in only_keys), key=lambda k: k.name)
     with write_transaction(db_path) as con:
         writes.claim_shard(con, *config.shard, now())
         writes.sync_key_registry(con, registry_rows(config.keys), now())

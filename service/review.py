@@ -73,6 +73,7 @@ def week_reconciliation(
         daily=credit_days_of_week(data.daily, span.start, span.end),
         rates=data.rates,
         jobs_listed_at=data.jobs_listed_at,
+        jobs_history_from=data.jobs_history_from,
         pricing=data.pricing,
     )
     # Only the week's jobs are judged (cut to [start, cut]), as find_discrepancies judges them.

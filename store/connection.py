@@ -114,16 +114,17 @@ class HeldWriter:
     """One read-write connection kept open across many short transactions, by a process whose only job is
     writing one database (the collector's store worker).
 
-    Closing a DuckDB file checkpoints it, and a checkpoint costs a fixed share plus one that grows with the
-    tables' indexes: a 10,000-key first collection spent 51 of its writer's 93 s closing after every batch.
+    Closing a DuckDB file checkpoints it, and a checkpoint costs a fixed share plus one that grows with what
+    was written since (and, with primary-key indexes, with the tables): a 10,000-key first collection spent 51
+    of its writer's 93 s closing after every batch.
     Held, transactions only append to the write-ahead log (automatic checkpoints are raised out of the way)
     and the file is checkpointed when released. While held no other process can open the file, so the
     holder releases it after `hold_s` or when idle (see collectors.store_worker): readers, which retry for
     LOCK_RETRY_SECONDS, wait seconds at most.
     """
 
-    def __init__(self, hold_s: float = 5.0, memory_limit: str | None = None) -> None:
-        self.hold_s, self.memory_limit = hold_s, memory_limit
+    def __init__(self, hold_s: float = 5.0, memory_limit: str | None = None, threads: int | None = None) -> None:
+        self.hold_s, self.memory_limit, self.threads = hold_s, memory_limit, threads
         self._con: duckdb.DuckDBPyConnection | None = None
         self._path: str | None = None
         self._opened = 0.0
@@ -143,7 +144,8 @@ class HeldWriter:
         self.release()
         make_private_dir(Path(path).parent)
         created = not Path(path).exists()
-        config = {"memory_limit": self.memory_limit} if self.memory_limit else None
+        settings = {"memory_limit": self.memory_limit, "threads": self.threads}
+        config = {name: value for name, value in settings.items() if value is not None} or None
         con = _open(path, read_only=False, deadline_s=LOCK_RETRY_SECONDS, config=config)
         try:
             if created:

@@ -234,3 +234,32 @@ def test_ledger_rows_older_than_a_capped_job_history_are_labelled_not_judged(col
     note = next(line for line in done.stderr.splitlines() if line.startswith("ledger: "))
     count = int(note.split()[1])
     assert count > 100 and f"({count} older than the job history collected for its key)" in note
+
+
+def test_summary_days_before_a_capped_job_history_are_not_called_mismatches(collected, tmp_path):
+    """A key whose first backfill stopped after one page holds only its newest jobs: its summary days before
+    the oldest job held differ by what was never fetched, not by anything the vendor did. So capping the
+    backfill finds no summary mismatch that the full collection of the same world does not."""
+    server = start_server(collected.world, admin_token=ADMIN_TOKEN)
+    try:
+        config = load_config(
+            write_sim_config(server, tmp_path / "keys.toml", "[collector]\nmax_job_pages_first_run = 1")
+        )
+        db = tmp_path / "capped.duckdb"
+        collect_once(config, db)
+    finally:
+        server.stop()
+    history_from = credit_reads.jobs_history_from(db)
+    assert history_from, "busy keys' first backfill stopped after one page of jobs"
+
+    def mismatches(path: Path) -> set[tuple[str, str]]:
+        done = reconcile("--db", str(path), "--now", NOW_ARG, "--format", "json", "--since", "2026-08-01")
+        assert done.returncode == 0, done.stderr
+        return {(r["key_name"], r["day"]) for r in json.loads(done.stdout) if r["category"] == "summary_mismatch"}
+
+    capped, full = mismatches(db), mismatches(collected.db_path)
+    assert full, "the world's injected summary mismatches are found by the full collection"
+    assert capped <= full
+    for key, day in capped:
+        if key in history_from:
+            assert day > history_from[key].date().isoformat()
