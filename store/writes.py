@@ -37,8 +37,8 @@ def _table(schema: pa.Schema, tuples: Sequence[tuple[Any, ...]]) -> pa.Table:
 
 @functools.cache
 def _record_type(kind: str, width: int) -> pa.StructType:
-    """The row type of `kind`'s records `width` fields wide, key_name first (built once: a first collection
-    makes tens of thousands of per-key tables, and building the type each time was half their cost)."""
+    """The row type of `kind`'s records `width` fields wide, key_name first: built once per kind and width,
+    not for each of the tens of thousands of per-key tables a first collection makes."""
     return pa.struct(list(_RECORD_SCHEMAS[kind])[: 1 + width])
 
 
