@@ -6,7 +6,7 @@ pages cold, with the collector's peak memory; prints a markdown table and the go
 Method, per fleet size (each step in a fresh process, so each peak RSS is that step's own):
 1. the stand-in serves N keys (90 days, frozen clock, warmed, 50 ms per response) from a process of its own
    (scripts/bench_collector.py's start_stand_in);
-2. first collection: `collect` as `collectors once` runs it (32 at once, one jobs page per key on a first run),
+2. first collection: `collect` as `collectors once` runs it (64 keys at once, one jobs page per key on a first run),
    in a child process; its peak RSS and its store worker's (a child of it, waited for before measuring) are
    reported apart: they are two processes, and their sum bounds what they hold together;
    meanwhile a reader in another process opens the database every half second (as a dashboard does): how
