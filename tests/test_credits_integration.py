@@ -211,16 +211,22 @@ def test_ledger_without_dates_asks_for_since(collected, tmp_path):
     assert done.returncode == 2 and "give a start (--since)" in done.stderr
 
 
-def test_ledger_rows_older_than_a_capped_job_history_are_labelled_not_judged(collected, tmp_path):
+@pytest.fixture(scope="module")
+def capped_db(collected, tmp_path_factory) -> Path:
+    """The collected world again, its keys' first job backfill capped at one page."""
+    folder = tmp_path_factory.mktemp("capped")
     server = start_server(collected.world, admin_token=ADMIN_TOKEN)
     try:
-        config = load_config(
-            write_sim_config(server, tmp_path / "keys.toml", "[collector]\nmax_job_pages_first_run = 1")
-        )
-        db = tmp_path / "capped.duckdb"
+        config = load_config(write_sim_config(server, folder / "keys.toml", "[collector]\nmax_job_pages_first_run = 1"))
+        db = folder / "capped.duckdb"
         collect_once(config, db)
     finally:
         server.stop()
+    return db
+
+
+def test_ledger_rows_older_than_a_capped_job_history_are_labelled_not_judged(collected, capped_db, tmp_path):
+    db = capped_db
     history_from = credit_reads.jobs_history_from(db)
     assert history_from, "busy keys' first backfill stopped after one page of jobs"
     ledger = tmp_path / "ledger.csv"
@@ -236,19 +242,11 @@ def test_ledger_rows_older_than_a_capped_job_history_are_labelled_not_judged(col
     assert count > 100 and f"({count} older than the job history collected for its key)" in note
 
 
-def test_summary_days_before_a_capped_job_history_are_not_called_mismatches(collected, tmp_path):
+def test_summary_days_before_a_capped_job_history_are_not_called_mismatches(collected, capped_db):
     """A key whose first backfill stopped after one page holds only its newest jobs: its summary days before
     the oldest job held differ by what was never fetched, not by anything the vendor did. So capping the
     backfill finds no summary mismatch that the full collection of the same world does not."""
-    server = start_server(collected.world, admin_token=ADMIN_TOKEN)
-    try:
-        config = load_config(
-            write_sim_config(server, tmp_path / "keys.toml", "[collector]\nmax_job_pages_first_run = 1")
-        )
-        db = tmp_path / "capped.duckdb"
-        collect_once(config, db)
-    finally:
-        server.stop()
+    db = capped_db
     history_from = credit_reads.jobs_history_from(db)
     assert history_from, "busy keys' first backfill stopped after one page of jobs"
 
