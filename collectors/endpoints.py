@@ -17,6 +17,7 @@ from collectors.http_client import ApiClient, ApiError, ApiResponse
 from config import Config, KeyConfig
 from store import writes
 from store.collector_state import CollectorState
+from store.landing import PackedBody, pack_body, unpack_body
 
 
 @dataclass
@@ -24,7 +25,11 @@ class Landing:
     endpoint: str
     request_id: str | None
     http_status: int | None
-    body: str | None
+    body: PackedBody  # compressed as it arrives: most of what a run holds while it waits to be written
+
+    @property
+    def text(self) -> str | None:
+        return unpack_body(self.body.zstd)
 
 
 @dataclass
@@ -96,14 +101,19 @@ class _Request:
             self.outcome.requests += 1
             if exc.text is not None:
                 self.outcome.landings.append(
-                    Landing(endpoint or self.outcome.endpoint, exc.request_id, exc.status, exc.text)
+                    Landing(endpoint or self.outcome.endpoint, exc.request_id, exc.status, pack_body(exc.text))
                 )
             raise
         self.outcome.attempts += response.attempts
         self.outcome.requests += 1
         self.outcome.request_id = response.request_id
         self.outcome.landings.append(
-            Landing(endpoint or self.outcome.endpoint, response.request_id, response.status, response.text)
+            Landing(
+                endpoint or self.outcome.endpoint,
+                response.request_id,
+                response.status,
+                pack_body(response.text),
+            )
         )
         return response
 

@@ -146,12 +146,17 @@ class ApiClient:
         transport: httpx.AsyncBaseTransport | None = None,
         seed: int | None = None,
     ) -> None:
+        timeout = httpx.Timeout(read_timeout_s, connect=connect_timeout_s)
+        self._transport = transport or _network_transport(concurrency)
         self._client = _CookielessClient(
             base_url=base_url,
-            timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
-            transport=transport or _network_transport(concurrency),
+            timeout=timeout,
+            transport=self._transport,
             headers={"User-Agent": "rbv-key-monitor/1.0", "Accept": "application/json"},
         )
+        # What the client would send with every GET, for `_get`.
+        self._get_headers = self._client.headers.copy()
+        self._get_extensions = {"timeout": timeout.as_dict()}
         self._in_flight = asyncio.Semaphore(concurrency)
         self._urls: dict[tuple[str, tuple[tuple[str, Any], ...]], httpx.URL] = {}
         self.retry = retry or RetryPolicy()
@@ -181,6 +186,22 @@ class ApiClient:
             return url
         except TypeError:  # an unhashable parameter value: build it every time
             return self._client.build_request("GET", path, params=params).url
+
+    async def _get(self, url: httpx.URL, headers: Mapping[str, str] | None) -> httpx.Response:
+        """One GET straight through the transport, read whole: what the client's `get` does for the API's
+        requests, without its per-request passes for auth, redirects, cookies and hooks (none of which the
+        API's GETs use; a redirect is not followed either way): a tenth of the collector's CPU in a 10,000-key
+        first collection (py-spy)."""
+        sent = httpx.Headers(self._get_headers)
+        if headers:
+            sent.update(headers)  # a caller's header replaces a default of the same name, whatever its case
+        request = httpx.Request("GET", url, headers=sent, extensions=self._get_extensions)
+        response = await self._transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
 
     async def get_json(
         self,
@@ -221,7 +242,7 @@ class ApiClient:
                 async with self._in_flight:
                     self.stats.requests += 1
                     if method == "GET":
-                        response = await self._client.get(self._url(path, params), headers=headers)
+                        response = await self._get(self._url(path, params), headers)
                     else:
                         response = await self._client.request(
                             method, self._url(path, params), headers=headers, json=json, files=files

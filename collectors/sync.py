@@ -222,7 +222,7 @@ async def _run_endpoint(ctx: FetchContext, name: str, key: KeyConfig | None) -> 
         outcome.request_id = exc.request_id or outcome.request_id
     except contract.ContractError as exc:
         outcome.status, outcome.error_code, outcome.message = "failed", "contract", str(exc)
-        landed = outcome.landings[-1].body if outcome.landings else None
+        landed = outcome.landings[-1].text if outcome.landings else None
         outcome.rejects.append((f"{name}: {exc}", landed, outcome.request_id))
     else:
         if outcome.rejected and not outcome.parsed:

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
 import numpy as np
+import orjson
 
 from .catalog import (
     FORMATS,
@@ -118,8 +119,13 @@ def _blake(text: str, size: int = 12) -> str:
 
 
 def json_bytes(obj: object) -> bytes:
-    """The wire encoding of every JSON body the stand-in sends."""
-    return json.dumps(obj, separators=(",", ":")).encode()
+    """The wire encoding of every JSON body the stand-in sends: orjson, which is a tenth of the stdlib's CPU
+    (the encoder was a fifth of the stand-in's CPU serving a 10,000-key first collection); the stdlib's for
+    what orjson refuses (integers past 64 bits, keys that are not text)."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:
+        return json.dumps(obj, separators=(",", ":")).encode()
 
 
 @dataclass

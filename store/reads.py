@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from store.connection import Source, reading
+from store.landing import unpack_body
 from store.results import first_row
 
 
@@ -429,3 +430,25 @@ def collection_status(db_path: Source, until: datetime) -> CollectionStatus:
 def rotations(db_path: Source) -> pd.DataFrame:
     """Each configured key's last rotation as the config records it: key_name, rotated_at (never rotated: left out)."""
     return _df(db_path, "SELECT key_name, rotated_at FROM keys WHERE rotated_at IS NOT NULL ORDER BY rotated_at")
+
+
+def landed_bodies(db_path: Source, endpoint: str | None = None, key_name: str | None = None) -> pd.DataFrame:
+    """Raw landings with their bodies as text, oldest first (what re-modelling reads): landing_id, endpoint,
+    key_name, key_fingerprint, fetched_at, request_id, http_status, body_sha256, body."""
+    frame = _df(
+        db_path,
+        """
+        SELECT landing_id, endpoint, key_name, key_fingerprint, fetched_at, request_id, http_status, body_sha256,
+               body, body_zstd
+        FROM raw_landing
+        WHERE (? IS NULL OR endpoint = ?) AND (? IS NULL OR key_name = ?)
+        ORDER BY landing_id
+        """,
+        [endpoint, endpoint, key_name, key_name],
+    )
+    # Landings before migration 007 hold their text in `body`; later ones the compressed form.
+    frame["body"] = [
+        old if pd.isna(packed) else unpack_body(bytes(packed))
+        for packed, old in zip(frame.pop("body_zstd"), frame["body"], strict=True)
+    ]
+    return frame

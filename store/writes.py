@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -333,29 +332,26 @@ _LANDINGS = pa.schema(
         ("fetched_at", _TIME),
         ("request_id", pa.string()),
         ("http_status", pa.int32()),
-        ("body", pa.string()),
         ("body_sha256", pa.string()),
+        ("body_zstd", pa.binary()),
     ]
 )
 
 
-def body_digest(body: str | None) -> str:
-    return hashlib.sha256((body or "").encode("utf-8", "replace")).hexdigest()
-
-
 def land_raw(con: duckdb.DuckDBPyConnection, landings: Sequence[dict[str, Any]]) -> int:
     """Keep bodies as received (dicts of endpoint, key_name, key_fingerprint, fetched_at, request_id,
-    http_status, body); a body already held for the same key and endpoint is not stored again, so an
-    unchanged poll lands nothing."""
-    fields = itemgetter(*_LANDINGS.names[:-1])
-    rows = [(*fields(landing), body_digest(landing["body"])) for landing in landings]
-    first = {(row[0], row[1], row[-1]): row for row in reversed(rows)}
+    http_status, and body: a store.landing.PackedBody); a body already held for the same key and endpoint is not stored
+    again, so an unchanged poll lands nothing."""
+    fields = itemgetter(*_LANDINGS.names[:-2])
+    rows = [(*fields(landing), *landing["body"]) for landing in landings]
+    first = {(row[0], row[1], row[-2]): row for row in reversed(rows)}
     return _changed(
         con,
         """
-        INSERT INTO raw_landing
+        INSERT INTO raw_landing (landing_id, endpoint, key_name, key_fingerprint, fetched_at, request_id,
+                                 http_status, body_sha256, body_zstd)
         SELECT nextval('landing_seq'), i.endpoint, i.key_name, i.key_fingerprint, i.fetched_at, i.request_id,
-               i.http_status, i.body_sha256, i.body
+               i.http_status, i.body_sha256, i.body_zstd
         FROM incoming i
         WHERE NOT EXISTS (
             SELECT 1 FROM raw_landing r WHERE r.endpoint = i.endpoint

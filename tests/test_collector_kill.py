@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from simulator.server import start_server
+from store import reads
 from tests.conftest import ADMIN_TOKEN, make_world, write_sim_config
 from tests.test_collector_faults import WORLD, assert_matches_truth, assert_no_duplicates, rows, served_keys
 
@@ -75,7 +76,8 @@ def assert_consistent(world, db: Path) -> None:
         for endpoint, held in (("summary", daily), ("jobs", jobs), ("events", events)):
             expected = truth[endpoint] if (name, endpoint) in cursors else 0
             assert held == expected, (name, endpoint, held, expected)
-    for body, digest in rows(db, "SELECT body, body_sha256 FROM raw_landing"):
+    landed = reads.landed_bodies(db)
+    for body, digest in zip(landed["body"], landed["body_sha256"], strict=True):
         assert hashlib.sha256((body or "").encode()).hexdigest() == digest
     assert rows(db, "SELECT count(*) FROM collector_run_items WHERE run_id NOT IN "
                     "(SELECT run_id FROM collector_runs)") == [(0,)]  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from datetime import datetime, timedelta
 
@@ -13,6 +14,7 @@ import pytest
 from collectors.http_client import ApiClient, ApiError, RetryPolicy
 from collectors.sync import collect
 from config import config_from_dict
+from store import reads, write_transaction
 
 NOW = datetime(2026, 11, 20, 12, 0, 0)
 SECRET_A = "rbv_" + "a" * 32
@@ -269,6 +271,35 @@ def test_retry_policy_retries_429_and_5xx_but_not_4xx():
     assert len(seen) == 3
 
 
+def test_a_get_carries_the_clients_headers_and_timeouts_and_follows_no_redirect():
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == "/moved":
+            return httpx.Response(302, headers={"Location": "http://elsewhere/steal"}, json={"moved": True})
+        return httpx.Response(200, json={"ok": True}, headers={"X-Request-Id": "req_1"})
+
+    async def go():
+        async with ApiClient(
+            "http://api.test", connect_timeout_s=3.0, read_timeout_s=7.0, transport=httpx.MockTransport(handler)
+        ) as c:
+            answer = await c.get_json("/v1/usage", params={"days": 7}, headers={"X-Api-Key": SECRET_A, "accept": "x"})
+            moved = await c.get_json("/moved", headers={"X-Api-Key": SECRET_A})
+        return answer, moved
+
+    answer, moved = asyncio.run(go())
+    assert (answer.status, answer.body, answer.request_id) == (200, {"ok": True}, "req_1")
+    first = seen[0]
+    assert str(first.url) == "http://api.test/v1/usage?days=7"
+    assert first.headers["user-agent"] == "rbv-key-monitor/1.0"
+    assert first.headers.get_list("accept") == ["x"]  # the caller's header replaces the default, whatever its case
+    assert first.headers["x-api-key"] == SECRET_A
+    assert first.extensions["timeout"] == {"connect": 3.0, "read": 7.0, "write": 7.0, "pool": 7.0}
+    # A redirect is answered as it is: the key is never sent to the other host.
+    assert moved.status == 302 and [r.url.host for r in seen] == ["api.test", "api.test"]
+
+
 def test_backoff_follows_the_vendor_schedule():
     import random
 
@@ -285,12 +316,23 @@ def test_raw_bodies_are_landed_with_request_ids(tmp_path):
     api.add_events(2, NOW - timedelta(minutes=5))
     db = tmp_path / "m.duckdb"
     _run(api, db)
-    with duckdb.connect(str(db), read_only=True) as con:
-        rows = con.execute("SELECT endpoint, http_status, body FROM raw_landing").fetchall()
-    endpoints = {r[0] for r in rows}
-    assert {"pricing", "summary", "events", "jobs"} <= endpoints
-    body = next(r[2] for r in rows if r[0] == "events")
+    landed = reads.landed_bodies(db)
+    assert {"pricing", "summary", "events", "jobs"} <= set(landed["endpoint"])
+    body = landed.loc[landed["endpoint"] == "events", "body"].iloc[0]
     assert json.loads(body)["items"][0]["id"].startswith("evt_")
+    for text, digest in zip(landed["body"], landed["body_sha256"], strict=True):
+        assert hashlib.sha256(text.encode()).hexdigest() == digest
+    with duckdb.connect(str(db), read_only=True) as con:
+        compressed, as_text = con.execute("SELECT count(body_zstd), count(body) FROM raw_landing").fetchone()
+    assert (compressed, as_text) == (len(landed), 0)
+    # A landing from before migration 007 keeps its text, and reads back the same way.
+    with write_transaction(db) as con:
+        con.execute(
+            "INSERT INTO raw_landing (landing_id, endpoint, fetched_at, body) "
+            "VALUES (nextval('landing_seq'), 'legacy', ?, '{\"old\": 1}')",
+            [NOW],
+        ).fetchall()
+    assert reads.landed_bodies(db, endpoint="legacy")["body"].tolist() == ['{"old": 1}']
 
 
 def test_a_charge_that_settles_after_the_first_poll_is_recorded(tmp_path):
