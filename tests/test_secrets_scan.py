@@ -42,6 +42,7 @@ from simulator.faults import FaultSpec
 from simulator.ledger import write_ledger
 from simulator.server import start_server
 from store.__main__ import main as store_main
+from store.landing import unpack_body
 from tests.conftest import ROOT, make_world
 from tests.notify_receivers import smtp_receiver
 from ui.auth import hash_password
@@ -96,6 +97,21 @@ def _needles(secrets: dict[str, str]) -> list[tuple[str, str]]:
     return found
 
 
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def _rows_text(rows: list[tuple]) -> str:
+    """Rows as text, with every zstd-compressed value (landed bodies, store.landing) also as its text: a secret
+    inside one would not show in the compressed bytes."""
+    lines = []
+    for row in rows:
+        lines.append(repr(row))
+        for value in row:
+            if isinstance(value, bytes) and value[:4] == ZSTD_MAGIC:
+                lines.append(unpack_body(value) or "")
+    return "\n".join(lines)
+
+
 def _db_text(path: Path) -> str:
     """Every value of every table and view in a DuckDB file (compressed storage hides raw bytes)."""
     parts = []
@@ -106,7 +122,7 @@ def _db_text(path: Path) -> str:
         ).fetchall()
         for schema, table in tables:
             rows = con.execute(f'SELECT * FROM "{schema}"."{table}"').fetchall()
-            parts.append(f"## {schema}.{table}\n" + "\n".join(repr(r) for r in rows))
+            parts.append(f"## {schema}.{table}\n" + _rows_text(rows))
     finally:
         con.close()
     return "\n".join(parts)
@@ -116,7 +132,8 @@ def _parquet_text(folder: Path) -> str:
     con = duckdb.connect()
     try:
         return "\n".join(
-            repr(con.execute("SELECT * FROM read_parquet(?)", [str(p)]).fetchall()) for p in folder.glob("*.parquet")
+            _rows_text(con.execute("SELECT * FROM read_parquet(?)", [str(p)]).fetchall())
+            for p in folder.glob("*.parquet")
         )
     finally:
         con.close()
@@ -445,6 +462,8 @@ def test_every_artifact_was_produced(scan):
     assert any(name.startswith("values of monitor.duckdb") for name in artifacts)
     assert any(name.startswith("values of state.duckdb") for name in artifacts)
     assert "decision" in artifacts["values of state.duckdb"].lower()
+    # The landed bodies were scanned as text, not only as their compressed bytes.
+    assert '"daily"' in artifacts["values of monitor.duckdb"] and '"items"' in artifacts["values of monitor.duckdb"]
     # The verbose log really logged requests and the faults really made retries.
     assert b"attempt" in artifacts["collectors once -v stderr"]
     assert b"failed" in artifacts["collectors once -v stderr"]
