@@ -119,9 +119,9 @@ def _blake(text: str, size: int = 12) -> str:
 
 
 def json_bytes(obj: object) -> bytes:
-    """The wire encoding of every JSON body the stand-in sends: orjson, which is a tenth of the stdlib's CPU
-    (the encoder was a fifth of the stand-in's CPU serving a 10,000-key first collection); the stdlib's for
-    what orjson refuses (integers past 64 bits, keys that are not text)."""
+    """The wire encoding of every JSON body the stand-in sends: orjson (the stdlib's encoder was a fifth of the
+    stand-in's CPU serving a 10,000-key first collection, py-spy), or the stdlib's for what orjson refuses
+    (integers past 64 bits, keys that are not text)."""
     try:
         return orjson.dumps(obj)
     except TypeError:
