@@ -70,7 +70,7 @@ def release_memory() -> None:
 # ("release"), and after HOLD_S at the latest. After a release for time held it leaves the file closed for
 # READER_WINDOW_S, longer than a waiting reader sleeps between tries (store.connection's backoff), or a
 # reader would only get in by luck while the next batch is already waiting: at most READER_WINDOW_S / HOLD_S
-# of the writer's time, and a reader waits at most about HOLD_S.
+# of the writer's time, and a reader waits at most about HOLD_S. An idle release leaves the same window.
 HOLD_S = 5.0
 IDLE_RELEASE_S = 0.5
 READER_WINDOW_S = 0.4
@@ -120,6 +120,9 @@ def _serve_calls(conn: Connection) -> None:
         try:
             if _HELD.held and not conn.poll(IDLE_RELEASE_S):
                 _HELD.release()  # a pause: let readers in
+                # Its checkpoint can take most of a second, and a call that came meanwhile would reopen the file
+                # at once: a reader then waited through several holds (9 s at 3,000 keys).
+                reopen_at = time.monotonic() + READER_WINDOW_S
                 continue
             message = conn.recv()
         except (EOFError, OSError):
