@@ -340,8 +340,8 @@ _LANDINGS = pa.schema(
 
 def land_raw(con: duckdb.DuckDBPyConnection, landings: Sequence[dict[str, Any]]) -> int:
     """Keep bodies as received (dicts of endpoint, key_name, key_fingerprint, fetched_at, request_id,
-    http_status, and body: a store.landing.PackedBody); a body already held for the same key and endpoint is not stored
-    again, so an unchanged poll lands nothing."""
+    http_status, and body: a store.landing.PackedBody); a body already held for the same key and endpoint
+    is not stored again, so an unchanged poll lands nothing."""
     fields = itemgetter(*_LANDINGS.names[:-2])
     rows = [(*fields(landing), *landing["body"]) for landing in landings]
     first = {(row[0], row[1], row[-2]): row for row in reversed(rows)}
